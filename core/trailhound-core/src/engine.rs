@@ -1,0 +1,808 @@
+//! The engine: the deterministic state machine that decides what to store, what to send
+//! and when.
+//!
+//! # Driving it
+//!
+//! A runtime owns one `Engine` and, whenever something happens or a timer fires:
+//!
+//! 1. feeds it with the `handle_*` methods (an event, device conditions, a lifecycle
+//!    change, a flush request, the result of a store operation or of an upload);
+//! 2. executes every store operation from [`Engine::poll_store`] (one at a time: each
+//!    result goes back through [`Engine::handle_store`] before the next poll);
+//! 3. sends every request from [`Engine::poll_transmit`], reporting each result through
+//!    [`Engine::handle_upload`] (uploads may take as long as they like; the engine keeps
+//!    accepting and committing events meanwhile);
+//! 4. hands every [`Engine::poll_notification`] to the app's listener;
+//! 5. sleeps until [`Engine::poll_timeout`] or the next input.
+//!
+//! Time is always an argument: milliseconds since the Unix epoch from the wall clock.
+//! Wall clocks jump; when `now` goes backwards the engine moves its own deadlines back with
+//! it, so that a clock set back by a day does not stall uploads for a day.
+
+use std::collections::VecDeque;
+
+use crate::conditions::DeviceConditions;
+use crate::message::{Identity, QueuedEvent};
+use crate::policy::{Policy, BATCH_ENVELOPE_BYTES};
+use crate::report::{DropReason, Notification, Stats};
+use crate::retry::{self, Jitter};
+use crate::schedule::{self, QueueLoad, Tier};
+use crate::store::{Evicted, PersistedState, Removed, StoreOp, StoreOutcome, StoreResult, StoreSnapshot};
+use crate::store::FailureKind;
+use crate::wire;
+
+/// How long a failed store operation waits before it is tried again.
+const STORE_RETRY_MS: i64 = 1_000;
+
+/// A backwards step of the wall clock smaller than this is treated as jitter, not a jump.
+const CLOCK_JUMP_MS: i64 = 1_000;
+
+/// App lifecycle transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// The app came to the foreground.
+    Foreground,
+    /// The app went to the background (and may be killed at any moment).
+    Background,
+}
+
+/// One upload request for the runtime to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Identifies the request in [`Engine::handle_upload`].
+    pub id: u64,
+    /// Gzip-compressed `{"batch":[…],"sentAt":…}`, `sentAt` being the time of this poll.
+    pub body: Vec<u8>,
+    /// Events in the batch.
+    pub events: usize,
+    /// Bytes before compression.
+    pub raw_bytes: usize,
+}
+
+/// What became of an upload request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadResult {
+    /// The server answered.
+    Response {
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` header, verbatim, if any.
+        retry_after: Option<String>,
+    },
+    /// No answer: DNS, connect, TLS, reset, timeout.
+    NetworkError(String),
+}
+
+#[derive(Debug)]
+enum Upload {
+    Idle,
+    Loading,
+    Ready(Vec<QueuedEvent>),
+    InFlight { id: u64, events: Vec<QueuedEvent> },
+}
+
+/// The Trailhound engine. See the [module documentation](self) for how to drive it.
+#[derive(Debug)]
+pub struct Engine {
+    policy: Policy,
+    jitter: Jitter,
+    conditions: DeviceConditions,
+    state: PersistedState,
+    state_dirty: bool,
+    next_seq: u64,
+    last_now: i64,
+
+    stored: Removed,
+    stored_oldest_ms: Option<i64>,
+    pending: Vec<QueuedEvent>,
+    pending_bytes: u64,
+    pending_since: Option<i64>,
+    /// When, on the engine's clock, the oldest waiting event was first seen.
+    waiting_since: Option<i64>,
+    force_commit: bool,
+
+    ops: VecDeque<StoreOp>,
+    in_flight_op: Option<StoreOp>,
+    store_retry_at: Option<i64>,
+    evict_queued: bool,
+
+    upload: Upload,
+    splits: Vec<Vec<QueuedEvent>>,
+    flush_requested: bool,
+    burst: bool,
+    next_transmit_id: u64,
+
+    notifications: VecDeque<Notification>,
+    stats: Stats,
+}
+
+impl Engine {
+    /// An engine for a store that was just opened.
+    ///
+    /// `seed` drives retry jitter (the runtime passes OS randomness; simulations a
+    /// constant). `new_identity` is used only when the store holds no state yet: it is the
+    /// device's first run, and the identity is persisted at once.
+    pub fn new(policy: Policy, seed: u64, snapshot: StoreSnapshot, new_identity: Identity, now_ms: i64) -> Self {
+        let (state, state_dirty) = match snapshot.state {
+            Some(state) => (state, false),
+            None => (
+                PersistedState {
+                    identity: new_identity,
+                    opted_out: false,
+                    retry: Default::default(),
+                },
+                true,
+            ),
+        };
+        let stats = Stats {
+            opted_out: state.opted_out,
+            retry: state.retry.clone(),
+            ..Stats::default()
+        };
+        Engine {
+            policy,
+            jitter: Jitter::new(seed),
+            conditions: DeviceConditions::default(),
+            state,
+            state_dirty,
+            next_seq: snapshot.max_seq + 1,
+            last_now: now_ms,
+            stored: Removed {
+                events: snapshot.events,
+                bytes: snapshot.bytes,
+            },
+            stored_oldest_ms: snapshot.oldest_ms,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            pending_since: None,
+            waiting_since: snapshot.oldest_ms.map(|t| t.min(now_ms)),
+            force_commit: false,
+            ops: VecDeque::new(),
+            in_flight_op: None,
+            store_retry_at: None,
+            evict_queued: false,
+            upload: Upload::Idle,
+            splits: Vec::new(),
+            flush_requested: false,
+            burst: false,
+            next_transmit_id: 1,
+            notifications: VecDeque::new(),
+            stats,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The persisted identity.
+    pub fn identity(&self) -> &Identity {
+        &self.state.identity
+    }
+
+    /// Whether the user opted out.
+    pub fn opted_out(&self) -> bool {
+        self.state.opted_out
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.queued_events = self.stored.events + self.pending.len() as u64;
+        s.queued_bytes = self.stored.bytes + self.pending_bytes;
+        s.uncommitted_events = self.pending.len() as u64;
+        s.retry = self.state.retry.clone();
+        s.network = self.conditions.network;
+        s.opted_out = self.state.opted_out;
+        s
+    }
+
+    /// The current upload tier.
+    pub fn tier(&self) -> Tier {
+        Tier::of(&self.conditions, &self.policy)
+    }
+
+    /// True when nothing is uncommitted, no store operation is outstanding and no flush
+    /// is under way: what `shutdown` and blocking flushes wait for.
+    pub fn is_settled(&self) -> bool {
+        self.pending.is_empty()
+            && self.ops.is_empty()
+            && self.in_flight_op.is_none()
+            && !self.state_dirty
+            && matches!(self.upload, Upload::Idle)
+            && !self.flush_requested
+            && !self.burst
+    }
+
+    /// True while a flush is under way or due now: a request is being loaded, sent or
+    /// split, or one was asked for and nothing (network, backoff, auth pause) holds it.
+    /// What blocking flushes wait on.
+    pub fn is_flushing(&self) -> bool {
+        if !matches!(self.upload, Upload::Idle) {
+            return true;
+        }
+        (self.flush_requested || self.burst) && self.upload_due_at().is_some_and(|t| t <= self.last_now)
+    }
+
+    // ----- handle_* -----
+
+    /// Takes a validated event from `track()` and friends. It is committed within
+    /// [`Policy::commit_interval`] or [`Policy::commit_max_events`], whichever comes first.
+    pub fn handle_event(&mut self, mut event: QueuedEvent, now_ms: i64) {
+        self.tick(now_ms);
+        if self.state.opted_out {
+            self.stats.dropped.add(DropReason::OptOut, 1);
+            return;
+        }
+        event.seq = self.next_seq;
+        self.next_seq += 1;
+        self.stats.accepted += 1;
+        self.pending_bytes += event.bytes();
+        self.pending_since.get_or_insert(now_ms);
+        self.waiting_since.get_or_insert(now_ms);
+        self.pending.push(event);
+    }
+
+    /// Records a new identity (after `identify`, `alias` or `reset`).
+    pub fn handle_identity(&mut self, identity: Identity) {
+        if self.state.identity != identity {
+            self.state.identity = identity;
+            self.state_dirty = true;
+        }
+    }
+
+    /// Records new device conditions. The network coming back starts a flush and forgets
+    /// backoff that network errors caused.
+    pub fn handle_conditions(&mut self, conditions: DeviceConditions, now_ms: i64) {
+        self.tick(now_ms);
+        let was_online = self.conditions.network.is_online();
+        self.conditions = conditions;
+        if !was_online && conditions.network.is_online() {
+            self.clear_own_backoff();
+            if self.has_waiting() {
+                self.flush_requested = true;
+            }
+        }
+    }
+
+    /// Records a lifecycle change. Going to the background commits everything at once and
+    /// makes one flush attempt: the app may be killed next.
+    pub fn handle_lifecycle(&mut self, lifecycle: Lifecycle, now_ms: i64) {
+        self.tick(now_ms);
+        if lifecycle == Lifecycle::Background {
+            self.force_commit = true;
+            if self.has_waiting() {
+                self.flush_requested = true;
+            }
+        }
+    }
+
+    /// An explicit `flush()`: commit everything and send it now. Overrides our own
+    /// backoff and an auth pause (one probe request), but not a server's `Retry-After`.
+    pub fn handle_flush(&mut self, now_ms: i64) {
+        self.tick(now_ms);
+        self.force_commit = true;
+        self.clear_own_backoff();
+        if self.state.retry.auth_paused_until_ms.take().is_some() {
+            self.state.retry.auth_status = None;
+            self.state_dirty = true;
+        }
+        if self.has_waiting() {
+            self.flush_requested = true;
+        }
+    }
+
+    /// Commits everything without waiting for the commit interval (shutdown).
+    pub fn handle_commit_now(&mut self, now_ms: i64) {
+        self.tick(now_ms);
+        self.force_commit = true;
+    }
+
+    /// `opt_out()` (true) purges the queue and stops collection; `opt_in()` (false) resumes
+    /// it. The choice is persisted.
+    pub fn handle_opt_out(&mut self, opted_out: bool, now_ms: i64) {
+        self.tick(now_ms);
+        if self.state.opted_out == opted_out {
+            return;
+        }
+        self.state.opted_out = opted_out;
+        self.state_dirty = true;
+        if opted_out {
+            let dropped = std::mem::take(&mut self.pending);
+            self.pending_bytes = 0;
+            self.pending_since = None;
+            self.note_dropped(DropReason::OptOut, &dropped);
+            self.ops.push_back(StoreOp::Clear);
+            self.splits.clear();
+            if matches!(self.upload, Upload::Ready(_)) {
+                self.upload = Upload::Idle;
+            }
+            self.flush_requested = false;
+            self.burst = false;
+            self.waiting_since = None;
+        }
+    }
+
+    /// Nothing but the passage of time (a timer fired).
+    pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.tick(now_ms);
+    }
+
+    /// The runtime replaced a corrupt store with an empty one: what was stored is lost.
+    /// The identity and state are written to the new store.
+    pub fn handle_store_replaced(&mut self, error: String, now_ms: i64) {
+        self.tick(now_ms);
+        let lost = std::mem::take(&mut self.stored);
+        self.stored_oldest_ms = None;
+        self.stats.dropped.add(DropReason::StoreCorrupt, lost.events);
+        self.notifications.push_back(Notification::StoreError {
+            error: format!("{error}; the store was moved aside and a new one created"),
+        });
+        if lost.events > 0 {
+            self.notifications.push_back(Notification::Dropped {
+                reason: DropReason::StoreCorrupt,
+                count: lost.events,
+                message_ids: Vec::new(),
+            });
+        }
+        self.stats.last_error = Some(error);
+        self.state_dirty = true;
+        if self.pending.is_empty() {
+            self.waiting_since = None;
+        }
+    }
+
+    /// The result of the store operation last returned by [`Engine::poll_store`].
+    pub fn handle_store(&mut self, result: StoreResult, now_ms: i64) {
+        self.tick(now_ms);
+        let Some(op) = self.in_flight_op.take() else {
+            return;
+        };
+        let failure = match result {
+            Ok(outcome) => {
+                self.apply_store_outcome(op, outcome, now_ms);
+                return;
+            }
+            Err(failure) => failure,
+        };
+        self.stats.last_error = Some(failure.to_string());
+        match (op, failure.kind) {
+            (StoreOp::Insert(events), FailureKind::Full) => {
+                self.note_dropped(DropReason::DiskFull, &events);
+                if self.pending.is_empty() && self.stored.events == 0 {
+                    self.waiting_since = None;
+                }
+            }
+            (StoreOp::Insert(mut events), _) => {
+                // Keep them, in order, ahead of anything accepted since.
+                self.pending_bytes += events.iter().map(QueuedEvent::bytes).sum::<u64>();
+                events.append(&mut self.pending);
+                self.pending = events;
+                self.pending_since.get_or_insert(now_ms);
+                self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
+            }
+            (StoreOp::Load { .. }, _) => {
+                self.upload = Upload::Idle;
+                self.burst = false;
+                self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
+            }
+            (StoreOp::SaveState(_), _) => {
+                self.state_dirty = true;
+                self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
+            }
+            (StoreOp::Evict { .. }, _) => {
+                self.evict_queued = false;
+                self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
+            }
+            (op, _) => {
+                // Delete and Clear: try again, first.
+                self.ops.push_front(op);
+                self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
+            }
+        }
+        self.notifications.push_back(Notification::StoreError {
+            error: failure.to_string(),
+        });
+    }
+
+    /// The result of the request [`Engine::poll_transmit`] returned with this `id`.
+    ///
+    /// | response                                   | what happens                                                   |
+    /// |--------------------------------------------|----------------------------------------------------------------|
+    /// | 2xx                                        | delivered: deleted from the queue, listener told, backoff reset |
+    /// | 408, 429, 5xx but 501 and 505              | retried after `Retry-After` if given (capped at `backoff_max`), else exponential backoff with jitter |
+    /// | network error or timeout                   | retried with exponential backoff and jitter                    |
+    /// | 413, several events                        | the batch is split in halves, each sent on its own              |
+    /// | 413, one event                             | the event is dropped as too large, and reported                 |
+    /// | 400 or 422, several events                 | split in halves, to isolate the bad event                       |
+    /// | 400 or 422, one event                      | the event is dropped as rejected, and reported                  |
+    /// | 401, 403                                   | uploads pause for `auth_pause` (or until `flush()`); events keep queuing within the caps; reported |
+    /// | anything else (1xx, 3xx, other 4xx, 501, 505) | not retryable: the batch is dropped as rejected, and reported |
+    ///
+    /// Retry state is persisted, so a restart honours it.
+    pub fn handle_upload(&mut self, id: u64, result: UploadResult, now_ms: i64) {
+        self.tick(now_ms);
+        let events = match std::mem::replace(&mut self.upload, Upload::Idle) {
+            Upload::InFlight { id: expected, events } if expected == id => events,
+            other => {
+                self.upload = other;
+                return;
+            }
+        };
+        let (status, retry_after, error) = match result {
+            UploadResult::Response { status, retry_after } => (Some(status), retry_after, format!("HTTP {status}")),
+            UploadResult::NetworkError(e) => (None, None, e),
+        };
+        let retryable = match status {
+            None | Some(408 | 429) => true,
+            Some(501 | 505) => false,
+            Some(s) => (500..=599).contains(&s),
+        };
+        match status {
+            Some(200..=299) => {
+                self.stats.delivered += events.len() as u64;
+                self.stats.batches_delivered += 1;
+                if self.state.retry.attempts > 0 || self.state.retry.next_attempt_ms.is_some() {
+                    self.state.retry.attempts = 0;
+                    self.state.retry.next_attempt_ms = None;
+                    self.state.retry.server_directed = false;
+                    self.state_dirty = true;
+                }
+                self.notifications.push_back(Notification::Delivered {
+                    message_ids: events.iter().map(|e| e.message_id.clone()).collect(),
+                });
+                self.remove_sent(&events);
+            }
+            _ if retryable => {
+                self.state.retry.attempts += 1;
+                let attempts = self.state.retry.attempts;
+                let server_wait = retry_after
+                    .as_deref()
+                    .and_then(|v| retry::parse_retry_after(v, now_ms, &self.policy));
+                let wait = server_wait.unwrap_or_else(|| retry::backoff(attempts, &self.policy, &mut self.jitter));
+                self.state.retry.next_attempt_ms = Some(now_ms + wait.as_millis() as i64);
+                self.state.retry.server_directed = server_wait.is_some();
+                self.state_dirty = true;
+                self.stats.retries += 1;
+                self.stats.last_error = Some(error.clone());
+                self.notifications.push_back(Notification::UploadFailed {
+                    status,
+                    error,
+                    attempts,
+                    retry_in_ms: wait.as_millis() as u64,
+                });
+                self.end_burst();
+                // These events were due: retry them when the wait is over, whatever the
+                // schedule would say of a fresh queue.
+                self.flush_requested = true;
+            }
+            Some(413 | 400 | 422) if events.len() > 1 => {
+                let mut first = events;
+                let second = first.split_off(first.len() / 2);
+                self.splits.push(second);
+                self.upload = Upload::Ready(first);
+            }
+            Some(413) => self.reject(events, DropReason::TooLarge),
+            Some(status @ (401 | 403)) => {
+                let until = now_ms + self.policy.auth_pause.as_millis() as i64;
+                self.state.retry.auth_paused_until_ms = Some(until);
+                self.state.retry.auth_status = Some(status);
+                self.state_dirty = true;
+                self.stats.last_error = Some(format!("HTTP {status}: the write key was refused; uploads paused"));
+                self.notifications.push_back(Notification::Paused {
+                    status,
+                    resume_in_ms: self.policy.auth_pause.as_millis() as u64,
+                });
+                self.end_burst();
+                self.flush_requested = true;
+            }
+            Some(status) => {
+                self.stats.last_error = Some(format!("HTTP {status}: events rejected"));
+                self.reject(events, DropReason::Rejected { status });
+            }
+            None => unreachable!("network errors are retryable"),
+        }
+    }
+
+    // ----- poll_* -----
+
+    /// The next store operation to execute, if any. Call again after handing its result to
+    /// [`Engine::handle_store`]; `None` while one is outstanding.
+    pub fn poll_store(&mut self, now_ms: i64) -> Option<&StoreOp> {
+        self.tick(now_ms);
+        if self.in_flight_op.is_some() || self.store_retry_at.is_some_and(|t| now_ms < t) {
+            return None;
+        }
+        self.store_retry_at = None;
+        let op = self.next_store_op(now_ms)?;
+        self.in_flight_op = Some(op);
+        self.in_flight_op.as_ref()
+    }
+
+    /// The next upload request to send, if any. Its `sentAt` is `now_ms`.
+    pub fn poll_transmit(&mut self, now_ms: i64) -> Option<Transmit> {
+        self.tick(now_ms);
+        let events = match std::mem::replace(&mut self.upload, Upload::Idle) {
+            Upload::Ready(events) => events,
+            other => {
+                self.upload = other;
+                return None;
+            }
+        };
+        let raw = wire::batch_json(&events, now_ms);
+        let body = wire::gzip(&raw);
+        let id = self.next_transmit_id;
+        self.next_transmit_id += 1;
+        self.stats.requests += 1;
+        self.stats.bytes_sent += body.len() as u64;
+        let transmit = Transmit {
+            id,
+            body,
+            events: events.len(),
+            raw_bytes: raw.len(),
+        };
+        self.upload = Upload::InFlight { id, events };
+        Some(transmit)
+    }
+
+    /// The next notification for the delivery listener.
+    pub fn poll_notification(&mut self) -> Option<Notification> {
+        self.notifications.pop_front()
+    }
+
+    /// When the engine next needs [`Engine::handle_timeout`], if nothing else happens first.
+    /// `None`: only an input can create work.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        let mut next: Option<i64> = None;
+        let mut at = |t: i64| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(t) = self.store_retry_at {
+            at(t);
+        } else if let Some(since) = self.pending_since {
+            at(if self.force_commit {
+                self.last_now
+            } else {
+                since + self.policy.commit_interval.as_millis() as i64
+            });
+        }
+        if let Some(t) = self.upload_due_at() {
+            at(t);
+        }
+        if let Some(oldest) = self.stored_oldest_ms {
+            at(oldest + self.policy.max_event_age.as_millis() as i64);
+        }
+        next
+    }
+
+    // ----- internals -----
+
+    fn tick(&mut self, now_ms: i64) {
+        let delta = now_ms - self.last_now;
+        if delta < -CLOCK_JUMP_MS {
+            // The wall clock went back: move our own deadlines back with it.
+            let shift = |t: &mut Option<i64>| {
+                if let Some(t) = t {
+                    *t += delta;
+                }
+            };
+            shift(&mut self.pending_since);
+            shift(&mut self.waiting_since);
+            shift(&mut self.store_retry_at);
+            shift(&mut self.state.retry.next_attempt_ms);
+            shift(&mut self.state.retry.auth_paused_until_ms);
+        }
+        self.last_now = now_ms;
+    }
+
+    fn has_waiting(&self) -> bool {
+        self.stored.events > 0 || !self.pending.is_empty()
+    }
+
+    fn clear_own_backoff(&mut self) {
+        let r = &mut self.state.retry;
+        if r.next_attempt_ms.is_some() && !r.server_directed {
+            r.next_attempt_ms = None;
+            self.state_dirty = true;
+        }
+    }
+
+    fn end_burst(&mut self) {
+        self.splits.clear();
+        self.burst = false;
+        self.flush_requested = false;
+        if !matches!(self.upload, Upload::InFlight { .. }) {
+            self.upload = Upload::Idle;
+        }
+    }
+
+    fn note_dropped(&mut self, reason: DropReason, events: &[QueuedEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        self.stats.dropped.add(reason, events.len() as u64);
+        self.notifications.push_back(Notification::Dropped {
+            reason,
+            count: events.len() as u64,
+            message_ids: events.iter().map(|e| e.message_id.clone()).collect(),
+        });
+    }
+
+    fn reject(&mut self, events: Vec<QueuedEvent>, reason: DropReason) {
+        self.note_dropped(reason, &events);
+        self.remove_sent(&events);
+    }
+
+    /// Deletes sent (or rejected) events and moves on to the next split or batch.
+    fn remove_sent(&mut self, events: &[QueuedEvent]) {
+        self.ops.push_back(StoreOp::Delete(events.iter().map(|e| e.seq).collect()));
+        self.upload = match self.splits.pop() {
+            Some(next) => Upload::Ready(next),
+            None => Upload::Idle,
+        };
+    }
+
+    fn load(&self) -> QueueLoad {
+        QueueLoad {
+            events: self.stored.events + self.pending.len() as u64,
+            bytes: self.stored.bytes + self.pending_bytes,
+            oldest_since_ms: self.waiting_since,
+        }
+    }
+
+    /// When the next upload may start, or `None` if none can (offline, nothing queued, or
+    /// one under way).
+    fn upload_due_at(&self) -> Option<i64> {
+        if !matches!(self.upload, Upload::Idle) || self.state.opted_out || !self.has_waiting() {
+            return None;
+        }
+        let tier = self.tier();
+        if tier == Tier::Offline {
+            return None;
+        }
+        let due = if self.flush_requested || self.burst {
+            self.last_now
+        } else {
+            schedule::due_at(tier, self.load(), self.last_now, &self.policy)?
+        };
+        let retry = &self.state.retry;
+        let not_before = retry
+            .next_attempt_ms
+            .into_iter()
+            .chain(retry.auth_paused_until_ms)
+            .max()
+            .unwrap_or(i64::MIN);
+        Some(due.max(not_before))
+    }
+
+    fn next_store_op(&mut self, now_ms: i64) -> Option<StoreOp> {
+        if let Some(op) = self.ops.pop_front() {
+            return Some(op);
+        }
+        if self.state_dirty {
+            self.state_dirty = false;
+            self.stats.retry = self.state.retry.clone();
+            return Some(StoreOp::SaveState(self.state.clone()));
+        }
+        if let Some(paused_until) = self.state.retry.auth_paused_until_ms {
+            if now_ms >= paused_until {
+                // The pause is over: the next upload is a probe.
+                self.state.retry.auth_paused_until_ms = None;
+                self.state.retry.auth_status = None;
+                self.state_dirty = true;
+            }
+        }
+        let upload_due = self.upload_due_at().is_some_and(|t| t <= now_ms);
+        if !self.pending.is_empty() {
+            let commit_at = self.pending_since.unwrap_or(now_ms) + self.policy.commit_interval.as_millis() as i64;
+            if self.force_commit || upload_due || now_ms >= commit_at || self.pending.len() >= self.policy.commit_max_events {
+                let events = std::mem::take(&mut self.pending);
+                self.pending_bytes = 0;
+                self.pending_since = None;
+                return Some(StoreOp::Insert(events));
+            }
+        }
+        self.force_commit = false;
+        let age_floor = now_ms - self.policy.max_event_age.as_millis() as i64;
+        let over_caps = self.stored.events > self.policy.max_queue_events
+            || self.stored.bytes > self.policy.max_queue_bytes
+            || self.stored_oldest_ms.is_some_and(|t| t < age_floor);
+        if over_caps && !self.evict_queued {
+            self.evict_queued = true;
+            return Some(StoreOp::Evict {
+                max_events: self.policy.max_queue_events,
+                max_bytes: self.policy.max_queue_bytes,
+                min_created_ms: age_floor,
+            });
+        }
+        if upload_due {
+            if self.stored.events == 0 {
+                // Everything was sent (or dropped): the flush is over.
+                self.burst = false;
+                self.flush_requested = false;
+                return None;
+            }
+            if !self.burst {
+                self.stats.flushes += 1;
+            }
+            self.burst = true;
+            self.flush_requested = false;
+            self.upload = Upload::Loading;
+            return Some(StoreOp::Load {
+                max_events: self.policy.max_batch_events,
+                max_bytes: self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES,
+            });
+        }
+        None
+    }
+
+    fn apply_store_outcome(&mut self, op: StoreOp, outcome: StoreOutcome, now_ms: i64) {
+        match (op, outcome) {
+            (StoreOp::Insert(events), StoreOutcome::Inserted) => {
+                let first = events.first().map(|e| e.created_ms);
+                self.stored.events += events.len() as u64;
+                self.stored.bytes += events.iter().map(QueuedEvent::bytes).sum::<u64>();
+                if self.stored_oldest_ms.is_none() {
+                    self.stored_oldest_ms = first;
+                }
+            }
+            (_, StoreOutcome::Loaded(events)) => {
+                if events.is_empty() {
+                    self.upload = Upload::Idle;
+                    self.burst = false;
+                } else {
+                    self.upload = Upload::Ready(events);
+                }
+            }
+            (_, StoreOutcome::Deleted { removed, oldest_ms }) => self.forget(removed, oldest_ms, now_ms),
+            (_, StoreOutcome::Evicted { evicted, oldest_ms }) => {
+                self.evict_queued = false;
+                let Evicted { age, count, bytes } = evicted;
+                for (reason, r) in [
+                    (DropReason::Age, age),
+                    (DropReason::CountCap, count),
+                    (DropReason::BytesCap, bytes),
+                ] {
+                    if r.events > 0 {
+                        self.stats.dropped.add(reason, r.events);
+                        self.notifications.push_back(Notification::Dropped {
+                            reason,
+                            count: r.events,
+                            message_ids: Vec::new(),
+                        });
+                    }
+                    self.forget(r, oldest_ms, now_ms);
+                }
+            }
+            (_, StoreOutcome::Cleared(removed)) => {
+                if removed.events > 0 {
+                    self.stats.dropped.add(DropReason::OptOut, removed.events);
+                    self.notifications.push_back(Notification::Dropped {
+                        reason: DropReason::OptOut,
+                        count: removed.events,
+                        message_ids: Vec::new(),
+                    });
+                }
+                self.forget(removed, None, now_ms);
+            }
+            _ => {}
+        }
+    }
+
+    fn forget(&mut self, removed: Removed, oldest_ms: Option<i64>, now_ms: i64) {
+        self.stored.events = self.stored.events.saturating_sub(removed.events);
+        self.stored.bytes = self.stored.bytes.saturating_sub(removed.bytes);
+        self.stored_oldest_ms = oldest_ms;
+        let pending_oldest = self.pending.first().map(|e| e.created_ms);
+        self.waiting_since = match (oldest_ms, pending_oldest, self.waiting_since) {
+            (None, None, _) => None,
+            // The new oldest waited at least since it was created, but never longer than
+            // what was waiting before it.
+            (a, b, prev) => {
+                let created = a.into_iter().chain(b).min().unwrap_or(now_ms).min(now_ms);
+                Some(prev.map_or(created, |p| created.max(p)))
+            }
+        };
+    }
+}

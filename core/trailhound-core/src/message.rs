@@ -1,0 +1,542 @@
+//! Messages in the Segment tracking format: building, validating and serialising them.
+//!
+//! A call such as `track("Song Played", props)` becomes a [`Message`] here: validated,
+//! stamped with its `messageId` and timestamp, enriched with the context, shown to the
+//! plugins, then serialised once into a [`QueuedEvent`], the form that is stored, batched
+//! and sent. Serialising at the call site is what lets the 32 KB limit be an error the
+//! caller sees instead of a drop they never hear about.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::policy::{Policy, MAX_MESSAGE_ID_LEN};
+
+/// Properties of an event, or traits of a user or group: a JSON object.
+pub type Properties = Map<String, Value>;
+
+/// The kinds of message of the Segment tracking spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageType {
+    /// A user action (`track`).
+    Track,
+    /// Who the user is (`identify`).
+    Identify,
+    /// A screen of a mobile app was shown (`screen`).
+    Screen,
+    /// A web page was shown (`page`).
+    Page,
+    /// The user belongs to a group, account or organisation (`group`).
+    Group,
+    /// Two user ids are the same person (`alias`).
+    Alias,
+}
+
+impl MessageType {
+    /// The wire name (`"track"`, `"identify"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Track => "track",
+            MessageType::Identify => "identify",
+            MessageType::Screen => "screen",
+            MessageType::Page => "page",
+            MessageType::Group => "group",
+            MessageType::Alias => "alias",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "track" => MessageType::Track,
+            "identify" => MessageType::Identify,
+            "screen" => MessageType::Screen,
+            "page" => MessageType::Page,
+            "group" => MessageType::Group,
+            "alias" => MessageType::Alias,
+            _ => return None,
+        })
+    }
+}
+
+/// What the app asked to record, before it is stamped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    /// `track(event, properties)`.
+    Track {
+        /// The event name, such as `"Song Played"`. Must not be empty.
+        event: String,
+        /// Free-form properties.
+        properties: Properties,
+    },
+    /// `identify(user_id, traits)`; a `None` user id only records traits.
+    Identify {
+        /// The app's id for the user.
+        user_id: Option<String>,
+        /// Traits of the user, merged into the stored traits.
+        traits: Properties,
+    },
+    /// `screen(name, properties)`.
+    Screen {
+        /// The screen's name.
+        name: String,
+        /// Free-form properties.
+        properties: Properties,
+    },
+    /// `page(name, properties)`.
+    Page {
+        /// The page's name.
+        name: String,
+        /// Free-form properties (url, path, referrer, title, search…).
+        properties: Properties,
+    },
+    /// `group(group_id, traits)`.
+    Group {
+        /// The group's id. Must not be empty.
+        group_id: String,
+        /// Traits of the group.
+        traits: Properties,
+    },
+    /// `alias(new_user_id)`: links the current identity to a new user id.
+    Alias {
+        /// The new user id. Must not be empty.
+        user_id: String,
+    },
+}
+
+/// Why a call was refused. Nothing is queued for a refused call, and nothing else is lost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// A required name or id is empty.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    /// A number is NaN or infinite; JSON cannot carry it.
+    #[error("value at {path} is not a finite number")]
+    NotFinite {
+        /// Where the value is, such as `properties.duration`.
+        path: String,
+    },
+    /// Objects and arrays nest deeper than the policy allows.
+    #[error("{path} nests deeper than {max} levels")]
+    TooDeep {
+        /// The first path that is too deep.
+        path: String,
+        /// The limit.
+        max: usize,
+    },
+    /// The serialised event is over the per-event limit.
+    #[error("event is {bytes} bytes once serialised; the limit is {max}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A value that has no JSON form (from a binding: a date, a custom object…).
+    #[error("value at {path} is not JSON: {detail}")]
+    Unsupported {
+        /// Where the value is.
+        path: String,
+        /// What it was.
+        detail: String,
+    },
+    /// The message id is empty or longer than collectors accept.
+    #[error("messageId must be 1 to {MAX_MESSAGE_ID_LEN} characters")]
+    BadMessageId,
+}
+
+/// Converts a float to JSON, refusing NaN and infinities (bindings call this for every
+/// number they convert, so that a non-finite value is an error and not a silent `null`).
+pub fn number(value: f64, path: &str) -> Result<Value, ValidationError> {
+    serde_json::Number::from_f64(value)
+        .map(Value::Number)
+        .ok_or_else(|| ValidationError::NotFinite {
+            path: path.to_owned(),
+        })
+}
+
+/// The stable identity of the device and its user, persisted across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The anonymous device id (a UUID), created once; `reset()` makes a new one.
+    pub anonymous_id: String,
+    /// The app's user id, from `identify` or `alias`.
+    pub user_id: Option<String>,
+    /// The user's traits, merged over successive `identify` calls.
+    pub traits: Properties,
+}
+
+impl Identity {
+    /// A new anonymous identity.
+    pub fn new(anonymous_id: uuid::Uuid) -> Self {
+        Identity {
+            anonymous_id: anonymous_id.hyphenated().to_string(),
+            user_id: None,
+            traits: Properties::new(),
+        }
+    }
+}
+
+/// One event as plugins see it: the Segment message, fully stamped and enriched.
+///
+/// Plugins may change any field. The context is shared between events until a plugin
+/// changes it (`Arc::make_mut`), so that enriching stays cheap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// The kind of message.
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    /// Unique per event, fixed at track time, the same on every retry: servers dedupe on it.
+    pub message_id: String,
+    /// When the event happened (ISO-8601, UTC, milliseconds).
+    pub timestamp: String,
+    /// The anonymous device id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<String>,
+    /// The user id, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The event name (`track`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The screen or page name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The group id (`group`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// The previous id (`alias`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_id: Option<String>,
+    /// Properties (`track`, `screen`, `page`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub properties: Option<Properties>,
+    /// Traits (`identify`, `group`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traits: Option<Properties>,
+    /// Library, app, device, os, locale, timezone, screen, network, session.
+    pub context: Arc<Properties>,
+}
+
+/// A validated, serialised event: what the queue stores and batches carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEvent {
+    /// Queue position, assigned by the engine; strictly increasing, oldest first.
+    pub seq: u64,
+    /// The message's `messageId`.
+    pub message_id: String,
+    /// The message's type.
+    pub kind: MessageType,
+    /// The event or screen/page name, kept beside the JSON for inspection tools.
+    pub name: Option<String>,
+    /// When the event happened, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    /// The message, serialised exactly as it will be sent.
+    pub json: String,
+}
+
+impl QueuedEvent {
+    /// Size of the serialised event in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.json.len() as u64
+    }
+
+    /// Rebuilds a queued event from one line of JSON, as exported by a queue (the
+    /// `trailhound queue import` path). The message is validated like a tracked one.
+    pub fn from_json(json: &str, policy: &Policy) -> Result<Self, ValidationError> {
+        let msg: Message = serde_json::from_str(json).map_err(|e| ValidationError::Unsupported {
+            path: "$".into(),
+            detail: e.to_string(),
+        })?;
+        let created_ms = chrono::DateTime::parse_from_rfc3339(&msg.timestamp)
+            .map_err(|e| ValidationError::Unsupported {
+                path: "timestamp".into(),
+                detail: e.to_string(),
+            })?
+            .timestamp_millis();
+        seal(msg, created_ms, policy)
+    }
+}
+
+/// Formats milliseconds since the epoch as ISO-8601 UTC with milliseconds.
+pub fn iso8601(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Checks nesting depth below `value`, reporting the first path that is too deep.
+fn check_depth(value: &Value, depth: usize, max: usize, path: &mut String) -> Result<(), ValidationError> {
+    let too_deep = |path: &String| ValidationError::TooDeep {
+        path: path.clone(),
+        max,
+    };
+    match value {
+        Value::Object(map) => {
+            if depth >= max {
+                return Err(too_deep(path));
+            }
+            for (k, v) in map {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                check_depth(v, depth + 1, max, path)?;
+                path.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            if depth >= max {
+                return Err(too_deep(path));
+            }
+            for (i, v) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_depth(v, depth + 1, max, path)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_properties(props: &Properties, field: &str, policy: &Policy) -> Result<(), ValidationError> {
+    let mut path = field.to_owned();
+    for (k, v) in props {
+        path.truncate(field.len());
+        path.push('.');
+        path.push_str(k);
+        check_depth(v, 1, policy.max_nesting_depth, &mut path)?;
+    }
+    Ok(())
+}
+
+fn non_empty(s: String, what: &'static str) -> Result<String, ValidationError> {
+    if s.trim().is_empty() {
+        Err(ValidationError::Empty(what))
+    } else {
+        Ok(s)
+    }
+}
+
+/// Validates a call and stamps it into a message.
+///
+/// `message_id` must be unique (the runtime passes a random UUID); `now_ms` is the wall
+/// clock at the call. The identity and context are the caller's current ones.
+pub fn stamp(
+    call: Call,
+    identity: &Identity,
+    context: &Arc<Properties>,
+    message_id: String,
+    now_ms: i64,
+    policy: &Policy,
+) -> Result<Message, ValidationError> {
+    if message_id.is_empty() || message_id.len() > MAX_MESSAGE_ID_LEN {
+        return Err(ValidationError::BadMessageId);
+    }
+    let kind = match &call {
+        Call::Page { .. } => MessageType::Page,
+        _ => MessageType::Screen,
+    };
+    let mut msg = Message {
+        kind: MessageType::Track,
+        message_id,
+        timestamp: iso8601(now_ms),
+        anonymous_id: Some(identity.anonymous_id.clone()),
+        user_id: identity.user_id.clone(),
+        event: None,
+        name: None,
+        group_id: None,
+        previous_id: None,
+        properties: None,
+        traits: None,
+        context: Arc::clone(context),
+    };
+    match call {
+        Call::Track { event, properties } => {
+            msg.event = Some(non_empty(event, "event name")?);
+            check_properties(&properties, "properties", policy)?;
+            msg.properties = Some(properties);
+        }
+        Call::Identify { user_id, traits } => {
+            msg.kind = MessageType::Identify;
+            if let Some(id) = user_id {
+                msg.user_id = Some(non_empty(id, "user id")?);
+            }
+            check_properties(&traits, "traits", policy)?;
+            msg.traits = Some(traits);
+        }
+        Call::Screen { name, properties } | Call::Page { name, properties } => {
+            msg.kind = kind;
+            check_properties(&properties, "properties", policy)?;
+            msg.name = (!name.trim().is_empty()).then_some(name);
+            msg.properties = Some(properties);
+        }
+        Call::Group { group_id, traits } => {
+            msg.kind = MessageType::Group;
+            msg.group_id = Some(non_empty(group_id, "group id")?);
+            check_properties(&traits, "traits", policy)?;
+            msg.traits = Some(traits);
+        }
+        Call::Alias { user_id } => {
+            msg.kind = MessageType::Alias;
+            msg.previous_id = Some(
+                identity
+                    .user_id
+                    .clone()
+                    .unwrap_or_else(|| identity.anonymous_id.clone()),
+            );
+            msg.user_id = Some(non_empty(user_id, "user id")?);
+        }
+    }
+    Ok(msg)
+}
+
+/// Serialises a message (after the plugins have seen it) into the queued form, enforcing
+/// the per-event size limit. `created_ms` is the time the message was stamped with.
+pub fn seal(msg: Message, created_ms: i64, policy: &Policy) -> Result<QueuedEvent, ValidationError> {
+    if msg.message_id.is_empty() || msg.message_id.len() > MAX_MESSAGE_ID_LEN {
+        return Err(ValidationError::BadMessageId);
+    }
+    let json = serde_json::to_string(&msg).map_err(|e| ValidationError::Unsupported {
+        path: "$".into(),
+        detail: e.to_string(),
+    })?;
+    if json.len() > policy.max_event_bytes {
+        return Err(ValidationError::TooLarge {
+            bytes: json.len(),
+            max: policy.max_event_bytes,
+        });
+    }
+    let name = match msg.kind {
+        MessageType::Track => msg.event,
+        MessageType::Screen | MessageType::Page => msg.name,
+        MessageType::Group => msg.group_id,
+        MessageType::Identify | MessageType::Alias => msg.user_id,
+    };
+    Ok(QueuedEvent {
+        seq: 0,
+        message_id: msg.message_id,
+        kind: msg.kind,
+        name,
+        created_ms,
+        json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> Arc<Properties> {
+        Arc::new(json!({"library": {"name": "trailhound", "version": "0"}}).as_object().unwrap().clone())
+    }
+
+    fn props(v: Value) -> Properties {
+        v.as_object().unwrap().clone()
+    }
+
+    fn id() -> Identity {
+        Identity::new(uuid::Uuid::from_u128(7))
+    }
+
+    /// A track call becomes a Segment message with every required field.
+    #[test]
+    fn track_has_segment_fields() {
+        let call = Call::Track {
+            event: "Song Played".into(),
+            properties: props(json!({"title": "Nachtmusik", "seconds": 215})),
+        };
+        let msg = stamp(call, &id(), &ctx(), "m-1".into(), 1_700_000_000_123, &Policy::default()).unwrap();
+        let ev = seal(msg, 1_700_000_000_123, &Policy::default()).unwrap();
+        let v: Value = serde_json::from_str(&ev.json).unwrap();
+        assert_eq!(v["type"], "track");
+        assert_eq!(v["event"], "Song Played");
+        assert_eq!(v["messageId"], "m-1");
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(v["anonymousId"], id().anonymous_id);
+        assert_eq!(v["properties"]["seconds"], 215);
+        assert_eq!(v["context"]["library"]["name"], "trailhound");
+        assert!(v.get("userId").is_none());
+        assert_eq!(ev.name.as_deref(), Some("Song Played"));
+    }
+
+    /// Empty names and ids are refused, per call kind.
+    #[test]
+    fn empty_names_are_refused() {
+        let p = Policy::default();
+        for (call, what) in [
+            (Call::Track { event: " ".into(), properties: Properties::new() }, "event name"),
+            (Call::Group { group_id: "".into(), traits: Properties::new() }, "group id"),
+            (Call::Alias { user_id: "".into() }, "user id"),
+            (Call::Identify { user_id: Some("".into()), traits: Properties::new() }, "user id"),
+        ] {
+            let err = stamp(call, &id(), &ctx(), "m".into(), 0, &p).unwrap_err();
+            assert_eq!(err, ValidationError::Empty(what));
+        }
+    }
+
+    /// Nesting beyond the limit is refused with the offending path.
+    #[test]
+    fn deep_nesting_is_refused() {
+        let p = Policy { max_nesting_depth: 3, ..Policy::default() };
+        let ok = props(json!({"a": {"b": [1]}}));
+        stamp(Call::Track { event: "e".into(), properties: ok }, &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        let deep = props(json!({"a": {"b": [{"c": 1}]}}));
+        let err = stamp(Call::Track { event: "e".into(), properties: deep }, &id(), &ctx(), "m".into(), 0, &p)
+            .unwrap_err();
+        assert_eq!(err, ValidationError::TooDeep { path: "properties.a.b[0]".into(), max: 3 });
+    }
+
+    /// An event over the size limit is refused, one just under it is accepted.
+    #[test]
+    fn oversize_is_refused() {
+        let p = Policy::default();
+        let big = |n: usize| Call::Track { event: "e".into(), properties: props(json!({"s": "x".repeat(n)})) };
+        let small = stamp(big(10), &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        let overhead = seal(small, 0, &p).unwrap().json.len() - 10;
+        let fits = stamp(big(p.max_event_bytes - overhead), &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        assert_eq!(seal(fits, 0, &p).unwrap().json.len(), p.max_event_bytes);
+        let over = stamp(big(p.max_event_bytes - overhead + 1), &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        assert!(matches!(seal(over, 0, &p), Err(ValidationError::TooLarge { .. })));
+    }
+
+    /// Non-finite numbers are an error, not a silent null.
+    #[test]
+    fn non_finite_numbers_are_refused() {
+        assert_eq!(number(1.5, "x").unwrap(), json!(1.5));
+        for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(matches!(number(f, "properties.x"), Err(ValidationError::NotFinite { .. })));
+        }
+    }
+
+    /// Alias carries the previous id; page calls are pages, not screens.
+    #[test]
+    fn alias_and_page() {
+        let p = Policy::default();
+        let mut ident = id();
+        let a = stamp(Call::Alias { user_id: "u2".into() }, &ident, &ctx(), "m".into(), 0, &p).unwrap();
+        assert_eq!(a.previous_id.as_deref(), Some(ident.anonymous_id.as_str()));
+        ident.user_id = Some("u1".into());
+        let a = stamp(Call::Alias { user_id: "u2".into() }, &ident, &ctx(), "m".into(), 0, &p).unwrap();
+        assert_eq!((a.previous_id.as_deref(), a.user_id.as_deref()), (Some("u1"), Some("u2")));
+        let page = stamp(Call::Page { name: "Home".into(), properties: Properties::new() }, &ident, &ctx(), "m".into(), 0, &p)
+            .unwrap();
+        assert_eq!(page.kind, MessageType::Page);
+    }
+
+    /// An exported line imports back into the same queued event.
+    #[test]
+    fn json_round_trip() {
+        let p = Policy::default();
+        let msg = stamp(Call::Screen { name: "Player".into(), properties: Properties::new() }, &id(), &ctx(), "m9".into(), 1_000, &p)
+            .unwrap();
+        let ev = seal(msg, 1_000, &p).unwrap();
+        let back = QueuedEvent::from_json(&ev.json, &p).unwrap();
+        assert_eq!(back, ev);
+    }
+}

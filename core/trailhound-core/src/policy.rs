@@ -1,0 +1,226 @@
+//! Every limit Trailhound applies, in one place, each with the reason for its value.
+//!
+//! The runtime's builder exposes each of these as a setting; the defaults here are what
+//! an app gets when it sets nothing. Keep decisions out of platform code: Kotlin, Swift
+//! and JavaScript read these values from the engine, they never hard-code their own.
+
+use std::time::Duration;
+
+/// The limits and timings that govern validation, the queue, batching, retries and
+/// upload scheduling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Largest serialised event accepted by `track()` and friends.
+    ///
+    /// 32 KB is Segment's per-event limit; anything larger would be rejected by every
+    /// Segment-compatible collector, so it is refused at the call site instead.
+    pub max_event_bytes: usize,
+
+    /// Deepest nesting of objects and arrays in properties or traits.
+    ///
+    /// Deeper structures are almost always a serialisation accident (a cyclic model
+    /// flattened by hand) and make warehouses' JSON columns unusable. 12 levels is more
+    /// than any real event schema we have seen needs.
+    pub max_nesting_depth: usize,
+
+    /// Most events in one upload request.
+    ///
+    /// Large enough that a day of typical use goes out in a handful of radio bursts,
+    /// small enough that a 413 split converges in a few round trips.
+    pub max_batch_events: usize,
+
+    /// Largest request body before compression.
+    ///
+    /// 500 KB is the Segment HTTP Tracking API's per-request limit.
+    pub max_batch_bytes: usize,
+
+    /// Most events kept in the queue; beyond it, the oldest are dropped.
+    ///
+    /// 100 000 small events are about 50 MB of JSON at worst and are far more than a week
+    /// offline produces for any app we have measured (a heavy app: ~3 000 a day).
+    pub max_queue_events: u64,
+
+    /// Most bytes of serialised events kept in the queue; beyond it, the oldest are dropped.
+    ///
+    /// 20 MiB keeps the SDK a small tenant of the app's storage quota (browsers give an
+    /// origin far more, phones' "clear storage" screens make users notice far less).
+    pub max_queue_bytes: u64,
+
+    /// Oldest an event may get while waiting; older events are dropped.
+    ///
+    /// 30 days: most pipelines refuse or mis-attribute events much older than that, and
+    /// a device that has been offline for a month is better served by fresh data.
+    pub max_event_age: Duration,
+
+    /// How long an accepted event may wait in memory before it is committed to storage.
+    ///
+    /// This, with [`Policy::commit_max_events`], bounds what a crash can lose. 200 ms is
+    /// below human reaction time (a user cannot act on a tap and kill the app that fast)
+    /// and still groups a burst of `track()` calls into one transaction.
+    pub commit_interval: Duration,
+
+    /// Most events held in memory before a commit is forced, whatever the time.
+    pub commit_max_events: usize,
+
+    /// Calls (`track()` and friends) that may wait for the background thread at once.
+    ///
+    /// A burst of 10 000 calls within one commit is far beyond any real app; past it,
+    /// `track()` returns a backpressure error instead of letting memory grow without bound
+    /// while storage is stalled.
+    pub call_queue_capacity: usize,
+
+    /// Events that make an upload worthwhile on an unconstrained connection (wifi or
+    /// ethernet while charging): the "flush at" of other SDKs.
+    pub flush_at: u64,
+
+    /// How long an event waits on an unconstrained connection before it is sent anyway.
+    pub prompt_delay: Duration,
+
+    /// How long events wait on wifi while on battery, so that several minutes of use go
+    /// out in one burst.
+    pub relaxed_delay: Duration,
+
+    /// The longest any event waits while the network is up, whatever the battery or the
+    /// kind of network. Cellular, metered, low-battery and low-power uploads are all
+    /// held until the oldest event reaches this age (or the queue nears its caps).
+    ///
+    /// 15 minutes: long enough that a session of use coalesces into one or two radio
+    /// wake-ups, short enough for "live" dashboards that refresh every quarter hour.
+    pub max_delay: Duration,
+
+    /// Fraction of either queue cap at which held uploads go out regardless of the battery,
+    /// so that holding never turns into dropping.
+    pub near_cap_fraction: f64,
+
+    /// Battery level (0.0 to 1.0) under which, when not charging, uploads are held.
+    pub low_battery_level: f32,
+
+    /// First retry delay after a failed upload.
+    pub backoff_base: Duration,
+
+    /// Longest retry delay, and the most a server's `Retry-After` is honoured for (a
+    /// server or a proxy asking for a day would otherwise stall the queue into its age cap).
+    pub backoff_max: Duration,
+
+    /// How long uploads stay paused after a 401 or 403 before one probe request is made
+    /// (a fixed write key may have been deployed server side). `flush()` probes at once.
+    pub auth_pause: Duration,
+
+    /// Upload request timeout, connect included.
+    pub request_timeout: Duration,
+
+    /// Inactivity after which the next event starts a new session.
+    ///
+    /// 30 minutes is the de facto industry definition (Google Analytics, Amplitude, Segment).
+    pub session_timeout: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_event_bytes: 32 * 1024,
+            max_nesting_depth: 12,
+            max_batch_events: 500,
+            max_batch_bytes: 500 * 1024,
+            max_queue_events: 100_000,
+            max_queue_bytes: 20 * 1024 * 1024,
+            max_event_age: Duration::from_secs(30 * 24 * 3600),
+            commit_interval: Duration::from_millis(200),
+            commit_max_events: 256,
+            call_queue_capacity: 10_000,
+            flush_at: 20,
+            prompt_delay: Duration::from_secs(30),
+            relaxed_delay: Duration::from_secs(5 * 60),
+            max_delay: Duration::from_secs(15 * 60),
+            near_cap_fraction: 0.8,
+            low_battery_level: 0.2,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(30 * 60),
+            auth_pause: Duration::from_secs(60 * 60),
+            request_timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// A setting that cannot work, found by [`Policy::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting `{setting}`: {reason}")]
+pub struct PolicyError {
+    /// The field name.
+    pub setting: &'static str,
+    /// Why it cannot work.
+    pub reason: &'static str,
+}
+
+/// Bytes a batch body spends on its envelope (`{"batch":[`, `],"sentAt":"…"}`), reserved
+/// when filling a batch so that the whole body stays within [`Policy::max_batch_bytes`].
+pub const BATCH_ENVELOPE_BYTES: usize = 64;
+
+/// Longest `messageId` collectors accept (Segment's limit).
+pub const MAX_MESSAGE_ID_LEN: usize = 100;
+
+impl Policy {
+    /// Checks that the settings are usable together.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let err = |setting, reason| Err(PolicyError { setting, reason });
+        if self.max_event_bytes == 0 {
+            return err("max_event_bytes", "must be positive");
+        }
+        if self.max_batch_bytes < self.max_event_bytes + BATCH_ENVELOPE_BYTES {
+            return err(
+                "max_batch_bytes",
+                "must fit at least one event of max_event_bytes",
+            );
+        }
+        if self.max_batch_events == 0 {
+            return err("max_batch_events", "must be positive");
+        }
+        if self.max_queue_events == 0 || self.max_queue_bytes < self.max_event_bytes as u64 {
+            return err(
+                "max_queue_events/max_queue_bytes",
+                "must hold at least one event",
+            );
+        }
+        if self.call_queue_capacity == 0 {
+            return err("call_queue_capacity", "must be positive");
+        }
+        if self.commit_max_events == 0 {
+            return err("commit_max_events", "must be positive");
+        }
+        if !(0.0..=1.0).contains(&self.near_cap_fraction) {
+            return err("near_cap_fraction", "must be between 0 and 1");
+        }
+        if self.max_delay < self.prompt_delay {
+            return err("max_delay", "must be at least prompt_delay");
+        }
+        if self.backoff_base.is_zero() || self.backoff_max < self.backoff_base {
+            return err(
+                "backoff_base/backoff_max",
+                "base must be positive and at most max",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults are a valid policy.
+    #[test]
+    fn defaults_validate() {
+        Policy::default().validate().unwrap();
+    }
+
+    /// A batch that cannot hold the largest event is refused.
+    #[test]
+    fn batch_smaller_than_event_is_refused() {
+        let p = Policy {
+            max_batch_bytes: 1000,
+            ..Policy::default()
+        };
+        assert_eq!(p.validate().unwrap_err().setting, "max_batch_bytes");
+    }
+}

@@ -1,0 +1,169 @@
+//! What the engine tells the app: counters ([`Stats`]) and notifications for the delivery
+//! listener ([`Notification`]). Nothing is dropped without a reason in both.
+
+use serde::Serialize;
+
+use crate::conditions::Network;
+use crate::retry::RetryState;
+
+/// Why events were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum DropReason {
+    /// The queue was over its event count cap; the oldest went.
+    CountCap,
+    /// The queue was over its bytes cap; the oldest went.
+    BytesCap,
+    /// The event waited longer than the age cap.
+    Age,
+    /// The server refused the event (a 400 or 422 that isolated it, or another
+    /// non-retryable status for its batch).
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The server said 413 for the event alone.
+    TooLarge,
+    /// The disk or storage quota was full when the event was committed.
+    DiskFull,
+    /// The store was corrupt and was replaced; its events were lost.
+    StoreCorrupt,
+    /// The user opted out; the queue was purged.
+    OptOut,
+    /// A plugin dropped the event.
+    Plugin,
+}
+
+/// Counts of dropped events, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    /// [`DropReason::CountCap`].
+    pub count_cap: u64,
+    /// [`DropReason::BytesCap`].
+    pub bytes_cap: u64,
+    /// [`DropReason::Age`].
+    pub age: u64,
+    /// [`DropReason::Rejected`].
+    pub rejected: u64,
+    /// [`DropReason::TooLarge`].
+    pub too_large: u64,
+    /// [`DropReason::DiskFull`].
+    pub disk_full: u64,
+    /// [`DropReason::StoreCorrupt`].
+    pub store_corrupt: u64,
+    /// [`DropReason::OptOut`].
+    pub opt_out: u64,
+    /// [`DropReason::Plugin`].
+    pub plugin: u64,
+}
+
+impl Dropped {
+    /// Counts `n` drops for `reason`.
+    pub fn add(&mut self, reason: DropReason, n: u64) {
+        let slot = match reason {
+            DropReason::CountCap => &mut self.count_cap,
+            DropReason::BytesCap => &mut self.bytes_cap,
+            DropReason::Age => &mut self.age,
+            DropReason::Rejected { .. } => &mut self.rejected,
+            DropReason::TooLarge => &mut self.too_large,
+            DropReason::DiskFull => &mut self.disk_full,
+            DropReason::StoreCorrupt => &mut self.store_corrupt,
+            DropReason::OptOut => &mut self.opt_out,
+            DropReason::Plugin => &mut self.plugin,
+        };
+        *slot += n;
+    }
+
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.count_cap
+            + self.bytes_cap
+            + self.age
+            + self.rejected
+            + self.too_large
+            + self.disk_full
+            + self.store_corrupt
+            + self.opt_out
+            + self.plugin
+    }
+}
+
+/// A snapshot of the engine's counters and state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Events handed to the engine.
+    pub accepted: u64,
+    /// Events waiting for delivery (committed or not).
+    pub queued_events: u64,
+    /// Their bytes.
+    pub queued_bytes: u64,
+    /// Of those, events not yet committed to storage (the crash window).
+    pub uncommitted_events: u64,
+    /// Events the server acknowledged.
+    pub delivered: u64,
+    /// Upload requests made.
+    pub requests: u64,
+    /// Requests that failed and will be retried.
+    pub retries: u64,
+    /// Batches acknowledged.
+    pub batches_delivered: u64,
+    /// Flushes started (each is one radio wake-up at most).
+    pub flushes: u64,
+    /// Compressed bytes sent.
+    pub bytes_sent: u64,
+    /// Events dropped, by reason.
+    pub dropped: Dropped,
+    /// Backoff and auth pause.
+    pub retry: RetryState,
+    /// The network as last reported.
+    pub network: Network,
+    /// The user opted out.
+    pub opted_out: bool,
+    /// The last error (upload or store), for display.
+    pub last_error: Option<String>,
+}
+
+/// Something the delivery listener should hear about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Notification {
+    /// A batch was acknowledged by the server.
+    Delivered {
+        /// The `messageId`s delivered.
+        message_ids: Vec<String>,
+    },
+    /// Events were dropped.
+    Dropped {
+        /// Why.
+        #[serde(flatten)]
+        reason: DropReason,
+        /// How many.
+        count: u64,
+        /// Their `messageId`s, where known (not for cap evictions, which happen in storage).
+        message_ids: Vec<String>,
+    },
+    /// An upload failed and will be retried.
+    UploadFailed {
+        /// The HTTP status, or `None` for a network error.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// Consecutive failures.
+        attempts: u32,
+        /// Milliseconds until the next attempt.
+        retry_in_ms: u64,
+    },
+    /// The server refused the write key (401 or 403): uploads are paused, events keep
+    /// queuing within the caps.
+    Paused {
+        /// The HTTP status.
+        status: u16,
+        /// Milliseconds until a probe request (or the next `flush()`).
+        resume_in_ms: u64,
+    },
+    /// Storage failed; what the engine does about it is in `error`.
+    StoreError {
+        /// The failure.
+        error: String,
+    },
+}

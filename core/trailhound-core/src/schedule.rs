@@ -1,0 +1,135 @@
+//! When to upload: the battery- and network-aware policy.
+//!
+//! | conditions                                   | tier      | an upload is due when                                  |
+//! |----------------------------------------------|-----------|--------------------------------------------------------|
+//! | offline                                      | —         | never; a flush as soon as the network returns          |
+//! | wifi, ethernet or unknown, charging or mains | Prompt    | `flush_at` events are queued, or the oldest waited `prompt_delay` |
+//! | wifi, ethernet or unknown, on battery        | Relaxed   | a full batch is queued, or the oldest waited `relaxed_delay` |
+//! | cellular or metered                          | Hold      | a full batch is queued, or the oldest waited `max_delay` |
+//! | battery low (not charging) or low-power mode | Hold      | the oldest waited `max_delay`                          |
+//! | any online tier                              |           | the queue reaches `near_cap_fraction` of a cap: at once |
+//!
+//! Independently of the tier: going to the background, an explicit `flush()` and the
+//! network coming back each start one flush; a flush sends everything queued, batch after
+//! batch, so that the radio wakes once. Backoff and an auth pause defer all of it.
+
+use crate::conditions::{DeviceConditions, Network};
+use crate::policy::Policy;
+
+/// How eager uploads are under the current conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// No network: nothing is attempted.
+    Offline,
+    /// Unconstrained: send small batches soon.
+    Prompt,
+    /// Wi-Fi on battery: gather several minutes into one burst.
+    Relaxed,
+    /// Cellular or metered: send full batches, or at the maximum delay.
+    Cellular,
+    /// Low battery or low-power mode: hold until the maximum delay.
+    Hold,
+}
+
+impl Tier {
+    /// The tier for some conditions.
+    pub fn of(c: &DeviceConditions, policy: &Policy) -> Tier {
+        if !c.network.is_online() {
+            return Tier::Offline;
+        }
+        let charging = c.charging == Some(true);
+        let low_battery = !charging
+            && c.battery_level
+                .is_some_and(|level| level < policy.low_battery_level);
+        if c.low_power_mode || low_battery {
+            return Tier::Hold;
+        }
+        if c.network == Network::Cellular || c.metered {
+            return Tier::Cellular;
+        }
+        // No battery reported at all is a plugged-in machine.
+        if charging || c.battery_level.is_none() {
+            Tier::Prompt
+        } else {
+            Tier::Relaxed
+        }
+    }
+}
+
+/// What the scheduler needs to know about the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLoad {
+    /// Events waiting (stored and not yet stored).
+    pub events: u64,
+    /// Their serialised bytes.
+    pub bytes: u64,
+    /// When the oldest waiting event started waiting, on the engine's clock.
+    pub oldest_since_ms: Option<i64>,
+}
+
+/// The time at which an upload becomes due, ignoring backoff (the engine applies that):
+/// `None` when nothing is due (offline, or an empty queue).
+pub fn due_at(tier: Tier, load: QueueLoad, now_ms: i64, policy: &Policy) -> Option<i64> {
+    let since = load.oldest_since_ms?;
+    if load.events == 0 {
+        return None;
+    }
+    let near_cap = load.events as f64 >= policy.max_queue_events as f64 * policy.near_cap_fraction
+        || load.bytes as f64 >= policy.max_queue_bytes as f64 * policy.near_cap_fraction;
+    let full_batch = load.events >= policy.max_batch_events as u64
+        || load.bytes >= (policy.max_batch_bytes / 2) as u64;
+    let after = |d: std::time::Duration| since.saturating_add(d.as_millis() as i64);
+    let due = match tier {
+        Tier::Offline => return None,
+        _ if near_cap => now_ms,
+        Tier::Prompt if load.events >= policy.flush_at => now_ms,
+        Tier::Prompt => after(policy.prompt_delay),
+        Tier::Relaxed | Tier::Cellular if full_batch => now_ms,
+        Tier::Relaxed => after(policy.relaxed_delay),
+        Tier::Cellular | Tier::Hold => after(policy.max_delay),
+    };
+    Some(due)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(network: Network, level: Option<f32>, charging: Option<bool>, low_power: bool) -> DeviceConditions {
+        DeviceConditions { battery_level: level, charging, low_power_mode: low_power, network, metered: false }
+    }
+
+    /// Each row of the table in the module doc maps to its tier.
+    #[test]
+    fn tiers() {
+        let p = Policy::default();
+        assert_eq!(Tier::of(&cond(Network::Offline, None, None, false), &p), Tier::Offline);
+        assert_eq!(Tier::of(&cond(Network::Wifi, Some(0.5), Some(true), false), &p), Tier::Prompt);
+        assert_eq!(Tier::of(&cond(Network::Unknown, None, None, false), &p), Tier::Prompt);
+        assert_eq!(Tier::of(&cond(Network::Wifi, Some(0.5), Some(false), false), &p), Tier::Relaxed);
+        assert_eq!(Tier::of(&cond(Network::Cellular, Some(0.9), Some(false), false), &p), Tier::Cellular);
+        let metered = DeviceConditions { metered: true, ..cond(Network::Wifi, Some(0.9), Some(true), false) };
+        assert_eq!(Tier::of(&metered, &p), Tier::Cellular);
+        assert_eq!(Tier::of(&cond(Network::Wifi, Some(0.1), Some(false), false), &p), Tier::Hold);
+        assert_eq!(Tier::of(&cond(Network::Wifi, Some(0.1), Some(true), false), &p), Tier::Prompt);
+        assert_eq!(Tier::of(&cond(Network::Ethernet, Some(0.9), Some(true), true), &p), Tier::Hold);
+    }
+
+    /// Due times follow the tier's delay, and nearing a cap overrides holding.
+    #[test]
+    fn due_times() {
+        let p = Policy::default();
+        let load = |events| QueueLoad { events, bytes: events * 300, oldest_since_ms: Some(1_000) };
+        let ms = |d: std::time::Duration| d.as_millis() as i64;
+        assert_eq!(due_at(Tier::Prompt, load(1), 2_000, &p), Some(1_000 + ms(p.prompt_delay)));
+        assert_eq!(due_at(Tier::Prompt, load(p.flush_at), 2_000, &p), Some(2_000));
+        assert_eq!(due_at(Tier::Relaxed, load(p.flush_at), 2_000, &p), Some(1_000 + ms(p.relaxed_delay)));
+        assert_eq!(due_at(Tier::Cellular, load(50), 2_000, &p), Some(1_000 + ms(p.max_delay)));
+        assert_eq!(due_at(Tier::Cellular, load(p.max_batch_events as u64), 2_000, &p), Some(2_000));
+        assert_eq!(due_at(Tier::Hold, load(p.max_batch_events as u64), 2_000, &p), Some(1_000 + ms(p.max_delay)));
+        let near = (p.max_queue_events as f64 * p.near_cap_fraction) as u64;
+        assert_eq!(due_at(Tier::Hold, load(near), 2_000, &p), Some(2_000));
+        assert_eq!(due_at(Tier::Offline, load(near), 2_000, &p), None);
+        assert_eq!(due_at(Tier::Prompt, QueueLoad { events: 0, bytes: 0, oldest_since_ms: None }, 0, &p), None);
+    }
+}

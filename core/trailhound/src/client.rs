@@ -1,0 +1,670 @@
+//! The Rust API: [`Builder`] and [`Client`].
+//!
+//! Calls run on the caller's thread only as far as validating, stamping, enriching and
+//! serialising the event; then it is handed to the background thread through a bounded
+//! channel. No call touches the disk or the network.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use trailhound_core::context::{self, ContextInfo};
+use trailhound_core::message::{self, Properties};
+use trailhound_core::session::Session;
+use trailhound_core::{Call, DeviceConditions, DropReason, Identity, Lifecycle, Message, Network, Notification, Policy, Stats};
+
+use crate::error::Error;
+use crate::transport::Transport;
+use crate::worker::{self, Command, WorkerConfig};
+
+/// Sees every event before it is queued, on the thread that called `track()`: it can add
+/// context, scrub personal data, or drop the event by returning `None`.
+pub trait Plugin: Send + Sync + 'static {
+    /// Returns the event to queue, changed or not, or `None` to drop it.
+    fn process(&self, message: Message) -> Option<Message>;
+}
+
+impl<F> Plugin for F
+where
+    F: Fn(Message) -> Option<Message> + Send + Sync + 'static,
+{
+    fn process(&self, message: Message) -> Option<Message> {
+        self(message)
+    }
+}
+
+/// Hears what became of events: delivered, dropped (and why), upload failures, pauses and
+/// storage errors. Called on the background thread: return quickly. A panic in a listener
+/// is caught and logged; it never stops delivery.
+pub trait Listener: Send + Sync + 'static {
+    /// One notification.
+    fn on_notification(&self, notification: &Notification);
+}
+
+impl<F> Listener for F
+where
+    F: Fn(&Notification) + Send + Sync + 'static,
+{
+    fn on_notification(&self, notification: &Notification) {
+        self(notification)
+    }
+}
+
+/// The write key, kept out of `Debug` output and logs.
+#[derive(Clone)]
+pub(crate) struct WriteKey(pub(crate) String);
+
+impl std::fmt::Debug for WriteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteKey(redacted)")
+    }
+}
+
+/// Configures and starts a [`Client`].
+///
+/// ```no_run
+/// # fn main() -> Result<(), trailhound::Error> {
+/// let client = trailhound::Builder::new("WRITE_KEY", "https://collector.example.com", "/tmp/th-data")
+///     .build()?;
+/// client.track("Song Played", serde_json::json!({"title": "Nachtmusik", "seconds": 215}))?;
+/// client.shutdown(std::time::Duration::from_secs(2))?;
+/// # Ok(()) }
+/// ```
+pub struct Builder {
+    write_key: WriteKey,
+    endpoint: String,
+    data_dir: PathBuf,
+    policy: Policy,
+    context: ContextInfo,
+    conditions: DeviceConditions,
+    transport: Option<Arc<dyn Transport>>,
+    plugins: Vec<Arc<dyn Plugin>>,
+    listeners: Vec<Arc<dyn Listener>>,
+    seed: Option<u64>,
+    max_pages: Option<u32>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("write_key", &self.write_key)
+            .field("endpoint", &self.endpoint)
+            .field("data_dir", &self.data_dir)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// A client for `write_key`, sending to `endpoint` (`https://host[:port][/prefix]`;
+    /// plain `http` only to a loopback address), keeping its queue in `data_dir`.
+    ///
+    /// Every limit has the default documented on [`Policy`]; change them with
+    /// [`Builder::policy`].
+    pub fn new(write_key: impl Into<String>, endpoint: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Builder {
+            write_key: WriteKey(write_key.into()),
+            endpoint: endpoint.into(),
+            data_dir: data_dir.into(),
+            policy: Policy::default(),
+            context: ContextInfo {
+                os_name: Some(std::env::consts::OS.to_owned()),
+                ..ContextInfo::default()
+            },
+            conditions: DeviceConditions::default(),
+            transport: None,
+            plugins: Vec::new(),
+            listeners: Vec::new(),
+            seed: None,
+            max_pages: None,
+        }
+    }
+
+    /// Replaces every limit and delay at once.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Changes some limits, keeping the others: `.with_policy(|p| p.max_queue_events = 5_000)`.
+    pub fn with_policy(mut self, change: impl FnOnce(&mut Policy)) -> Self {
+        change(&mut self.policy);
+        self
+    }
+
+    /// What the platform knows about the app and device, for the `context` of every event.
+    pub fn context(mut self, context: ContextInfo) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// The device conditions at start (network, battery); later changes go through
+    /// [`Client::set_device_conditions`].
+    pub fn conditions(mut self, conditions: DeviceConditions) -> Self {
+        self.conditions = conditions;
+        self
+    }
+
+    /// Sends through this transport instead of the default reqwest one.
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Sends through a shared transport.
+    pub fn transport_arc(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Adds a plugin; plugins run in the order they were added.
+    pub fn plugin(mut self, plugin: impl Plugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
+    /// Adds a delivery listener.
+    pub fn listener(mut self, listener: impl Listener) -> Self {
+        self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// Fixes the retry-jitter seed (tests and simulations); by default it is random.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Caps the database at this many pages, to inject a full disk in tests.
+    #[doc(hidden)]
+    pub fn sqlite_max_pages(mut self, pages: u32) -> Self {
+        self.max_pages = Some(pages);
+        self
+    }
+
+    /// Opens the data directory and starts the background threads.
+    ///
+    /// Fails if a setting is invalid, the endpoint is not HTTPS (or loopback HTTP), or
+    /// another client has the data directory open. A corrupt database is not an error: it
+    /// is moved aside, a fresh one is used, and the listener hears about it.
+    pub fn build(self) -> Result<Client, Error> {
+        self.policy.validate()?;
+        let endpoint = check_endpoint(&self.endpoint)?;
+        let transport: Arc<dyn Transport> = match self.transport {
+            Some(t) => t,
+            None => default_transport(&self.policy)?,
+        };
+        let seed = self.seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        let (tx, rx) = mpsc::sync_channel(self.policy.call_queue_capacity);
+        let listeners = Arc::new(self.listeners);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let config = WorkerConfig {
+            policy: self.policy.clone(),
+            data_dir: self.data_dir,
+            url: format!("{endpoint}{}", trailhound_core::wire::BATCH_PATH),
+            write_key: self.write_key,
+            transport,
+            listeners: Arc::clone(&listeners),
+            conditions: self.conditions,
+            seed,
+            max_pages: self.max_pages,
+            self_tx: tx.clone(),
+        };
+        let shared_stats = Arc::new(Mutex::new(Stats::default()));
+        let worker = worker::spawn(config, rx, ready_tx, Arc::clone(&shared_stats))
+            .map_err(|e| Error::Config(format!("cannot start the background thread: {e}")))?;
+        let (identity, opted_out) = match ready_rx.recv() {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
+                let _ = worker.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = worker.join();
+                return Err(Error::Closed);
+            }
+        };
+        let mut tracker = Tracker {
+            identity,
+            info: self.context,
+            network: self.conditions.network,
+            session: Session::new(),
+            context: Arc::new(Properties::new()),
+        };
+        tracker.rebuild_context();
+        Ok(Client {
+            shared: Arc::new(Shared {
+                policy: self.policy,
+                tracker: Mutex::new(tracker),
+                opted_out: AtomicBool::new(opted_out),
+                plugins: self.plugins,
+                listeners,
+                tx,
+                stats: shared_stats,
+                invalid: AtomicU64::new(0),
+                plugin_dropped: AtomicU64::new(0),
+                opted_out_calls: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+}
+
+#[cfg(feature = "reqwest")]
+fn default_transport(policy: &Policy) -> Result<Arc<dyn Transport>, Error> {
+    let t = crate::transport::ReqwestTransport::new(policy.request_timeout).map_err(Error::Config)?;
+    Ok(Arc::new(t))
+}
+
+#[cfg(not(feature = "reqwest"))]
+fn default_transport(_: &Policy) -> Result<Arc<dyn Transport>, Error> {
+    Err(Error::Config(
+        "built without the reqwest feature: set a transport with Builder::transport".into(),
+    ))
+}
+
+/// Checks the endpoint: HTTPS, or plain HTTP to a loopback host. Returns it without a
+/// trailing slash.
+fn check_endpoint(endpoint: &str) -> Result<String, Error> {
+    let bad = |why: &str| Err(Error::Config(format!("endpoint `{endpoint}`: {why}")));
+    let trimmed = endpoint.trim_end_matches('/');
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some(parts) => parts,
+        None => return bad("must start with https://"),
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    if host.is_empty() {
+        return bad("has no host");
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(trimmed.to_owned()),
+        "http" if is_loopback(host) => Ok(trimmed.to_owned()),
+        "http" => bad("plain http is only allowed to a loopback address; use https"),
+        _ => bad("must start with https://"),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Caller-side state: what `track()` stamps events with.
+struct Tracker {
+    identity: Identity,
+    info: ContextInfo,
+    network: Network,
+    session: Session,
+    context: Arc<Properties>,
+}
+
+impl Tracker {
+    fn rebuild_context(&mut self) {
+        self.context = Arc::new(context::build(
+            &self.info,
+            &self.identity.anonymous_id,
+            self.network,
+            self.session.id(),
+        ));
+    }
+}
+
+struct Shared {
+    policy: Policy,
+    tracker: Mutex<Tracker>,
+    opted_out: AtomicBool,
+    plugins: Vec<Arc<dyn Plugin>>,
+    listeners: Arc<Vec<Arc<dyn Listener>>>,
+    tx: SyncSender<Command>,
+    stats: Arc<Mutex<Stats>>,
+    invalid: AtomicU64,
+    plugin_dropped: AtomicU64,
+    opted_out_calls: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// A running Trailhound client. Cheap to share: wrap it in an `Arc`; every method takes
+/// `&self` and is safe to call from any thread.
+pub struct Client {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave them inconsistent (plain data).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Accepts a JSON object (or `null`, meaning no properties) as properties or traits.
+fn into_properties(value: serde_json::Value) -> Result<Properties, Error> {
+    match value {
+        serde_json::Value::Object(map) => Ok(map),
+        serde_json::Value::Null => Ok(Properties::new()),
+        other => Err(Error::Invalid(message::ValidationError::Unsupported {
+            path: "properties".into(),
+            detail: format!("expected an object, got {other}"),
+        })),
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Client {
+    /// Records a user action: `track("Song Played", json!({"title": "Nachtmusik"}))`.
+    ///
+    /// Returns once the event is validated and handed to the background thread; it never
+    /// waits for the disk or the network. The event is committed to storage within the
+    /// policy's commit interval.
+    pub fn track(&self, event: impl Into<String>, properties: serde_json::Value) -> Result<(), Error> {
+        let properties = self.check(into_properties(properties))?;
+        self.record(Call::Track {
+            event: event.into(),
+            properties,
+        })
+    }
+
+    /// Records who the user is. A `None` user id only records traits. Traits are merged
+    /// into the stored ones and persisted.
+    pub fn identify(&self, user_id: Option<&str>, traits: serde_json::Value) -> Result<(), Error> {
+        let traits = self.check(into_properties(traits))?;
+        self.record(Call::Identify {
+            user_id: user_id.map(str::to_owned),
+            traits,
+        })
+    }
+
+    /// Records that a screen was shown.
+    pub fn screen(&self, name: impl Into<String>, properties: serde_json::Value) -> Result<(), Error> {
+        let properties = self.check(into_properties(properties))?;
+        self.record(Call::Screen {
+            name: name.into(),
+            properties,
+        })
+    }
+
+    /// Records that a page was shown.
+    pub fn page(&self, name: impl Into<String>, properties: serde_json::Value) -> Result<(), Error> {
+        let properties = self.check(into_properties(properties))?;
+        self.record(Call::Page {
+            name: name.into(),
+            properties,
+        })
+    }
+
+    /// Records that the user belongs to a group.
+    pub fn group(&self, group_id: impl Into<String>, traits: serde_json::Value) -> Result<(), Error> {
+        let traits = self.check(into_properties(traits))?;
+        self.record(Call::Group {
+            group_id: group_id.into(),
+            traits,
+        })
+    }
+
+    /// Links the current user (or anonymous id) to `new_user_id`, which becomes the user id.
+    pub fn alias(&self, new_user_id: impl Into<String>) -> Result<(), Error> {
+        self.record(Call::Alias {
+            user_id: new_user_id.into(),
+        })
+    }
+
+    /// Records any call: the common path of every method above, for bindings that build
+    /// [`Call`]s themselves.
+    pub fn record(&self, call: Call) -> Result<(), Error> {
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if shared.opted_out.load(Ordering::Acquire) {
+            shared.opted_out_calls.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let now = now_ms();
+        let message_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let (msg, identity_change) = {
+            let mut t = lock(&shared.tracker);
+            let timeout = shared.policy.session_timeout.as_millis() as i64;
+            if t.session.touch(now, timeout).1 {
+                t.rebuild_context();
+            }
+            let msg = self.check(message::stamp(call, &t.identity, &t.context, message_id, now, &shared.policy))?;
+            // identify and alias change who later events are from, in call order.
+            let change = match (&msg.kind, &msg.user_id, &msg.traits) {
+                (trailhound_core::MessageType::Identify, user_id, traits) => {
+                    t.identity.user_id = user_id.clone();
+                    if let Some(traits) = traits {
+                        t.identity.traits.extend(traits.clone());
+                    }
+                    Some(t.identity.clone())
+                }
+                (trailhound_core::MessageType::Alias, user_id, _) => {
+                    t.identity.user_id = user_id.clone();
+                    Some(t.identity.clone())
+                }
+                _ => None,
+            };
+            (msg, change)
+        };
+        if let Some(identity) = identity_change {
+            self.send_control(Command::Identity(identity))?;
+        }
+        let mut msg = msg;
+        for plugin in &shared.plugins {
+            match plugin.process(msg) {
+                Some(m) => msg = m,
+                None => {
+                    shared.plugin_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.notify(&Notification::Dropped {
+                        reason: DropReason::Plugin,
+                        count: 1,
+                        message_ids: Vec::new(),
+                    });
+                    return Ok(());
+                }
+            }
+        }
+        let event = self.check(message::seal(msg, now, &shared.policy))?;
+        match shared.tx.try_send(Command::Event(event)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Error::Backpressure(shared.policy.call_queue_capacity)),
+            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
+        }
+    }
+
+    fn check<T, E: Into<Error>>(&self, r: Result<T, E>) -> Result<T, Error> {
+        r.map_err(|e| {
+            self.shared.invalid.fetch_add(1, Ordering::Relaxed);
+            e.into()
+        })
+    }
+
+    fn notify(&self, n: &Notification) {
+        for l in self.shared.listeners.iter() {
+            worker::call_listener(l.as_ref(), n);
+        }
+    }
+
+    fn send_control(&self, cmd: Command) -> Result<(), Error> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.shared.tx.send(cmd).map_err(|_| Error::Closed)
+    }
+
+    /// Asks for everything queued to be sent now; returns at once.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.send_control(Command::Flush(None))
+    }
+
+    /// Sends everything queued now and waits until the flush is over (delivered, or
+    /// stopped by an error, the network or backoff), at most `timeout`. Returns the stats.
+    pub fn flush_blocking(&self, timeout: Duration) -> Result<Stats, Error> {
+        let (tx, rx) = mpsc::channel();
+        self.send_control(Command::Flush(Some(tx)))?;
+        match rx.recv_timeout(timeout) {
+            Ok(()) => Ok(self.stats()),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout(timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::Closed),
+        }
+    }
+
+    /// Forgets the user: a new anonymous device id, no user id, no traits, a new session.
+    pub fn reset(&self) -> Result<(), Error> {
+        let identity = {
+            let mut t = lock(&self.shared.tracker);
+            t.identity = Identity::new(uuid::Uuid::new_v4());
+            t.session = Session::new();
+            t.rebuild_context();
+            t.identity.clone()
+        };
+        self.send_control(Command::Identity(identity))
+    }
+
+    /// Stops collection and purges every queued event; persists the choice.
+    pub fn opt_out(&self) -> Result<(), Error> {
+        self.shared.opted_out.store(true, Ordering::Release);
+        self.send_control(Command::OptOut(true))
+    }
+
+    /// Resumes collection after [`Client::opt_out`]; persists the choice.
+    pub fn opt_in(&self) -> Result<(), Error> {
+        self.shared.opted_out.store(false, Ordering::Release);
+        self.send_control(Command::OptOut(false))
+    }
+
+    /// Whether the user opted out.
+    pub fn is_opted_out(&self) -> bool {
+        self.shared.opted_out.load(Ordering::Acquire)
+    }
+
+    /// Reports a change of network, battery or power mode.
+    pub fn set_device_conditions(&self, conditions: DeviceConditions) -> Result<(), Error> {
+        {
+            let mut t = lock(&self.shared.tracker);
+            if t.network != conditions.network {
+                t.network = conditions.network;
+                t.rebuild_context();
+            }
+        }
+        self.send_control(Command::Conditions(conditions))
+    }
+
+    /// The app came to the foreground.
+    pub fn app_foregrounded(&self) -> Result<(), Error> {
+        self.send_control(Command::Lifecycle(Lifecycle::Foreground))
+    }
+
+    /// The app went to the background: everything is committed at once and one flush is
+    /// attempted.
+    pub fn app_backgrounded(&self) -> Result<(), Error> {
+        self.send_control(Command::Lifecycle(Lifecycle::Background))
+    }
+
+    /// The anonymous device id.
+    pub fn anonymous_id(&self) -> String {
+        lock(&self.shared.tracker).identity.anonymous_id.clone()
+    }
+
+    /// The user id, if known.
+    pub fn user_id(&self) -> Option<String> {
+        lock(&self.shared.tracker).identity.user_id.clone()
+    }
+
+    /// Counters and state, as of the background thread's last step.
+    pub fn stats(&self) -> Stats {
+        let mut s = lock(&self.shared.stats).clone();
+        let d = &mut s.dropped;
+        d.plugin += self.shared.plugin_dropped.load(Ordering::Relaxed);
+        d.opt_out += self.shared.opted_out_calls.load(Ordering::Relaxed);
+        s
+    }
+
+    /// Calls refused as invalid since start.
+    pub fn invalid_calls(&self) -> u64 {
+        self.shared.invalid.load(Ordering::Relaxed)
+    }
+
+    /// Commits everything, makes one last flush attempt if the network is up, and stops,
+    /// within `timeout`. Events not delivered stay queued for the next start. Later calls
+    /// return [`Error::Closed`].
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (tx, rx) = mpsc::channel();
+        let _ = self.shared.tx.send(Command::Shutdown {
+            deadline: std::time::Instant::now() + timeout,
+            done: tx,
+        });
+        let result = match rx.recv_timeout(timeout + Duration::from_millis(500)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => Ok(()),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout(timeout)),
+        };
+        if result.is_ok() {
+            if let Some(handle) = lock(&self.worker).take() {
+                let _ = handle.join();
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Client {
+    /// Commits what is uncommitted and stops the threads (no final flush).
+    fn drop(&mut self) {
+        let _ = self.shutdown(Duration::ZERO);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// HTTPS anywhere, HTTP only to loopback; garbage refused.
+    #[test]
+    fn endpoint_rules() {
+        assert_eq!(check_endpoint("https://api.example.com/").unwrap(), "https://api.example.com");
+        assert!(check_endpoint("http://127.0.0.1:8080").is_ok());
+        assert!(check_endpoint("http://localhost:1/x").is_ok());
+        assert!(check_endpoint("http://[::1]:99").is_ok());
+        assert!(check_endpoint("http://example.com").is_err());
+        assert!(check_endpoint("http://10.0.0.1").is_err());
+        assert!(check_endpoint("ftp://localhost").is_err());
+        assert!(check_endpoint("localhost:80").is_err());
+        assert!(check_endpoint("https://").is_err());
+    }
+
+    /// The write key never shows in Debug output.
+    #[test]
+    fn write_key_is_redacted() {
+        let b = Builder::new("sekrit-key", "https://x.example", "/tmp/x");
+        assert!(!format!("{b:?}").contains("sekrit"));
+    }
+
+    /// The client is shareable between threads.
+    #[test]
+    fn client_is_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Client>();
+    }
+}

@@ -1,0 +1,1652 @@
+//! The SQLite queue: the native runtime's [`QueueStore`].
+//!
+//! One database file, [`DB_FILE`], in the app's data directory, owned by one client at a
+//! time: [`SqliteStore::open`] holds an advisory lock on [`LOCK_FILE`] beside it for the
+//! store's lifetime. Each [`QueueStore`] method is one transaction, with cached prepared
+//! statements.
+//!
+//! # Tables
+//!
+//! - `events`: one row per queued event. `seq`, the engine's queue position, is the
+//!   primary key, so "oldest first" is a walk of the primary key and "the oldest left" one
+//!   B-tree descent. `json` is the message exactly as it will be sent and `bytes` its
+//!   length, the unit of the engine's accounting. `type` and `name` are copies kept for
+//!   inspection (`trailhound queue stats`); an index on `created_ms` serves the age cap.
+//! - `state`: [`PersistedState`], one row per piece (`anonymous_id`, `user_id`, `traits`,
+//!   `opted_out`, `retry`), each value JSON, so that QA tools can read it with SQL:
+//!   `SELECT value ->> '$' FROM state WHERE key = 'anonymous_id'`.
+//!
+//! # Versions
+//!
+//! The schema is versioned with `PRAGMA user_version` ([`SCHEMA_VERSION`]). A fresh
+//! database is created at the current version; an older one is upgraded one step at a
+//! time when opened read-write; a newer one is refused and left untouched. A test checks
+//! that every upgrade path ends in exactly the schema of a fresh database.
+//!
+//! | version | change                                                                  |
+//! |---------|-------------------------------------------------------------------------|
+//! | 1       | `events(seq, message_id, created_ms, bytes, json)`, `state(key, value)` |
+//! | 2       | `events.type`, `events.name` (backfilled from the JSON), index on `created_ms` |
+//!
+//! # Failures
+//!
+//! Every failure of an operation is mapped, in one place, to the [`FailureKind`] the engine
+//! acts on: a full disk drops the events being inserted, a busy or odd failure is retried,
+//! and a corrupt database is moved aside by [`SqliteStore::replace_corrupt`]. A database
+//! found corrupt when it is opened is moved aside by [`SqliteStore::open`] itself.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{
+    params, CachedStatement, Connection, ErrorCode, OpenFlags, OptionalExtension, Params, Row,
+    TransactionBehavior,
+};
+use serde::de::DeserializeOwned;
+use trailhound_core::message::{Identity, MessageType, QueuedEvent};
+use trailhound_core::retry::RetryState;
+use trailhound_core::store::{
+    Evicted, FailureKind, PersistedState, QueueStore, Removed, StoreFailure, StoreSnapshot,
+};
+
+/// The database's file name in the data directory.
+pub const DB_FILE: &str = "trailhound.db";
+
+/// The lock file's name in the data directory. It stays after the store is closed:
+/// deleting a lock file races with the next client taking it.
+pub const LOCK_FILE: &str = "trailhound.lock";
+
+/// The newest schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = schema::VERSION;
+
+/// How long an operation waits for a database that another connection holds locked.
+///
+/// The lock file keeps other clients out, but a QA tool reading the database, or a
+/// checkpoint, can hold it for a moment; waiting is better than a failed operation. Five
+/// seconds is far longer than any transaction of ours, and short enough that a database
+/// stuck behind a hung process turns into a reported [`FailureKind::Busy`].
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+/// Prepared statements kept per connection: every statement below, with room to spare.
+const STATEMENT_CACHE: usize = 32;
+
+/// Why a queue database could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another client (in this process or another) has the data directory open.
+    #[error(
+        "another Trailhound client has the data directory {} open; \
+         only one client may use a data directory at a time",
+        dir.display()
+    )]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The database was written by a newer version of Trailhound. It is left untouched.
+    #[error(
+        "the queue database has schema version {found}, newer than the {supported} this \
+         version of Trailhound knows; it was left untouched"
+    )]
+    NewerSchema {
+        /// The database's version.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// A read-only open found an older schema, which only a migration could make readable.
+    #[error(
+        "the queue database has schema version {found}, older than {supported}, and a \
+         read-only open does not migrate; copy the file and open the copy read-write"
+    )]
+    OlderSchema {
+        /// The database's version (0: empty, or not a Trailhound queue).
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The store was opened read-only, so it cannot replace its database.
+    #[error("{} was opened read-only; it cannot be replaced", path.display())]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A file system operation failed (creating the directory, the lock file, moving a
+    /// corrupt database aside).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// SQLite refused to open, configure or migrate the database.
+    #[error("queue database {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        source: rusqlite::Error,
+    },
+}
+
+/// A store just opened by [`SqliteStore::open`].
+#[derive(Debug)]
+pub struct Opened {
+    /// The store.
+    pub store: SqliteStore,
+    /// Set when the database was corrupt and has been replaced by an empty one: what
+    /// happened and where the old file went, for the app's listener and the logs.
+    pub recovered: Option<String>,
+}
+
+/// The queue in a SQLite database: the native runtime's [`QueueStore`].
+///
+/// `Send` but not `Sync`: one thread (the runtime's) owns it.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    read_only: bool,
+    version: u32,
+    /// Events and bytes stored, known after the first [`QueueStore::snapshot`] (or the
+    /// first eviction) and kept up to date by every operation, so that eviction never
+    /// sums the table. Safe because one process owns the database.
+    totals: Option<Totals>,
+    /// Declared after `conn`, so that it is dropped after it: the lock outlives the
+    /// connection.
+    _lock: Option<File>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Totals {
+    events: u64,
+    bytes: u64,
+}
+
+/// How [`open_connection`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Read-write, creating the file if it is missing.
+    Create,
+    /// Read-write; the file must exist.
+    ReadWrite,
+    /// Read-only; never migrates.
+    ReadOnly,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the queue in the data directory `dir`, creating the directory
+    /// if it is missing.
+    ///
+    /// Fails with [`OpenError::Locked`] while another client has `dir` open, and with
+    /// [`OpenError::NewerSchema`] for a database written by a newer Trailhound. A corrupt
+    /// database, or a file that is not a database, is moved aside (see
+    /// [`SqliteStore::replace_corrupt`]) and replaced by an empty one; [`Opened::recovered`]
+    /// says so. An older schema is migrated.
+    pub fn open(dir: &Path) -> Result<Opened, OpenError> {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let lock = lock_dir(dir)?;
+        let path = dir.join(DB_FILE);
+        let (conn, version, recovered) = match open_connection(&path, Mode::Create) {
+            Ok((conn, version)) => (conn, version, None),
+            Err(OpenError::Sqlite { source, .. }) if is_corrupt(&source) => {
+                let aside = move_aside(&path)?;
+                let message = format!(
+                    "the queue database was unreadable ({source}); it was kept as {} and an \
+                     empty queue started",
+                    aside.display()
+                );
+                log::warn!("{message}");
+                let (conn, version) = open_connection(&path, Mode::Create)?;
+                (conn, version, Some(message))
+            }
+            Err(e) => return Err(e),
+        };
+        let store = SqliteStore {
+            conn,
+            path,
+            read_only: false,
+            version,
+            totals: None,
+            _lock: lock,
+        };
+        Ok(Opened { store, recovered })
+    }
+
+    /// Opens a database file directly, for QA tools working on a copy of a device's
+    /// queue. No lock file is taken, and a corrupt file is an error, not replaced.
+    ///
+    /// Read-write opens migrate an older schema; the file must exist. Read-only opens
+    /// (`SQLITE_OPEN_READ_ONLY`) never write: they refuse a newer schema with
+    /// [`OpenError::NewerSchema`] and an older one with [`OpenError::OlderSchema`] (its
+    /// rows lack columns that reads use; copy the file and open the copy read-write).
+    pub fn open_file(path: &Path, read_only: bool) -> Result<SqliteStore, OpenError> {
+        let mode = if read_only {
+            Mode::ReadOnly
+        } else {
+            Mode::ReadWrite
+        };
+        let (conn, version) = open_connection(path, mode)?;
+        Ok(SqliteStore {
+            conn,
+            path: path.to_owned(),
+            read_only,
+            version,
+            totals: None,
+            _lock: None,
+        })
+    }
+
+    /// Replaces a database that turned out to be corrupt (an operation failed with
+    /// [`FailureKind::Corrupt`]) by an empty one, returning a message for the app's
+    /// listener and the logs.
+    ///
+    /// The file and its `-wal` and `-shm` companions are moved aside to
+    /// `trailhound.db.corrupt-<unix ms>` (and `…-wal`, `…-shm`), where support can still
+    /// look at them. The state is lost with the events; the engine writes it again
+    /// (`Engine::handle_store_replaced`). If this fails, every operation fails until a
+    /// later call succeeds.
+    pub fn replace_corrupt(&mut self) -> Result<String, OpenError> {
+        if self.read_only {
+            return Err(OpenError::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
+        let placeholder = Connection::open_in_memory().map_err(sqlite_error(&self.path))?;
+        // Close before moving: on close SQLite deletes `<path>-wal` by name, which by then
+        // would be the new database's.
+        let old = std::mem::replace(&mut self.conn, placeholder);
+        // Keep the WAL as it is, with the file it belongs to.
+        if let Err(e) = schema::keep_wal_on_close(&old, true) {
+            log::warn!("closing the corrupt queue database: {e}");
+        }
+        if let Err((_, e)) = old.close() {
+            log::warn!("closing the corrupt queue database: {e}");
+        }
+        self.totals = None;
+        let aside = move_aside(&self.path)?;
+        let (conn, version) = open_connection(&self.path, Mode::Create)?;
+        self.conn = conn;
+        self.version = version;
+        self.totals = Some(Totals::default());
+        let message = format!(
+            "the queue database was corrupt; it was kept as {} and an empty queue started",
+            aside.display()
+        );
+        log::warn!("{message}");
+        Ok(message)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The database's schema version (always [`SCHEMA_VERSION`] once opened).
+    pub fn schema_version(&self) -> u32 {
+        self.version
+    }
+
+    /// Queued events and their bytes per `(type, name)`, sorted by type then name. Rows
+    /// whose type is unknown (from a version 1 database with unreadable JSON) count
+    /// under `"unknown"`.
+    pub fn counts_by_type_and_name(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, u64, u64)>, StoreFailure> {
+        let run = || -> Result<_, Error> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT coalesce(type, 'unknown') AS t, name, count(*), sum(bytes)
+                 FROM events GROUP BY t, name ORDER BY t, name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, get_u64(r, 2)?, get_u64(r, 3)?))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        };
+        run().map_err(failure("counts"))
+    }
+
+    /// Streams every queued event to `f`, oldest first, until `f` returns `false`.
+    pub fn iter_events(&self, mut f: impl FnMut(QueuedEvent) -> bool) -> Result<(), StoreFailure> {
+        let mut run = || -> Result<(), Error> {
+            let mut stmt = self.conn.prepare_cached(sql::ITER)?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                if !f(event_from_row(row)?) {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        run().map_err(failure("iter_events"))
+    }
+
+    /// Sets `PRAGMA max_page_count`, so that tests can fill the disk for real
+    /// (`SQLITE_FULL`). A value below the current size means the current size.
+    #[doc(hidden)]
+    pub fn set_max_pages(&mut self, pages: u32) {
+        if let Err(e) =
+            self.conn
+                .pragma_update_and_check(None, "max_page_count", pages, |r| r.get::<_, i64>(0))
+        {
+            log::warn!("setting max_page_count: {e}");
+        }
+    }
+
+    /// The cached totals, read from the table the first time.
+    fn totals(&mut self) -> Result<Totals, Error> {
+        if let Some(totals) = self.totals {
+            return Ok(totals);
+        }
+        let (totals, _) = read_totals(&self.conn)?;
+        self.totals = Some(totals);
+        Ok(totals)
+    }
+
+    /// Accounts for events that a committed transaction removed.
+    fn forget(&mut self, removed: Removed) {
+        if let Some(t) = &mut self.totals {
+            t.events = t.events.saturating_sub(removed.events);
+            t.bytes = t.bytes.saturating_sub(removed.bytes);
+        }
+    }
+
+    /// Starts a write transaction.
+    ///
+    /// `IMMEDIATE` takes the write lock at `BEGIN`, where the busy timeout applies. A
+    /// deferred transaction that reads first and then writes can fail at once with
+    /// `SQLITE_BUSY` in WAL mode, when another connection wrote in between.
+    fn write(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+    }
+
+    fn do_snapshot(&mut self) -> Result<StoreSnapshot, Error> {
+        // One read transaction, so that the counts, the oldest event and the state agree.
+        let tx = self.conn.transaction()?;
+        let (totals, max_seq) = read_totals(&tx)?;
+        let oldest_ms = oldest_ms(&tx)?;
+        let state = read_state(&tx)?;
+        tx.commit()?;
+        self.totals = Some(totals);
+        Ok(StoreSnapshot {
+            state,
+            events: totals.events,
+            bytes: totals.bytes,
+            max_seq,
+            oldest_ms,
+        })
+    }
+
+    fn do_insert(&mut self, events: &[QueuedEvent]) -> Result<(), Error> {
+        let tx = self.write()?;
+        let mut added = Totals::default();
+        let mut replaced_bytes = 0;
+        {
+            let mut insert = tx.prepare_cached(sql::INSERT)?;
+            for ev in events {
+                let seq = sql_seq(ev.seq)?;
+                let row = params![
+                    seq,
+                    ev.message_id,
+                    ev.created_ms,
+                    ev.bytes() as i64,
+                    ev.json,
+                    ev.kind.as_str(),
+                    ev.name,
+                ];
+                match insert.execute(row) {
+                    Ok(_) => added.events += 1,
+                    // The engine never reuses a seq; if it happens anyway, the new event
+                    // replaces the stored one, as in `MemoryStore`.
+                    Err(e) if is_duplicate_key(&e) => {
+                        let old: u64 =
+                            tx.prepare_cached(sql::BYTES_OF)?.query_row([seq], |r| get_u64(r, 0))?;
+                        tx.prepare_cached(sql::REPLACE)?.execute(row)?;
+                        replaced_bytes += old;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                added.bytes += ev.bytes();
+            }
+        }
+        tx.commit()?;
+        if let Some(t) = &mut self.totals {
+            t.events += added.events;
+            t.bytes = (t.bytes + added.bytes).saturating_sub(replaced_bytes);
+        }
+        Ok(())
+    }
+
+    fn do_load(&mut self, max_events: usize, max_bytes: usize) -> Result<Vec<QueuedEvent>, Error> {
+        let limit = i64::try_from(max_events).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(sql::LOAD)?;
+        let mut rows = stmt.query([limit])?;
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(row) = rows.next()? {
+            let ev = event_from_row(row)?;
+            if !out.is_empty() && bytes + ev.bytes() > max_bytes as u64 {
+                break;
+            }
+            bytes += ev.bytes();
+            out.push(ev);
+        }
+        Ok(out)
+    }
+
+    fn do_delete(&mut self, seqs: &[u64]) -> Result<(Removed, Option<i64>), Error> {
+        let tx = self.write()?;
+        let mut removed = Removed::default();
+        {
+            let mut delete = tx.prepare_cached(sql::DELETE_ONE)?;
+            // A seq too large for SQLite cannot be stored, so there is nothing to delete.
+            for seq in seqs.iter().filter_map(|&s| i64::try_from(s).ok()) {
+                if let Some(bytes) = delete.query_row([seq], |r| get_u64(r, 0)).optional()? {
+                    removed.add(Removed { events: 1, bytes });
+                }
+            }
+        }
+        let oldest = oldest_ms(&tx)?;
+        tx.commit()?;
+        self.forget(removed);
+        Ok((removed, oldest))
+    }
+
+    /// See [`QueueStore::evict`]. Each step touches only the rows it removes, plus one
+    /// B-tree descent: the age step goes through the `created_ms` index, the count and
+    /// bytes steps through the primary key, and the totals are cached. So with nothing to
+    /// evict, nothing is scanned.
+    fn do_evict(
+        &mut self,
+        max_events: u64,
+        max_bytes: u64,
+        min_created_ms: i64,
+    ) -> Result<(Evicted, Option<i64>), Error> {
+        let totals = self.totals()?;
+        let tx = self.write()?;
+        let mut evicted = Evicted {
+            age: removed_by(tx.prepare_cached(sql::EVICT_AGE)?, [min_created_ms])?,
+            ..Evicted::default()
+        };
+        let events_left = totals.events.saturating_sub(evicted.age.events);
+        if events_left > max_events {
+            let n = i64::try_from(events_left - max_events).unwrap_or(i64::MAX);
+            evicted.count = removed_by(tx.prepare_cached(sql::EVICT_OLDEST)?, [n])?;
+        }
+        let bytes_left = totals
+            .bytes
+            .saturating_sub(evicted.age.bytes + evicted.count.bytes);
+        if bytes_left > max_bytes {
+            // Walk the oldest rows until enough bytes are found, then delete up to there.
+            let over = bytes_left - max_bytes;
+            let mut last = None;
+            {
+                let mut walk = tx.prepare_cached(sql::WALK)?;
+                let mut rows = walk.query([])?;
+                let mut found = 0u64;
+                while found < over {
+                    let Some(row) = rows.next()? else { break };
+                    last = Some(row.get::<_, i64>(0)?);
+                    found += get_u64(row, 1)?;
+                }
+            }
+            if let Some(last) = last {
+                evicted.bytes = removed_by(tx.prepare_cached(sql::DELETE_UP_TO)?, [last])?;
+            }
+        }
+        let oldest = oldest_ms(&tx)?;
+        tx.commit()?;
+        let mut removed = evicted.age;
+        removed.add(evicted.count);
+        removed.add(evicted.bytes);
+        self.forget(removed);
+        Ok((evicted, oldest))
+    }
+
+    fn do_clear(&mut self) -> Result<Removed, Error> {
+        let tx = self.write()?;
+        // Counted from the table rather than the cache: clearing is rare (opt-out), and it
+        // puts the cache right if it ever was wrong.
+        let (totals, _) = read_totals(&tx)?;
+        tx.execute("DELETE FROM events", [])?;
+        tx.commit()?;
+        self.totals = Some(Totals::default());
+        Ok(Removed {
+            events: totals.events,
+            bytes: totals.bytes,
+        })
+    }
+
+    fn do_save_state(&mut self, state: &PersistedState) -> Result<(), Error> {
+        let pieces = [
+            (
+                state::ANONYMOUS_ID,
+                serde_json::to_string(&state.identity.anonymous_id)?,
+            ),
+            (state::USER_ID, serde_json::to_string(&state.identity.user_id)?),
+            (state::TRAITS, serde_json::to_string(&state.identity.traits)?),
+            (state::OPTED_OUT, serde_json::to_string(&state.opted_out)?),
+            (state::RETRY, serde_json::to_string(&state.retry)?),
+        ];
+        let tx = self.write()?;
+        {
+            let mut save = tx.prepare_cached(sql::SAVE_STATE)?;
+            for (key, value) in &pieces {
+                save.execute(params![key, value])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl QueueStore for SqliteStore {
+    fn snapshot(&mut self) -> Result<StoreSnapshot, StoreFailure> {
+        self.do_snapshot().map_err(failure("snapshot"))
+    }
+
+    fn insert(&mut self, events: &[QueuedEvent]) -> Result<(), StoreFailure> {
+        self.do_insert(events).map_err(failure("insert"))
+    }
+
+    fn load(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreFailure> {
+        self.do_load(max_events, max_bytes).map_err(failure("load"))
+    }
+
+    fn delete(&mut self, seqs: &[u64]) -> Result<(Removed, Option<i64>), StoreFailure> {
+        self.do_delete(seqs).map_err(failure("delete"))
+    }
+
+    fn evict(
+        &mut self,
+        max_events: u64,
+        max_bytes: u64,
+        min_created_ms: i64,
+    ) -> Result<(Evicted, Option<i64>), StoreFailure> {
+        self.do_evict(max_events, max_bytes, min_created_ms)
+            .map_err(failure("evict"))
+    }
+
+    fn clear(&mut self) -> Result<Removed, StoreFailure> {
+        self.do_clear().map_err(failure("clear"))
+    }
+
+    fn save_state(&mut self, state: &PersistedState) -> Result<(), StoreFailure> {
+        self.do_save_state(state).map_err(failure("save_state"))
+    }
+}
+
+/// The statements of the store's operations.
+mod sql {
+    pub const INSERT: &str = "INSERT INTO events(seq, message_id, created_ms, bytes, json, type, name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    pub const BYTES_OF: &str = "SELECT bytes FROM events WHERE seq = ?1";
+    pub const REPLACE: &str = "UPDATE events SET message_id = ?2, created_ms = ?3, bytes = ?4,
+         json = ?5, type = ?6, name = ?7 WHERE seq = ?1";
+    pub const LOAD: &str = "SELECT seq, message_id, type, name, created_ms, json
+         FROM events ORDER BY seq LIMIT ?1";
+    pub const ITER: &str = "SELECT seq, message_id, type, name, created_ms, json
+         FROM events ORDER BY seq";
+    pub const TOTALS: &str =
+        "SELECT count(*), coalesce(sum(bytes), 0), coalesce(max(seq), 0) FROM events";
+    pub const OLDEST: &str = "SELECT created_ms FROM events ORDER BY seq LIMIT 1";
+    pub const DELETE_ONE: &str = "DELETE FROM events WHERE seq = ?1 RETURNING bytes";
+    pub const EVICT_AGE: &str = "DELETE FROM events WHERE created_ms < ?1 RETURNING bytes";
+    pub const EVICT_OLDEST: &str = "DELETE FROM events
+         WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1) RETURNING bytes";
+    pub const WALK: &str = "SELECT seq, bytes FROM events ORDER BY seq";
+    pub const DELETE_UP_TO: &str = "DELETE FROM events WHERE seq <= ?1 RETURNING bytes";
+    pub const READ_STATE: &str = "SELECT key, value FROM state";
+    pub const SAVE_STATE: &str = "INSERT INTO state(key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+}
+
+/// The keys of the `state` table.
+mod state {
+    pub const ANONYMOUS_ID: &str = "anonymous_id";
+    pub const USER_ID: &str = "user_id";
+    pub const TRAITS: &str = "traits";
+    pub const OPTED_OUT: &str = "opted_out";
+    pub const RETRY: &str = "retry";
+}
+
+/// Connection settings, the current schema and the upgrades to it.
+///
+/// To change the schema: change [`create`], bump [`VERSION`], add the step from the
+/// previous version to [`upgrade_from`], and add a `create_v<N>` snapshot of the old
+/// schema to the tests so that the upgrade is checked against a fresh database.
+mod schema {
+    use rusqlite::config::DbConfig;
+    use rusqlite::{ffi, Connection, Transaction};
+
+    use super::{BUSY_TIMEOUT, STATEMENT_CACHE};
+
+    /// The current schema version.
+    pub const VERSION: u32 = 2;
+
+    /// Settings for every connection, read-only ones included. They write nothing to the
+    /// file, so they are safe before the version check.
+    pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+        // A locked database is waited on rather than failing at once; see BUSY_TIMEOUT.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Refuse what can corrupt a database through SQL alone (writable_schema, raw page
+        // writes): QA tools copy this file around, and it must stay sound.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+        // A double-quoted word is an identifier, never a silently accepted string literal.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.execute_batch(
+            "
+            -- Sorting and grouping (the QA counts) stay in memory: they are small, and a
+            -- temporary file is slow flash traffic on a phone.
+            PRAGMA temp_store = MEMORY;
+            -- foreign_keys stays off: the schema has no foreign keys.
+            ",
+        )
+    }
+
+    /// Settings for read-write connections. `journal_mode` is written into the file, so
+    /// this runs only once the version is known to be ours.
+    pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+        // Write-ahead logging: a commit appends to the WAL instead of writing a rollback
+        // journal and then the database, which is most of our insert throughput, and
+        // readers (QA tools) never block the writer nor see a half-written queue.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            log::warn!("the queue database stays in journal mode {mode}, not WAL");
+        }
+        conn.execute_batch(
+            "
+            -- In WAL mode, NORMAL syncs the WAL at checkpoints, not at every commit. A
+            -- committed transaction survives the app crashing or being killed (it is in
+            -- the OS's cache); only a power loss or OS crash can lose the last few
+            -- committed since the last checkpoint, and the database stays consistent.
+            -- FULL would add an fsync, often tens of milliseconds on phone flash, to
+            -- every group commit of analytics events.
+            PRAGMA synchronous = NORMAL;
+            -- After a checkpoint, cut the WAL back to 1 MiB instead of leaving it as
+            -- large as the largest transaction (a clear of a full queue) for good.
+            PRAGMA journal_size_limit = 1048576;
+            ",
+        )
+        // No auto_vacuum: pages freed by uploads are reused by the next inserts, and the
+        // file can never grow past what the queue caps allow. It also cannot be turned on
+        // for databases that already exist, so it would make upgraded and fresh databases
+        // differ.
+    }
+
+    /// Whether closing the connection leaves the WAL alone instead of checkpointing it
+    /// into the database and deleting it.
+    pub fn keep_wal_on_close(conn: &Connection, keep: bool) -> rusqlite::Result<()> {
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, keep)?;
+        Ok(())
+    }
+
+    /// `PRAGMA user_version`. Reading it is the first read of the file, so this is where
+    /// a file that is not a database fails (`SQLITE_NOTADB`).
+    pub fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        // A negative version is not one of ours: treat it as unknown and newer.
+        Ok(u32::try_from(v).unwrap_or(u32::MAX))
+    }
+
+    /// Brings a database at `found` (0: empty) to [`VERSION`], in one transaction.
+    pub fn init(conn: &mut Connection, found: u32) -> rusqlite::Result<()> {
+        if found == VERSION {
+            return Ok(());
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if found == 0 {
+            create(&tx)?;
+        } else {
+            for version in found..VERSION {
+                upgrade_from(&tx, version)?;
+            }
+        }
+        tx.pragma_update(None, "user_version", VERSION)?;
+        tx.commit()
+    }
+
+    /// Creates the current schema in an empty database.
+    ///
+    /// Column order matters: it must match what the upgrades produce (`ALTER TABLE ADD
+    /// COLUMN` appends), so the columns added in version 2 come last. No SQL comments
+    /// inside the statements: SQLite keeps their text in `sqlite_master`.
+    pub fn create(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.execute_batch(
+            "
+            CREATE TABLE events(
+                seq INTEGER PRIMARY KEY,
+                message_id TEXT NOT NULL,
+                created_ms INTEGER NOT NULL,
+                bytes INTEGER NOT NULL,
+                json TEXT NOT NULL,
+                type TEXT,
+                name TEXT
+            );
+            CREATE TABLE state(
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            );
+            CREATE INDEX events_created_ms ON events(created_ms);
+            ",
+        )
+    }
+
+    /// Upgrades a database from `version` to `version + 1`.
+    pub fn upgrade_from(tx: &Transaction<'_>, version: u32) -> rusqlite::Result<()> {
+        match version {
+            // Version 2: `type` and `name` beside the JSON for per-type and per-name
+            // counts, and an index so that the age cap does not scan the queue.
+            //
+            // The backfill names events exactly as `message::seal` does (the event for a
+            // track, the name for a screen or page, the group id for a group, the user id
+            // for identify and alias), so that old and new rows agree. Rows whose JSON
+            // is unreadable keep NULLs rather than failing the upgrade, which would make
+            // the queue unopenable.
+            1 => tx.execute_batch(
+                "
+                ALTER TABLE events ADD COLUMN type TEXT;
+                ALTER TABLE events ADD COLUMN name TEXT;
+                UPDATE events SET
+                    type = json_extract(json, '$.type'),
+                    name = CASE json_extract(json, '$.type')
+                        WHEN 'track' THEN json_extract(json, '$.event')
+                        WHEN 'screen' THEN json_extract(json, '$.name')
+                        WHEN 'page' THEN json_extract(json, '$.name')
+                        WHEN 'group' THEN json_extract(json, '$.groupId')
+                        ELSE json_extract(json, '$.userId')
+                    END
+                WHERE json_valid(json);
+                CREATE INDEX events_created_ms ON events(created_ms);
+                ",
+            ),
+            _ => Err(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(ffi::SQLITE_ERROR),
+                Some(format!("no upgrade from schema version {version}")),
+            )),
+        }
+    }
+}
+
+/// Opens, configures and (read-write) migrates one database file.
+fn open_connection(path: &Path, mode: Mode) -> Result<(Connection, u32), OpenError> {
+    let sqlite = sqlite_error(path);
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | match mode {
+            Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            Mode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            Mode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        };
+    let mut conn = Connection::open_with_flags(path, flags).map_err(&sqlite)?;
+    // Until the file is known to be sound (and ours), closing must not checkpoint: that
+    // would fold the WAL into a damaged or newer file and delete it, when the WAL is part
+    // of what `move_aside` keeps, or of what a newer version left.
+    schema::keep_wal_on_close(&conn, true).map_err(&sqlite)?;
+    schema::configure(&conn).map_err(&sqlite)?;
+    // Check the version before anything writes to the file, so that a newer database is
+    // left exactly as it was.
+    let found = schema::user_version(&conn).map_err(&sqlite)?;
+    let supported = schema::VERSION;
+    if found > supported {
+        return Err(OpenError::NewerSchema { found, supported });
+    }
+    if mode == Mode::ReadOnly {
+        if found < supported {
+            return Err(OpenError::OlderSchema { found, supported });
+        }
+    } else {
+        schema::configure_writer(&conn).map_err(&sqlite)?;
+        schema::init(&mut conn, found).map_err(&sqlite)?;
+    }
+    // Sound: closing checkpoints again, so that a closed database is one self-contained
+    // file (QA tools copy just that file).
+    schema::keep_wal_on_close(&conn, false).map_err(&sqlite)?;
+    Ok((conn, supported))
+}
+
+/// Takes the single-writer lock of a data directory.
+fn lock_dir(dir: &Path) -> Result<Option<File>, OpenError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Err(OpenError::Locked {
+            dir: dir.to_owned(),
+        }),
+        // A file system without locks must not make the SDK unusable.
+        Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+            log::warn!("{}: cannot lock ({e}); opening without the single-writer guard", path.display());
+            Ok(None)
+        }
+        Err(TryLockError::Error(e)) => Err(OpenError::Io { path, source: e }),
+    }
+}
+
+/// Moves a database and its `-wal` and `-shm` files to `<path>.corrupt-<unix ms>`,
+/// returning the new path. Files that do not exist are skipped.
+fn move_aside(path: &Path) -> Result<PathBuf, OpenError> {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut aside = with_suffix(path, &format!(".corrupt-{ms}"));
+    let mut n = 1;
+    while aside.exists() {
+        aside = with_suffix(path, &format!(".corrupt-{ms}-{n}"));
+        n += 1;
+    }
+    // The companions keep their suffixes, so that SQLite can open the set as it was.
+    for suffix in ["", "-wal", "-shm"] {
+        let from = with_suffix(path, suffix);
+        match fs::rename(&from, with_suffix(&aside, suffix)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(OpenError::Io { path: from, source: e }),
+        }
+    }
+    Ok(aside)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn io_error(path: &Path) -> impl Fn(io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> OpenError + '_ {
+    move |source| OpenError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+fn is_duplicate_key(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// A failed operation, before it is mapped to a [`StoreFailure`].
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state is not serialisable: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("seq {0} does not fit in SQLite's integers")]
+    SeqRange(u64),
+}
+
+/// Maps a failure to the kind the engine acts on: the one place that decides it.
+///
+/// | SQLite result                     | kind                    |
+/// |-----------------------------------|-------------------------|
+/// | `SQLITE_FULL`                     | [`FailureKind::Full`]    |
+/// | `SQLITE_BUSY`, `SQLITE_LOCKED`    | [`FailureKind::Busy`]    |
+/// | `SQLITE_CORRUPT`, `SQLITE_NOTADB` | [`FailureKind::Corrupt`] |
+/// | anything else, and non-SQLite     | [`FailureKind::Other`]   |
+fn failure(op: &'static str) -> impl FnOnce(Error) -> StoreFailure {
+    move |err| {
+        let kind = match &err {
+            Error::Sqlite(e) => match e.sqlite_error_code() {
+                Some(ErrorCode::DiskFull) => FailureKind::Full,
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => FailureKind::Busy,
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                    FailureKind::Corrupt
+                }
+                _ => FailureKind::Other,
+            },
+            Error::Json(_) | Error::SeqRange(_) => FailureKind::Other,
+        };
+        StoreFailure {
+            kind,
+            op,
+            message: err.to_string(),
+        }
+    }
+}
+
+fn sql_seq(seq: u64) -> Result<i64, Error> {
+    i64::try_from(seq).map_err(|_| Error::SeqRange(seq))
+}
+
+/// Runs a `DELETE … RETURNING bytes` and adds up what it removed.
+fn removed_by(mut stmt: CachedStatement<'_>, params: impl Params) -> rusqlite::Result<Removed> {
+    let mut removed = Removed::default();
+    let mut rows = stmt.query(params)?;
+    while let Some(row) = rows.next()? {
+        removed.add(Removed {
+            events: 1,
+            bytes: get_u64(row, 0)?,
+        });
+    }
+    Ok(removed)
+}
+
+/// Events, bytes and the largest seq stored.
+fn read_totals(conn: &Connection) -> rusqlite::Result<(Totals, u64)> {
+    conn.prepare_cached(sql::TOTALS)?.query_row([], |r| {
+        Ok((
+            Totals {
+                events: get_u64(r, 0)?,
+                bytes: get_u64(r, 1)?,
+            },
+            get_u64(r, 2)?,
+        ))
+    })
+}
+
+/// `created_ms` of the oldest event: one descent of the primary key.
+fn oldest_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(sql::OLDEST)?
+        .query_row([], |r| r.get(0))
+        .optional()
+}
+
+/// Reassembles the state; `None` until an anonymous id has been saved.
+///
+/// A piece that does not parse (edited by hand, say) is logged and replaced by its
+/// default rather than failing: a failing snapshot would keep the SDK from starting.
+fn read_state(conn: &Connection) -> rusqlite::Result<Option<PersistedState>> {
+    let mut stmt = conn.prepare_cached(sql::READ_STATE)?;
+    let pieces = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+    fn piece<T: DeserializeOwned>(pieces: &HashMap<String, String>, key: &str) -> Option<T> {
+        let raw = pieces.get(key)?;
+        serde_json::from_str(raw)
+            .inspect_err(|e| log::warn!("state {key} is unreadable ({e}); using the default"))
+            .ok()
+    }
+    let Some(anonymous_id) = piece::<String>(&pieces, state::ANONYMOUS_ID) else {
+        return Ok(None);
+    };
+    Ok(Some(PersistedState {
+        identity: Identity {
+            anonymous_id,
+            user_id: piece::<Option<String>>(&pieces, state::USER_ID).flatten(),
+            traits: piece(&pieces, state::TRAITS).unwrap_or_default(),
+        },
+        opted_out: piece(&pieces, state::OPTED_OUT).unwrap_or_default(),
+        retry: piece::<RetryState>(&pieces, state::RETRY).unwrap_or_default(),
+    }))
+}
+
+/// Reads a non-negative integer (rusqlite reads `u64` only with its `fallible_uint` feature).
+fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v))
+}
+
+/// A row of `seq, message_id, type, name, created_ms, json`.
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedEvent> {
+    let seq = get_u64(row, 0)?;
+    let kind: Option<String> = row.get(2)?;
+    let kind = kind.as_deref().and_then(MessageType::parse).unwrap_or_else(|| {
+        // Only a version 1 row with unreadable JSON has no type. The JSON is sent as it
+        // is; the type is only a label here, and refusing the row would wedge the queue.
+        log::warn!("queued event {seq} has no known type ({kind:?}); labelling it track");
+        MessageType::Track
+    });
+    Ok(QueuedEvent {
+        seq,
+        message_id: row.get(1)?,
+        kind,
+        name: row.get(3)?,
+        created_ms: row.get(4)?,
+        json: row.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Instant;
+
+    use serde_json::json;
+    use trailhound_core::message::{seal, stamp, Call, Properties};
+    use trailhound_core::store::conformance::{self, event};
+    use trailhound_core::Policy;
+
+    use super::*;
+
+    fn open(dir: &Path) -> SqliteStore {
+        let opened = SqliteStore::open(dir).unwrap();
+        assert_eq!(opened.recovered, None);
+        opened.store
+    }
+
+    fn events(seqs: std::ops::RangeInclusive<u64>, size: usize) -> Vec<QueuedEvent> {
+        seqs.map(|i| event(i, 1000 * i as i64, size)).collect()
+    }
+
+    fn state() -> PersistedState {
+        let mut identity = Identity::new(uuid::Uuid::from_u128(42));
+        identity.user_id = Some("u1".into());
+        identity.traits.insert("plan".into(), json!("pro"));
+        PersistedState {
+            identity,
+            opted_out: false,
+            retry: RetryState {
+                attempts: 2,
+                next_attempt_ms: Some(5_000),
+                ..RetryState::default()
+            },
+        }
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The schema as `sqlite_master` has it, whitespace normalised, plus `user_version`.
+    fn schema_of(conn: &Connection) -> (Vec<(String, String, Option<String>)>, u32) {
+        fn normalise(sql: &str) -> String {
+            let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            words
+                .replace(" (", "(")
+                .replace("( ", "(")
+                .replace(" )", ")")
+                .replace(" ,", ",")
+                .replace(", ", ",")
+        }
+        let mut stmt = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                let sql: Option<String> = r.get(2)?;
+                Ok((r.get(0)?, r.get(1)?, sql.as_deref().map(normalise)))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        (rows, schema::user_version(conn).unwrap())
+    }
+
+    /// Version 1 of the schema, exactly as it shipped.
+    fn create_v1(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE events(
+                seq INTEGER PRIMARY KEY,
+                message_id TEXT NOT NULL,
+                created_ms INTEGER NOT NULL,
+                bytes INTEGER NOT NULL,
+                json TEXT NOT NULL
+            );
+            CREATE TABLE state(
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            );
+            PRAGMA user_version = 1;
+            ",
+        )
+        .unwrap();
+        conn
+    }
+
+    /// Every schema version before the current one, as a creator of a filled database.
+    const OLD_VERSIONS: [(u32, fn(&Path) -> Connection); 1] = [(1, create_v1)];
+
+    /// One sealed event of each kind, named exactly as `seal` names them.
+    fn sealed_events() -> Vec<QueuedEvent> {
+        let policy = Policy::default();
+        let mut identity = Identity::new(uuid::Uuid::from_u128(7));
+        identity.user_id = Some("u0".into());
+        let ctx = std::sync::Arc::new(Properties::new());
+        let calls = [
+            Call::Track {
+                event: "Song Played".into(),
+                properties: Properties::new(),
+            },
+            Call::Identify {
+                user_id: Some("u1".into()),
+                traits: Properties::new(),
+            },
+            Call::Screen {
+                name: "Player".into(),
+                properties: Properties::new(),
+            },
+            // No name: `seal` gives none, although the JSON has a userId.
+            Call::Page {
+                name: String::new(),
+                properties: Properties::new(),
+            },
+            Call::Group {
+                group_id: "g1".into(),
+                traits: Properties::new(),
+            },
+            Call::Alias {
+                user_id: "u2".into(),
+            },
+        ];
+        calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, call)| {
+                let ms = 1_700_000_000_000 + i as i64;
+                let msg = stamp(call, &identity, &ctx, format!("m{i}"), ms, &policy).unwrap();
+                let mut ev = seal(msg, ms, &policy).unwrap();
+                ev.seq = i as u64 + 1;
+                ev
+            })
+            .collect()
+    }
+
+    /// The SQLite store passes the conformance suite every backend must pass.
+    #[test]
+    fn sqlite_store_conforms() {
+        let root = tempfile::tempdir().unwrap();
+        let mut n = 0;
+        conformance::run(|| {
+            n += 1;
+            open(&root.path().join(n.to_string()))
+        });
+    }
+
+    /// Events, state and the largest seq survive closing and reopening the store.
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = events(1..=5, 120);
+        let before = {
+            let mut store = open(dir.path());
+            store.insert(&evs).unwrap();
+            store.save_state(&state()).unwrap();
+            store.delete(&[1]).unwrap();
+            store.snapshot().unwrap()
+        };
+        let mut store = open(dir.path());
+        let after = store.snapshot().unwrap();
+        assert_eq!(after, before);
+        assert_eq!(
+            (after.events, after.bytes, after.max_seq, after.oldest_ms),
+            (4, 480, 5, Some(2000))
+        );
+        assert_eq!(after.state, Some(state()));
+        assert_eq!(store.load(10, 1 << 20).unwrap(), evs[1..]);
+    }
+
+    /// Each piece of the state is its own row of JSON, readable with plain SQL.
+    #[test]
+    fn state_is_readable_with_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.save_state(&state()).unwrap();
+        let get = |key: &str| -> String {
+            store
+                .conn
+                .query_row("SELECT value ->> '$' FROM state WHERE key = ?1", [key], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .unwrap()
+        };
+        assert!(get("anonymous_id").contains(&state().identity.anonymous_id));
+        assert_eq!(get("user_id"), r#"Text("u1")"#);
+        assert_eq!(get("opted_out"), "Integer(0)");
+        let attempts: i64 = store
+            .conn
+            .query_row(
+                "SELECT value ->> '$.attempts' FROM state WHERE key = 'retry'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(attempts, 2);
+    }
+
+    /// A file that is not a database is moved aside with its WAL, and an empty queue works.
+    #[test]
+    fn corrupt_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = b"this is no database, only garbage bytes. ".repeat(100);
+        fs::write(dir.path().join(DB_FILE), &garbage).unwrap();
+        fs::write(dir.path().join("trailhound.db-wal"), b"garbage wal").unwrap();
+
+        let Opened {
+            mut store,
+            recovered,
+        } = SqliteStore::open(dir.path()).unwrap();
+        let message = recovered.expect("the corrupt file is reported");
+        assert!(message.contains("corrupt-"), "{message}");
+
+        store.insert(&events(1..=3, 100)).unwrap();
+        assert_eq!(store.load(10, 1 << 20).unwrap().len(), 3);
+
+        let names = files_in(dir.path());
+        let aside = names
+            .iter()
+            .find(|n| n.starts_with("trailhound.db.corrupt-") && !n.ends_with("-wal"))
+            .expect("the old file is kept");
+        assert!(message.contains(aside.as_str()), "{message}");
+        assert_eq!(fs::read(dir.path().join(aside)).unwrap(), garbage);
+        assert_eq!(
+            fs::read(dir.path().join(format!("{aside}-wal"))).unwrap(),
+            b"garbage wal"
+        );
+    }
+
+    /// Damage found after opening fails as Corrupt, and `replace_corrupt` starts afresh.
+    #[test]
+    fn corruption_at_runtime_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let mut store = open(dir.path());
+            store.insert(&events(1..=200, 1000)).unwrap();
+        }
+        // Keep page 1 (header and schema), overwrite every other page.
+        let mut bytes = fs::read(&path).unwrap();
+        assert!(bytes.len() > 8 * 4096);
+        bytes[4096..].fill(0xA5);
+        fs::write(&path, &bytes).unwrap();
+
+        let mut store = open(dir.path());
+        let err = store.snapshot().unwrap_err();
+        assert_eq!(err.kind, FailureKind::Corrupt, "{err}");
+
+        let message = store.replace_corrupt().unwrap();
+        assert!(message.contains("corrupt"), "{message}");
+        assert_eq!(store.snapshot().unwrap(), StoreSnapshot::default());
+        store.insert(&events(1..=2, 100)).unwrap();
+        let (evicted, _) = store.evict(1, 1 << 20, 0).unwrap();
+        assert_eq!(evicted.count.events, 1, "the reset totals are right");
+        assert!(files_in(dir.path())
+            .iter()
+            .any(|n| n.starts_with("trailhound.db.corrupt-")));
+    }
+
+    /// A second client on the same data directory is refused until the first closes.
+    #[test]
+    fn second_client_is_locked_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open(dir.path());
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+        assert!(matches!(&err, OpenError::Locked { dir: d } if d == dir.path()));
+        assert!(
+            err.to_string()
+                .contains("another Trailhound client has the data directory"),
+            "{err}"
+        );
+        drop(first);
+        open(dir.path());
+    }
+
+    /// Holds a write transaction on the database from another connection for `hold`.
+    fn hold_write_lock(path: PathBuf, hold: Duration) -> thread::JoinHandle<()> {
+        let (locked, is_locked) = mpsc::channel();
+        let handle = thread::spawn(move || {
+            let mut conn = Connection::open(path).unwrap();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .unwrap();
+            locked.send(()).unwrap();
+            thread::sleep(hold);
+            tx.commit().unwrap();
+        });
+        is_locked.recv().unwrap();
+        handle
+    }
+
+    /// A database locked by another connection is waited on; without a timeout it is Busy.
+    #[test]
+    fn busy_database_is_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let mut store = open(dir.path());
+
+        let holder = hold_write_lock(path.clone(), Duration::from_millis(300));
+        let start = Instant::now();
+        store.insert(&events(1..=1, 100)).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(200));
+        holder.join().unwrap();
+
+        store.conn.busy_timeout(Duration::ZERO).unwrap();
+        let holder = hold_write_lock(path, Duration::from_millis(300));
+        let err = store.insert(&events(2..=2, 100)).unwrap_err();
+        assert_eq!(err.kind, FailureKind::Busy, "{err}");
+        holder.join().unwrap();
+        assert_eq!(store.snapshot().unwrap().events, 1);
+    }
+
+    /// A full disk fails the insert as Full, keeps nothing of it, and deletes still work.
+    #[test]
+    fn full_disk_fails_insert_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=10, 200)).unwrap();
+        let pages: u32 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store.set_max_pages(pages);
+
+        let err = store.insert(&events(11..=20, 8000)).unwrap_err();
+        assert_eq!(err.kind, FailureKind::Full, "{err}");
+        let snap = store.snapshot().unwrap();
+        assert_eq!((snap.events, snap.bytes, snap.max_seq), (10, 2000, 10));
+
+        let (removed, oldest) = store.delete(&[1, 2, 3]).unwrap();
+        assert_eq!(removed, Removed { events: 3, bytes: 600 });
+        assert_eq!(oldest, Some(4000));
+        assert_eq!(store.load(100, 1 << 20).unwrap().len(), 7);
+
+        store.set_max_pages(u32::MAX - 1);
+        store.insert(&events(11..=20, 8000)).unwrap();
+        assert_eq!(store.snapshot().unwrap().events, 17);
+    }
+
+    /// Every upgrade path ends in the schema of a fresh database, with the right backfill.
+    #[test]
+    fn upgrades_match_fresh_schema() {
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = schema_of(&open(fresh_dir.path()).conn);
+        assert_eq!(fresh.1, SCHEMA_VERSION);
+
+        let sealed = sealed_events();
+        for (version, create_old) in OLD_VERSIONS {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let conn = create_old(&dir.path().join(DB_FILE));
+                assert_eq!(schema::user_version(&conn).unwrap(), version);
+                for ev in &sealed {
+                    conn.execute(
+                        "INSERT INTO events(seq, message_id, created_ms, bytes, json)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![ev.seq as i64, ev.message_id, ev.created_ms, ev.bytes() as i64, ev.json],
+                    )
+                    .unwrap();
+                }
+                conn.execute(
+                    "INSERT INTO events VALUES (99, 'bad', 5, 8, 'not json')",
+                    [],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO state VALUES ('anonymous_id', '\"a-1\"')",
+                    [],
+                )
+                .unwrap();
+            }
+
+            let mut store = open(dir.path());
+            assert_eq!(schema_of(&store.conn), fresh, "upgrade from version {version}");
+            assert_eq!(store.schema_version(), SCHEMA_VERSION);
+
+            let loaded = store.load(100, 1 << 20).unwrap();
+            assert_eq!(loaded[..sealed.len()], sealed[..], "type and name backfilled");
+            let bad = &loaded[sealed.len()];
+            assert_eq!((bad.seq, bad.kind, bad.name.as_deref()), (99, MessageType::Track, None));
+
+            let snap = store.snapshot().unwrap();
+            assert_eq!(snap.state.unwrap().identity.anonymous_id, "a-1");
+            assert_eq!(snap.events, sealed.len() as u64 + 1);
+        }
+    }
+
+    /// A database from a newer Trailhound is refused and left byte for byte as it was.
+    #[test]
+    fn newer_schema_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE events(x); PRAGMA user_version = 3;")
+                .unwrap();
+        }
+        let before = fs::read(&path).unwrap();
+
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, OpenError::NewerSchema { found: 3, supported: 2 }),
+            "{err}"
+        );
+        let err = SqliteStore::open_file(&path, true).unwrap_err();
+        assert!(matches!(err, OpenError::NewerSchema { found: 3, .. }), "{err}");
+        let err = SqliteStore::open_file(&path, false).unwrap_err();
+        assert!(matches!(err, OpenError::NewerSchema { found: 3, .. }), "{err}");
+
+        assert_eq!(fs::read(&path).unwrap(), before);
+        assert_eq!(files_in(dir.path()), vec![DB_FILE, LOCK_FILE]);
+    }
+
+    /// QA tools read a copied database read-only, without writing to it or migrating it.
+    #[test]
+    fn open_file_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = open(dir.path());
+            store.insert(&events(1..=4, 100)).unwrap();
+            store.save_state(&state()).unwrap();
+        }
+        let copy_dir = tempfile::tempdir().unwrap();
+        let copy = copy_dir.path().join("device.db");
+        fs::copy(dir.path().join(DB_FILE), &copy).unwrap();
+        let before = fs::read(&copy).unwrap();
+
+        let mut store = SqliteStore::open_file(&copy, true).unwrap();
+        assert_eq!(store.schema_version(), SCHEMA_VERSION);
+        let snap = store.snapshot().unwrap();
+        assert_eq!((snap.events, snap.state), (4, Some(state())));
+        assert_eq!(store.load(10, 1 << 20).unwrap(), events(1..=4, 100));
+        assert_eq!(store.insert(&events(5..=5, 100)).unwrap_err().kind, FailureKind::Other);
+        assert!(matches!(store.replace_corrupt(), Err(OpenError::ReadOnly { .. })));
+        drop(store);
+        assert_eq!(fs::read(&copy).unwrap(), before);
+
+        // An older schema needs a migration: refused read-only, migrated read-write.
+        let old = copy_dir.path().join("old.db");
+        drop(create_v1(&old));
+        let err = SqliteStore::open_file(&old, true).unwrap_err();
+        assert!(matches!(err, OpenError::OlderSchema { found: 1, supported: 2 }), "{err}");
+        assert!(err.to_string().contains("copy the file"), "{err}");
+        let store = SqliteStore::open_file(&old, false).unwrap();
+        assert_eq!(store.schema_version(), SCHEMA_VERSION);
+
+        // Read-write opens do not create a missing file.
+        assert!(SqliteStore::open_file(&copy_dir.path().join("missing.db"), false).is_err());
+    }
+
+    /// The QA queries count per type and name, and stream every event oldest first.
+    #[test]
+    fn qa_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let sealed = sealed_events();
+        store.insert(&sealed).unwrap();
+        store.insert(&events(10..=12, 50)).unwrap(); // tracks named "Event 1", "Event 2", "Event 0"
+
+        let counts = store.counts_by_type_and_name().unwrap();
+        let b = |i: usize| sealed[i].bytes();
+        let expected = vec![
+            ("alias".to_string(), Some("u2".to_string()), 1, b(5)),
+            ("group".into(), Some("g1".into()), 1, b(4)),
+            ("identify".into(), Some("u1".into()), 1, b(1)),
+            ("page".into(), None, 1, b(3)),
+            ("screen".into(), Some("Player".into()), 1, b(2)),
+            ("track".into(), Some("Event 0".into()), 1, 50),
+            ("track".into(), Some("Event 1".into()), 1, 50),
+            ("track".into(), Some("Event 2".into()), 1, 50),
+            ("track".into(), Some("Song Played".into()), 1, b(0)),
+        ];
+        assert_eq!(counts, expected);
+
+        let mut seen = Vec::new();
+        store.iter_events(|ev| {
+            seen.push(ev.seq);
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, vec![1, 2, 3, 4, 5, 6, 10, 11, 12]);
+        let mut first = Vec::new();
+        store.iter_events(|ev| {
+            first.push(ev);
+            first.len() < 2
+        })
+        .unwrap();
+        assert_eq!(first, sealed[..2]);
+    }
+
+    /// Re-inserting a stored seq replaces the event, as the memory store does.
+    #[test]
+    fn duplicate_seq_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.snapshot().unwrap();
+        store.insert(&events(1..=3, 100)).unwrap();
+        let replacement = event(2, 7, 300);
+        store.insert(std::slice::from_ref(&replacement)).unwrap();
+        assert_eq!(store.load(10, 1 << 20).unwrap()[1], replacement);
+        // The cached totals followed: evicting to 400 bytes drops exactly seq 1.
+        let (evicted, oldest) = store.evict(100, 400, 0).unwrap();
+        assert_eq!(evicted.bytes, Removed { events: 1, bytes: 100 });
+        assert_eq!(oldest, Some(7));
+        let snap = store.snapshot().unwrap();
+        assert_eq!((snap.events, snap.bytes), (2, 400));
+    }
+
+    /// Eviction, deletes and the oldest-event lookup use indexes, never a sort or a scan.
+    #[test]
+    fn hot_queries_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let plan = |sql: &str| -> String {
+            let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let n = stmt.parameter_count();
+            let args = vec![0i64; n];
+            stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join("; ")
+        };
+        let age = plan(sql::EVICT_AGE);
+        assert!(age.contains("INDEX events_created_ms"), "{age}");
+        for q in [sql::DELETE_ONE, sql::DELETE_UP_TO, sql::BYTES_OF] {
+            let p = plan(q);
+            assert!(p.contains("INTEGER PRIMARY KEY"), "{q}: {p}");
+        }
+        for q in [sql::OLDEST, sql::LOAD, sql::EVICT_OLDEST, sql::WALK] {
+            let p = plan(q);
+            assert!(!p.contains("TEMP B-TREE"), "{q}: {p}");
+        }
+    }
+
+    /// The connection runs in WAL mode, with NORMAL sync and a 5 s busy timeout.
+    #[test]
+    fn pragmas_are_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let get = |p: &str| -> String {
+            store
+                .conn
+                .pragma_query_value(None, p, |r| r.get::<_, rusqlite::types::Value>(0))
+                .map(|v| format!("{v:?}"))
+                .unwrap()
+        };
+        assert_eq!(get("journal_mode"), r#"Text("wal")"#);
+        assert_eq!(get("synchronous"), "Integer(1)");
+        assert_eq!(get("busy_timeout"), "Integer(5000)");
+    }
+
+    /// The store can move to the runtime's thread, and open errors can cross threads.
+    #[test]
+    fn types_are_send() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send::<SqliteStore>();
+        send::<Opened>();
+        send_sync::<OpenError>();
+    }
+}
+
+#[cfg(test)]
+mod scratch {
+    use super::*;
+    use trailhound_core::store::conformance::event;
+
+    #[test]
+    fn scratch_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap().store;
+        for q in [sql::EVICT_AGE, sql::DELETE_ONE, sql::DELETE_UP_TO, sql::OLDEST, sql::LOAD, sql::EVICT_OLDEST, sql::WALK, sql::TOTALS] {
+            let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {q}")).unwrap();
+            let n = stmt.parameter_count();
+            let p: Vec<String> = stmt.query_map(rusqlite::params_from_iter(vec![0i64; n]), |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
+            println!("{q}\n   => {p:?}");
+        }
+        let mut stmt = store.conn.prepare("SELECT sql FROM sqlite_master").unwrap();
+        let v: Vec<Option<String>> = stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        println!("{v:#?}");
+    }
+
+    #[test]
+    fn scratch_bench() {
+        let n = 50_000u64;
+        let size = 400;
+        let evs: Vec<_> = (1..=n).map(|i| event(i, i as i64, size)).collect();
+        // raw: one transaction, plain table without index, default pragmas but WAL
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = Connection::open(dir.path().join("raw.db")).unwrap();
+        raw.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE TABLE events(seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL, created_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, json TEXT NOT NULL)").unwrap();
+        let t = Instant::now();
+        let tx = raw.transaction().unwrap();
+        {
+            let mut st = tx.prepare("INSERT INTO events VALUES (?1,?2,?3,?4,?5)").unwrap();
+            for e in &evs { st.execute(params![e.seq as i64, e.message_id, e.created_ms, e.bytes() as i64, e.json]).unwrap(); }
+        }
+        tx.commit().unwrap();
+        let raw_t = t.elapsed();
+        for batch in [1usize, 10, 100, 256, 1000, 50_000] {
+            let d = tempfile::tempdir().unwrap();
+            let mut store = SqliteStore::open(d.path()).unwrap().store;
+            if let Ok(extra) = std::env::var("EXTRA") { store.conn.execute_batch(&extra).unwrap(); }
+            let t = Instant::now();
+            for c in evs.chunks(batch) { store.insert(c).unwrap(); }
+            let st = t.elapsed();
+            println!("batch {batch:6}: store {st:?} raw {raw_t:?} ratio raw/store {:.2}", raw_t.as_secs_f64() / st.as_secs_f64());
+        }
+    }
+    use std::time::Instant;
+}

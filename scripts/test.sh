@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Runs every test suite of the Trailhound workspace. Used by .ci/run.
+#
+# Works on a fresh Debian 12 machine (as root) that has rustup stable, cargo and
+# python3: anything else it needs (Debian's newer rustc + std source + lld for
+# the wasm32 build) it installs itself, and skips installs that are already done.
+# See shared/TOOLCHAIN.md for why the wasm build uses Debian's toolchain.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# The native steps must use rustup's toolchain. Debian's /usr/bin/cargo (1.96) is
+# only for the wasm step, with its own target dir: mixing the two compilers'
+# artifacts in one target dir fails with E0514.
+if [ -d "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+    export PATH
+fi
+
+START=$SECONDS
+STEPS_DONE=()
+# Test counts for the closing summary line; later suites add to these.
+TESTS_PASSED=0
+TESTS_FAILED=0
+TESTS_SKIPPED=0
+
+step() {
+    echo
+    echo "==> $*"
+}
+
+done_step() {
+    STEPS_DONE+=("$1")
+}
+
+# version_ge A B: true if version A >= version B
+version_ge() {
+    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
+}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "error: need root to run: $*" >&2
+        return 1
+    fi
+}
+
+# ---------------------------------------------------------------------------
+step "rustup components (rustfmt, clippy)"
+for pair in rustfmt:fmt clippy:clippy; do
+    comp="${pair%%:*}"
+    sub="${pair##*:}"
+    if cargo "$sub" --version >/dev/null 2>&1; then
+        echo "$comp: present ($(cargo "$sub" --version 2>/dev/null))"
+    elif command -v rustup >/dev/null 2>&1; then
+        rustup component add "$comp" || echo "warning: 'rustup component add $comp' failed (offline?)" >&2
+    else
+        echo "warning: $comp missing and rustup not found" >&2
+    fi
+done
+echo "cargo: $(command -v cargo) ($(cargo --version))"
+done_step "components"
+
+# ---------------------------------------------------------------------------
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+done_step "fmt"
+
+# ---------------------------------------------------------------------------
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+done_step "clippy"
+
+# ---------------------------------------------------------------------------
+step "cargo test --workspace"
+TEST_LOG="$(mktemp)"
+trap 'rm -f "$TEST_LOG"' EXIT
+cargo test --workspace 2>&1 | tee "$TEST_LOG"
+# "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
+read -r p f i < <(awk '/^test result:/ {
+        for (k = 1; k <= NF; k++) {
+            if ($(k+1) ~ /^passed/)  p += $k
+            if ($(k+1) ~ /^failed/)  f += $k
+            if ($(k+1) ~ /^ignored/) i += $k
+        }
+    } END { print p+0, f+0, i+0 }' "$TEST_LOG")
+TESTS_PASSED=$((TESTS_PASSED + p))
+TESTS_FAILED=$((TESTS_FAILED + f))
+TESTS_SKIPPED=$((TESTS_SKIPPED + i))
+echo "rust tests: $p passed, $f failed, $i ignored"
+done_step "test"
+
+# ---------------------------------------------------------------------------
+step "wasm32: Debian toolchain (rustc-web >= 1.96, rust-web-src, cargo-web, rust-lld)"
+# Packages: rustc-web (/usr/bin/rustc, rustdoc), cargo-web (/usr/bin/cargo),
+# rust-web-src (std source for -Zbuild-std, /usr/lib/rustlib/src/rust/library),
+# rust-web-llvm (/usr/bin/rust-lld, a symlink to lld-22; only a Recommends of
+# rustc-web, so listed explicitly), lld-22 (/usr/bin/lld-22).
+WASM_RUST_MIN=1.96
+debian_rust_ready() {
+    local v
+    [ -x /usr/bin/rustc ] && [ -x /usr/bin/rustdoc ] && [ -x /usr/bin/cargo ] || return 1
+    [ -e /usr/bin/rust-lld ] || return 1 # -e follows the symlink: fails if lld-22 is missing
+    v="$(/usr/bin/rustc --version 2>/dev/null | awk '{print $2}')" || return 1
+    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
+    v="$(/usr/bin/cargo --version 2>/dev/null | awk '{print $2}')" || return 1
+    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
+    [ -f "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock" ] || return 1
+}
+if debian_rust_ready; then
+    echo "already installed"
+else
+    echo "installing Debian packages (rustc-web rust-web-src cargo-web rust-web-llvm lld-22)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+        rustc-web rust-web-src cargo-web rust-web-llvm lld-22
+    if ! debian_rust_ready; then
+        echo "error: after apt-get install, /usr/bin/rustc is not >= $WASM_RUST_MIN or rust-lld/std source is missing" >&2
+        echo "       (the 1.96 packages come from the bookworm-security suite; is it in the apt sources?)" >&2
+        /usr/bin/rustc --version >&2 || true
+        ls -l /usr/bin/rust-lld >&2 || true
+        exit 1
+    fi
+fi
+echo "rustc: $(/usr/bin/rustc --version)"
+echo "cargo: $(/usr/bin/cargo --version)"
+echo "rust-lld -> $(readlink -f /usr/bin/rust-lld)"
+done_step "wasm-toolchain"
+
+WASM_TARGET_DIR="$ROOT/target/wasm"
+wasm_cargo() {
+    env RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+        /usr/bin/cargo "$@" --release --target wasm32-unknown-unknown \
+        -Zbuild-std=std,panic_abort --target-dir "$WASM_TARGET_DIR"
+}
+
+step "wasm32: build trailhound-core"
+t0=$SECONDS
+wasm_cargo build -p trailhound-core
+echo "trailhound-core wasm32 build: $((SECONDS - t0)) s"
+done_step "wasm-core"
+
+step "wasm32: build tests/wasm-probe (cdylib) and check it imports nothing from \"env\""
+PROBE_DIR="$ROOT/tests/wasm-probe"
+# The probe is its own workspace: start its lockfile from the main one so it
+# links the same dependency versions the native tests use.
+if [ ! -f "$PROBE_DIR/Cargo.lock" ] && [ -f "$ROOT/Cargo.lock" ]; then
+    cp "$ROOT/Cargo.lock" "$PROBE_DIR/Cargo.lock"
+fi
+t0=$SECONDS
+wasm_cargo build --manifest-path "$PROBE_DIR/Cargo.toml"
+echo "wasm-probe wasm32 build: $((SECONDS - t0)) s"
+PROBE_WASM="$WASM_TARGET_DIR/wasm32-unknown-unknown/release/trailhound_wasm_probe.wasm"
+python3 "$ROOT/scripts/wasm_imports.py" "$PROBE_WASM" --require-export trailhound_wasm_probe
+done_step "wasm-imports"
+
+# ---------------------------------------------------------------------------
+# later suites: bindings (Kotlin, Python), wasm browser tests
+# (add each as a `step`, add its counts to TESTS_PASSED/TESTS_FAILED/TESTS_SKIPPED,
+#  and `done_step NAME`)
+
+# ---------------------------------------------------------------------------
+echo
+echo "==> all steps OK in $((SECONDS - START)) s: ${STEPS_DONE[*]}"
+echo "summary: $TESTS_PASSED passed, $TESTS_FAILED failed, $TESTS_SKIPPED skipped"

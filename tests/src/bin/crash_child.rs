@@ -1,0 +1,26 @@
+//! Helper process for the crash test: tracks numbered events offline as fast as it can,
+//! printing each number once `track()` has accepted it, until it is killed.
+
+use std::io::Write;
+
+fn main() {
+    let dir = std::env::args().nth(1).expect("usage: crash_child DATA_DIR");
+    let client = trailhound::Builder::new("k", "http://127.0.0.1:9", dir)
+        .conditions(trailhound::DeviceConditions {
+            network: trailhound::Network::Offline,
+            ..Default::default()
+        })
+        .build()
+        .expect("client");
+    let mut out = std::io::stdout().lock();
+    for i in 0u64.. {
+        match client.track("Crash Test", serde_json::json!({ "i": i })) {
+            Ok(()) => {
+                writeln!(out, "{i}").unwrap();
+                out.flush().unwrap();
+            }
+            Err(trailhound::Error::Backpressure(_)) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

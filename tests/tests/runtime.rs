@@ -1,0 +1,431 @@
+//! The native runtime end to end: the real SQLite store, the real reqwest transport and a
+//! loopback collector, with faults injected at the server, the disk and the process.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use trailhound::{Builder, Client, DeviceConditions, DropReason, Error, Network, Notification};
+use trailhound_tests::collector::{Collector, Reply};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn wifi() -> DeviceConditions {
+    DeviceConditions {
+        network: Network::Wifi,
+        battery_level: Some(0.9),
+        charging: Some(true),
+        ..DeviceConditions::default()
+    }
+}
+
+fn offline() -> DeviceConditions {
+    DeviceConditions {
+        network: Network::Offline,
+        ..wifi()
+    }
+}
+
+type Notes = Arc<Mutex<Vec<Notification>>>;
+
+fn builder(c: &Collector, dir: &std::path::Path, notes: &Notes) -> Builder {
+    let notes = Arc::clone(notes);
+    Builder::new("test-key", c.url(), dir)
+        .conditions(wifi())
+        .jitter_seed(1)
+        .with_policy(|p| {
+            p.backoff_base = Duration::from_millis(100);
+            p.backoff_max = Duration::from_secs(2);
+        })
+        .listener(move |n: &Notification| notes.lock().unwrap().push(n.clone()))
+}
+
+fn start(c: &Collector, dir: &std::path::Path) -> (Client, Notes) {
+    let notes = Notes::default();
+    (builder(c, dir, &notes).build().unwrap(), notes)
+}
+
+/// Events tracked online arrive at the collector as Segment batches: gzip, Basic auth,
+/// sentAt, unique messageIds and the context.
+#[test]
+fn delivers_segment_batches() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = start(&c, dir.path());
+    client.identify(Some("u1"), json!({"plan": "pro"})).unwrap();
+    for i in 0..30 {
+        client.track("Song Played", json!({"i": i})).unwrap();
+    }
+    client.screen("Player", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(32, WAIT));
+    let events = c.events();
+    let req = &c.requests()[0];
+    assert_eq!(req.authorization.as_deref(), Some("Basic dGVzdC1rZXk6"));
+    assert_eq!(req.content_encoding.as_deref(), Some("gzip"));
+    assert!(req.sent_at.is_some());
+    let ids: std::collections::HashSet<_> = c.message_ids().into_iter().collect();
+    assert_eq!(ids.len(), 32, "messageIds are unique");
+    assert_eq!(events[0]["type"], "identify");
+    assert_eq!(events[0]["traits"]["plan"], "pro");
+    let played = &events[1];
+    assert_eq!(played["event"], "Song Played");
+    assert_eq!(played["userId"], "u1");
+    assert_eq!(played["anonymousId"], client.anonymous_id());
+    assert_eq!(played["context"]["device"]["id"], client.anonymous_id());
+    assert_eq!(played["context"]["library"]["name"], "trailhound");
+    assert_eq!(played["context"]["network"]["wifi"], true);
+    assert!(played["context"]["sessionId"].is_number());
+    assert_eq!(events[31]["type"], "screen");
+    assert_eq!(client.stats().delivered, 32);
+    client.shutdown(WAIT).unwrap();
+}
+
+/// Offline, nothing is sent; the queue survives a restart with the same messageIds and
+/// device id, and goes out as soon as the network returns.
+#[test]
+fn offline_queue_survives_restart() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = start(&c, dir.path());
+    client.set_device_conditions(offline()).unwrap();
+    for i in 0..50 {
+        client.track("Offline Event", json!({"i": i})).unwrap();
+    }
+    let device = client.anonymous_id();
+    client.shutdown(WAIT).unwrap();
+    assert!(c.requests().is_empty(), "nothing attempted while offline");
+
+    let notes = Notes::default();
+    let client = builder(&c, dir.path(), &notes).conditions(offline()).build().unwrap();
+    assert_eq!(client.anonymous_id(), device, "device id persisted");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(client.stats().queued_events, 50);
+    client.set_device_conditions(wifi()).unwrap();
+    assert!(c.wait_for_events(50, WAIT), "flushed when the network returned");
+    assert_eq!(c.duplicates(), 0);
+    client.shutdown(WAIT).unwrap();
+}
+
+/// A 503 with Retry-After is waited out; the retry has the same messageIds and a new sentAt.
+#[test]
+fn retry_after_is_honoured_and_sent_at_restamped() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, notes) = start(&c, dir.path());
+    c.script([Reply::retry_after(503, "1")]);
+    for i in 0..5 {
+        client.track("E", json!({"i": i})).unwrap();
+    }
+    client.flush().unwrap();
+    assert!(c.wait_for_events(5, WAIT));
+    let reqs = c.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].status, 503);
+    assert_eq!(reqs[0].message_ids, reqs[1].message_ids, "same messageIds on retry");
+    assert_ne!(reqs[0].sent_at, reqs[1].sent_at, "sentAt re-stamped");
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_millis(950), "waited {gap:?} for Retry-After: 1");
+    let failed = notes.lock().unwrap().iter().any(|n| matches!(n, Notification::UploadFailed { status: Some(503), .. }));
+    assert!(failed, "listener heard of the failure");
+    client.shutdown(WAIT).unwrap();
+}
+
+/// A 400 isolates the one bad event, which is dropped and reported; the rest are delivered.
+#[test]
+fn bad_event_is_isolated() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, notes) = start(&c, dir.path());
+    c.reject_if(|e| e["properties"]["i"] == 4);
+    for i in 0..9 {
+        client.track("E", json!({"i": i})).unwrap();
+    }
+    let stats = client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(8, WAIT));
+    assert!(c.events().iter().all(|e| e["properties"]["i"] != 4));
+    assert_eq!(stats.dropped.rejected, 1);
+    assert_eq!(stats.queued_events, 0);
+    let reported = notes.lock().unwrap().iter().any(|n| {
+        matches!(n, Notification::Dropped { reason: DropReason::Rejected { status: 400 }, message_ids, .. } if message_ids.len() == 1)
+    });
+    assert!(reported, "the dropped event was reported with its id");
+    client.shutdown(WAIT).unwrap();
+}
+
+/// 401 pauses uploads and is reported; events keep queuing; flush() probes and delivers.
+#[test]
+fn unauthorized_pauses_until_flush() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, notes) = start(&c, dir.path());
+    c.script([Reply::status(401)]);
+    client.track("A", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    let paused = notes.lock().unwrap().iter().any(|n| matches!(n, Notification::Paused { status: 401, .. }));
+    assert!(paused);
+    for _ in 0..25 {
+        client.track("B", json!({})).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(c.requests().len(), 1, "no uploads while paused");
+    assert_eq!(client.stats().queued_events, 26);
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(26, WAIT));
+    client.shutdown(WAIT).unwrap();
+}
+
+/// Invalid calls return clear errors and queue nothing; valid calls around them are unaffected.
+#[test]
+fn bad_input_is_refused() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = start(&c, dir.path());
+    client.track("ok-1", json!({})).unwrap();
+    assert!(matches!(client.track("", json!({})), Err(Error::Invalid(_))));
+    assert!(matches!(client.track("x", json!([1, 2])), Err(Error::Invalid(_))));
+    let deep = (0..20).fold(json!(1), |acc, _| json!({ "n": acc }));
+    let err = client.track("x", deep).unwrap_err();
+    assert!(err.to_string().contains("nests deeper"), "{err}");
+    let err = client.track("x", json!({"blob": "x".repeat(40_000)})).unwrap_err();
+    assert!(err.to_string().contains("32768"), "{err}");
+    assert!(matches!(client.alias(""), Err(Error::Invalid(_))));
+    client.track("ok-2", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(2, WAIT));
+    let names: Vec<_> = c.events().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["ok-1", "ok-2"]);
+    assert_eq!(client.invalid_calls(), 5);
+    client.shutdown(WAIT).unwrap();
+}
+
+/// Plugins can enrich, scrub and drop events; drops are counted and reported.
+#[test]
+fn plugins_change_and_drop() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let notes = Notes::default();
+    let client = builder(&c, dir.path(), &notes)
+        .plugin(|mut m: trailhound::Message| {
+            if m.event.as_deref() == Some("Secret") {
+                return None;
+            }
+            if let Some(p) = m.properties.as_mut() {
+                p.remove("email");
+            }
+            std::sync::Arc::make_mut(&mut m.context).insert("experiment".into(), json!("B"));
+            Some(m)
+        })
+        .build()
+        .unwrap();
+    client.track("Signed Up", json!({"email": "a@b.c", "plan": "pro"})).unwrap();
+    client.track("Secret", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(1, WAIT));
+    let ev = &c.events()[0];
+    assert!(ev["properties"].get("email").is_none());
+    assert_eq!(ev["properties"]["plan"], "pro");
+    assert_eq!(ev["context"]["experiment"], "B");
+    assert_eq!(c.events().len(), 1);
+    assert_eq!(client.stats().dropped.plugin, 1);
+    assert!(notes.lock().unwrap().iter().any(|n| matches!(n, Notification::Dropped { reason: DropReason::Plugin, .. })));
+    client.shutdown(WAIT).unwrap();
+}
+
+/// Opting out purges the queue and stops collection, across a restart; opting in resumes.
+#[test]
+fn opt_out_purges_and_persists() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = start(&c, dir.path());
+    client.set_device_conditions(offline()).unwrap();
+    for _ in 0..10 {
+        client.track("Before", json!({})).unwrap();
+    }
+    client.opt_out().unwrap();
+    client.track("During", json!({})).unwrap();
+    client.shutdown(WAIT).unwrap();
+
+    let (client, _) = start(&c, dir.path());
+    assert!(client.is_opted_out(), "the choice persisted");
+    client.track("Still out", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert_eq!(client.stats().queued_events, 0);
+    client.opt_in().unwrap();
+    client.track("After", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(1, WAIT));
+    let names: Vec<_> = c.events().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["After"]);
+    client.shutdown(WAIT).unwrap();
+}
+
+/// reset() makes a new device id and forgets the user, and that persists.
+#[test]
+fn reset_new_identity_persists() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = start(&c, dir.path());
+    client.identify(Some("u1"), json!({"name": "Ada"})).unwrap();
+    let first = client.anonymous_id();
+    client.reset().unwrap();
+    let second = client.anonymous_id();
+    assert_ne!(first, second);
+    assert_eq!(client.user_id(), None);
+    client.track("After Reset", json!({})).unwrap();
+    client.shutdown(WAIT).unwrap();
+    let (client, _) = start(&c, dir.path());
+    assert_eq!(client.anonymous_id(), second);
+    assert_eq!(client.user_id(), None);
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(2, WAIT));
+    let after = c.events().into_iter().find(|e| e["event"] == "After Reset").unwrap();
+    assert_eq!(after["anonymousId"], second.as_str());
+    assert!(after.get("userId").is_none());
+    client.shutdown(WAIT).unwrap();
+}
+
+/// A second client on the same data directory gets a clear error; the first keeps working.
+#[test]
+fn second_client_on_same_dir_is_refused() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = start(&c, dir.path());
+    let err = Builder::new("k", c.url(), dir.path()).build().unwrap_err();
+    assert!(matches!(err, Error::Open(_)), "{err}");
+    assert!(err.to_string().contains("another Trailhound client"), "{err}");
+    client.track("still fine", json!({})).unwrap();
+    client.shutdown(WAIT).unwrap();
+    Builder::new("k", c.url(), dir.path()).build().unwrap().shutdown(WAIT).unwrap();
+}
+
+/// A corrupt database is moved aside and replaced, the error reported, and tracking works.
+#[test]
+fn corrupt_database_is_replaced() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trailhound.db"), b"this is not a database, it is garbage".repeat(100)).unwrap();
+    let (client, notes) = start(&c, dir.path());
+    client.track("After Corruption", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(1, WAIT));
+    let reported = notes.lock().unwrap().iter().any(|n| matches!(n, Notification::StoreError { .. }));
+    assert!(reported, "the listener heard about the corrupt store");
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains("corrupt"));
+    assert!(aside, "the corrupt file was kept aside");
+    client.shutdown(WAIT).unwrap();
+}
+
+/// A week offline never grows the queue beyond its count cap; the drops are counted and reported.
+#[test]
+fn caps_bound_the_queue_offline() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let notes = Notes::default();
+    let client = builder(&c, dir.path(), &notes)
+        .conditions(offline())
+        .with_policy(|p| {
+            p.max_queue_events = 500;
+            p.max_queue_bytes = 1 << 30;
+        })
+        .build()
+        .unwrap();
+    for i in 0..2_000 {
+        loop {
+            match client.track("Offline", json!({"i": i})) {
+                Err(Error::Backpressure(_)) => std::thread::sleep(Duration::from_millis(5)),
+                r => break r.unwrap(),
+            }
+        }
+    }
+    client.shutdown(WAIT).unwrap();
+    let (client, _) = start(&c, dir.path());
+    let stats = client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(500, WAIT));
+    std::thread::sleep(Duration::from_millis(200));
+    let events = c.events();
+    assert_eq!(events.len(), 500, "exactly the cap was kept");
+    assert_eq!(events[0]["properties"]["i"], 1_500, "the oldest were dropped first");
+    assert_eq!(stats.queued_events, 0);
+    let dropped: u64 = notes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|n| match n {
+            Notification::Dropped { reason: DropReason::CountCap, count, .. } => Some(*count),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(dropped, 1_500, "every drop was reported");
+    client.shutdown(WAIT).unwrap();
+}
+
+/// Many threads tracking at once: every event is delivered exactly once.
+#[test]
+fn concurrent_tracking() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (client, _) = start(&c, dir.path());
+    let client = Arc::new(client);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let client = Arc::clone(&client);
+            std::thread::spawn(move || {
+                for i in 0..250 {
+                    client.track("Thread Event", json!({"t": t, "i": i})).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(2_000, WAIT));
+    assert_eq!(c.duplicates(), 0);
+    client.shutdown(WAIT).unwrap();
+}
+
+/// A full disk drops new events with a counted, reported reason; the client keeps working.
+#[test]
+fn full_disk_drops_new_events() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let notes = Notes::default();
+    let client = builder(&c, dir.path(), &notes)
+        .conditions(offline())
+        .sqlite_max_pages(100)
+        .build()
+        .unwrap();
+    let blob = "x".repeat(8_000);
+    // Commit in groups of five (backgrounding commits at once), so that the disk fills
+    // part way through.
+    for i in 0..100 {
+        client.track("Big", json!({"i": i, "blob": blob})).unwrap();
+        if i % 5 == 4 {
+            client.app_backgrounded().unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = client.stats();
+    assert!(stats.dropped.disk_full > 0, "{stats:?}");
+    assert!(stats.queued_events > 0, "what fitted stayed queued");
+    assert_eq!(stats.queued_events + stats.dropped.disk_full, 100, "every event accounted for");
+    let reported: u64 = notes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|n| match n {
+            Notification::Dropped { reason: DropReason::DiskFull, count, .. } => Some(*count),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(reported, stats.dropped.disk_full);
+    client.set_device_conditions(wifi()).unwrap();
+    assert!(c.wait_for_events(stats.queued_events as usize, WAIT), "what was stored is delivered");
+    client.shutdown(WAIT).unwrap();
+}
