@@ -27,8 +27,10 @@ use crate::policy::{Policy, BATCH_ENVELOPE_BYTES};
 use crate::report::{DropReason, Notification, Stats};
 use crate::retry::{self, Jitter};
 use crate::schedule::{self, QueueLoad, Tier};
-use crate::store::{Evicted, PersistedState, Removed, StoreOp, StoreOutcome, StoreResult, StoreSnapshot};
 use crate::store::FailureKind;
+use crate::store::{
+    Evicted, PersistedState, Removed, StoreOp, StoreOutcome, StoreResult, StoreSnapshot,
+};
 use crate::wire;
 
 /// How long a failed store operation waits before it is tried again.
@@ -81,12 +83,38 @@ enum Upload {
     InFlight { id: u64, events: Vec<QueuedEvent> },
 }
 
+/// What [`Engine::handle_upload`] does with a response; see the table there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Delivered,
+    Retry,
+    Split,
+    Drop(DropReason),
+    Pause(u16),
+}
+
+/// The status column of the table on [`Engine::handle_upload`]; `None` is a network error.
+fn classify(status: Option<u16>, events: usize) -> Verdict {
+    match status {
+        None | Some(408 | 429) => Verdict::Retry,
+        Some(200..=299) => Verdict::Delivered,
+        Some(s @ (501 | 505)) => Verdict::Drop(DropReason::Rejected { status: s }),
+        Some(500..=599) => Verdict::Retry,
+        Some(400 | 413 | 422) if events > 1 => Verdict::Split,
+        Some(413) => Verdict::Drop(DropReason::TooLarge),
+        Some(s @ (401 | 403)) => Verdict::Pause(s),
+        Some(s) => Verdict::Drop(DropReason::Rejected { status: s }),
+    }
+}
+
 /// The Trailhound engine. See the [module documentation](self) for how to drive it.
 #[derive(Debug)]
 pub struct Engine {
     policy: Policy,
     jitter: Jitter,
     conditions: DeviceConditions,
+    /// The app is in the foreground (or has no lifecycle: servers, desktop programs).
+    foreground: bool,
     state: PersistedState,
     state_dirty: bool,
     next_seq: u64,
@@ -122,7 +150,13 @@ impl Engine {
     /// `seed` drives retry jitter (the runtime passes OS randomness; simulations a
     /// constant). `new_identity` is used only when the store holds no state yet: it is the
     /// device's first run, and the identity is persisted at once.
-    pub fn new(policy: Policy, seed: u64, snapshot: StoreSnapshot, new_identity: Identity, now_ms: i64) -> Self {
+    pub fn new(
+        policy: Policy,
+        seed: u64,
+        snapshot: StoreSnapshot,
+        new_identity: Identity,
+        now_ms: i64,
+    ) -> Self {
         let (state, state_dirty) = match snapshot.state {
             Some(state) => (state, false),
             None => (
@@ -143,6 +177,7 @@ impl Engine {
             policy,
             jitter: Jitter::new(seed),
             conditions: DeviceConditions::default(),
+            foreground: true,
             state,
             state_dirty,
             next_seq: snapshot.max_seq + 1,
@@ -202,7 +237,7 @@ impl Engine {
 
     /// The current upload tier.
     pub fn tier(&self) -> Tier {
-        Tier::of(&self.conditions, &self.policy)
+        Tier::of(&self.conditions, self.foreground, &self.policy)
     }
 
     /// True when nothing is uncommitted, no store operation is outstanding and no flush
@@ -224,7 +259,8 @@ impl Engine {
         if !matches!(self.upload, Upload::Idle) {
             return true;
         }
-        (self.flush_requested || self.burst) && self.upload_due_at().is_some_and(|t| t <= self.last_now)
+        (self.flush_requested || self.burst)
+            && self.upload_due_at().is_some_and(|t| t <= self.last_now)
     }
 
     // ----- handle_* -----
@@ -272,6 +308,7 @@ impl Engine {
     /// makes one flush attempt: the app may be killed next.
     pub fn handle_lifecycle(&mut self, lifecycle: Lifecycle, now_ms: i64) {
         self.tick(now_ms);
+        self.foreground = lifecycle == Lifecycle::Foreground;
         if lifecycle == Lifecycle::Background {
             self.force_commit = true;
             if self.has_waiting() {
@@ -337,7 +374,9 @@ impl Engine {
         self.tick(now_ms);
         let lost = std::mem::take(&mut self.stored);
         self.stored_oldest_ms = None;
-        self.stats.dropped.add(DropReason::StoreCorrupt, lost.events);
+        self.stats
+            .dropped
+            .add(DropReason::StoreCorrupt, lost.events);
         self.notifications.push_back(Notification::StoreError {
             error: format!("{error}; the store was moved aside and a new one created"),
         });
@@ -385,8 +424,8 @@ impl Engine {
                 self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
             }
             (StoreOp::Load { .. }, _) => {
+                // The flush goes on (`burst` stays set) once the store is retried.
                 self.upload = Upload::Idle;
-                self.burst = false;
                 self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
             }
             (StoreOp::SaveState(_), _) => {
@@ -426,23 +465,24 @@ impl Engine {
     pub fn handle_upload(&mut self, id: u64, result: UploadResult, now_ms: i64) {
         self.tick(now_ms);
         let events = match std::mem::replace(&mut self.upload, Upload::Idle) {
-            Upload::InFlight { id: expected, events } if expected == id => events,
+            Upload::InFlight {
+                id: expected,
+                events,
+            } if expected == id => events,
             other => {
                 self.upload = other;
                 return;
             }
         };
         let (status, retry_after, error) = match result {
-            UploadResult::Response { status, retry_after } => (Some(status), retry_after, format!("HTTP {status}")),
+            UploadResult::Response {
+                status,
+                retry_after,
+            } => (Some(status), retry_after, format!("HTTP {status}")),
             UploadResult::NetworkError(e) => (None, None, e),
         };
-        let retryable = match status {
-            None | Some(408 | 429) => true,
-            Some(501 | 505) => false,
-            Some(s) => (500..=599).contains(&s),
-        };
-        match status {
-            Some(200..=299) => {
+        match classify(status, events.len()) {
+            Verdict::Delivered => {
                 self.stats.delivered += events.len() as u64;
                 self.stats.batches_delivered += 1;
                 if self.state.retry.attempts > 0 || self.state.retry.next_attempt_ms.is_some() {
@@ -456,13 +496,14 @@ impl Engine {
                 });
                 self.remove_sent(&events);
             }
-            _ if retryable => {
+            Verdict::Retry => {
                 self.state.retry.attempts += 1;
                 let attempts = self.state.retry.attempts;
                 let server_wait = retry_after
                     .as_deref()
                     .and_then(|v| retry::parse_retry_after(v, now_ms, &self.policy));
-                let wait = server_wait.unwrap_or_else(|| retry::backoff(attempts, &self.policy, &mut self.jitter));
+                let wait = server_wait
+                    .unwrap_or_else(|| retry::backoff(attempts, &self.policy, &mut self.jitter));
                 self.state.retry.next_attempt_ms = Some(now_ms + wait.as_millis() as i64);
                 self.state.retry.server_directed = server_wait.is_some();
                 self.state_dirty = true;
@@ -479,19 +520,20 @@ impl Engine {
                 // schedule would say of a fresh queue.
                 self.flush_requested = true;
             }
-            Some(413 | 400 | 422) if events.len() > 1 => {
+            Verdict::Split => {
                 let mut first = events;
                 let second = first.split_off(first.len() / 2);
                 self.splits.push(second);
                 self.upload = Upload::Ready(first);
             }
-            Some(413) => self.reject(events, DropReason::TooLarge),
-            Some(status @ (401 | 403)) => {
+            Verdict::Pause(status) => {
                 let until = now_ms + self.policy.auth_pause.as_millis() as i64;
                 self.state.retry.auth_paused_until_ms = Some(until);
                 self.state.retry.auth_status = Some(status);
                 self.state_dirty = true;
-                self.stats.last_error = Some(format!("HTTP {status}: the write key was refused; uploads paused"));
+                self.stats.last_error = Some(format!(
+                    "HTTP {status}: the write key was refused; uploads paused"
+                ));
                 self.notifications.push_back(Notification::Paused {
                     status,
                     resume_in_ms: self.policy.auth_pause.as_millis() as u64,
@@ -499,11 +541,10 @@ impl Engine {
                 self.end_burst();
                 self.flush_requested = true;
             }
-            Some(status) => {
-                self.stats.last_error = Some(format!("HTTP {status}: events rejected"));
-                self.reject(events, DropReason::Rejected { status });
+            Verdict::Drop(reason) => {
+                self.stats.last_error = Some(format!("{error}: events rejected"));
+                self.reject(events, reason);
             }
-            None => unreachable!("network errors are retryable"),
         }
     }
 
@@ -558,9 +599,7 @@ impl Engine {
     pub fn poll_timeout(&self) -> Option<i64> {
         let mut next: Option<i64> = None;
         let mut at = |t: i64| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some(t) = self.store_retry_at {
-            at(t);
-        } else if let Some(since) = self.pending_since {
+        if let Some(since) = self.pending_since {
             at(if self.force_commit {
                 self.last_now
             } else {
@@ -571,9 +610,14 @@ impl Engine {
             at(t);
         }
         if let Some(oldest) = self.stored_oldest_ms {
-            at(oldest + self.policy.max_event_age.as_millis() as i64);
+            // Eviction takes events strictly older than the cap: wake one ms later.
+            at(oldest + self.policy.max_event_age.as_millis() as i64 + 1);
         }
-        next
+        // Every timer above leads to a store operation (a commit, a load, an eviction):
+        // after a store failure, none is due before the retry, and the retry itself is a
+        // timer (a failed state save or delete has no other). `None < Some`, so this is
+        // the later of the two, or whichever exists.
+        next.max(self.store_retry_at)
     }
 
     // ----- internals -----
@@ -636,7 +680,8 @@ impl Engine {
 
     /// Deletes sent (or rejected) events and moves on to the next split or batch.
     fn remove_sent(&mut self, events: &[QueuedEvent]) {
-        self.ops.push_back(StoreOp::Delete(events.iter().map(|e| e.seq).collect()));
+        self.ops
+            .push_back(StoreOp::Delete(events.iter().map(|e| e.seq).collect()));
         self.upload = match self.splits.pop() {
             Some(next) => Upload::Ready(next),
             None => Upload::Idle,
@@ -695,8 +740,13 @@ impl Engine {
         }
         let upload_due = self.upload_due_at().is_some_and(|t| t <= now_ms);
         if !self.pending.is_empty() {
-            let commit_at = self.pending_since.unwrap_or(now_ms) + self.policy.commit_interval.as_millis() as i64;
-            if self.force_commit || upload_due || now_ms >= commit_at || self.pending.len() >= self.policy.commit_max_events {
+            let commit_at = self.pending_since.unwrap_or(now_ms)
+                + self.policy.commit_interval.as_millis() as i64;
+            if self.force_commit
+                || upload_due
+                || now_ms >= commit_at
+                || self.pending.len() >= self.policy.commit_max_events
+            {
                 let events = std::mem::take(&mut self.pending);
                 self.pending_bytes = 0;
                 self.pending_since = None;
@@ -716,13 +766,13 @@ impl Engine {
                 min_created_ms: age_floor,
             });
         }
+        if !self.has_waiting() {
+            // Everything was sent (or dropped): the flush is over.
+            self.burst = false;
+            self.flush_requested = false;
+            return None;
+        }
         if upload_due {
-            if self.stored.events == 0 {
-                // Everything was sent (or dropped): the flush is over.
-                self.burst = false;
-                self.flush_requested = false;
-                return None;
-            }
             if !self.burst {
                 self.stats.flushes += 1;
             }
@@ -740,22 +790,26 @@ impl Engine {
     fn apply_store_outcome(&mut self, op: StoreOp, outcome: StoreOutcome, now_ms: i64) {
         match (op, outcome) {
             (StoreOp::Insert(events), StoreOutcome::Inserted) => {
-                let first = events.first().map(|e| e.created_ms);
+                let first = events.iter().map(|e| e.created_ms).min();
                 self.stored.events += events.len() as u64;
                 self.stored.bytes += events.iter().map(QueuedEvent::bytes).sum::<u64>();
-                if self.stored_oldest_ms.is_none() {
-                    self.stored_oldest_ms = first;
-                }
+                self.stored_oldest_ms = match (self.stored_oldest_ms, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
             (_, StoreOutcome::Loaded(events)) => {
-                if events.is_empty() {
+                // An opt-out may have arrived while an asynchronous store was loading.
+                if events.is_empty() || self.state.opted_out {
                     self.upload = Upload::Idle;
                     self.burst = false;
                 } else {
                     self.upload = Upload::Ready(events);
                 }
             }
-            (_, StoreOutcome::Deleted { removed, oldest_ms }) => self.forget(removed, oldest_ms, now_ms),
+            (_, StoreOutcome::Deleted { removed, oldest_ms }) => {
+                self.forget(removed, oldest_ms, now_ms)
+            }
             (_, StoreOutcome::Evicted { evicted, oldest_ms }) => {
                 self.evict_queued = false;
                 let Evicted { age, count, bytes } = evicted;

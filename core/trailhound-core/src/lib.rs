@@ -32,6 +32,7 @@ pub mod retry;
 pub mod schedule;
 pub mod session;
 pub mod store;
+pub mod testing;
 pub mod wire;
 
 pub use conditions::{DeviceConditions, Network};
@@ -39,7 +40,10 @@ pub use engine::{Engine, Lifecycle, Transmit, UploadResult};
 pub use message::{Call, Identity, Message, MessageType, Properties, QueuedEvent, ValidationError};
 pub use policy::Policy;
 pub use report::{DropReason, Dropped, Notification, Stats};
-pub use store::{FailureKind, MemoryStore, PersistedState, QueueStore, StoreFailure, StoreOp, StoreResult, StoreSnapshot};
+pub use store::{
+    FailureKind, MemoryStore, PersistedState, QueueStore, StoreFailure, StoreOp, StoreResult,
+    StoreSnapshot,
+};
 
 /// The library's version, sent as `context.library.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,7 +6,7 @@
 //! [`StoreResult`]s in `handle_store`, so that an asynchronous backend (IndexedDB) can
 //! drive it exactly like SQLite does. [`execute`] is the glue for synchronous ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,14 +35,16 @@ pub struct StoreSnapshot {
     pub bytes: u64,
     /// The largest `seq` stored, so that new events sort after it.
     pub max_seq: u64,
-    /// `created_ms` of the oldest event.
+    /// The smallest `created_ms` of the events (after a clock jump, not always the
+    /// first by `seq`).
     pub oldest_ms: Option<i64>,
 }
 
 /// Work for a store, handed out by the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreOp {
-    /// Commit these events in one transaction.
+    /// Commit these events in one transaction. An event whose `seq` is already stored
+    /// replaces it.
     Insert(Vec<QueuedEvent>),
     /// Read the oldest events, in `seq` order: at most `max_events`, and no more than
     /// `max_bytes` in total except that the first event is always returned.
@@ -113,7 +115,8 @@ pub struct Evicted {
 }
 
 /// The outcome of a successful [`StoreOp`]. Operations that remove events also report
-/// the oldest event left, so that the engine never scans the store.
+/// the oldest `created_ms` left (the smallest, which after a clock jump is not always the
+/// first by `seq`), so that the engine never scans the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreOutcome {
     /// Events committed.
@@ -175,7 +178,11 @@ pub trait QueueStore {
     /// See [`StoreOp::Insert`].
     fn insert(&mut self, events: &[QueuedEvent]) -> Result<(), StoreFailure>;
     /// See [`StoreOp::Load`].
-    fn load(&mut self, max_events: usize, max_bytes: usize) -> Result<Vec<QueuedEvent>, StoreFailure>;
+    fn load(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreFailure>;
     /// See [`StoreOp::Delete`]; returns what was removed and the oldest `created_ms` left.
     fn delete(&mut self, seqs: &[u64]) -> Result<(Removed, Option<i64>), StoreFailure>;
     /// See [`StoreOp::Evict`]; returns what was removed and the oldest `created_ms` left.
@@ -223,10 +230,12 @@ pub fn execute<S: QueueStore + ?Sized>(store: &mut S, op: &StoreOp) -> StoreResu
 }
 
 /// A queue in memory: the browser's fallback where IndexedDB is unavailable, and the store
-/// of simulations and tests.
+/// of simulations and tests. Indexed by `seq` and by creation time, so that every
+/// operation costs O(log n) per event it touches, like SQLite's.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     events: BTreeMap<u64, QueuedEvent>,
+    by_age: BTreeSet<(i64, u64)>,
     bytes: u64,
     state: Option<PersistedState>,
 }
@@ -238,21 +247,31 @@ impl MemoryStore {
     }
 
     fn oldest_ms(&self) -> Option<i64> {
-        self.events.values().next().map(|e| e.created_ms)
+        self.by_age.first().map(|&(created, _)| created)
     }
 
-    fn remove_where(&mut self, mut pred: impl FnMut(&QueuedEvent, &Removed) -> bool) -> Removed {
-        let mut removed = Removed::default();
-        while let Some(entry) = self.events.first_entry() {
-            if !pred(entry.get(), &removed) {
-                break;
+    fn remove(&mut self, seq: u64) -> Removed {
+        match self.events.remove(&seq) {
+            Some(ev) => {
+                self.by_age.remove(&(ev.created_ms, seq));
+                self.bytes -= ev.bytes();
+                Removed {
+                    events: 1,
+                    bytes: ev.bytes(),
+                }
             }
-            let ev = entry.remove();
-            removed.add(Removed {
-                events: 1,
-                bytes: ev.bytes(),
-            });
-            self.bytes -= ev.bytes();
+            None => Removed::default(),
+        }
+    }
+
+    /// Removes the oldest events by `seq` while `more` says so.
+    fn remove_oldest_while(&mut self, mut more: impl FnMut(&Removed) -> bool) -> Removed {
+        let mut removed = Removed::default();
+        while more(&removed) {
+            let Some(&seq) = self.events.keys().next() else {
+                break;
+            };
+            removed.add(self.remove(seq));
         }
         removed
     }
@@ -271,15 +290,19 @@ impl QueueStore for MemoryStore {
 
     fn insert(&mut self, events: &[QueuedEvent]) -> Result<(), StoreFailure> {
         for ev in events {
-            if let Some(old) = self.events.insert(ev.seq, ev.clone()) {
-                self.bytes -= old.bytes();
-            }
+            self.remove(ev.seq);
+            self.by_age.insert((ev.created_ms, ev.seq));
             self.bytes += ev.bytes();
+            self.events.insert(ev.seq, ev.clone());
         }
         Ok(())
     }
 
-    fn load(&mut self, max_events: usize, max_bytes: usize) -> Result<Vec<QueuedEvent>, StoreFailure> {
+    fn load(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreFailure> {
         let mut out = Vec::new();
         let mut bytes = 0u64;
         for ev in self.events.values().take(max_events) {
@@ -294,14 +317,8 @@ impl QueueStore for MemoryStore {
 
     fn delete(&mut self, seqs: &[u64]) -> Result<(Removed, Option<i64>), StoreFailure> {
         let mut removed = Removed::default();
-        for seq in seqs {
-            if let Some(ev) = self.events.remove(seq) {
-                self.bytes -= ev.bytes();
-                removed.add(Removed {
-                    events: 1,
-                    bytes: ev.bytes(),
-                });
-            }
+        for &seq in seqs {
+            removed.add(self.remove(seq));
         }
         Ok((removed, self.oldest_ms()))
     }
@@ -312,11 +329,19 @@ impl QueueStore for MemoryStore {
         max_bytes: u64,
         min_created_ms: i64,
     ) -> Result<(Evicted, Option<i64>), StoreFailure> {
-        let age = self.remove_where(|ev, _| ev.created_ms < min_created_ms);
+        // Every event created before the cutoff, not only a prefix by seq: after the wall
+        // clock went back, creation times are not in seq order.
+        let mut age = Removed::default();
+        while let Some(&(created, seq)) = self.by_age.first() {
+            if created >= min_created_ms {
+                break;
+            }
+            age.add(self.remove(seq));
+        }
         let len = self.events.len() as u64;
-        let count = self.remove_where(|_, r| len - r.events > max_events);
+        let count = self.remove_oldest_while(|r| len - r.events > max_events);
         let total = self.bytes;
-        let bytes = self.remove_where(|_, r| total - r.bytes > max_bytes);
+        let bytes = self.remove_oldest_while(|r| total - r.bytes > max_bytes);
         Ok((Evicted { age, count, bytes }, self.oldest_ms()))
     }
 
@@ -326,6 +351,7 @@ impl QueueStore for MemoryStore {
             bytes: self.bytes,
         };
         self.events.clear();
+        self.by_age.clear();
         self.bytes = 0;
         Ok(removed)
     }
@@ -382,12 +408,19 @@ pub mod conformance {
 
     /// Load stops at the count and byte limits but always returns one event.
     pub fn load_respects_limits<S: QueueStore>(s: &mut S) {
+        assert!(
+            s.load(10, 10).unwrap().is_empty(),
+            "an empty store loads nothing"
+        );
         let evs: Vec<_> = (1..=10).map(|i| event(i, i as i64, 100)).collect();
         s.insert(&evs).unwrap();
         assert_eq!(seqs(&s.load(3, 1 << 20).unwrap()), vec![1, 2, 3]);
         assert_eq!(seqs(&s.load(100, 350).unwrap()), vec![1, 2, 3]);
-        assert_eq!(seqs(&s.load(100, 10).unwrap()), vec![1], "first event even if over max_bytes");
-        assert!(QueueStore::load(&mut MemoryStore::new(), 10, 10).unwrap().is_empty());
+        assert_eq!(
+            seqs(&s.load(100, 10).unwrap()),
+            vec![1],
+            "first event even if over max_bytes"
+        );
     }
 
     /// Delete removes only the named events, ignores unknown ones, and reports the oldest left.
@@ -395,7 +428,13 @@ pub mod conformance {
         let evs: Vec<_> = (1..=4).map(|i| event(i, 100 * i as i64, 50)).collect();
         s.insert(&evs).unwrap();
         let (removed, oldest) = s.delete(&[1, 3, 99]).unwrap();
-        assert_eq!(removed, Removed { events: 2, bytes: 100 });
+        assert_eq!(
+            removed,
+            Removed {
+                events: 2,
+                bytes: 100
+            }
+        );
         assert_eq!(oldest, Some(200));
         assert_eq!(seqs(&s.load(10, 1 << 20).unwrap()), vec![2, 4]);
         let (_, oldest) = s.delete(&[2, 4]).unwrap();
@@ -409,20 +448,56 @@ pub mod conformance {
         // Age: created before 3000 goes (seqs 1, 2). Count: keep 6 (drop 3, 4).
         // Bytes: keep 500 (drop 5).
         let (ev, oldest) = s.evict(6, 500, 3000).unwrap();
-        assert_eq!(ev.age, Removed { events: 2, bytes: 200 });
-        assert_eq!(ev.count, Removed { events: 2, bytes: 200 });
-        assert_eq!(ev.bytes, Removed { events: 1, bytes: 100 });
+        assert_eq!(
+            ev.age,
+            Removed {
+                events: 2,
+                bytes: 200
+            }
+        );
+        assert_eq!(
+            ev.count,
+            Removed {
+                events: 2,
+                bytes: 200
+            }
+        );
+        assert_eq!(
+            ev.bytes,
+            Removed {
+                events: 1,
+                bytes: 100
+            }
+        );
         assert_eq!(oldest, Some(6000));
         assert_eq!(seqs(&s.load(100, 1 << 20).unwrap()), vec![6, 7, 8, 9, 10]);
         let (ev, _) = s.evict(100, 1 << 20, 0).unwrap();
         assert_eq!(ev, Evicted::default(), "nothing to evict under the caps");
+        // After a clock jump, a newer seq can carry an older creation time.
+        s.insert(&[event(11, 500, 100)]).unwrap();
+        let (ev, oldest) = s.evict(100, 1 << 20, 1000).unwrap();
+        assert_eq!(
+            ev.age,
+            Removed {
+                events: 1,
+                bytes: 100
+            },
+            "age eviction is not only a prefix"
+        );
+        assert_eq!(oldest, Some(6000));
     }
 
     /// Clear removes everything and says how much.
     pub fn clear_empties<S: QueueStore>(s: &mut S) {
         let evs: Vec<_> = (1..=3).map(|i| event(i, i as i64, 80)).collect();
         s.insert(&evs).unwrap();
-        assert_eq!(s.clear().unwrap(), Removed { events: 3, bytes: 240 });
+        assert_eq!(
+            s.clear().unwrap(),
+            Removed {
+                events: 3,
+                bytes: 240
+            }
+        );
         assert!(s.load(10, 1 << 20).unwrap().is_empty());
         assert_eq!(s.snapshot().unwrap().events, 0);
     }
@@ -446,12 +521,22 @@ pub mod conformance {
         assert_eq!(s.snapshot().unwrap().state, Some(state));
     }
 
-    /// The snapshot's counts, bytes, max seq and oldest match what was stored.
+    /// The snapshot's counts, bytes, max seq and oldest match what was stored; "oldest" is
+    /// the smallest creation time, even when a later seq was created earlier.
     pub fn snapshot_counts<S: QueueStore>(s: &mut S) {
         let evs: Vec<_> = (5..=9).map(|i| event(i, 10 * i as i64, 64)).collect();
         s.insert(&evs).unwrap();
         let snap = s.snapshot().unwrap();
-        assert_eq!((snap.events, snap.bytes, snap.max_seq, snap.oldest_ms), (5, 320, 9, Some(50)));
+        assert_eq!(
+            (snap.events, snap.bytes, snap.max_seq, snap.oldest_ms),
+            (5, 320, 9, Some(50))
+        );
+        s.insert(&[event(10, 20, 64)]).unwrap();
+        assert_eq!(s.snapshot().unwrap().oldest_ms, Some(20));
+        let (_, oldest) = s.delete(&[5]).unwrap();
+        assert_eq!(oldest, Some(20), "the oldest by creation, not by seq");
+        let (_, oldest) = s.delete(&[10]).unwrap();
+        assert_eq!(oldest, Some(60));
     }
 }
 

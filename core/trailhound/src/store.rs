@@ -73,6 +73,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// Prepared statements kept per connection: every statement below, with room to spare.
 const STATEMENT_CACHE: usize = 32;
 
+/// One line of [`SqliteStore::counts_by_type_and_name`]: type, name, events, bytes.
+pub type TypeCount = (String, Option<String>, u64, u64);
+
 /// Why a queue database could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -197,8 +200,7 @@ impl SqliteStore {
             Err(OpenError::Sqlite { source, .. }) if is_corrupt(&source) => {
                 let aside = move_aside(&path)?;
                 let message = format!(
-                    "the queue database was unreadable ({source}); it was kept as {} and an \
-                     empty queue started",
+                    "the queue database could not be read ({source}); it was kept as {}",
                     aside.display()
                 );
                 log::warn!("{message}");
@@ -258,8 +260,8 @@ impl SqliteStore {
             });
         }
         let placeholder = Connection::open_in_memory().map_err(sqlite_error(&self.path))?;
-        // Close before moving: on close SQLite deletes `<path>-wal` by name, which by then
-        // would be the new database's.
+        // Close before moving: the old connection must not touch the files once the new
+        // database has their names (and Windows cannot move an open file).
         let old = std::mem::replace(&mut self.conn, placeholder);
         // Keep the WAL as it is, with the file it belongs to.
         if let Err(e) = schema::keep_wal_on_close(&old, true) {
@@ -275,7 +277,7 @@ impl SqliteStore {
         self.version = version;
         self.totals = Some(Totals::default());
         let message = format!(
-            "the queue database was corrupt; it was kept as {} and an empty queue started",
+            "the queue database is corrupt; it was kept as {}",
             aside.display()
         );
         log::warn!("{message}");
@@ -295,9 +297,7 @@ impl SqliteStore {
     /// Queued events and their bytes per `(type, name)`, sorted by type then name. Rows
     /// whose type is unknown (from a version 1 database with unreadable JSON) count
     /// under `"unknown"`.
-    pub fn counts_by_type_and_name(
-        &self,
-    ) -> Result<Vec<(String, Option<String>, u64, u64)>, StoreFailure> {
+    pub fn counts_by_type_and_name(&self) -> Result<Vec<TypeCount>, StoreFailure> {
         let run = || -> Result<_, Error> {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT coalesce(type, 'unknown') AS t, name, count(*), sum(bytes)
@@ -330,9 +330,9 @@ impl SqliteStore {
     /// (`SQLITE_FULL`). A value below the current size means the current size.
     #[doc(hidden)]
     pub fn set_max_pages(&mut self, pages: u32) {
-        if let Err(e) =
-            self.conn
-                .pragma_update_and_check(None, "max_page_count", pages, |r| r.get::<_, i64>(0))
+        if let Err(e) = self
+            .conn
+            .pragma_update_and_check(None, "max_page_count", pages, |r| r.get::<_, i64>(0))
         {
             log::warn!("setting max_page_count: {e}");
         }
@@ -405,8 +405,9 @@ impl SqliteStore {
                     // The engine never reuses a seq; if it happens anyway, the new event
                     // replaces the stored one, as in `MemoryStore`.
                     Err(e) if is_duplicate_key(&e) => {
-                        let old: u64 =
-                            tx.prepare_cached(sql::BYTES_OF)?.query_row([seq], |r| get_u64(r, 0))?;
+                        let old: u64 = tx
+                            .prepare_cached(sql::BYTES_OF)?
+                            .query_row([seq], |r| get_u64(r, 0))?;
                         tx.prepare_cached(sql::REPLACE)?.execute(row)?;
                         replaced_bytes += old;
                     }
@@ -529,8 +530,14 @@ impl SqliteStore {
                 state::ANONYMOUS_ID,
                 serde_json::to_string(&state.identity.anonymous_id)?,
             ),
-            (state::USER_ID, serde_json::to_string(&state.identity.user_id)?),
-            (state::TRAITS, serde_json::to_string(&state.identity.traits)?),
+            (
+                state::USER_ID,
+                serde_json::to_string(&state.identity.user_id)?,
+            ),
+            (
+                state::TRAITS,
+                serde_json::to_string(&state.identity.traits)?,
+            ),
             (state::OPTED_OUT, serde_json::to_string(&state.opted_out)?),
             (state::RETRY, serde_json::to_string(&state.retry)?),
         ];
@@ -588,7 +595,8 @@ impl QueueStore for SqliteStore {
 
 /// The statements of the store's operations.
 mod sql {
-    pub const INSERT: &str = "INSERT INTO events(seq, message_id, created_ms, bytes, json, type, name)
+    pub const INSERT: &str =
+        "INSERT INTO events(seq, message_id, created_ms, bytes, json, type, name)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
     pub const BYTES_OF: &str = "SELECT bytes FROM events WHERE seq = ?1";
     pub const REPLACE: &str = "UPDATE events SET message_id = ?2, created_ms = ?3, bytes = ?4,
@@ -599,7 +607,8 @@ mod sql {
          FROM events ORDER BY seq";
     pub const TOTALS: &str =
         "SELECT count(*), coalesce(sum(bytes), 0), coalesce(max(seq), 0) FROM events";
-    pub const OLDEST: &str = "SELECT created_ms FROM events ORDER BY seq LIMIT 1";
+    /// The smallest creation time, from the `created_ms` index: O(log n).
+    pub const OLDEST: &str = "SELECT min(created_ms) FROM events";
     pub const DELETE_ONE: &str = "DELETE FROM events WHERE seq = ?1 RETURNING bytes";
     pub const EVICT_AGE: &str = "DELETE FROM events WHERE created_ms < ?1 RETURNING bytes";
     pub const EVICT_OLDEST: &str = "DELETE FROM events
@@ -682,7 +691,7 @@ mod schema {
             ",
         )
         // No auto_vacuum: pages freed by uploads are reused by the next inserts, and the
-        // file can never grow past what the queue caps allow. It also cannot be turned on
+        // file stays near the size the queue caps allow. It also cannot be turned on
         // for databases that already exist, so it would make upgraded and fresh databases
         // differ.
     }
@@ -834,7 +843,10 @@ fn lock_dir(dir: &Path) -> Result<Option<File>, OpenError> {
         }),
         // A file system without locks must not make the SDK unusable.
         Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
-            log::warn!("{}: cannot lock ({e}); opening without the single-writer guard", path.display());
+            log::warn!(
+                "{}: cannot lock ({e}); opening without the single-writer guard",
+                path.display()
+            );
             Ok(None)
         }
         Err(TryLockError::Error(e)) => Err(OpenError::Io { path, source: e }),
@@ -859,7 +871,12 @@ fn move_aside(path: &Path) -> Result<PathBuf, OpenError> {
         match fs::rename(&from, with_suffix(&aside, suffix)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(OpenError::Io { path: from, source: e }),
+            Err(e) => {
+                return Err(OpenError::Io {
+                    path: from,
+                    source: e,
+                })
+            }
         }
     }
     Ok(aside)
@@ -922,9 +939,7 @@ fn failure(op: &'static str) -> impl FnOnce(Error) -> StoreFailure {
             Error::Sqlite(e) => match e.sqlite_error_code() {
                 Some(ErrorCode::DiskFull) => FailureKind::Full,
                 Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => FailureKind::Busy,
-                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-                    FailureKind::Corrupt
-                }
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => FailureKind::Corrupt,
                 _ => FailureKind::Other,
             },
             Error::Json(_) | Error::SeqRange(_) => FailureKind::Other,
@@ -967,11 +982,10 @@ fn read_totals(conn: &Connection) -> rusqlite::Result<(Totals, u64)> {
     })
 }
 
-/// `created_ms` of the oldest event: one descent of the primary key.
+/// The smallest `created_ms`: one descent of the `created_ms` index.
 fn oldest_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached(sql::OLDEST)?
-        .query_row([], |r| r.get(0))
-        .optional()
+        .query_row([], |r| r.get::<_, Option<i64>>(0))
 }
 
 /// Reassembles the state; `None` until an anonymous id has been saved.
@@ -1013,12 +1027,15 @@ fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedEvent> {
     let seq = get_u64(row, 0)?;
     let kind: Option<String> = row.get(2)?;
-    let kind = kind.as_deref().and_then(MessageType::parse).unwrap_or_else(|| {
-        // Only a version 1 row with unreadable JSON has no type. The JSON is sent as it
-        // is; the type is only a label here, and refusing the row would wedge the queue.
-        log::warn!("queued event {seq} has no known type ({kind:?}); labelling it track");
-        MessageType::Track
-    });
+    let kind = kind
+        .as_deref()
+        .and_then(MessageType::parse)
+        .unwrap_or_else(|| {
+            // Only a version 1 row with unreadable JSON has no type. The JSON is sent as it
+            // is; the type is only a label here, and refusing the row would wedge the queue.
+            log::warn!("queued event {seq} has no known type ({kind:?}); labelling it track");
+            MessageType::Track
+        });
     Ok(QueuedEvent {
         seq,
         message_id: row.get(1)?,
@@ -1126,14 +1143,15 @@ mod tests {
     }
 
     /// Every schema version before the current one, as a creator of a filled database.
-    const OLD_VERSIONS: [(u32, fn(&Path) -> Connection); 1] = [(1, create_v1)];
+    type CreateOld = fn(&Path) -> Connection;
+    const OLD_VERSIONS: [(u32, CreateOld); 1] = [(1, create_v1)];
 
     /// One sealed event of each kind, named exactly as `seal` names them.
     fn sealed_events() -> Vec<QueuedEvent> {
         let policy = Policy::default();
         let mut identity = Identity::new(uuid::Uuid::from_u128(7));
         identity.user_id = Some("u0".into());
-        let ctx = std::sync::Arc::new(Properties::new());
+        let ctx = trailhound_core::message::Context::new(Properties::new());
         let calls = [
             Call::Track {
                 event: "Song Played".into(),
@@ -1216,9 +1234,11 @@ mod tests {
         let get = |key: &str| -> String {
             store
                 .conn
-                .query_row("SELECT value ->> '$' FROM state WHERE key = ?1", [key], |r| {
-                    r.get::<_, rusqlite::types::Value>(0)
-                })
+                .query_row(
+                    "SELECT value ->> '$' FROM state WHERE key = ?1",
+                    [key],
+                    |r| r.get::<_, rusqlite::types::Value>(0),
+                )
                 .map(|v| format!("{v:?}"))
                 .unwrap()
         };
@@ -1368,7 +1388,13 @@ mod tests {
         assert_eq!((snap.events, snap.bytes, snap.max_seq), (10, 2000, 10));
 
         let (removed, oldest) = store.delete(&[1, 2, 3]).unwrap();
-        assert_eq!(removed, Removed { events: 3, bytes: 600 });
+        assert_eq!(
+            removed,
+            Removed {
+                events: 3,
+                bytes: 600
+            }
+        );
         assert_eq!(oldest, Some(4000));
         assert_eq!(store.load(100, 1 << 20).unwrap().len(), 7);
 
@@ -1394,7 +1420,13 @@ mod tests {
                     conn.execute(
                         "INSERT INTO events(seq, message_id, created_ms, bytes, json)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![ev.seq as i64, ev.message_id, ev.created_ms, ev.bytes() as i64, ev.json],
+                        params![
+                            ev.seq as i64,
+                            ev.message_id,
+                            ev.created_ms,
+                            ev.bytes() as i64,
+                            ev.json
+                        ],
                     )
                     .unwrap();
                 }
@@ -1403,21 +1435,29 @@ mod tests {
                     [],
                 )
                 .unwrap();
-                conn.execute(
-                    "INSERT INTO state VALUES ('anonymous_id', '\"a-1\"')",
-                    [],
-                )
-                .unwrap();
+                conn.execute("INSERT INTO state VALUES ('anonymous_id', '\"a-1\"')", [])
+                    .unwrap();
             }
 
             let mut store = open(dir.path());
-            assert_eq!(schema_of(&store.conn), fresh, "upgrade from version {version}");
+            assert_eq!(
+                schema_of(&store.conn),
+                fresh,
+                "upgrade from version {version}"
+            );
             assert_eq!(store.schema_version(), SCHEMA_VERSION);
 
             let loaded = store.load(100, 1 << 20).unwrap();
-            assert_eq!(loaded[..sealed.len()], sealed[..], "type and name backfilled");
+            assert_eq!(
+                loaded[..sealed.len()],
+                sealed[..],
+                "type and name backfilled"
+            );
             let bad = &loaded[sealed.len()];
-            assert_eq!((bad.seq, bad.kind, bad.name.as_deref()), (99, MessageType::Track, None));
+            assert_eq!(
+                (bad.seq, bad.kind, bad.name.as_deref()),
+                (99, MessageType::Track, None)
+            );
 
             let snap = store.snapshot().unwrap();
             assert_eq!(snap.state.unwrap().identity.anonymous_id, "a-1");
@@ -1439,13 +1479,25 @@ mod tests {
 
         let err = SqliteStore::open(dir.path()).unwrap_err();
         assert!(
-            matches!(err, OpenError::NewerSchema { found: 3, supported: 2 }),
+            matches!(
+                err,
+                OpenError::NewerSchema {
+                    found: 3,
+                    supported: 2
+                }
+            ),
             "{err}"
         );
         let err = SqliteStore::open_file(&path, true).unwrap_err();
-        assert!(matches!(err, OpenError::NewerSchema { found: 3, .. }), "{err}");
+        assert!(
+            matches!(err, OpenError::NewerSchema { found: 3, .. }),
+            "{err}"
+        );
         let err = SqliteStore::open_file(&path, false).unwrap_err();
-        assert!(matches!(err, OpenError::NewerSchema { found: 3, .. }), "{err}");
+        assert!(
+            matches!(err, OpenError::NewerSchema { found: 3, .. }),
+            "{err}"
+        );
 
         assert_eq!(fs::read(&path).unwrap(), before);
         assert_eq!(files_in(dir.path()), vec![DB_FILE, LOCK_FILE]);
@@ -1470,8 +1522,14 @@ mod tests {
         let snap = store.snapshot().unwrap();
         assert_eq!((snap.events, snap.state), (4, Some(state())));
         assert_eq!(store.load(10, 1 << 20).unwrap(), events(1..=4, 100));
-        assert_eq!(store.insert(&events(5..=5, 100)).unwrap_err().kind, FailureKind::Other);
-        assert!(matches!(store.replace_corrupt(), Err(OpenError::ReadOnly { .. })));
+        assert_eq!(
+            store.insert(&events(5..=5, 100)).unwrap_err().kind,
+            FailureKind::Other
+        );
+        assert!(matches!(
+            store.replace_corrupt(),
+            Err(OpenError::ReadOnly { .. })
+        ));
         drop(store);
         assert_eq!(fs::read(&copy).unwrap(), before);
 
@@ -1479,7 +1537,16 @@ mod tests {
         let old = copy_dir.path().join("old.db");
         drop(create_v1(&old));
         let err = SqliteStore::open_file(&old, true).unwrap_err();
-        assert!(matches!(err, OpenError::OlderSchema { found: 1, supported: 2 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                OpenError::OlderSchema {
+                    found: 1,
+                    supported: 2
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("copy the file"), "{err}");
         let store = SqliteStore::open_file(&old, false).unwrap();
         assert_eq!(store.schema_version(), SCHEMA_VERSION);
@@ -1513,18 +1580,20 @@ mod tests {
         assert_eq!(counts, expected);
 
         let mut seen = Vec::new();
-        store.iter_events(|ev| {
-            seen.push(ev.seq);
-            true
-        })
-        .unwrap();
+        store
+            .iter_events(|ev| {
+                seen.push(ev.seq);
+                true
+            })
+            .unwrap();
         assert_eq!(seen, vec![1, 2, 3, 4, 5, 6, 10, 11, 12]);
         let mut first = Vec::new();
-        store.iter_events(|ev| {
-            first.push(ev);
-            first.len() < 2
-        })
-        .unwrap();
+        store
+            .iter_events(|ev| {
+                first.push(ev);
+                first.len() < 2
+            })
+            .unwrap();
         assert_eq!(first, sealed[..2]);
     }
 
@@ -1540,7 +1609,13 @@ mod tests {
         assert_eq!(store.load(10, 1 << 20).unwrap()[1], replacement);
         // The cached totals followed: evicting to 400 bytes drops exactly seq 1.
         let (evicted, oldest) = store.evict(100, 400, 0).unwrap();
-        assert_eq!(evicted.bytes, Removed { events: 1, bytes: 100 });
+        assert_eq!(
+            evicted.bytes,
+            Removed {
+                events: 1,
+                bytes: 100
+            }
+        );
         assert_eq!(oldest, Some(7));
         let snap = store.snapshot().unwrap();
         assert_eq!((snap.events, snap.bytes), (2, 400));
@@ -1552,7 +1627,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let plan = |sql: &str| -> String {
-            let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
             let n = stmt.parameter_count();
             let args = vec![0i64; n];
             stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
@@ -1599,54 +1677,4 @@ mod tests {
         send::<Opened>();
         send_sync::<OpenError>();
     }
-}
-
-#[cfg(test)]
-mod scratch {
-    use super::*;
-    use trailhound_core::store::conformance::event;
-
-    #[test]
-    fn scratch_print() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap().store;
-        for q in [sql::EVICT_AGE, sql::DELETE_ONE, sql::DELETE_UP_TO, sql::OLDEST, sql::LOAD, sql::EVICT_OLDEST, sql::WALK, sql::TOTALS] {
-            let mut stmt = store.conn.prepare(&format!("EXPLAIN QUERY PLAN {q}")).unwrap();
-            let n = stmt.parameter_count();
-            let p: Vec<String> = stmt.query_map(rusqlite::params_from_iter(vec![0i64; n]), |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
-            println!("{q}\n   => {p:?}");
-        }
-        let mut stmt = store.conn.prepare("SELECT sql FROM sqlite_master").unwrap();
-        let v: Vec<Option<String>> = stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
-        println!("{v:#?}");
-    }
-
-    #[test]
-    fn scratch_bench() {
-        let n = 50_000u64;
-        let size = 400;
-        let evs: Vec<_> = (1..=n).map(|i| event(i, i as i64, size)).collect();
-        // raw: one transaction, plain table without index, default pragmas but WAL
-        let dir = tempfile::tempdir().unwrap();
-        let mut raw = Connection::open(dir.path().join("raw.db")).unwrap();
-        raw.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE TABLE events(seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL, created_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, json TEXT NOT NULL)").unwrap();
-        let t = Instant::now();
-        let tx = raw.transaction().unwrap();
-        {
-            let mut st = tx.prepare("INSERT INTO events VALUES (?1,?2,?3,?4,?5)").unwrap();
-            for e in &evs { st.execute(params![e.seq as i64, e.message_id, e.created_ms, e.bytes() as i64, e.json]).unwrap(); }
-        }
-        tx.commit().unwrap();
-        let raw_t = t.elapsed();
-        for batch in [1usize, 10, 100, 256, 1000, 50_000] {
-            let d = tempfile::tempdir().unwrap();
-            let mut store = SqliteStore::open(d.path()).unwrap().store;
-            if let Ok(extra) = std::env::var("EXTRA") { store.conn.execute_batch(&extra).unwrap(); }
-            let t = Instant::now();
-            for c in evs.chunks(batch) { store.insert(c).unwrap(); }
-            let st = t.elapsed();
-            println!("batch {batch:6}: store {st:?} raw {raw_t:?} ratio raw/store {:.2}", raw_t.as_secs_f64() / st.as_secs_f64());
-        }
-    }
-    use std::time::Instant;
 }
