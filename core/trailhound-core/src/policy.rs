@@ -69,6 +69,12 @@ pub struct Policy {
     /// while storage is stalled.
     pub call_queue_capacity: usize,
 
+    /// Bytes of serialised events that may wait for the background thread at once.
+    ///
+    /// Bounds the SDK's memory whatever the event size: without it, 10 000 calls of 32 KB
+    /// events could hold 320 MB. 4 MiB is still thousands of typical events.
+    pub call_queue_bytes: usize,
+
     /// Events that make an upload worthwhile on an unconstrained connection (wifi or
     /// ethernet while charging): the "flush at" of other SDKs.
     pub flush_at: u64,
@@ -77,7 +83,7 @@ pub struct Policy {
     pub prompt_delay: Duration,
 
     /// How long events wait on wifi while on battery, so that several minutes of use go
-    /// out in one burst.
+    /// out in one burst. 10 minutes: a typical session of use is one radio wake-up.
     pub relaxed_delay: Duration,
 
     /// The longest any event waits while the network is up, whatever the battery or the
@@ -87,6 +93,10 @@ pub struct Policy {
     /// 15 minutes: long enough that a session of use coalesces into one or two radio
     /// wake-ups, short enough for "live" dashboards that refresh every quarter hour.
     pub max_delay: Duration,
+
+    /// How long before `max_delay` held uploads start, so that an upload on a slow link
+    /// still lands within `max_delay`. 30 s covers a large batch on a poor cellular link.
+    pub upload_margin: Duration,
 
     /// Fraction of either queue cap at which held uploads go out regardless of the battery,
     /// so that holding never turns into dropping.
@@ -128,10 +138,12 @@ impl Default for Policy {
             commit_interval: Duration::from_millis(200),
             commit_max_events: 256,
             call_queue_capacity: 10_000,
+            call_queue_bytes: 4 * 1024 * 1024,
             flush_at: 20,
             prompt_delay: Duration::from_secs(30),
-            relaxed_delay: Duration::from_secs(5 * 60),
+            relaxed_delay: Duration::from_secs(10 * 60),
             max_delay: Duration::from_secs(15 * 60),
+            upload_margin: Duration::from_secs(30),
             near_cap_fraction: 0.8,
             low_battery_level: 0.2,
             backoff_base: Duration::from_secs(2),
@@ -185,14 +197,26 @@ impl Policy {
         if self.call_queue_capacity == 0 {
             return err("call_queue_capacity", "must be positive");
         }
+        if self.call_queue_bytes < self.max_event_bytes {
+            return err(
+                "call_queue_bytes",
+                "must hold at least one event of max_event_bytes",
+            );
+        }
         if self.commit_max_events == 0 {
             return err("commit_max_events", "must be positive");
         }
         if !(0.0..=1.0).contains(&self.near_cap_fraction) {
             return err("near_cap_fraction", "must be between 0 and 1");
         }
-        if self.max_delay < self.prompt_delay {
-            return err("max_delay", "must be at least prompt_delay");
+        if self.max_delay < self.prompt_delay || self.max_delay < self.relaxed_delay {
+            return err(
+                "max_delay",
+                "must be at least prompt_delay and relaxed_delay",
+            );
+        }
+        if self.upload_margin >= self.max_delay {
+            return err("upload_margin", "must be shorter than max_delay");
         }
         if self.backoff_base.is_zero() || self.backoff_max < self.backoff_base {
             return err(

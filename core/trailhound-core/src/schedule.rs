@@ -2,16 +2,19 @@
 //!
 //! | conditions                                   | tier      | an upload is due when                                  |
 //! |----------------------------------------------|-----------|--------------------------------------------------------|
-//! | offline                                      | —         | never; a flush as soon as the network returns          |
+//! | offline                                      | Offline   | never; a flush as soon as the network returns          |
 //! | wifi, ethernet or unknown, charging or mains | Prompt    | `flush_at` events are queued, or the oldest waited `prompt_delay` |
 //! | wifi, ethernet or unknown, on battery        | Relaxed   | a full batch is queued, or the oldest waited `relaxed_delay` |
-//! | cellular or metered                          | Hold      | a full batch is queued, or the oldest waited `max_delay` |
-//! | battery low (not charging) or low-power mode | Hold      | the oldest waited `max_delay`                          |
+//! | cellular or metered                          | Cellular  | a full batch is queued, or the oldest waited `max_delay - upload_margin` |
+//! | battery low (not charging), low-power mode, or the app in the background on battery | Hold | the oldest waited `max_delay - upload_margin` |
 //! | any online tier                              |           | the queue reaches `near_cap_fraction` of a cap: at once |
 //!
 //! Independently of the tier: going to the background, an explicit `flush()` and the
 //! network coming back each start one flush; a flush sends everything queued, batch after
 //! batch, so that the radio wakes once. Backoff and an auth pause defer all of it.
+//!
+//! Held uploads start `upload_margin` before `max_delay` so that they land within it: with
+//! the network up, no event waits longer than `max_delay` for delivery.
 
 use crate::conditions::{DeviceConditions, Network};
 use crate::policy::Policy;
@@ -32,16 +35,19 @@ pub enum Tier {
 }
 
 impl Tier {
-    /// The tier for some conditions.
-    pub fn of(c: &DeviceConditions, policy: &Policy) -> Tier {
+    /// The tier for some conditions, with the app in the foreground or not. An app in the
+    /// background on battery holds its uploads: the OS penalises background radio use, and
+    /// nobody is looking at the data it would send early.
+    pub fn of(c: &DeviceConditions, foreground: bool, policy: &Policy) -> Tier {
         if !c.network.is_online() {
             return Tier::Offline;
         }
         let charging = c.charging == Some(true);
+        let on_battery = !charging && c.battery_level.is_some();
         let low_battery = !charging
             && c.battery_level
                 .is_some_and(|level| level < policy.low_battery_level);
-        if c.low_power_mode || low_battery {
+        if c.low_power_mode || low_battery || (!foreground && on_battery) {
             return Tier::Hold;
         }
         if c.network == Network::Cellular || c.metered {
@@ -86,7 +92,7 @@ pub fn due_at(tier: Tier, load: QueueLoad, now_ms: i64, policy: &Policy) -> Opti
         Tier::Prompt => after(policy.prompt_delay),
         Tier::Relaxed | Tier::Cellular if full_batch => now_ms,
         Tier::Relaxed => after(policy.relaxed_delay),
-        Tier::Cellular | Tier::Hold => after(policy.max_delay),
+        Tier::Cellular | Tier::Hold => after(policy.max_delay.saturating_sub(policy.upload_margin)),
     };
     Some(due)
 }
@@ -95,41 +101,138 @@ pub fn due_at(tier: Tier, load: QueueLoad, now_ms: i64, policy: &Policy) -> Opti
 mod tests {
     use super::*;
 
-    fn cond(network: Network, level: Option<f32>, charging: Option<bool>, low_power: bool) -> DeviceConditions {
-        DeviceConditions { battery_level: level, charging, low_power_mode: low_power, network, metered: false }
+    fn cond(
+        network: Network,
+        level: Option<f32>,
+        charging: Option<bool>,
+        low_power: bool,
+    ) -> DeviceConditions {
+        DeviceConditions {
+            battery_level: level,
+            charging,
+            low_power_mode: low_power,
+            network,
+            metered: false,
+        }
+    }
+
+    impl Tier {
+        fn of_fg(c: &DeviceConditions, p: &Policy) -> Tier {
+            Tier::of(c, true, p)
+        }
     }
 
     /// Each row of the table in the module doc maps to its tier.
     #[test]
     fn tiers() {
         let p = Policy::default();
-        assert_eq!(Tier::of(&cond(Network::Offline, None, None, false), &p), Tier::Offline);
-        assert_eq!(Tier::of(&cond(Network::Wifi, Some(0.5), Some(true), false), &p), Tier::Prompt);
-        assert_eq!(Tier::of(&cond(Network::Unknown, None, None, false), &p), Tier::Prompt);
-        assert_eq!(Tier::of(&cond(Network::Wifi, Some(0.5), Some(false), false), &p), Tier::Relaxed);
-        assert_eq!(Tier::of(&cond(Network::Cellular, Some(0.9), Some(false), false), &p), Tier::Cellular);
-        let metered = DeviceConditions { metered: true, ..cond(Network::Wifi, Some(0.9), Some(true), false) };
-        assert_eq!(Tier::of(&metered, &p), Tier::Cellular);
-        assert_eq!(Tier::of(&cond(Network::Wifi, Some(0.1), Some(false), false), &p), Tier::Hold);
-        assert_eq!(Tier::of(&cond(Network::Wifi, Some(0.1), Some(true), false), &p), Tier::Prompt);
-        assert_eq!(Tier::of(&cond(Network::Ethernet, Some(0.9), Some(true), true), &p), Tier::Hold);
+        assert_eq!(
+            Tier::of_fg(&cond(Network::Offline, None, None, false), &p),
+            Tier::Offline
+        );
+        assert_eq!(
+            Tier::of_fg(&cond(Network::Wifi, Some(0.5), Some(true), false), &p),
+            Tier::Prompt
+        );
+        assert_eq!(
+            Tier::of_fg(&cond(Network::Unknown, None, None, false), &p),
+            Tier::Prompt
+        );
+        assert_eq!(
+            Tier::of_fg(&cond(Network::Wifi, Some(0.5), Some(false), false), &p),
+            Tier::Relaxed
+        );
+        assert_eq!(
+            Tier::of_fg(&cond(Network::Cellular, Some(0.9), Some(false), false), &p),
+            Tier::Cellular
+        );
+        let metered = DeviceConditions {
+            metered: true,
+            ..cond(Network::Wifi, Some(0.9), Some(true), false)
+        };
+        assert_eq!(Tier::of(&metered, true, &p), Tier::Cellular);
+        assert_eq!(
+            Tier::of_fg(&cond(Network::Wifi, Some(0.1), Some(false), false), &p),
+            Tier::Hold
+        );
+        assert_eq!(
+            Tier::of_fg(&cond(Network::Wifi, Some(0.1), Some(true), false), &p),
+            Tier::Prompt
+        );
+        assert_eq!(
+            Tier::of_fg(&cond(Network::Ethernet, Some(0.9), Some(true), true), &p),
+            Tier::Hold
+        );
+        let battery = cond(Network::Wifi, Some(0.9), Some(false), false);
+        assert_eq!(
+            Tier::of(&battery, false, &p),
+            Tier::Hold,
+            "background on battery"
+        );
+        let mains = cond(Network::Wifi, Some(0.9), Some(true), false);
+        assert_eq!(
+            Tier::of(&mains, false, &p),
+            Tier::Prompt,
+            "background while charging"
+        );
+        let server = cond(Network::Unknown, None, None, false);
+        assert_eq!(
+            Tier::of(&server, false, &p),
+            Tier::Prompt,
+            "no battery at all"
+        );
     }
 
     /// Due times follow the tier's delay, and nearing a cap overrides holding.
     #[test]
     fn due_times() {
         let p = Policy::default();
-        let load = |events| QueueLoad { events, bytes: events * 300, oldest_since_ms: Some(1_000) };
+        let load = |events| QueueLoad {
+            events,
+            bytes: events * 300,
+            oldest_since_ms: Some(1_000),
+        };
         let ms = |d: std::time::Duration| d.as_millis() as i64;
-        assert_eq!(due_at(Tier::Prompt, load(1), 2_000, &p), Some(1_000 + ms(p.prompt_delay)));
-        assert_eq!(due_at(Tier::Prompt, load(p.flush_at), 2_000, &p), Some(2_000));
-        assert_eq!(due_at(Tier::Relaxed, load(p.flush_at), 2_000, &p), Some(1_000 + ms(p.relaxed_delay)));
-        assert_eq!(due_at(Tier::Cellular, load(50), 2_000, &p), Some(1_000 + ms(p.max_delay)));
-        assert_eq!(due_at(Tier::Cellular, load(p.max_batch_events as u64), 2_000, &p), Some(2_000));
-        assert_eq!(due_at(Tier::Hold, load(p.max_batch_events as u64), 2_000, &p), Some(1_000 + ms(p.max_delay)));
+        assert_eq!(
+            due_at(Tier::Prompt, load(1), 2_000, &p),
+            Some(1_000 + ms(p.prompt_delay))
+        );
+        assert_eq!(
+            due_at(Tier::Prompt, load(p.flush_at), 2_000, &p),
+            Some(2_000)
+        );
+        assert_eq!(
+            due_at(Tier::Relaxed, load(p.flush_at), 2_000, &p),
+            Some(1_000 + ms(p.relaxed_delay))
+        );
+        let held = ms(p.max_delay) - ms(p.upload_margin);
+        assert_eq!(
+            due_at(Tier::Cellular, load(50), 2_000, &p),
+            Some(1_000 + held)
+        );
+        assert_eq!(
+            due_at(Tier::Cellular, load(p.max_batch_events as u64), 2_000, &p),
+            Some(2_000)
+        );
+        assert_eq!(
+            due_at(Tier::Hold, load(p.max_batch_events as u64), 2_000, &p),
+            Some(1_000 + held)
+        );
         let near = (p.max_queue_events as f64 * p.near_cap_fraction) as u64;
         assert_eq!(due_at(Tier::Hold, load(near), 2_000, &p), Some(2_000));
         assert_eq!(due_at(Tier::Offline, load(near), 2_000, &p), None);
-        assert_eq!(due_at(Tier::Prompt, QueueLoad { events: 0, bytes: 0, oldest_since_ms: None }, 0, &p), None);
+        assert_eq!(
+            due_at(
+                Tier::Prompt,
+                QueueLoad {
+                    events: 0,
+                    bytes: 0,
+                    oldest_since_ms: None
+                },
+                0,
+                &p
+            ),
+            None
+        );
     }
 }
