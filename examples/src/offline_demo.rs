@@ -21,7 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         charging: Some(true),
         ..DeviceConditions::default()
     };
-    let offline = DeviceConditions { network: Network::Offline, ..wifi };
+    let offline = DeviceConditions {
+        network: Network::Offline,
+        ..wifi
+    };
     let start = Instant::now();
     let build = |notes: Arc<Mutex<Vec<String>>>, conditions: DeviceConditions| {
         Builder::new("demo-write-key", collector.url(), dir.path())
@@ -31,13 +34,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .listener(move |n: &Notification| {
                 let line = match n {
-                    Notification::Delivered { message_ids } => format!("delivered {} events", message_ids.len()),
-                    Notification::UploadFailed { error, retry_in_ms, .. } => {
+                    Notification::Delivered { message_ids } => {
+                        format!("delivered {} events", message_ids.len())
+                    }
+                    Notification::UploadFailed {
+                        error, retry_in_ms, ..
+                    } => {
                         format!("upload failed ({error}); retry in {retry_in_ms} ms")
                     }
                     other => format!("{other:?}"),
                 };
-                notes.lock().unwrap().push(format!("{:>6} ms  {line}", start.elapsed().as_millis()));
+                notes
+                    .lock()
+                    .unwrap()
+                    .push(format!("{:>6} ms  {line}", start.elapsed().as_millis()));
             })
             .build()
     };
@@ -65,7 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("3. The app is closed while offline, and restarted (still offline).");
     client.shutdown(Duration::from_secs(2))?;
     let client = build(Arc::clone(&notes), offline)?;
-    println!("   after restart, still queued: {}", client.stats().queued_events);
+    println!(
+        "   after restart, still queued: {}",
+        client.stats().queued_events
+    );
 
     println!("4. The network returns, but the server answers 503 twice (Retry-After: 1).");
     collector.script([Reply::retry_after(503, "1"), Reply::status(503)]);
@@ -87,12 +100,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  tracked                {TRACKED}");
     println!("  delivered (collector)  {}", collector.events().len());
     println!("  duplicates at server   {}", collector.duplicates());
-    println!("  requests               {} ({} failed)", requests.len(), requests.iter().filter(|r| r.status != 200).count());
-    println!("  bytes on the wire      {}", requests.iter().map(|r| r.body_bytes).sum::<usize>());
+    println!(
+        "  requests               {} ({} failed)",
+        requests.len(),
+        requests.iter().filter(|r| r.status != 200).count()
+    );
+    println!(
+        "  bytes on the wire      {}",
+        requests.iter().map(|r| r.body_bytes).sum::<usize>()
+    );
     println!("  still queued           {}", stats.queued_events);
     println!("  dropped                {}", stats.dropped.total());
-    let ok = collector.events().len() == TRACKED && collector.duplicates() == 0 && stats.queued_events == 0;
-    println!("\n{}", if ok { "every event delivered exactly once" } else { "NOT every event was delivered" });
+    let ok = collector.events().len() == TRACKED
+        && collector.duplicates() == 0
+        && stats.queued_events == 0;
+    println!(
+        "\n{}",
+        if ok {
+            "every event delivered exactly once"
+        } else {
+            "NOT every event was delivered"
+        }
+    );
     if !ok {
         std::process::exit(1);
     }

@@ -52,9 +52,14 @@ pub struct Received {
     pub body_bytes: usize,
     /// `sentAt` of the batch.
     pub sent_at: Option<String>,
+    /// The client's address: requests over one kept-alive connection share it.
+    pub peer: Option<std::net::SocketAddr>,
     /// `messageId`s in the batch, in order.
     pub message_ids: Vec<String>,
 }
+
+/// Decides which events the collector refuses with a 400.
+type Rejector = Box<dyn Fn(&Value) -> bool + Send>;
 
 #[derive(Default)]
 struct State {
@@ -64,7 +69,7 @@ struct State {
     requests: Vec<Received>,
     script: VecDeque<Reply>,
     default: Option<Reply>,
-    reject: Option<Box<dyn Fn(&Value) -> bool + Send>>,
+    reject: Option<Rejector>,
     max_batch: Option<usize>,
 }
 
@@ -228,6 +233,7 @@ fn handle(mut req: tiny_http::Request, state: &(Mutex<State>, Condvar)) {
         authorization: header(&req, "authorization"),
         content_encoding: encoding,
         body_bytes: raw.len(),
+        peer: req.remote_addr().copied(),
         sent_at: parsed
             .as_ref()
             .and_then(|v| v["sentAt"].as_str().map(str::to_owned)),
@@ -235,7 +241,8 @@ fn handle(mut req: tiny_http::Request, state: &(Mutex<State>, Condvar)) {
     });
     drop(s);
     cvar.notify_all();
-    let mut resp = tiny_http::Response::from_string("{\"success\":true}").with_status_code(reply.status);
+    let mut resp =
+        tiny_http::Response::from_string("{\"success\":true}").with_status_code(reply.status);
     if let Some(ra) = reply.retry_after {
         if let Ok(h) = tiny_http::Header::from_bytes("Retry-After", ra.as_bytes()) {
             resp.add_header(h);

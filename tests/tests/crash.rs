@@ -46,7 +46,10 @@ fn sigkill_loses_at_most_the_commit_window() {
     assert_eq!(stored, expected, "what survived is a gap-free prefix");
 
     let window = Policy::default().commit_interval + Duration::from_millis(500);
-    let must_survive = accepted.iter().filter(|(_, at)| killed_at.duration_since(*at) > window).count() as u64;
+    let must_survive = accepted
+        .iter()
+        .filter(|(_, at)| killed_at.duration_since(*at) > window)
+        .count() as u64;
     let lost = accepted.len() as u64 - (stored.len() as u64).min(accepted.len() as u64);
     eprintln!(
         "accepted {} events, {} on disk after SIGKILL, {} lost (window {:?})",

@@ -97,12 +97,18 @@ fn offline_queue_survives_restart() {
     assert!(c.requests().is_empty(), "nothing attempted while offline");
 
     let notes = Notes::default();
-    let client = builder(&c, dir.path(), &notes).conditions(offline()).build().unwrap();
+    let client = builder(&c, dir.path(), &notes)
+        .conditions(offline())
+        .build()
+        .unwrap();
     assert_eq!(client.anonymous_id(), device, "device id persisted");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(client.stats().queued_events, 50);
     client.set_device_conditions(wifi()).unwrap();
-    assert!(c.wait_for_events(50, WAIT), "flushed when the network returned");
+    assert!(
+        c.wait_for_events(50, WAIT),
+        "flushed when the network returned"
+    );
     assert_eq!(c.duplicates(), 0);
     client.shutdown(WAIT).unwrap();
 }
@@ -122,11 +128,25 @@ fn retry_after_is_honoured_and_sent_at_restamped() {
     let reqs = c.requests();
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[0].status, 503);
-    assert_eq!(reqs[0].message_ids, reqs[1].message_ids, "same messageIds on retry");
+    assert_eq!(
+        reqs[0].message_ids, reqs[1].message_ids,
+        "same messageIds on retry"
+    );
     assert_ne!(reqs[0].sent_at, reqs[1].sent_at, "sentAt re-stamped");
     let gap = reqs[1].at - reqs[0].at;
-    assert!(gap >= Duration::from_millis(950), "waited {gap:?} for Retry-After: 1");
-    let failed = notes.lock().unwrap().iter().any(|n| matches!(n, Notification::UploadFailed { status: Some(503), .. }));
+    assert!(
+        gap >= Duration::from_millis(950),
+        "waited {gap:?} for Retry-After: 1"
+    );
+    let failed = notes.lock().unwrap().iter().any(|n| {
+        matches!(
+            n,
+            Notification::UploadFailed {
+                status: Some(503),
+                ..
+            }
+        )
+    });
     assert!(failed, "listener heard of the failure");
     client.shutdown(WAIT).unwrap();
 }
@@ -162,7 +182,11 @@ fn unauthorized_pauses_until_flush() {
     c.script([Reply::status(401)]);
     client.track("A", json!({})).unwrap();
     client.flush_blocking(WAIT).unwrap();
-    let paused = notes.lock().unwrap().iter().any(|n| matches!(n, Notification::Paused { status: 401, .. }));
+    let paused = notes
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|n| matches!(n, Notification::Paused { status: 401, .. }));
     assert!(paused);
     for _ in 0..25 {
         client.track("B", json!({})).unwrap();
@@ -182,18 +206,30 @@ fn bad_input_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (client, _) = start(&c, dir.path());
     client.track("ok-1", json!({})).unwrap();
-    assert!(matches!(client.track("", json!({})), Err(Error::Invalid(_))));
-    assert!(matches!(client.track("x", json!([1, 2])), Err(Error::Invalid(_))));
+    assert!(matches!(
+        client.track("", json!({})),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        client.track("x", json!([1, 2])),
+        Err(Error::Invalid(_))
+    ));
     let deep = (0..20).fold(json!(1), |acc, _| json!({ "n": acc }));
     let err = client.track("x", deep).unwrap_err();
     assert!(err.to_string().contains("nests deeper"), "{err}");
-    let err = client.track("x", json!({"blob": "x".repeat(40_000)})).unwrap_err();
+    let err = client
+        .track("x", json!({"blob": "x".repeat(40_000)}))
+        .unwrap_err();
     assert!(err.to_string().contains("32768"), "{err}");
     assert!(matches!(client.alias(""), Err(Error::Invalid(_))));
     client.track("ok-2", json!({})).unwrap();
     client.flush_blocking(WAIT).unwrap();
     assert!(c.wait_for_events(2, WAIT));
-    let names: Vec<_> = c.events().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<_> = c
+        .events()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["ok-1", "ok-2"]);
     assert_eq!(client.invalid_calls(), 5);
     client.shutdown(WAIT).unwrap();
@@ -213,12 +249,14 @@ fn plugins_change_and_drop() {
             if let Some(p) = m.properties.as_mut() {
                 p.remove("email");
             }
-            std::sync::Arc::make_mut(&mut m.context).insert("experiment".into(), json!("B"));
+            m.context.make_mut().insert("experiment".into(), json!("B"));
             Some(m)
         })
         .build()
         .unwrap();
-    client.track("Signed Up", json!({"email": "a@b.c", "plan": "pro"})).unwrap();
+    client
+        .track("Signed Up", json!({"email": "a@b.c", "plan": "pro"}))
+        .unwrap();
     client.track("Secret", json!({})).unwrap();
     client.flush_blocking(WAIT).unwrap();
     assert!(c.wait_for_events(1, WAIT));
@@ -228,7 +266,13 @@ fn plugins_change_and_drop() {
     assert_eq!(ev["context"]["experiment"], "B");
     assert_eq!(c.events().len(), 1);
     assert_eq!(client.stats().dropped.plugin, 1);
-    assert!(notes.lock().unwrap().iter().any(|n| matches!(n, Notification::Dropped { reason: DropReason::Plugin, .. })));
+    assert!(notes.lock().unwrap().iter().any(|n| matches!(
+        n,
+        Notification::Dropped {
+            reason: DropReason::Plugin,
+            ..
+        }
+    )));
     client.shutdown(WAIT).unwrap();
 }
 
@@ -255,7 +299,11 @@ fn opt_out_purges_and_persists() {
     client.track("After", json!({})).unwrap();
     client.flush_blocking(WAIT).unwrap();
     assert!(c.wait_for_events(1, WAIT));
-    let names: Vec<_> = c.events().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<_> = c
+        .events()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["After"]);
     client.shutdown(WAIT).unwrap();
 }
@@ -279,7 +327,11 @@ fn reset_new_identity_persists() {
     assert_eq!(client.user_id(), None);
     client.flush_blocking(WAIT).unwrap();
     assert!(c.wait_for_events(2, WAIT));
-    let after = c.events().into_iter().find(|e| e["event"] == "After Reset").unwrap();
+    let after = c
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "After Reset")
+        .unwrap();
     assert_eq!(after["anonymousId"], second.as_str());
     assert!(after.get("userId").is_none());
     client.shutdown(WAIT).unwrap();
@@ -293,10 +345,17 @@ fn second_client_on_same_dir_is_refused() {
     let (client, _) = start(&c, dir.path());
     let err = Builder::new("k", c.url(), dir.path()).build().unwrap_err();
     assert!(matches!(err, Error::Open(_)), "{err}");
-    assert!(err.to_string().contains("another Trailhound client"), "{err}");
+    assert!(
+        err.to_string().contains("another Trailhound client"),
+        "{err}"
+    );
     client.track("still fine", json!({})).unwrap();
     client.shutdown(WAIT).unwrap();
-    Builder::new("k", c.url(), dir.path()).build().unwrap().shutdown(WAIT).unwrap();
+    Builder::new("k", c.url(), dir.path())
+        .build()
+        .unwrap()
+        .shutdown(WAIT)
+        .unwrap();
 }
 
 /// A corrupt database is moved aside and replaced, the error reported, and tracking works.
@@ -304,12 +363,20 @@ fn second_client_on_same_dir_is_refused() {
 fn corrupt_database_is_replaced() {
     let c = Collector::start();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("trailhound.db"), b"this is not a database, it is garbage".repeat(100)).unwrap();
+    std::fs::write(
+        dir.path().join("trailhound.db"),
+        b"this is not a database, it is garbage".repeat(100),
+    )
+    .unwrap();
     let (client, notes) = start(&c, dir.path());
     client.track("After Corruption", json!({})).unwrap();
     client.flush_blocking(WAIT).unwrap();
     assert!(c.wait_for_events(1, WAIT));
-    let reported = notes.lock().unwrap().iter().any(|n| matches!(n, Notification::StoreError { .. }));
+    let reported = notes
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|n| matches!(n, Notification::StoreError { .. }));
     assert!(reported, "the listener heard about the corrupt store");
     let aside = std::fs::read_dir(dir.path())
         .unwrap()
@@ -336,7 +403,7 @@ fn caps_bound_the_queue_offline() {
     for i in 0..2_000 {
         loop {
             match client.track("Offline", json!({"i": i})) {
-                Err(Error::Backpressure(_)) => std::thread::sleep(Duration::from_millis(5)),
+                Err(Error::Backpressure) => std::thread::sleep(Duration::from_millis(5)),
                 r => break r.unwrap(),
             }
         }
@@ -348,14 +415,21 @@ fn caps_bound_the_queue_offline() {
     std::thread::sleep(Duration::from_millis(200));
     let events = c.events();
     assert_eq!(events.len(), 500, "exactly the cap was kept");
-    assert_eq!(events[0]["properties"]["i"], 1_500, "the oldest were dropped first");
+    assert_eq!(
+        events[0]["properties"]["i"], 1_500,
+        "the oldest were dropped first"
+    );
     assert_eq!(stats.queued_events, 0);
     let dropped: u64 = notes
         .lock()
         .unwrap()
         .iter()
         .filter_map(|n| match n {
-            Notification::Dropped { reason: DropReason::CountCap, count, .. } => Some(*count),
+            Notification::Dropped {
+                reason: DropReason::CountCap,
+                count,
+                ..
+            } => Some(*count),
             _ => None,
         })
         .sum();
@@ -375,7 +449,9 @@ fn concurrent_tracking() {
             let client = Arc::clone(&client);
             std::thread::spawn(move || {
                 for i in 0..250 {
-                    client.track("Thread Event", json!({"t": t, "i": i})).unwrap();
+                    client
+                        .track("Thread Event", json!({"t": t, "i": i}))
+                        .unwrap();
                 }
             })
         })
@@ -414,18 +490,188 @@ fn full_disk_drops_new_events() {
     let stats = client.stats();
     assert!(stats.dropped.disk_full > 0, "{stats:?}");
     assert!(stats.queued_events > 0, "what fitted stayed queued");
-    assert_eq!(stats.queued_events + stats.dropped.disk_full, 100, "every event accounted for");
+    assert_eq!(
+        stats.queued_events + stats.dropped.disk_full,
+        100,
+        "every event accounted for"
+    );
     let reported: u64 = notes
         .lock()
         .unwrap()
         .iter()
         .filter_map(|n| match n {
-            Notification::Dropped { reason: DropReason::DiskFull, count, .. } => Some(*count),
+            Notification::Dropped {
+                reason: DropReason::DiskFull,
+                count,
+                ..
+            } => Some(*count),
             _ => None,
         })
         .sum();
     assert_eq!(reported, stats.dropped.disk_full);
     client.set_device_conditions(wifi()).unwrap();
-    assert!(c.wait_for_events(stats.queued_events as usize, WAIT), "what was stored is delivered");
+    assert!(
+        c.wait_for_events(stats.queued_events as usize, WAIT),
+        "what was stored is delivered"
+    );
+    client.shutdown(WAIT).unwrap();
+}
+
+/// When several batches are due, they go back to back in one flush over one kept-alive
+/// connection.
+#[test]
+fn batches_go_back_to_back_on_one_connection() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let notes = Notes::default();
+    let client = builder(&c, dir.path(), &notes)
+        .conditions(offline())
+        .build()
+        .unwrap();
+    for i in 0..1_200 {
+        client.track("Bulk", json!({"i": i})).unwrap();
+    }
+    client.set_device_conditions(wifi()).unwrap();
+    assert!(c.wait_for_events(1_200, WAIT));
+    let stats = client.flush_blocking(WAIT).unwrap();
+    let reqs = c.requests();
+    assert_eq!(reqs.len(), 3, "500 + 500 + 200");
+    assert_eq!(stats.flushes, 1, "one flush, one radio wake-up");
+    assert!(
+        reqs.iter()
+            .all(|r| r.peer.is_some() && r.peer == reqs[0].peer),
+        "one connection: {reqs:?}"
+    );
+    let span = reqs[2].at - reqs[0].at;
+    assert!(
+        span < Duration::from_secs(5),
+        "back to back, not scheduled apart: {span:?}"
+    );
+    client.shutdown(WAIT).unwrap();
+}
+
+/// User id, traits and a server's Retry-After survive a restart: the restarted client
+/// stamps events with the same user and does not upload before the server allowed it.
+#[test]
+fn identity_and_retry_state_survive_restart() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Retry-After is honoured up to backoff_max; allow two hours here.
+    let long = |b: Builder| b.with_policy(|p| p.backoff_max = Duration::from_secs(7_200));
+    let notes = Notes::default();
+    let client = long(builder(&c, dir.path(), &notes)).build().unwrap();
+    c.script([Reply::retry_after(429, "3600")]);
+    client
+        .identify(Some("u-7"), json!({"plan": "family"}))
+        .unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert_eq!(c.requests().len(), 1);
+    client.shutdown(WAIT).unwrap();
+
+    let client = long(builder(&c, dir.path(), &notes)).build().unwrap();
+    assert_eq!(client.user_id().as_deref(), Some("u-7"));
+    let next = client
+        .stats()
+        .retry
+        .next_attempt_ms
+        .expect("retry state restored");
+    let wait = next
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+    assert!(wait > 3_500_000, "about an hour left: {wait} ms");
+    for _ in 0..30 {
+        client.track("Waiting", json!({})).unwrap();
+    }
+    client.flush_blocking(WAIT).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        c.requests().len(),
+        1,
+        "the server's Retry-After holds across the restart, even for flush()"
+    );
+    let stats = client.stats();
+    assert_eq!(stats.queued_events, 31);
+    client.shutdown(WAIT).unwrap();
+}
+
+/// A transport that fails with network errors is retried with backoff; one that panics
+/// is contained and treated as a network error; a recording transport sees gzip bodies.
+#[test]
+fn custom_transport_faults() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::<trailhound::HttpRequest>::new()));
+    let (calls2, seen2) = (Arc::clone(&calls), Arc::clone(&seen));
+    let client = Builder::new("k", "https://collector.invalid", dir.path())
+        .jitter_seed(3)
+        .with_policy(|p| {
+            p.backoff_base = Duration::from_millis(50);
+            p.backoff_max = Duration::from_millis(200);
+        })
+        .transport(move |req: &trailhound::HttpRequest| {
+            let n = calls2.fetch_add(1, Ordering::SeqCst);
+            seen2.lock().unwrap().push(req.clone());
+            match n {
+                0 => trailhound::UploadResult::NetworkError("connection reset".into()),
+                1 => panic!("transport bug"),
+                _ => trailhound::UploadResult::Response {
+                    status: 200,
+                    retry_after: None,
+                },
+            }
+        })
+        .build()
+        .unwrap();
+    client
+        .track("Through A Custom Transport", json!({}))
+        .unwrap();
+    client.flush().unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while client.stats().delivered < 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = client.stats();
+    assert_eq!(stats.delivered, 1);
+    assert_eq!(
+        stats.retries, 2,
+        "the reset and the panic were both retried"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let req = seen.lock().unwrap()[2].clone();
+    assert_eq!(req.url, "https://collector.invalid/v1/batch");
+    assert_eq!(&req.body[..2], &[0x1f, 0x8b], "gzip magic");
+    assert!(
+        !format!("{req:?}").contains("Basic"),
+        "Debug leaves out the auth header"
+    );
+    client.shutdown(WAIT).unwrap();
+}
+
+/// A plugin that panics refuses that one event with an error; the client keeps working.
+#[test]
+fn panicking_plugin_is_contained() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let notes = Notes::default();
+    let client = builder(&c, dir.path(), &notes)
+        .plugin(|m: trailhound::Message| {
+            if m.event.as_deref() == Some("Boom") {
+                panic!("plugin bug");
+            }
+            Some(m)
+        })
+        .build()
+        .unwrap();
+    assert!(matches!(
+        client.track("Boom", json!({})),
+        Err(Error::Plugin(_))
+    ));
+    client.track("Fine", json!({})).unwrap();
+    client.flush_blocking(WAIT).unwrap();
+    assert!(c.wait_for_events(1, WAIT));
+    assert_eq!(c.events()[0]["event"], "Fine");
     client.shutdown(WAIT).unwrap();
 }

@@ -61,20 +61,40 @@ fn put(map: &mut Properties, key: &str, value: Option<Value>) {
 }
 
 /// Builds the context object.
-pub fn build(info: &ContextInfo, device_id: &str, network: Network, session_id: Option<i64>) -> Properties {
+pub fn build(
+    info: &ContextInfo,
+    device_id: &str,
+    network: Network,
+    session_id: Option<i64>,
+) -> Properties {
     let mut ctx = Properties::new();
     ctx.insert(
         "library".into(),
         json!({"name": crate::LIBRARY_NAME, "version": crate::VERSION}),
     );
     if let Some(app) = &info.app {
-        ctx.insert("app".into(), serde_json::to_value(app).unwrap_or(Value::Null));
+        ctx.insert(
+            "app".into(),
+            serde_json::to_value(app).unwrap_or(Value::Null),
+        );
     }
     let mut device = Properties::new();
     device.insert("id".into(), device_id.into());
-    put(&mut device, "manufacturer", info.device_manufacturer.clone().map(Value::from));
-    put(&mut device, "model", info.device_model.clone().map(Value::from));
-    put(&mut device, "type", info.device_type.clone().map(Value::from));
+    put(
+        &mut device,
+        "manufacturer",
+        info.device_manufacturer.clone().map(Value::from),
+    );
+    put(
+        &mut device,
+        "model",
+        info.device_model.clone().map(Value::from),
+    );
+    put(
+        &mut device,
+        "type",
+        info.device_type.clone().map(Value::from),
+    );
     ctx.insert("device".into(), Value::Object(device));
     let mut os = Properties::new();
     put(&mut os, "name", info.os_name.clone().map(Value::from));
@@ -87,11 +107,21 @@ pub fn build(info: &ContextInfo, device_id: &str, network: Network, session_id: 
     let mut screen = Properties::new();
     put(&mut screen, "width", info.screen_width.map(Value::from));
     put(&mut screen, "height", info.screen_height.map(Value::from));
-    put(&mut screen, "density", info.screen_density.and_then(serde_json::Number::from_f64).map(Value::Number));
+    put(
+        &mut screen,
+        "density",
+        info.screen_density
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number),
+    );
     if !screen.is_empty() {
         ctx.insert("screen".into(), Value::Object(screen));
     }
-    put(&mut ctx, "userAgent", info.user_agent.clone().map(Value::from));
+    put(
+        &mut ctx,
+        "userAgent",
+        info.user_agent.clone().map(Value::from),
+    );
     ctx.insert(
         "network".into(),
         json!({
@@ -113,7 +143,12 @@ mod tests {
     #[test]
     fn context_shape() {
         let info = ContextInfo {
-            app: Some(AppInfo { name: "Player".into(), version: "1.0".into(), build: "7".into(), namespace: "com.example".into() }),
+            app: Some(AppInfo {
+                name: "Player".into(),
+                version: "1.0".into(),
+                build: "7".into(),
+                namespace: "com.example".into(),
+            }),
             os_name: Some("android".into()),
             locale: Some("de-DE".into()),
             screen_width: Some(390),

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::policy::{Policy, MAX_MESSAGE_ID_LEN};
@@ -179,10 +180,78 @@ impl Identity {
     }
 }
 
+/// The `context` of messages: built once, shared by every event until it changes, and
+/// serialised once. A plugin that changes it (through [`Context::make_mut`]) gets its own
+/// copy, serialised with its event.
+#[derive(Clone)]
+pub struct Context {
+    map: Arc<Properties>,
+    json: Option<Arc<RawValue>>,
+}
+
+impl Context {
+    /// A context, serialised now so that events can share the text.
+    pub fn new(map: Properties) -> Self {
+        let json = serde_json::value::to_raw_value(&map).ok().map(Arc::from);
+        Context {
+            map: Arc::new(map),
+            json,
+        }
+    }
+
+    /// The context's fields, for changing: this event then carries its own copy.
+    pub fn make_mut(&mut self) -> &mut Properties {
+        self.json = None;
+        Arc::make_mut(&mut self.map)
+    }
+}
+
+impl From<Properties> for Context {
+    fn from(map: Properties) -> Self {
+        Context::new(map)
+    }
+}
+
+impl std::ops::Deref for Context {
+    type Target = Properties;
+    fn deref(&self) -> &Properties {
+        &self.map
+    }
+}
+
+impl PartialEq for Context {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.map.fmt(f)
+    }
+}
+
+impl Serialize for Context {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.json {
+            Some(json) => json.serialize(s),
+            None => self.map.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Context {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Context {
+            map: Arc::new(Properties::deserialize(d)?),
+            json: None,
+        })
+    }
+}
+
 /// One event as plugins see it: the Segment message, fully stamped and enriched.
 ///
-/// Plugins may change any field. The context is shared between events until a plugin
-/// changes it (`Arc::make_mut`), so that enriching stays cheap.
+/// Plugins may change any field; see [`Context::make_mut`] for the context.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
@@ -218,7 +287,7 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traits: Option<Properties>,
     /// Library, app, device, os, locale, timezone, screen, network, session.
-    pub context: Arc<Properties>,
+    pub context: Context,
 }
 
 /// A validated, serialised event: what the queue stores and batches carry.
@@ -247,10 +316,11 @@ impl QueuedEvent {
     /// Rebuilds a queued event from one line of JSON, as exported by a queue (the
     /// `trailhound queue import` path). The message is validated like a tracked one.
     pub fn from_json(json: &str, policy: &Policy) -> Result<Self, ValidationError> {
-        let msg: Message = serde_json::from_str(json).map_err(|e| ValidationError::Unsupported {
-            path: "$".into(),
-            detail: e.to_string(),
-        })?;
+        let msg: Message =
+            serde_json::from_str(json).map_err(|e| ValidationError::Unsupported {
+                path: "$".into(),
+                detail: e.to_string(),
+            })?;
         let created_ms = chrono::DateTime::parse_from_rfc3339(&msg.timestamp)
             .map_err(|e| ValidationError::Unsupported {
                 path: "timestamp".into(),
@@ -269,7 +339,12 @@ pub fn iso8601(ms: i64) -> String {
 }
 
 /// Checks nesting depth below `value`, reporting the first path that is too deep.
-fn check_depth(value: &Value, depth: usize, max: usize, path: &mut String) -> Result<(), ValidationError> {
+fn check_depth(
+    value: &Value,
+    depth: usize,
+    max: usize,
+    path: &mut String,
+) -> Result<(), ValidationError> {
     let too_deep = |path: &String| ValidationError::TooDeep {
         path: path.clone(),
         max,
@@ -303,7 +378,11 @@ fn check_depth(value: &Value, depth: usize, max: usize, path: &mut String) -> Re
     Ok(())
 }
 
-fn check_properties(props: &Properties, field: &str, policy: &Policy) -> Result<(), ValidationError> {
+fn check_properties(
+    props: &Properties,
+    field: &str,
+    policy: &Policy,
+) -> Result<(), ValidationError> {
     let mut path = field.to_owned();
     for (k, v) in props {
         path.truncate(field.len());
@@ -329,7 +408,7 @@ fn non_empty(s: String, what: &'static str) -> Result<String, ValidationError> {
 pub fn stamp(
     call: Call,
     identity: &Identity,
-    context: &Arc<Properties>,
+    context: &Context,
     message_id: String,
     now_ms: i64,
     policy: &Policy,
@@ -353,7 +432,7 @@ pub fn stamp(
         previous_id: None,
         properties: None,
         traits: None,
-        context: Arc::clone(context),
+        context: context.clone(),
     };
     match call {
         Call::Track { event, properties } => {
@@ -397,7 +476,11 @@ pub fn stamp(
 
 /// Serialises a message (after the plugins have seen it) into the queued form, enforcing
 /// the per-event size limit. `created_ms` is the time the message was stamped with.
-pub fn seal(msg: Message, created_ms: i64, policy: &Policy) -> Result<QueuedEvent, ValidationError> {
+pub fn seal(
+    msg: Message,
+    created_ms: i64,
+    policy: &Policy,
+) -> Result<QueuedEvent, ValidationError> {
     if msg.message_id.is_empty() || msg.message_id.len() > MAX_MESSAGE_ID_LEN {
         return Err(ValidationError::BadMessageId);
     }
@@ -432,8 +515,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ctx() -> Arc<Properties> {
-        Arc::new(json!({"library": {"name": "trailhound", "version": "0"}}).as_object().unwrap().clone())
+    fn ctx() -> Context {
+        Context::new(
+            json!({"library": {"name": "trailhound", "version": "0"}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
     }
 
     fn props(v: Value) -> Properties {
@@ -451,7 +539,15 @@ mod tests {
             event: "Song Played".into(),
             properties: props(json!({"title": "Nachtmusik", "seconds": 215})),
         };
-        let msg = stamp(call, &id(), &ctx(), "m-1".into(), 1_700_000_000_123, &Policy::default()).unwrap();
+        let msg = stamp(
+            call,
+            &id(),
+            &ctx(),
+            "m-1".into(),
+            1_700_000_000_123,
+            &Policy::default(),
+        )
+        .unwrap();
         let ev = seal(msg, 1_700_000_000_123, &Policy::default()).unwrap();
         let v: Value = serde_json::from_str(&ev.json).unwrap();
         assert_eq!(v["type"], "track");
@@ -470,10 +566,28 @@ mod tests {
     fn empty_names_are_refused() {
         let p = Policy::default();
         for (call, what) in [
-            (Call::Track { event: " ".into(), properties: Properties::new() }, "event name"),
-            (Call::Group { group_id: "".into(), traits: Properties::new() }, "group id"),
+            (
+                Call::Track {
+                    event: " ".into(),
+                    properties: Properties::new(),
+                },
+                "event name",
+            ),
+            (
+                Call::Group {
+                    group_id: "".into(),
+                    traits: Properties::new(),
+                },
+                "group id",
+            ),
             (Call::Alias { user_id: "".into() }, "user id"),
-            (Call::Identify { user_id: Some("".into()), traits: Properties::new() }, "user id"),
+            (
+                Call::Identify {
+                    user_id: Some("".into()),
+                    traits: Properties::new(),
+                },
+                "user id",
+            ),
         ] {
             let err = stamp(call, &id(), &ctx(), "m".into(), 0, &p).unwrap_err();
             assert_eq!(err, ValidationError::Empty(what));
@@ -483,26 +597,78 @@ mod tests {
     /// Nesting beyond the limit is refused with the offending path.
     #[test]
     fn deep_nesting_is_refused() {
-        let p = Policy { max_nesting_depth: 3, ..Policy::default() };
+        let p = Policy {
+            max_nesting_depth: 3,
+            ..Policy::default()
+        };
         let ok = props(json!({"a": {"b": [1]}}));
-        stamp(Call::Track { event: "e".into(), properties: ok }, &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        stamp(
+            Call::Track {
+                event: "e".into(),
+                properties: ok,
+            },
+            &id(),
+            &ctx(),
+            "m".into(),
+            0,
+            &p,
+        )
+        .unwrap();
         let deep = props(json!({"a": {"b": [{"c": 1}]}}));
-        let err = stamp(Call::Track { event: "e".into(), properties: deep }, &id(), &ctx(), "m".into(), 0, &p)
-            .unwrap_err();
-        assert_eq!(err, ValidationError::TooDeep { path: "properties.a.b[0]".into(), max: 3 });
+        let err = stamp(
+            Call::Track {
+                event: "e".into(),
+                properties: deep,
+            },
+            &id(),
+            &ctx(),
+            "m".into(),
+            0,
+            &p,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ValidationError::TooDeep {
+                path: "properties.a.b[0]".into(),
+                max: 3
+            }
+        );
     }
 
     /// An event over the size limit is refused, one just under it is accepted.
     #[test]
     fn oversize_is_refused() {
         let p = Policy::default();
-        let big = |n: usize| Call::Track { event: "e".into(), properties: props(json!({"s": "x".repeat(n)})) };
+        let big = |n: usize| Call::Track {
+            event: "e".into(),
+            properties: props(json!({"s": "x".repeat(n)})),
+        };
         let small = stamp(big(10), &id(), &ctx(), "m".into(), 0, &p).unwrap();
         let overhead = seal(small, 0, &p).unwrap().json.len() - 10;
-        let fits = stamp(big(p.max_event_bytes - overhead), &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        let fits = stamp(
+            big(p.max_event_bytes - overhead),
+            &id(),
+            &ctx(),
+            "m".into(),
+            0,
+            &p,
+        )
+        .unwrap();
         assert_eq!(seal(fits, 0, &p).unwrap().json.len(), p.max_event_bytes);
-        let over = stamp(big(p.max_event_bytes - overhead + 1), &id(), &ctx(), "m".into(), 0, &p).unwrap();
-        assert!(matches!(seal(over, 0, &p), Err(ValidationError::TooLarge { .. })));
+        let over = stamp(
+            big(p.max_event_bytes - overhead + 1),
+            &id(),
+            &ctx(),
+            "m".into(),
+            0,
+            &p,
+        )
+        .unwrap();
+        assert!(matches!(
+            seal(over, 0, &p),
+            Err(ValidationError::TooLarge { .. })
+        ));
     }
 
     /// Non-finite numbers are an error, not a silent null.
@@ -510,7 +676,10 @@ mod tests {
     fn non_finite_numbers_are_refused() {
         assert_eq!(number(1.5, "x").unwrap(), json!(1.5));
         for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert!(matches!(number(f, "properties.x"), Err(ValidationError::NotFinite { .. })));
+            assert!(matches!(
+                number(f, "properties.x"),
+                Err(ValidationError::NotFinite { .. })
+            ));
         }
     }
 
@@ -519,22 +688,99 @@ mod tests {
     fn alias_and_page() {
         let p = Policy::default();
         let mut ident = id();
-        let a = stamp(Call::Alias { user_id: "u2".into() }, &ident, &ctx(), "m".into(), 0, &p).unwrap();
+        let a = stamp(
+            Call::Alias {
+                user_id: "u2".into(),
+            },
+            &ident,
+            &ctx(),
+            "m".into(),
+            0,
+            &p,
+        )
+        .unwrap();
         assert_eq!(a.previous_id.as_deref(), Some(ident.anonymous_id.as_str()));
         ident.user_id = Some("u1".into());
-        let a = stamp(Call::Alias { user_id: "u2".into() }, &ident, &ctx(), "m".into(), 0, &p).unwrap();
-        assert_eq!((a.previous_id.as_deref(), a.user_id.as_deref()), (Some("u1"), Some("u2")));
-        let page = stamp(Call::Page { name: "Home".into(), properties: Properties::new() }, &ident, &ctx(), "m".into(), 0, &p)
-            .unwrap();
+        let a = stamp(
+            Call::Alias {
+                user_id: "u2".into(),
+            },
+            &ident,
+            &ctx(),
+            "m".into(),
+            0,
+            &p,
+        )
+        .unwrap();
+        assert_eq!(
+            (a.previous_id.as_deref(), a.user_id.as_deref()),
+            (Some("u1"), Some("u2"))
+        );
+        let page = stamp(
+            Call::Page {
+                name: "Home".into(),
+                properties: Properties::new(),
+            },
+            &ident,
+            &ctx(),
+            "m".into(),
+            0,
+            &p,
+        )
+        .unwrap();
         assert_eq!(page.kind, MessageType::Page);
+    }
+
+    /// The shared serialised context gives the same bytes as serialising the map, and a
+    /// plugin's change to it is serialised with its event.
+    #[test]
+    fn shared_context_serialises_like_the_map() {
+        let p = Policy::default();
+        let call = || Call::Track {
+            event: "e".into(),
+            properties: Properties::new(),
+        };
+        let shared = seal(
+            stamp(call(), &id(), &ctx(), "m".into(), 0, &p).unwrap(),
+            0,
+            &p,
+        )
+        .unwrap();
+        let mut msg = stamp(call(), &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        msg.context = Context {
+            map: Arc::clone(&msg.context.map),
+            json: None,
+        };
+        assert_eq!(seal(msg, 0, &p).unwrap().json, shared.json);
+        let mut msg = stamp(call(), &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        msg.context
+            .make_mut()
+            .insert("experiment".into(), json!("B"));
+        let changed: Value = serde_json::from_str(&seal(msg, 0, &p).unwrap().json).unwrap();
+        assert_eq!(changed["context"]["experiment"], "B");
+        assert_eq!(
+            ctx().get("experiment"),
+            None,
+            "the shared context is unchanged"
+        );
     }
 
     /// An exported line imports back into the same queued event.
     #[test]
     fn json_round_trip() {
         let p = Policy::default();
-        let msg = stamp(Call::Screen { name: "Player".into(), properties: Properties::new() }, &id(), &ctx(), "m9".into(), 1_000, &p)
-            .unwrap();
+        let msg = stamp(
+            Call::Screen {
+                name: "Player".into(),
+                properties: Properties::new(),
+            },
+            &id(),
+            &ctx(),
+            "m9".into(),
+            1_000,
+            &p,
+        )
+        .unwrap();
         let ev = seal(msg, 1_000, &p).unwrap();
         let back = QueuedEvent::from_json(&ev.json, &p).unwrap();
         assert_eq!(back, ev);

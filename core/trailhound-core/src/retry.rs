@@ -73,7 +73,9 @@ pub fn parse_retry_after(value: &str, now_ms: i64, policy: &Policy) -> Option<Du
     let wait = if let Ok(secs) = value.parse::<u64>() {
         Duration::from_secs(secs)
     } else {
-        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.timestamp_millis();
+        let at = chrono::DateTime::parse_from_rfc2822(value)
+            .ok()?
+            .timestamp_millis();
         Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64)
     };
     Some(wait.min(policy.backoff_max))
@@ -92,7 +94,10 @@ mod tests {
             let nominal = (p.backoff_base * 2u32.pow((attempt - 1).min(20))).min(p.backoff_max);
             for _ in 0..50 {
                 let d = backoff(attempt, &p, &mut j);
-                assert!(d >= nominal / 2 && d <= nominal, "attempt {attempt}: {d:?} vs {nominal:?}");
+                assert!(
+                    d >= nominal / 2 && d <= nominal,
+                    "attempt {attempt}: {d:?} vs {nominal:?}"
+                );
             }
         }
         assert!(backoff(1000, &p, &mut j) <= p.backoff_max);
@@ -111,14 +116,22 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         let p = Policy::default();
-        assert_eq!(parse_retry_after("120", 0, &p), Some(Duration::from_secs(120)));
-        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z").unwrap().timestamp_millis();
+        assert_eq!(
+            parse_retry_after("120", 0, &p),
+            Some(Duration::from_secs(120))
+        );
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
+            .unwrap()
+            .timestamp_millis();
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now, &p),
             Some(Duration::from_secs(60))
         );
         assert_eq!(parse_retry_after("soon", 0, &p), None);
         assert_eq!(parse_retry_after("999999", 0, &p), Some(p.backoff_max));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now + 3_600_000, &p), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now + 3_600_000, &p),
+            Some(Duration::ZERO)
+        );
     }
 }

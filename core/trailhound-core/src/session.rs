@@ -49,6 +49,10 @@ mod tests {
         assert_eq!(s.touch(1_090, 100), (1_000, false));
         assert_eq!(s.touch(1_180, 100), (1_000, false));
         assert_eq!(s.touch(1_281, 100), (1_281, true));
-        assert_eq!(s.touch(500, 100), (500, true), "clock went back before the start");
+        assert_eq!(
+            s.touch(500, 100),
+            (500, true),
+            "clock went back before the start"
+        );
     }
 }

@@ -64,7 +64,9 @@ mod tests {
         let evs = vec![event(1, 0, 60), event(2, 0, 70)];
         let body = build_batch_body(&evs, 1_700_000_000_000);
         let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain).unwrap();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut plain)
+            .unwrap();
         assert_eq!(plain, batch_json(&evs, 1_700_000_000_000));
         let v: serde_json::Value = serde_json::from_slice(&plain).unwrap();
         assert_eq!(v["batch"].as_array().unwrap().len(), 2);

@@ -5,16 +5,19 @@
 //! channel. No call touches the disk or the network.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use trailhound_core::context::{self, ContextInfo};
-use trailhound_core::message::{self, Properties};
+use trailhound_core::message::{self, Context, Properties};
 use trailhound_core::session::Session;
-use trailhound_core::{Call, DeviceConditions, DropReason, Identity, Lifecycle, Message, Network, Notification, Policy, Stats};
+use trailhound_core::{
+    Call, DeviceConditions, DropReason, Identity, Lifecycle, Message, Network, Notification,
+    Policy, Stats,
+};
 
 use crate::error::Error;
 use crate::transport::Transport;
@@ -104,7 +107,11 @@ impl Builder {
     ///
     /// Every limit has the default documented on [`Policy`]; change them with
     /// [`Builder::policy`].
-    pub fn new(write_key: impl Into<String>, endpoint: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        write_key: impl Into<String>,
+        endpoint: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> Self {
         Builder {
             write_key: WriteKey(write_key.into()),
             endpoint: endpoint.into(),
@@ -197,10 +204,13 @@ impl Builder {
             Some(t) => t,
             None => default_transport(&self.policy)?,
         };
-        let seed = self.seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        let seed = self
+            .seed
+            .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
         let (tx, rx) = mpsc::sync_channel(self.policy.call_queue_capacity);
         let listeners = Arc::new(self.listeners);
         let (ready_tx, ready_rx) = mpsc::channel();
+        let call_bytes = Arc::new(AtomicUsize::new(0));
         let config = WorkerConfig {
             policy: self.policy.clone(),
             data_dir: self.data_dir,
@@ -211,6 +221,7 @@ impl Builder {
             conditions: self.conditions,
             seed,
             max_pages: self.max_pages,
+            call_bytes: Arc::clone(&call_bytes),
             self_tx: tx.clone(),
         };
         let shared_stats = Arc::new(Mutex::new(Stats::default()));
@@ -232,7 +243,7 @@ impl Builder {
             info: self.context,
             network: self.conditions.network,
             session: Session::new(),
-            context: Arc::new(Properties::new()),
+            context: Context::new(Properties::new()),
         };
         tracker.rebuild_context();
         Ok(Client {
@@ -243,6 +254,7 @@ impl Builder {
                 plugins: self.plugins,
                 listeners,
                 tx,
+                call_bytes,
                 stats: shared_stats,
                 invalid: AtomicU64::new(0),
                 plugin_dropped: AtomicU64::new(0),
@@ -256,7 +268,8 @@ impl Builder {
 
 #[cfg(feature = "reqwest")]
 fn default_transport(policy: &Policy) -> Result<Arc<dyn Transport>, Error> {
-    let t = crate::transport::ReqwestTransport::new(policy.request_timeout).map_err(Error::Config)?;
+    let t =
+        crate::transport::ReqwestTransport::new(policy.request_timeout).map_err(Error::Config)?;
     Ok(Arc::new(t))
 }
 
@@ -306,12 +319,12 @@ struct Tracker {
     info: ContextInfo,
     network: Network,
     session: Session,
-    context: Arc<Properties>,
+    context: Context,
 }
 
 impl Tracker {
     fn rebuild_context(&mut self) {
-        self.context = Arc::new(context::build(
+        self.context = Context::new(context::build(
             &self.info,
             &self.identity.anonymous_id,
             self.network,
@@ -327,6 +340,8 @@ struct Shared {
     plugins: Vec<Arc<dyn Plugin>>,
     listeners: Arc<Vec<Arc<dyn Listener>>>,
     tx: SyncSender<Command>,
+    /// Bytes of events sent to the background thread and not yet taken by it.
+    call_bytes: Arc<AtomicUsize>,
     stats: Arc<Mutex<Stats>>,
     invalid: AtomicU64,
     plugin_dropped: AtomicU64,
@@ -376,7 +391,11 @@ impl Client {
     /// Returns once the event is validated and handed to the background thread; it never
     /// waits for the disk or the network. The event is committed to storage within the
     /// policy's commit interval.
-    pub fn track(&self, event: impl Into<String>, properties: serde_json::Value) -> Result<(), Error> {
+    pub fn track(
+        &self,
+        event: impl Into<String>,
+        properties: serde_json::Value,
+    ) -> Result<(), Error> {
         let properties = self.check(into_properties(properties))?;
         self.record(Call::Track {
             event: event.into(),
@@ -395,7 +414,11 @@ impl Client {
     }
 
     /// Records that a screen was shown.
-    pub fn screen(&self, name: impl Into<String>, properties: serde_json::Value) -> Result<(), Error> {
+    pub fn screen(
+        &self,
+        name: impl Into<String>,
+        properties: serde_json::Value,
+    ) -> Result<(), Error> {
         let properties = self.check(into_properties(properties))?;
         self.record(Call::Screen {
             name: name.into(),
@@ -404,7 +427,11 @@ impl Client {
     }
 
     /// Records that a page was shown.
-    pub fn page(&self, name: impl Into<String>, properties: serde_json::Value) -> Result<(), Error> {
+    pub fn page(
+        &self,
+        name: impl Into<String>,
+        properties: serde_json::Value,
+    ) -> Result<(), Error> {
         let properties = self.check(into_properties(properties))?;
         self.record(Call::Page {
             name: name.into(),
@@ -413,7 +440,11 @@ impl Client {
     }
 
     /// Records that the user belongs to a group.
-    pub fn group(&self, group_id: impl Into<String>, traits: serde_json::Value) -> Result<(), Error> {
+    pub fn group(
+        &self,
+        group_id: impl Into<String>,
+        traits: serde_json::Value,
+    ) -> Result<(), Error> {
         let traits = self.check(into_properties(traits))?;
         self.record(Call::Group {
             group_id: group_id.into(),
@@ -447,7 +478,14 @@ impl Client {
             if t.session.touch(now, timeout).1 {
                 t.rebuild_context();
             }
-            let msg = self.check(message::stamp(call, &t.identity, &t.context, message_id, now, &shared.policy))?;
+            let msg = self.check(message::stamp(
+                call,
+                &t.identity,
+                &t.context,
+                message_id,
+                now,
+                &shared.policy,
+            ))?;
             // identify and alias change who later events are from, in call order.
             let change = match (&msg.kind, &msg.user_id, &msg.traits) {
                 (trailhound_core::MessageType::Identify, user_id, traits) => {
@@ -470,7 +508,16 @@ impl Client {
         }
         let mut msg = msg;
         for plugin in &shared.plugins {
-            match plugin.process(msg) {
+            // A panicking plugin must not take the app down with it: the event is refused.
+            let processed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plugin.process(msg)));
+            let Ok(processed) = processed else {
+                shared.invalid.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::Plugin(
+                    "a plugin panicked; the event was not queued".into(),
+                ));
+            };
+            match processed {
                 Some(m) => msg = m,
                 None => {
                     shared.plugin_dropped.fetch_add(1, Ordering::Relaxed);
@@ -484,10 +531,21 @@ impl Client {
             }
         }
         let event = self.check(message::seal(msg, now, &shared.policy))?;
+        let bytes = event.json.len();
+        let waiting = shared.call_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if waiting > 0 && waiting + bytes > shared.policy.call_queue_bytes {
+            shared.call_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(Error::Backpressure);
+        }
         match shared.tx.try_send(Command::Event(event)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Error::Backpressure(shared.policy.call_queue_capacity)),
-            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
+            Err(e) => {
+                shared.call_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                Err(match e {
+                    TrySendError::Full(_) => Error::Backpressure,
+                    TrySendError::Disconnected(_) => Error::Closed,
+                })
+            }
         }
     }
 
@@ -643,7 +701,10 @@ mod tests {
     /// HTTPS anywhere, HTTP only to loopback; garbage refused.
     #[test]
     fn endpoint_rules() {
-        assert_eq!(check_endpoint("https://api.example.com/").unwrap(), "https://api.example.com");
+        assert_eq!(
+            check_endpoint("https://api.example.com/").unwrap(),
+            "https://api.example.com"
+        );
         assert!(check_endpoint("http://127.0.0.1:8080").is_ok());
         assert!(check_endpoint("http://localhost:1/x").is_ok());
         assert!(check_endpoint("http://[::1]:99").is_ok());

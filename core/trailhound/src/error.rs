@@ -14,6 +14,9 @@ pub enum Error {
     /// The call's input is invalid; nothing was queued.
     #[error("invalid call: {0}")]
     Invalid(#[from] ValidationError),
+    /// A plugin failed (panicked) on this event; it was not queued.
+    #[error("{0}")]
+    Plugin(String),
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -26,9 +29,11 @@ pub enum Error {
     /// The client was shut down.
     #[error("the Trailhound client is shut down")]
     Closed,
-    /// The background thread is far behind (storage stalled); the call was not accepted.
-    #[error("{0} calls are already waiting for storage; this one was not accepted")]
-    Backpressure(usize),
+    /// The background thread is far behind (storage stalled): more calls or bytes are
+    /// waiting for it than the policy's `call_queue_capacity` / `call_queue_bytes`. This
+    /// call was not accepted; try again later.
+    #[error("too many calls are waiting for storage; this one was not accepted")]
+    Backpressure,
     /// A blocking call did not finish in time; it goes on in the background.
     #[error("timed out after {0:?}")]
     Timeout(Duration),

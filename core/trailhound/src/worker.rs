@@ -6,13 +6,16 @@
 //! slow server never delays group commits (and so never widens the crash window).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use trailhound_core::store::{self, FailureKind};
-use trailhound_core::{DeviceConditions, Engine, Identity, Lifecycle, Notification, Policy, Stats, UploadResult};
+use trailhound_core::{
+    DeviceConditions, Engine, Identity, Lifecycle, Notification, Policy, Stats, UploadResult,
+};
 
 use crate::client::{now_ms, Listener, WriteKey};
 use crate::error::Error;
@@ -44,6 +47,7 @@ pub(crate) struct WorkerConfig {
     pub conditions: DeviceConditions,
     pub seed: u64,
     pub max_pages: Option<u32>,
+    pub call_bytes: Arc<AtomicUsize>,
     pub self_tx: SyncSender<Command>,
 }
 
@@ -83,10 +87,15 @@ struct Worker {
     listeners: Arc<Vec<Arc<dyn Listener>>>,
     stats: Arc<Mutex<Stats>>,
     flush_waiters: Vec<Sender<()>>,
+    call_bytes: Arc<AtomicUsize>,
 }
 
 impl Worker {
-    fn open(config: WorkerConfig, ready: &Sender<Ready>, stats: Arc<Mutex<Stats>>) -> Option<Worker> {
+    fn open(
+        config: WorkerConfig,
+        ready: &Sender<Ready>,
+        stats: Arc<Mutex<Stats>>,
+    ) -> Option<Worker> {
         let opened = match SqliteStore::open(&config.data_dir) {
             Ok(o) => o,
             Err(e) => {
@@ -124,8 +133,12 @@ impl Worker {
             .name("trailhound-upload".into())
             .spawn(move || {
                 for (id, request) in upload_rx {
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transport.send(&request)))
-                        .unwrap_or_else(|_| UploadResult::NetworkError("the transport panicked".into()));
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        transport.send(&request)
+                    }))
+                    .unwrap_or_else(|_| {
+                        UploadResult::NetworkError("the transport panicked".into())
+                    });
                     if done_tx.send(Command::UploadDone(id, result)).is_err() {
                         break;
                     }
@@ -134,7 +147,9 @@ impl Worker {
         let upload_thread = match upload_thread {
             Ok(t) => t,
             Err(e) => {
-                let _ = ready.send(Err(Error::Config(format!("cannot start the upload thread: {e}"))));
+                let _ = ready.send(Err(Error::Config(format!(
+                    "cannot start the upload thread: {e}"
+                ))));
                 return None;
             }
         };
@@ -150,6 +165,7 @@ impl Worker {
             listeners: config.listeners,
             stats,
             flush_waiters: Vec::new(),
+            call_bytes: config.call_bytes,
         })
     }
 
@@ -162,10 +178,15 @@ impl Worker {
                     break;
                 }
             }
-            let wait = self.engine.poll_timeout().map(|t| (t - now_ms()).max(0) as u64);
+            let wait = self
+                .engine
+                .poll_timeout()
+                .map(|t| (t - now_ms()).max(0) as u64);
             let wait = match &shutdown {
                 Some((deadline, _)) => {
-                    let left = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .as_millis() as u64;
                     Some(wait.map_or(left, |w| w.min(left)))
                 }
                 None => wait,
@@ -186,11 +207,8 @@ impl Worker {
             let mut next = first;
             let mut handled = 0;
             while let Some(cmd) = next {
-                if let Command::Shutdown { deadline, done } = cmd {
-                    self.engine.handle_flush(now);
-                    shutdown = Some((deadline, done));
-                } else {
-                    self.handle(cmd, now);
+                if let Some(stop) = self.handle(cmd, now) {
+                    shutdown = Some(stop);
                 }
                 handled += 1;
                 if handled >= COMMAND_BATCH {
@@ -218,9 +236,13 @@ impl Worker {
         self.engine.stats().uncommitted_events == 0
     }
 
-    fn handle(&mut self, cmd: Command, now: i64) {
+    /// Feeds one command to the engine; returns the deadline and reply of a shutdown.
+    fn handle(&mut self, cmd: Command, now: i64) -> Option<(Instant, Sender<()>)> {
         match cmd {
-            Command::Event(ev) => self.engine.handle_event(ev, now),
+            Command::Event(ev) => {
+                self.call_bytes.fetch_sub(ev.json.len(), Ordering::AcqRel);
+                self.engine.handle_event(ev, now);
+            }
             Command::Identity(identity) => self.engine.handle_identity(identity),
             Command::Conditions(c) => self.engine.handle_conditions(c, now),
             Command::Lifecycle(l) => self.engine.handle_lifecycle(l, now),
@@ -232,8 +254,14 @@ impl Worker {
             }
             Command::OptOut(out) => self.engine.handle_opt_out(out, now),
             Command::UploadDone(id, result) => self.engine.handle_upload(id, result, now),
-            Command::Shutdown { .. } => unreachable!("handled by the run loop"),
+            Command::Shutdown { deadline, done } => {
+                // Like going to the background: commit everything, and one flush attempt
+                // if the network, backoff and auth pause allow.
+                self.engine.handle_lifecycle(Lifecycle::Background, now);
+                return Some((deadline, done));
+            }
         }
+        None
     }
 
     fn drive(&mut self) {
@@ -250,15 +278,20 @@ impl Worker {
                 body: t.body,
             };
             if self.upload_tx.send((t.id, request)).is_err() {
-                self.engine
-                    .handle_upload(t.id, UploadResult::NetworkError("upload thread stopped".into()), now);
+                self.engine.handle_upload(
+                    t.id,
+                    UploadResult::NetworkError("upload thread stopped".into()),
+                    now,
+                );
             }
         }
         self.drive_store();
         while let Some(n) = self.engine.poll_notification() {
             match &n {
                 Notification::StoreError { error } => log::warn!("trailhound: {error}"),
-                Notification::UploadFailed { error, .. } => log::info!("trailhound: upload failed: {error}"),
+                Notification::UploadFailed { error, .. } => {
+                    log::info!("trailhound: upload failed: {error}")
+                }
                 _ => {}
             }
             for l in self.listeners.iter() {
@@ -292,10 +325,15 @@ impl Worker {
                 };
                 let result = store::execute(&mut self.store, op);
                 match result {
-                    Err(f) if f.kind == FailureKind::Corrupt => match self.store.replace_corrupt() {
-                        Ok(message) => (store::execute(&mut self.store, op), Some(message)),
-                        Err(e) => (Err(f.clone()), Some(format!("{f}; replacing the store failed: {e}"))),
-                    },
+                    Err(f) if f.kind == FailureKind::Corrupt => {
+                        match self.store.replace_corrupt() {
+                            Ok(message) => (store::execute(&mut self.store, op), Some(message)),
+                            Err(e) => {
+                                log::error!("trailhound: {f}; replacing the store failed: {e}");
+                                (Err(f), None)
+                            }
+                        }
+                    }
                     other => (other, None),
                 }
             };

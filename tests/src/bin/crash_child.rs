@@ -4,7 +4,9 @@
 use std::io::Write;
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: crash_child DATA_DIR");
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: crash_child DATA_DIR");
     let client = trailhound::Builder::new("k", "http://127.0.0.1:9", dir)
         .conditions(trailhound::DeviceConditions {
             network: trailhound::Network::Offline,
@@ -19,7 +21,9 @@ fn main() {
                 writeln!(out, "{i}").unwrap();
                 out.flush().unwrap();
             }
-            Err(trailhound::Error::Backpressure(_)) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(trailhound::Error::Backpressure) => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
             Err(e) => panic!("{e}"),
         }
     }

@@ -1,0 +1,121 @@
+//! What both benchmarks share: the typical event, a mobile app's context, and `track()`
+//! that waits out backpressure.
+// Each bench uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use trailhound::core::message::{self, Identity};
+use trailhound::core::QueuedEvent;
+use trailhound::{
+    AppInfo, Call, Client, ContextInfo, DeviceConditions, Error, Message, Network, Policy,
+};
+
+/// The typical event's name.
+pub const EVENT: &str = "Song Played";
+
+/// A mobile app's context, so that events have their real size on the wire.
+pub fn app_context() -> ContextInfo {
+    ContextInfo {
+        app: Some(AppInfo {
+            name: "Player".into(),
+            version: "4.12.0".into(),
+            build: "4120".into(),
+            namespace: "com.example.player".into(),
+        }),
+        device_manufacturer: Some("Google".into()),
+        device_model: Some("Pixel 8".into()),
+        device_type: Some("android".into()),
+        os_name: Some("android".into()),
+        os_version: Some("15".into()),
+        locale: Some("de-DE".into()),
+        timezone: Some("Europe/Berlin".into()),
+        screen_width: Some(412),
+        screen_height: Some(915),
+        screen_density: Some(2.625),
+        user_agent: None,
+    }
+}
+
+/// The typical event's properties: five of the usual kinds.
+pub fn properties(i: u64) -> Value {
+    json!({
+        "title": "Eine kleine Nachtmusik",
+        "artist": "W. A. Mozart",
+        "seconds": 215 + (i % 100),
+        "shuffle": i.is_multiple_of(2),
+        "rating": 4.5,
+    })
+}
+
+/// No network: nothing is uploaded, everything is committed.
+pub fn offline() -> DeviceConditions {
+    DeviceConditions {
+        network: Network::Offline,
+        ..DeviceConditions::default()
+    }
+}
+
+/// Wifi while charging: uploads go out promptly.
+pub fn wifi() -> DeviceConditions {
+    DeviceConditions {
+        network: Network::Wifi,
+        battery_level: Some(0.9),
+        charging: Some(true),
+        ..DeviceConditions::default()
+    }
+}
+
+/// `count` typical events, stamped and sealed exactly as `track()` does, with the messages
+/// they were sealed from.
+pub fn typical_events(count: u64) -> (Vec<Message>, Vec<QueuedEvent>) {
+    let policy = Policy::default();
+    let identity = Identity::new(uuid::Uuid::new_v4());
+    let ctx = trailhound::core::message::Context::new(trailhound::core::context::build(
+        &app_context(),
+        &identity.anonymous_id,
+        Network::Wifi,
+        Some(1_700_000_000_000),
+    ));
+    let now = 1_700_000_000_000;
+    let mut messages = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..count {
+        let Value::Object(props) = properties(i) else {
+            unreachable!("properties() is an object")
+        };
+        let call = Call::Track {
+            event: EVENT.into(),
+            properties: props,
+        };
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let msg = message::stamp(call, &identity, &ctx, id, now + i as i64, &policy)
+            .expect("valid event");
+        messages.push(msg.clone());
+        let mut ev = message::seal(msg, now + i as i64, &policy).expect("valid event");
+        ev.seq = i + 1;
+        events.push(ev);
+    }
+    (messages, events)
+}
+
+/// Tracks event `i`, retrying after `pause` while the background thread is behind
+/// (`Error::Backpressure`); returns how many times it had to retry.
+pub fn track_retry(client: &Client, i: u64, pause: Duration) -> u64 {
+    let mut retries = 0;
+    loop {
+        match client.track(EVENT, properties(i)) {
+            Ok(()) => return retries,
+            Err(Error::Backpressure) => {
+                retries += 1;
+                if pause.is_zero() {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(pause);
+                }
+            }
+            Err(e) => panic!("track failed: {e}"),
+        }
+    }
+}
