@@ -19,9 +19,8 @@
 //!   collector acknowledged them all.
 //! - (d) peak memory (VmHWM) of a child process that queues a million events offline;
 //!   baseline: a child that only builds the same events.
-//! - (e) where `track()`'s time goes: its steps timed in isolation on this thread, the
-//!   same work's latency without the background thread, and experiments with the fixes
-//!   proposed for it (a user-space RNG for the message id, the context serialised once).
+//! - (e) where `track()`'s time goes: its steps timed in isolation on this thread, and the
+//!   same work's latency without the background thread.
 //!
 //! Misses are reported, never asserted: the machine is shared and noisy.
 
@@ -812,49 +811,6 @@ fn breakdown(sizes: &Sizes, rows: &mut Vec<Row>) {
     drop(tx);
     black_box(drain.join().expect("drain"));
 
-    // Experiments: what the proposed fixes would save.
-    // 1. The message id from a user-space generator seeded once (what uuid's `fast-rng`
-    //    feature does with a ChaCha thread RNG) instead of one getrandom(2) per call.
-    let mut state = uuid::Uuid::new_v4().as_u64_pair().0;
-    let fast_uuid_ns = time_ns(n, |_| {
-        let mut bytes = [0u8; 16];
-        for half in bytes.chunks_mut(8) {
-            half.copy_from_slice(&splitmix64(&mut state).to_le_bytes());
-        }
-        uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .hyphenated()
-            .to_string()
-    });
-    // 2. The context serialised once per context change and spliced in, and the output
-    //    buffer sized from the previous event instead of grown from 128 bytes.
-    let ctx_json = serde_json::to_string(&*ctx).expect("ok");
-    let bare: Vec<_> = msgs
-        .iter()
-        .map(|m| trailhound::Message {
-            context: trailhound::core::message::Context::new(serde_json::Map::new()),
-            ..m.clone()
-        })
-        .collect();
-    let splice = |m: &trailhound::Message| {
-        let mut out = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut out, m).expect("ok");
-        // `context` is the last field: replace its `{}` with the cached text.
-        out.truncate(out.len() - 3);
-        out.extend_from_slice(ctx_json.as_bytes());
-        out.push(b'}');
-        String::from_utf8(out).expect("utf-8")
-    };
-    let identical = (0..bare.len())
-        .step_by(97)
-        .all(|i| splice(&bare[i]) == serde_json::to_string(&msgs[i]).expect("ok"));
-    let splice_ns = time_ns(bare.len() as u64, |i| splice(&bare[i as usize]));
-    let presized_ns = time_ns(msgs.len() as u64, |i| {
-        let mut out = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut out, &msgs[i as usize]).expect("ok");
-        out
-    });
-
     // The caller-side work of track() per call, alone (no background thread, no
     // channel): its own latency distribution, to tell intrinsic cost from interference.
     let mut lat = Vec::with_capacity(n as usize);
@@ -920,7 +876,7 @@ fn breakdown(sizes: &Sizes, rows: &mut Vec<Row>) {
         "us",
     ));
     rows.push(Row::new(
-        format!("{tag}: .. of it, the context"),
+        format!("{tag}: .. the context alone (serialised once per change, not per call)"),
         us(ctx_ns),
         None,
         "us",
@@ -955,46 +911,6 @@ fn breakdown(sizes: &Sizes, rows: &mut Vec<Row>) {
         "us",
     ));
     rows.push(Row::new(format!("{tag} mean"), alone_mean, None, "us"));
-    let tag = "(e) fix experiment";
-    rows.push(
-        Row::new(
-            format!("{tag}: user-space RNG message id"),
-            us(fast_uuid_ns),
-            Some(us(uuid_ns)),
-            "us",
-        )
-        .note("baseline: uuid v4 from getrandom(2) per call, as now"),
-    );
-    rows.push(
-        Row::new(
-            format!("{tag}: to_writer, presized Vec"),
-            us(presized_ns),
-            Some(us(to_string_ns)),
-            "us",
-        )
-        .note("baseline: serde_json::to_string(message), as seal() does now"),
-    );
-    rows.push(
-        Row::new(
-            format!("{tag}: + context spliced from cache"),
-            us(splice_ns),
-            Some(us(to_string_ns)),
-            "us",
-        )
-        .note(format!(
-            "output byte-identical to to_string (checked on a sample): {identical}; \
-             baseline: serde_json::to_string(message)"
-        )),
-    );
-}
-
-/// SplitMix64: a stand-in for a seeded user-space generator.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn main() {
