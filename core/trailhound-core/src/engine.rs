@@ -291,7 +291,8 @@ impl Engine {
     }
 
     /// Records new device conditions. The network coming back starts a flush and forgets
-    /// backoff that network errors caused.
+    /// our own backoff (most failures before it were the network's); a server's
+    /// `Retry-After` still holds.
     pub fn handle_conditions(&mut self, conditions: DeviceConditions, now_ms: i64) {
         self.tick(now_ms);
         let was_online = self.conditions.network.is_online();
@@ -688,6 +689,17 @@ impl Engine {
         };
     }
 
+    /// The last `seq` of the events being uploaded (ready, in flight or split), 0 for none:
+    /// eviction spares them, so that an event is never both delivered and dropped.
+    fn uploading_through(&self) -> u64 {
+        let last = |events: &[QueuedEvent]| events.iter().map(|e| e.seq).max().unwrap_or(0);
+        let current = match &self.upload {
+            Upload::Ready(events) | Upload::InFlight { events, .. } => last(events),
+            Upload::Idle | Upload::Loading => 0,
+        };
+        self.splits.iter().map(|s| last(s)).fold(current, u64::max)
+    }
+
     fn load(&self) -> QueueLoad {
         QueueLoad {
             events: self.stored.events + self.pending.len() as u64,
@@ -764,6 +776,7 @@ impl Engine {
                 max_events: self.policy.max_queue_events,
                 max_bytes: self.policy.max_queue_bytes,
                 min_created_ms: age_floor,
+                spare_through: self.uploading_through(),
             });
         }
         if !self.has_waiting() {

@@ -58,6 +58,8 @@ pub enum StoreOp {
     Delete(Vec<u64>),
     /// Enforce the caps: first delete events created before `min_created_ms`, then the
     /// oldest until at most `max_events` remain, then the oldest until at most `max_bytes`.
+    /// Events with `seq <= spare_through` are never evicted: they are being uploaded, and
+    /// their fate is the server's answer, not a cap.
     Evict {
         /// Count cap.
         max_events: u64,
@@ -65,6 +67,8 @@ pub enum StoreOp {
         max_bytes: u64,
         /// Age cap, as the oldest `created_ms` kept.
         min_created_ms: i64,
+        /// The events being uploaded end here (0: none).
+        spare_through: u64,
     },
     /// Delete every event (opt-out).
     Clear,
@@ -191,6 +195,7 @@ pub trait QueueStore {
         max_events: u64,
         max_bytes: u64,
         min_created_ms: i64,
+        spare_through: u64,
     ) -> Result<(Evicted, Option<i64>), StoreFailure>;
     /// See [`StoreOp::Clear`].
     fn clear(&mut self) -> Result<Removed, StoreFailure>;
@@ -217,8 +222,10 @@ pub fn execute<S: QueueStore + ?Sized>(store: &mut S, op: &StoreOp) -> StoreResu
             max_events,
             max_bytes,
             min_created_ms,
+            spare_through,
         } => {
-            let (evicted, oldest_ms) = store.evict(*max_events, *max_bytes, *min_created_ms)?;
+            let (evicted, oldest_ms) =
+                store.evict(*max_events, *max_bytes, *min_created_ms, *spare_through)?;
             StoreOutcome::Evicted { evicted, oldest_ms }
         }
         StoreOp::Clear => StoreOutcome::Cleared(store.clear()?),
@@ -264,11 +271,20 @@ impl MemoryStore {
         }
     }
 
-    /// Removes the oldest events by `seq` while `more` says so.
-    fn remove_oldest_while(&mut self, mut more: impl FnMut(&Removed) -> bool) -> Removed {
+    /// Removes the oldest events after `spare_through`, by `seq`, while `more` says so.
+    fn remove_oldest_while(
+        &mut self,
+        spare_through: u64,
+        mut more: impl FnMut(&Removed) -> bool,
+    ) -> Removed {
         let mut removed = Removed::default();
         while more(&removed) {
-            let Some(&seq) = self.events.keys().next() else {
+            let Some(&seq) = self
+                .events
+                .range(spare_through + 1..)
+                .next()
+                .map(|(seq, _)| seq)
+            else {
                 break;
             };
             removed.add(self.remove(seq));
@@ -328,20 +344,24 @@ impl QueueStore for MemoryStore {
         max_events: u64,
         max_bytes: u64,
         min_created_ms: i64,
+        spare_through: u64,
     ) -> Result<(Evicted, Option<i64>), StoreFailure> {
         // Every event created before the cutoff, not only a prefix by seq: after the wall
         // clock went back, creation times are not in seq order.
+        let old: Vec<u64> = self
+            .by_age
+            .range(..(min_created_ms, 0))
+            .map(|&(_, seq)| seq)
+            .filter(|&seq| seq > spare_through)
+            .collect();
         let mut age = Removed::default();
-        while let Some(&(created, seq)) = self.by_age.first() {
-            if created >= min_created_ms {
-                break;
-            }
+        for seq in old {
             age.add(self.remove(seq));
         }
         let len = self.events.len() as u64;
-        let count = self.remove_oldest_while(|r| len - r.events > max_events);
+        let count = self.remove_oldest_while(spare_through, |r| len - r.events > max_events);
         let total = self.bytes;
-        let bytes = self.remove_oldest_while(|r| total - r.bytes > max_bytes);
+        let bytes = self.remove_oldest_while(spare_through, |r| total - r.bytes > max_bytes);
         Ok((Evicted { age, count, bytes }, self.oldest_ms()))
     }
 
@@ -447,7 +467,7 @@ pub mod conformance {
         s.insert(&evs).unwrap();
         // Age: created before 3000 goes (seqs 1, 2). Count: keep 6 (drop 3, 4).
         // Bytes: keep 500 (drop 5).
-        let (ev, oldest) = s.evict(6, 500, 3000).unwrap();
+        let (ev, oldest) = s.evict(6, 500, 3000, 0).unwrap();
         assert_eq!(
             ev.age,
             Removed {
@@ -471,11 +491,11 @@ pub mod conformance {
         );
         assert_eq!(oldest, Some(6000));
         assert_eq!(seqs(&s.load(100, 1 << 20).unwrap()), vec![6, 7, 8, 9, 10]);
-        let (ev, _) = s.evict(100, 1 << 20, 0).unwrap();
+        let (ev, _) = s.evict(100, 1 << 20, 0, 0).unwrap();
         assert_eq!(ev, Evicted::default(), "nothing to evict under the caps");
         // After a clock jump, a newer seq can carry an older creation time.
         s.insert(&[event(11, 500, 100)]).unwrap();
-        let (ev, oldest) = s.evict(100, 1 << 20, 1000).unwrap();
+        let (ev, oldest) = s.evict(100, 1 << 20, 1000, 0).unwrap();
         assert_eq!(
             ev.age,
             Removed {
@@ -485,6 +505,21 @@ pub mod conformance {
             "age eviction is not only a prefix"
         );
         assert_eq!(oldest, Some(6000));
+        // Events being uploaded (seq <= 7 here) are spared; the caps take newer ones.
+        let (ev, _) = s.evict(2, 1 << 20, 7_500, 7).unwrap();
+        assert_eq!(
+            ev.age,
+            Removed::default(),
+            "seqs 6 and 7 are old but spared"
+        );
+        assert_eq!(
+            ev.count,
+            Removed {
+                events: 3,
+                bytes: 300
+            }
+        );
+        assert_eq!(seqs(&s.load(100, 1 << 20).unwrap()), vec![6, 7]);
     }
 
     /// Clear removes everything and says how much.

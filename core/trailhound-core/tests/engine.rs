@@ -446,6 +446,41 @@ fn count_cap_evicts_oldest() {
     assert_eq!(h.stats().queued_events, 10);
 }
 
+/// Eviction spares the events being uploaded: an event is never both delivered and
+/// dropped, and the caps take the newest unsent ones instead.
+#[test]
+fn eviction_spares_the_batch_in_flight() {
+    let policy = Policy {
+        max_queue_events: 10,
+        max_batch_events: 4,
+        ..Policy::default()
+    };
+    let mut h = Harness::new(policy, 7, T0);
+    h.set_conditions(offline());
+    let first = track_n(&mut h, 10);
+    h.set_latency(10 * SECOND);
+    h.set_conditions(wifi_charging());
+    assert_eq!(h.requests.len(), 1, "the first batch is in flight");
+    for _ in 0..6 {
+        h.track("while uploading");
+    }
+    h.advance(200);
+    assert_eq!(h.stats().dropped.count_cap, 6);
+    h.advance(HOUR);
+    for id in &first[..4] {
+        assert_eq!(h.delivery_count(id), 1, "the batch in flight was delivered");
+    }
+    let dropped = h.dropped_ids(DropReason::CountCap);
+    assert!(dropped.is_empty() || first[..4].iter().all(|id| !dropped.contains(id)));
+    let stats = h.stats();
+    assert_eq!(
+        stats.delivered + stats.dropped.count_cap,
+        16,
+        "each event counted once"
+    );
+    assert_eq!(stats.queued_events, 0);
+}
+
 /// Over the bytes cap the oldest events are evicted first, counted in stats and notified as BytesCap.
 #[test]
 fn bytes_cap_evicts_oldest() {
@@ -673,6 +708,42 @@ fn background_commits_and_flushes_once() {
         "the retry waits for the backoff: {gap} ms"
     );
     assert_eq!(h.stats().delivered, 3);
+}
+
+/// In the background on battery, events are held like on low power; back in the
+/// foreground, wifi's relaxed schedule applies again; charging lifts the hold.
+#[test]
+fn background_on_battery_holds() {
+    let mut h = harness();
+    h.set_conditions(wifi_battery(0.9));
+    h.lifecycle(Lifecycle::Background);
+    let p = h.engine().policy().clone();
+    let t = h.now();
+    h.track("background playback");
+    h.run_until(t + held(&p) - 1);
+    assert!(
+        h.requests.is_empty(),
+        "held past relaxed_delay in the background"
+    );
+    h.run_until(t + held(&p));
+    assert_eq!(h.requests.len(), 1);
+
+    h.lifecycle(Lifecycle::Foreground);
+    let t = h.now();
+    h.track("foreground again");
+    h.advance(HOUR);
+    assert_eq!(h.requests[1].at_ms, t + ms(p.relaxed_delay));
+
+    h.lifecycle(Lifecycle::Background);
+    h.set_conditions(wifi_charging());
+    let t = h.now();
+    h.track("background, charging");
+    h.advance(HOUR);
+    assert_eq!(
+        h.requests[2].at_ms,
+        t + ms(p.prompt_delay),
+        "charging: prompt even in the background"
+    );
 }
 
 /// Once a flush has emptied the queue it is over: the next event waits for its tier's schedule.
@@ -930,9 +1001,11 @@ impl QueueStore for FlakyStore {
         max_events: u64,
         max_bytes: u64,
         min_created_ms: i64,
+        spare_through: u64,
     ) -> Result<(Evicted, Option<i64>), StoreFailure> {
         self.check("evict")?;
-        self.inner.evict(max_events, max_bytes, min_created_ms)
+        self.inner
+            .evict(max_events, max_bytes, min_created_ms, spare_through)
     }
     fn clear(&mut self) -> Result<Removed, StoreFailure> {
         self.check("clear")?;

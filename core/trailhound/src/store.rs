@@ -468,17 +468,19 @@ impl SqliteStore {
         max_events: u64,
         max_bytes: u64,
         min_created_ms: i64,
+        spare_through: u64,
     ) -> Result<(Evicted, Option<i64>), Error> {
         let totals = self.totals()?;
+        let spare = i64::try_from(spare_through).unwrap_or(i64::MAX);
         let tx = self.write()?;
         let mut evicted = Evicted {
-            age: removed_by(tx.prepare_cached(sql::EVICT_AGE)?, [min_created_ms])?,
+            age: removed_by(tx.prepare_cached(sql::EVICT_AGE)?, [min_created_ms, spare])?,
             ..Evicted::default()
         };
         let events_left = totals.events.saturating_sub(evicted.age.events);
         if events_left > max_events {
             let n = i64::try_from(events_left - max_events).unwrap_or(i64::MAX);
-            evicted.count = removed_by(tx.prepare_cached(sql::EVICT_OLDEST)?, [n])?;
+            evicted.count = removed_by(tx.prepare_cached(sql::EVICT_OLDEST)?, [n, spare])?;
         }
         let bytes_left = totals
             .bytes
@@ -489,7 +491,7 @@ impl SqliteStore {
             let mut last = None;
             {
                 let mut walk = tx.prepare_cached(sql::WALK)?;
-                let mut rows = walk.query([])?;
+                let mut rows = walk.query([spare])?;
                 let mut found = 0u64;
                 while found < over {
                     let Some(row) = rows.next()? else { break };
@@ -498,7 +500,7 @@ impl SqliteStore {
                 }
             }
             if let Some(last) = last {
-                evicted.bytes = removed_by(tx.prepare_cached(sql::DELETE_UP_TO)?, [last])?;
+                evicted.bytes = removed_by(tx.prepare_cached(sql::DELETE_UP_TO)?, [last, spare])?;
             }
         }
         let oldest = oldest_ms(&tx)?;
@@ -579,8 +581,9 @@ impl QueueStore for SqliteStore {
         max_events: u64,
         max_bytes: u64,
         min_created_ms: i64,
+        spare_through: u64,
     ) -> Result<(Evicted, Option<i64>), StoreFailure> {
-        self.do_evict(max_events, max_bytes, min_created_ms)
+        self.do_evict(max_events, max_bytes, min_created_ms, spare_through)
             .map_err(failure("evict"))
     }
 
@@ -610,11 +613,15 @@ mod sql {
     /// The smallest creation time, from the `created_ms` index: O(log n).
     pub const OLDEST: &str = "SELECT min(created_ms) FROM events";
     pub const DELETE_ONE: &str = "DELETE FROM events WHERE seq = ?1 RETURNING bytes";
-    pub const EVICT_AGE: &str = "DELETE FROM events WHERE created_ms < ?1 RETURNING bytes";
+    // In the evictions, `seq > ?2` spares the events being uploaded.
+    pub const EVICT_AGE: &str =
+        "DELETE FROM events WHERE created_ms < ?1 AND seq > ?2 RETURNING bytes";
     pub const EVICT_OLDEST: &str = "DELETE FROM events
-         WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1) RETURNING bytes";
-    pub const WALK: &str = "SELECT seq, bytes FROM events ORDER BY seq";
-    pub const DELETE_UP_TO: &str = "DELETE FROM events WHERE seq <= ?1 RETURNING bytes";
+         WHERE seq IN (SELECT seq FROM events WHERE seq > ?2 ORDER BY seq LIMIT ?1)
+         RETURNING bytes";
+    pub const WALK: &str = "SELECT seq, bytes FROM events WHERE seq > ?1 ORDER BY seq";
+    pub const DELETE_UP_TO: &str =
+        "DELETE FROM events WHERE seq <= ?1 AND seq > ?2 RETURNING bytes";
     pub const READ_STATE: &str = "SELECT key, value FROM state";
     pub const SAVE_STATE: &str = "INSERT INTO state(key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value";
@@ -1310,7 +1317,7 @@ mod tests {
         assert!(message.contains("corrupt"), "{message}");
         assert_eq!(store.snapshot().unwrap(), StoreSnapshot::default());
         store.insert(&events(1..=2, 100)).unwrap();
-        let (evicted, _) = store.evict(1, 1 << 20, 0).unwrap();
+        let (evicted, _) = store.evict(1, 1 << 20, 0, 0).unwrap();
         assert_eq!(evicted.count.events, 1, "the reset totals are right");
         assert!(files_in(dir.path())
             .iter()
@@ -1608,7 +1615,7 @@ mod tests {
         store.insert(std::slice::from_ref(&replacement)).unwrap();
         assert_eq!(store.load(10, 1 << 20).unwrap()[1], replacement);
         // The cached totals followed: evicting to 400 bytes drops exactly seq 1.
-        let (evicted, oldest) = store.evict(100, 400, 0).unwrap();
+        let (evicted, oldest) = store.evict(100, 400, 0, 0).unwrap();
         assert_eq!(
             evicted.bytes,
             Removed {
