@@ -133,6 +133,9 @@ pub struct Engine {
     in_flight_op: Option<StoreOp>,
     store_retry_at: Option<i64>,
     evict_queued: bool,
+    /// `(spare_through, stored events)` of the last eviction that removed nothing: until
+    /// either changes (the upload ends, events come or go), another would be futile.
+    futile_evict: Option<(u64, u64)>,
 
     upload: Upload,
     splits: Vec<Vec<QueuedEvent>>,
@@ -196,6 +199,7 @@ impl Engine {
             in_flight_op: None,
             store_retry_at: None,
             evict_queued: false,
+            futile_evict: None,
             upload: Upload::Idle,
             splits: Vec::new(),
             flush_requested: false,
@@ -370,7 +374,8 @@ impl Engine {
     }
 
     /// The runtime replaced a corrupt store with an empty one: what was stored is lost.
-    /// The identity and state are written to the new store.
+    /// The identity and state are written to the new store. `error` says what happened
+    /// and where the old store went; the listener hears it verbatim.
     pub fn handle_store_replaced(&mut self, error: String, now_ms: i64) {
         self.tick(now_ms);
         let lost = std::mem::take(&mut self.stored);
@@ -379,7 +384,7 @@ impl Engine {
             .dropped
             .add(DropReason::StoreCorrupt, lost.events);
         self.notifications.push_back(Notification::StoreError {
-            error: format!("{error}; the store was moved aside and a new one created"),
+            error: error.clone(),
         });
         if lost.events > 0 {
             self.notifications.push_back(Notification::Dropped {
@@ -610,7 +615,7 @@ impl Engine {
         if let Some(t) = self.upload_due_at() {
             at(t);
         }
-        if let Some(oldest) = self.stored_oldest_ms {
+        if let Some(oldest) = self.stored_oldest_ms.filter(|_| !self.evict_is_futile()) {
             // Eviction takes events strictly older than the cap: wake one ms later.
             at(oldest + self.policy.max_event_age.as_millis() as i64 + 1);
         }
@@ -700,6 +705,11 @@ impl Engine {
         self.splits.iter().map(|s| last(s)).fold(current, u64::max)
     }
 
+    /// An eviction now would remove nothing, like the last one: wait for a change.
+    fn evict_is_futile(&self) -> bool {
+        self.futile_evict == Some((self.uploading_through(), self.stored.events))
+    }
+
     fn load(&self) -> QueueLoad {
         QueueLoad {
             events: self.stored.events + self.pending.len() as u64,
@@ -770,7 +780,7 @@ impl Engine {
         let over_caps = self.stored.events > self.policy.max_queue_events
             || self.stored.bytes > self.policy.max_queue_bytes
             || self.stored_oldest_ms.is_some_and(|t| t < age_floor);
-        if over_caps && !self.evict_queued {
+        if over_caps && !self.evict_queued && !self.evict_is_futile() {
             self.evict_queued = true;
             return Some(StoreOp::Evict {
                 max_events: self.policy.max_queue_events,
@@ -823,9 +833,15 @@ impl Engine {
             (_, StoreOutcome::Deleted { removed, oldest_ms }) => {
                 self.forget(removed, oldest_ms, now_ms)
             }
-            (_, StoreOutcome::Evicted { evicted, oldest_ms }) => {
+            (
+                StoreOp::Evict { spare_through, .. },
+                StoreOutcome::Evicted { evicted, oldest_ms },
+            ) => {
                 self.evict_queued = false;
                 let Evicted { age, count, bytes } = evicted;
+                // Nothing evictable: what is over a cap is being uploaded.
+                self.futile_evict = (age.events + count.events + bytes.events == 0)
+                    .then_some((spare_through, self.stored.events));
                 for (reason, r) in [
                     (DropReason::Age, age),
                     (DropReason::CountCap, count),

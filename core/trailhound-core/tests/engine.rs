@@ -481,6 +481,30 @@ fn eviction_spares_the_batch_in_flight() {
     assert_eq!(stats.queued_events, 0);
 }
 
+/// An event that crosses the age cap while its batch is being uploaded is neither
+/// evicted nor spun on: the engine waits for the upload's answer.
+#[test]
+fn age_cap_during_an_upload_waits_for_it() {
+    let policy = Policy {
+        max_event_age: std::time::Duration::from_secs(60),
+        ..Policy::default()
+    };
+    let mut h = Harness::new(policy, 7, T0);
+    h.set_conditions(offline());
+    let ids = track_n(&mut h, 3);
+    h.advance(50 * SECOND);
+    h.set_latency(30 * SECOND);
+    h.set_conditions(wifi_charging());
+    assert_eq!(h.requests.len(), 1, "in flight from T0+50s to T0+80s");
+    // The harness panics if the engine asks to wake while doing nothing (a spin).
+    h.advance(HOUR);
+    for id in &ids {
+        assert_eq!(h.delivery_count(id), 1);
+    }
+    assert_eq!(h.stats().dropped.age, 0, "delivered, not aged out");
+    assert_eq!(h.stats().queued_events, 0);
+}
+
 /// Over the bytes cap the oldest events are evicted first, counted in stats and notified as BytesCap.
 #[test]
 fn bytes_cap_evicts_oldest() {
