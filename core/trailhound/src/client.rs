@@ -472,7 +472,7 @@ impl Client {
         }
         let now = now_ms();
         let message_id = uuid::Uuid::new_v4().hyphenated().to_string();
-        let (msg, identity_change) = {
+        let msg = {
             let mut t = lock(&shared.tracker);
             let timeout = shared.policy.session_timeout.as_millis() as i64;
             if t.session.touch(now, timeout).1 {
@@ -486,7 +486,9 @@ impl Client {
                 now,
                 &shared.policy,
             ))?;
-            // identify and alias change who later events are from, in call order.
+            // identify and alias change who later events are from, in call order. The
+            // change is sent while the lock is held, so that the background thread
+            // persists concurrent changes in the order they were made.
             let change = match (&msg.kind, &msg.user_id, &msg.traits) {
                 (trailhound_core::MessageType::Identify, user_id, traits) => {
                     t.identity.user_id = user_id.clone();
@@ -501,11 +503,11 @@ impl Client {
                 }
                 _ => None,
             };
-            (msg, change)
+            if let Some(identity) = change {
+                self.send_control(Command::Identity(identity))?;
+            }
+            msg
         };
-        if let Some(identity) = identity_change {
-            self.send_control(Command::Identity(identity))?;
-        }
         let mut msg = msg;
         for plugin in &shared.plugins {
             // A panicking plugin must not take the app down with it: the event is refused.
@@ -588,14 +590,12 @@ impl Client {
 
     /// Forgets the user: a new anonymous device id, no user id, no traits, a new session.
     pub fn reset(&self) -> Result<(), Error> {
-        let identity = {
-            let mut t = lock(&self.shared.tracker);
-            t.identity = Identity::new(uuid::Uuid::new_v4());
-            t.session = Session::new();
-            t.rebuild_context();
-            t.identity.clone()
-        };
-        self.send_control(Command::Identity(identity))
+        let mut t = lock(&self.shared.tracker);
+        t.identity = Identity::new(uuid::Uuid::new_v4());
+        t.session = Session::new();
+        t.rebuild_context();
+        // Sent under the lock: concurrent identity changes are persisted in order.
+        self.send_control(Command::Identity(t.identity.clone()))
     }
 
     /// Stops collection and purges every queued event; persists the choice.
@@ -617,13 +617,12 @@ impl Client {
 
     /// Reports a change of network, battery or power mode.
     pub fn set_device_conditions(&self, conditions: DeviceConditions) -> Result<(), Error> {
-        {
-            let mut t = lock(&self.shared.tracker);
-            if t.network != conditions.network {
-                t.network = conditions.network;
-                t.rebuild_context();
-            }
+        let mut t = lock(&self.shared.tracker);
+        if t.network != conditions.network {
+            t.network = conditions.network;
+            t.rebuild_context();
         }
+        // Sent under the lock: the engine sees concurrent changes in the same order.
         self.send_control(Command::Conditions(conditions))
     }
 
