@@ -18,10 +18,12 @@ fn sigkill_loses_at_most_the_commit_window() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    // The pipe stays open until after the kill, so the child is alive (tracking, or
+    // blocked writing to a full pipe) when SIGKILL arrives.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let start = Instant::now();
     let mut accepted: Vec<(u64, Instant)> = Vec::new();
-    for line in stdout.lines() {
+    for line in lines.by_ref() {
         let i: u64 = line.unwrap().trim().parse().unwrap();
         accepted.push((i, Instant::now()));
         if start.elapsed() > Duration::from_millis(1500) {
@@ -30,7 +32,14 @@ fn sigkill_loses_at_most_the_commit_window() {
     }
     child.kill().unwrap(); // SIGKILL on Unix
     let killed_at = Instant::now();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    drop(lines);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the child died of SIGKILL: {status:?}"
+    );
 
     let mut stored = Vec::new();
     let store = SqliteStore::open(dir.path()).unwrap().store;

@@ -18,8 +18,11 @@ fn main() {
     for i in 0u64.. {
         match client.track("Crash Test", serde_json::json!({ "i": i })) {
             Ok(()) => {
-                writeln!(out, "{i}").unwrap();
-                out.flush().unwrap();
+                // The parent stops reading just before it kills us: a closed pipe ends the
+                // loop quietly.
+                if writeln!(out, "{i}").and_then(|()| out.flush()).is_err() {
+                    std::process::exit(0);
+                }
             }
             Err(trailhound::Error::Backpressure) => {
                 std::thread::sleep(std::time::Duration::from_millis(1))
