@@ -18,7 +18,6 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use trailhound_core::context::{AppInfo, ContextInfo};
 use trailhound_core::retry::Jitter;
 use trailhound_core::schedule::Tier;
 use trailhound_core::testing::{Harness, Request, HOUR, MINUTE, SECOND};
@@ -627,29 +626,6 @@ pub fn percentile(sorted: &[i64], q: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// The app's context info: a phone, so that events have their real size.
-pub fn phone() -> ContextInfo {
-    ContextInfo {
-        app: Some(AppInfo {
-            name: "Tunes".into(),
-            version: "4.2.1".into(),
-            build: "4210".into(),
-            namespace: "com.example.tunes".into(),
-        }),
-        device_manufacturer: Some("Google".into()),
-        device_model: Some("Pixel 8".into()),
-        device_type: Some("android".into()),
-        os_name: Some("Android".into()),
-        os_version: Some("15".into()),
-        locale: Some("en-GB".into()),
-        timezone: Some("Europe/London".into()),
-        screen_width: Some(412),
-        screen_height: Some(915),
-        screen_density: Some(2.625),
-        user_agent: None,
-    }
-}
-
 /// Replays the day under a variant.
 pub fn run(day: &Day, variant: Variant) -> Outcome {
     run_setup(day, &variant.setup())
@@ -660,7 +636,7 @@ pub fn run_setup(day: &Day, setup: &Setup) -> Outcome {
     let max_delay_ms = setup.policy.max_delay.as_millis() as i64;
     let mut h = Harness::new(setup.policy.clone(), SEED, day.start_ms);
     h.set_latency(LATENCY_MS);
-    h.set_context_info(phone());
+    h.set_context_info(trailhound_core::testing::phone_context());
     let mut real = DeviceConditions::default();
     let mut activity = Activity::Idle;
     for (t, input) in &day.inputs {

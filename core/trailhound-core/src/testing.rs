@@ -81,6 +81,30 @@ pub fn offline() -> DeviceConditions {
     }
 }
 
+/// A phone's context info (an Android music app), so that simulated and benchmarked events
+/// have their real size on the wire.
+pub fn phone_context() -> ContextInfo {
+    ContextInfo {
+        app: Some(crate::context::AppInfo {
+            name: "Tunes".into(),
+            version: "4.2.1".into(),
+            build: "4210".into(),
+            namespace: "com.example.tunes".into(),
+        }),
+        device_manufacturer: Some("Google".into()),
+        device_model: Some("Pixel 8".into()),
+        device_type: Some("android".into()),
+        os_name: Some("Android".into()),
+        os_version: Some("15".into()),
+        locale: Some("en-GB".into()),
+        timezone: Some("Europe/London".into()),
+        screen_width: Some(412),
+        screen_height: Some(915),
+        screen_density: Some(2.625),
+        user_agent: None,
+    }
+}
+
 /// Wi-Fi while charging: the Prompt tier.
 pub fn wifi_charging() -> DeviceConditions {
     DeviceConditions {

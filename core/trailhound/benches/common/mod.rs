@@ -8,34 +8,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use trailhound::core::message::{self, Identity};
 use trailhound::core::QueuedEvent;
-use trailhound::{
-    AppInfo, Call, Client, ContextInfo, DeviceConditions, Error, Message, Network, Policy,
-};
+use trailhound::{Call, Client, ContextInfo, DeviceConditions, Error, Message, Network, Policy};
 
 /// The typical event's name.
 pub const EVENT: &str = "Song Played";
 
 /// A mobile app's context, so that events have their real size on the wire.
 pub fn app_context() -> ContextInfo {
-    ContextInfo {
-        app: Some(AppInfo {
-            name: "Player".into(),
-            version: "4.12.0".into(),
-            build: "4120".into(),
-            namespace: "com.example.player".into(),
-        }),
-        device_manufacturer: Some("Google".into()),
-        device_model: Some("Pixel 8".into()),
-        device_type: Some("android".into()),
-        os_name: Some("android".into()),
-        os_version: Some("15".into()),
-        locale: Some("de-DE".into()),
-        timezone: Some("Europe/Berlin".into()),
-        screen_width: Some(412),
-        screen_height: Some(915),
-        screen_density: Some(2.625),
-        user_agent: None,
-    }
+    trailhound::core::testing::phone_context()
 }
 
 /// The typical event's properties: five of the usual kinds.
