@@ -222,6 +222,13 @@ fn bad_input_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("32768"), "{err}");
     assert!(matches!(client.alias(""), Err(Error::Invalid(_))));
+    // A refused identify changes nothing: not the user id, not the traits.
+    let huge = json!({"bio": "x".repeat(40_000)});
+    assert!(matches!(
+        client.identify(Some("u-big"), huge),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(client.user_id(), None);
     client.track("ok-2", json!({})).unwrap();
     client.flush_blocking(WAIT).unwrap();
     assert!(c.wait_for_events(2, WAIT));
@@ -231,7 +238,7 @@ fn bad_input_is_refused() {
         .map(|e| e["event"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["ok-1", "ok-2"]);
-    assert_eq!(client.invalid_calls(), 5);
+    assert_eq!(client.invalid_calls(), 6);
     client.shutdown(WAIT).unwrap();
 }
 

@@ -15,8 +15,8 @@ use trailhound_core::context::{self, ContextInfo};
 use trailhound_core::message::{self, Context, Properties};
 use trailhound_core::session::Session;
 use trailhound_core::{
-    Call, DeviceConditions, DropReason, Identity, Lifecycle, Message, Network, Notification,
-    Policy, Stats,
+    Call, DeviceConditions, DropReason, Identity, Lifecycle, Message, MessageType, Network,
+    Notification, Policy, Stats,
 };
 
 use crate::error::Error;
@@ -472,43 +472,21 @@ impl Client {
         }
         let now = now_ms();
         let message_id = uuid::Uuid::new_v4().hyphenated().to_string();
-        let msg = {
+        let mut msg = {
             let mut t = lock(&shared.tracker);
             let timeout = shared.policy.session_timeout.as_millis() as i64;
             if t.session.touch(now, timeout).1 {
                 t.rebuild_context();
             }
-            let msg = self.check(message::stamp(
+            self.check(message::stamp(
                 call,
                 &t.identity,
                 &t.context,
                 message_id,
                 now,
                 &shared.policy,
-            ))?;
-            // identify and alias change who later events are from, in call order. The
-            // change is sent while the lock is held, so that the background thread
-            // persists concurrent changes in the order they were made.
-            let change = match (&msg.kind, &msg.user_id, &msg.traits) {
-                (trailhound_core::MessageType::Identify, user_id, traits) => {
-                    t.identity.user_id = user_id.clone();
-                    if let Some(traits) = traits {
-                        t.identity.traits.extend(traits.clone());
-                    }
-                    Some(t.identity.clone())
-                }
-                (trailhound_core::MessageType::Alias, user_id, _) => {
-                    t.identity.user_id = user_id.clone();
-                    Some(t.identity.clone())
-                }
-                _ => None,
-            };
-            if let Some(identity) = change {
-                self.send_control(Command::Identity(identity))?;
-            }
-            msg
+            ))?
         };
-        let mut msg = msg;
         for plugin in &shared.plugins {
             // A panicking plugin must not take the app down with it: the event is refused.
             let processed =
@@ -532,7 +510,28 @@ impl Client {
                 }
             }
         }
+        // identify and alias change who later events are from; only once the call is
+        // accepted, so that a refused call changes nothing.
+        let identity_change = match msg.kind {
+            MessageType::Identify => Some((msg.user_id.clone(), msg.traits.clone())),
+            MessageType::Alias => Some((msg.user_id.clone(), None)),
+            _ => None,
+        };
         let event = self.check(message::seal(msg, now, &shared.policy))?;
+        self.enqueue(event)?;
+        if let Some((user_id, traits)) = identity_change {
+            let mut t = lock(&shared.tracker);
+            t.identity.user_id = user_id;
+            t.identity.traits.extend(traits.unwrap_or_default());
+            // Sent under the lock: concurrent changes are persisted in the order applied.
+            self.send_control(Command::Identity(t.identity.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Hands an accepted event to the background thread, within the call queue's limits.
+    fn enqueue(&self, event: trailhound_core::QueuedEvent) -> Result<(), Error> {
+        let shared = &*self.shared;
         let bytes = event.json.len();
         let waiting = shared.call_bytes.fetch_add(bytes, Ordering::AcqRel);
         if waiting > 0 && waiting + bytes > shared.policy.call_queue_bytes {
