@@ -357,11 +357,15 @@ impl Engine {
             self.pending_bytes = 0;
             self.pending_since = None;
             self.note_dropped(DropReason::OptOut, &dropped);
-            self.ops.push_back(StoreOp::Clear);
             self.splits.clear();
             if matches!(self.upload, Upload::Ready(_)) {
                 self.upload = Upload::Idle;
             }
+            // A batch in flight is left to the server's answer (see handle_upload), so that
+            // it is counted once: delivered, or dropped for the opt-out.
+            self.ops.push_back(StoreOp::Clear {
+                spare_through: self.uploading_through(),
+            });
             self.flush_requested = false;
             self.burst = false;
             self.waiting_since = None;
@@ -487,7 +491,14 @@ impl Engine {
             } => (Some(status), retry_after, format!("HTTP {status}")),
             UploadResult::NetworkError(e) => (None, None, e),
         };
-        match classify(status, events.len()) {
+        let verdict = classify(status, events.len());
+        if self.state.opted_out && verdict != Verdict::Delivered {
+            // Sent before the opt-out and not accepted: purged like the rest of the queue.
+            self.splits.clear();
+            self.reject(events, DropReason::OptOut);
+            return;
+        }
+        match verdict {
             Verdict::Delivered => {
                 self.stats.delivered += events.len() as u64;
                 self.stats.batches_delivered += 1;

@@ -70,8 +70,12 @@ pub enum StoreOp {
         /// The events being uploaded end here (0: none).
         spare_through: u64,
     },
-    /// Delete every event (opt-out).
-    Clear,
+    /// Delete every event (opt-out), except those being uploaded (`seq <= spare_through`),
+    /// whose fate is the server's answer.
+    Clear {
+        /// The events being uploaded end here (0: none).
+        spare_through: u64,
+    },
     /// Save the state.
     SaveState(PersistedState),
 }
@@ -84,7 +88,7 @@ impl StoreOp {
             StoreOp::Load { .. } => "load",
             StoreOp::Delete(_) => "delete",
             StoreOp::Evict { .. } => "evict",
-            StoreOp::Clear => "clear",
+            StoreOp::Clear { .. } => "clear",
             StoreOp::SaveState(_) => "save_state",
         }
     }
@@ -198,7 +202,7 @@ pub trait QueueStore {
         spare_through: u64,
     ) -> Result<(Evicted, Option<i64>), StoreFailure>;
     /// See [`StoreOp::Clear`].
-    fn clear(&mut self) -> Result<Removed, StoreFailure>;
+    fn clear(&mut self, spare_through: u64) -> Result<Removed, StoreFailure>;
     /// See [`StoreOp::SaveState`].
     fn save_state(&mut self, state: &PersistedState) -> Result<(), StoreFailure>;
 }
@@ -228,7 +232,7 @@ pub fn execute<S: QueueStore + ?Sized>(store: &mut S, op: &StoreOp) -> StoreResu
                 store.evict(*max_events, *max_bytes, *min_created_ms, *spare_through)?;
             StoreOutcome::Evicted { evicted, oldest_ms }
         }
-        StoreOp::Clear => StoreOutcome::Cleared(store.clear()?),
+        StoreOp::Clear { spare_through } => StoreOutcome::Cleared(store.clear(*spare_through)?),
         StoreOp::SaveState(state) => {
             store.save_state(state)?;
             StoreOutcome::StateSaved
@@ -365,15 +369,8 @@ impl QueueStore for MemoryStore {
         Ok((Evicted { age, count, bytes }, self.oldest_ms()))
     }
 
-    fn clear(&mut self) -> Result<Removed, StoreFailure> {
-        let removed = Removed {
-            events: self.events.len() as u64,
-            bytes: self.bytes,
-        };
-        self.events.clear();
-        self.by_age.clear();
-        self.bytes = 0;
-        Ok(removed)
+    fn clear(&mut self, spare_through: u64) -> Result<Removed, StoreFailure> {
+        Ok(self.remove_oldest_while(spare_through, |_| true))
     }
 
     fn save_state(&mut self, state: &PersistedState) -> Result<(), StoreFailure> {
@@ -522,15 +519,23 @@ pub mod conformance {
         assert_eq!(seqs(&s.load(100, 1 << 20).unwrap()), vec![6, 7]);
     }
 
-    /// Clear removes everything and says how much.
+    /// Clear removes everything but the events being uploaded, and says how much.
     pub fn clear_empties<S: QueueStore>(s: &mut S) {
-        let evs: Vec<_> = (1..=3).map(|i| event(i, i as i64, 80)).collect();
+        let evs: Vec<_> = (1..=5).map(|i| event(i, i as i64, 80)).collect();
         s.insert(&evs).unwrap();
         assert_eq!(
-            s.clear().unwrap(),
+            s.clear(2).unwrap(),
             Removed {
                 events: 3,
                 bytes: 240
+            }
+        );
+        assert_eq!(seqs(&s.load(10, 1 << 20).unwrap()), vec![1, 2], "spared");
+        assert_eq!(
+            s.clear(0).unwrap(),
+            Removed {
+                events: 2,
+                bytes: 160
             }
         );
         assert!(s.load(10, 1 << 20).unwrap().is_empty());

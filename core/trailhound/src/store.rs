@@ -512,18 +512,16 @@ impl SqliteStore {
         Ok((evicted, oldest))
     }
 
-    fn do_clear(&mut self) -> Result<Removed, Error> {
+    fn do_clear(&mut self, spare_through: u64) -> Result<Removed, Error> {
+        let spare = i64::try_from(spare_through).unwrap_or(i64::MAX);
         let tx = self.write()?;
-        // Counted from the table rather than the cache: clearing is rare (opt-out), and it
-        // puts the cache right if it ever was wrong.
+        let removed = removed_by(tx.prepare_cached(sql::CLEAR)?, [spare])?;
+        // Recounted from the table rather than the cache: clearing is rare (opt-out), and
+        // it puts the cache right if it ever was wrong.
         let (totals, _) = read_totals(&tx)?;
-        tx.execute("DELETE FROM events", [])?;
         tx.commit()?;
-        self.totals = Some(Totals::default());
-        Ok(Removed {
-            events: totals.events,
-            bytes: totals.bytes,
-        })
+        self.totals = Some(totals);
+        Ok(removed)
     }
 
     fn do_save_state(&mut self, state: &PersistedState) -> Result<(), Error> {
@@ -587,8 +585,8 @@ impl QueueStore for SqliteStore {
             .map_err(failure("evict"))
     }
 
-    fn clear(&mut self) -> Result<Removed, StoreFailure> {
-        self.do_clear().map_err(failure("clear"))
+    fn clear(&mut self, spare_through: u64) -> Result<Removed, StoreFailure> {
+        self.do_clear(spare_through).map_err(failure("clear"))
     }
 
     fn save_state(&mut self, state: &PersistedState) -> Result<(), StoreFailure> {
@@ -622,6 +620,7 @@ mod sql {
     pub const WALK: &str = "SELECT seq, bytes FROM events WHERE seq > ?1 ORDER BY seq";
     pub const DELETE_UP_TO: &str =
         "DELETE FROM events WHERE seq <= ?1 AND seq > ?2 RETURNING bytes";
+    pub const CLEAR: &str = "DELETE FROM events WHERE seq > ?1 RETURNING bytes";
     pub const READ_STATE: &str = "SELECT key, value FROM state";
     pub const SAVE_STATE: &str = "INSERT INTO state(key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value";
