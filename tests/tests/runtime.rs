@@ -40,6 +40,20 @@ fn builder(c: &Collector, dir: &std::path::Path, notes: &Notes) -> Builder {
         .listener(move |n: &Notification| notes.lock().unwrap().push(n.clone()))
 }
 
+/// Waits until the background thread has taken `n` events and committed (or dropped)
+/// all of them.
+fn committed(client: &Client, n: u64) -> trailhound::Stats {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let stats = client.stats();
+        let done = stats.accepted == n && stats.uncommitted_events == 0;
+        if done || std::time::Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn start(c: &Collector, dir: &std::path::Path) -> (Client, Notes) {
     let notes = Notes::default();
     (builder(c, dir, &notes).build().unwrap(), notes)
@@ -493,8 +507,7 @@ fn full_disk_drops_new_events() {
             std::thread::sleep(Duration::from_millis(30));
         }
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let stats = client.stats();
+    let stats = committed(&client, 100);
     assert!(stats.dropped.disk_full > 0, "{stats:?}");
     assert!(stats.queued_events > 0, "what fitted stayed queued");
     assert_eq!(
