@@ -86,7 +86,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while collector.events().len() < TRACKED && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
-        let _ = client.flush();
     }
     let stats = client.flush_blocking(Duration::from_secs(10))?;
     client.shutdown(Duration::from_secs(2))?;
