@@ -16,18 +16,20 @@ fn main() {
         .expect("client");
     let mut out = std::io::stdout().lock();
     for i in 0u64.. {
-        match client.track("Crash Test", serde_json::json!({ "i": i })) {
-            Ok(()) => {
-                // The parent stops reading just before it kills us: a closed pipe ends the
-                // loop quietly.
-                if writeln!(out, "{i}").and_then(|()| out.flush()).is_err() {
-                    std::process::exit(0);
+        // A call refused with Backpressure was not accepted: try the same number again,
+        // so that the accepted numbers stay a gap-free sequence.
+        loop {
+            match client.track("Crash Test", serde_json::json!({ "i": i })) {
+                Ok(()) => break,
+                Err(trailhound::Error::Backpressure) => {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
                 }
+                Err(e) => panic!("{e}"),
             }
-            Err(trailhound::Error::Backpressure) => {
-                std::thread::sleep(std::time::Duration::from_millis(1))
-            }
-            Err(e) => panic!("{e}"),
+        }
+        // The parent keeps the pipe open until we are killed; if it closes anyway, stop.
+        if writeln!(out, "{i}").and_then(|()| out.flush()).is_err() {
+            std::process::exit(0);
         }
     }
 }
