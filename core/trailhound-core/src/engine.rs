@@ -718,7 +718,9 @@ impl Engine {
 
     /// An eviction now would remove nothing, like the last one: wait for a change.
     fn evict_is_futile(&self) -> bool {
-        self.futile_evict == Some((self.uploading_through(), self.stored.events))
+        // Checked first: walking the batch in flight is only worth it after a futile one.
+        self.futile_evict
+            .is_some_and(|last| last == (self.uploading_through(), self.stored.events))
     }
 
     fn load(&self) -> QueueLoad {

@@ -492,10 +492,9 @@ impl Client {
             let processed =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plugin.process(msg)));
             let Ok(processed) = processed else {
-                shared.invalid.fetch_add(1, Ordering::Relaxed);
-                return Err(Error::Plugin(
+                return self.check(Err(Error::Plugin(
                     "a plugin panicked; the event was not queued".into(),
-                ));
+                )));
             };
             match processed {
                 Some(m) => msg = m,
