@@ -1,0 +1,1 @@
+//! UniFFI bindings (work in progress).

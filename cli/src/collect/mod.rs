@@ -1,0 +1,1 @@
+//! The local validating collector (work in progress).

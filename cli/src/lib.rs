@@ -1,0 +1,9 @@
+//! The `trailhound` command-line tools, as a library so that the demo and the tests can
+//! start the collector in-process.
+//!
+//! # Layout
+//!
+//! - [`collect`]: the local validating collector (HTTP server, validation, SQLite, live page).
+#![deny(missing_docs)]
+
+pub mod collect;
