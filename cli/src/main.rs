@@ -1,1 +1,32 @@
-fn main() {}
+//! `trailhound`: QA tools for the Trailhound SDK.
+use clap::{Parser, Subcommand};
+
+use trailhound_cli::collect;
+
+/// QA tools for Trailhound: look into a device's queue, replay it, and collect events locally.
+#[derive(Debug, Parser)]
+#[command(name = "trailhound", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A local validating Segment-compatible collector with a live page.
+    Collect(collect::CollectArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Collect(args) => collect::run_cli(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
