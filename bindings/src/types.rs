@@ -1,0 +1,510 @@
+//! Records and enums mirroring the core's types, built from them with `From`/`TryFrom`.
+//! They live here so that the core stays free of UniFFI.
+
+use std::collections::HashMap;
+
+use trailhound::core::report::Dropped as CoreDropped;
+use trailhound::core::retry::RetryState as CoreRetry;
+use trailhound::{
+    AppInfo as CoreAppInfo, ContextInfo as CoreContextInfo, DeviceConditions as CoreConditions,
+    DropReason as CoreDropReason, Message, MessageType, Network as CoreNetwork,
+    Notification as CoreNotification, Stats as CoreStats,
+};
+
+use crate::value::{from_properties, to_properties, Value};
+
+/// The kind of network the device is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Network {
+    /// No connectivity: no upload is attempted.
+    Offline,
+    /// Wi-Fi.
+    Wifi,
+    /// Cellular data.
+    Cellular,
+    /// Wired.
+    Ethernet,
+    /// Not reported; treated as a fast link.
+    Unknown,
+}
+
+impl From<Network> for CoreNetwork {
+    fn from(n: Network) -> Self {
+        match n {
+            Network::Offline => CoreNetwork::Offline,
+            Network::Wifi => CoreNetwork::Wifi,
+            Network::Cellular => CoreNetwork::Cellular,
+            Network::Ethernet => CoreNetwork::Ethernet,
+            Network::Unknown => CoreNetwork::Unknown,
+        }
+    }
+}
+
+impl From<CoreNetwork> for Network {
+    fn from(n: CoreNetwork) -> Self {
+        match n {
+            CoreNetwork::Offline => Network::Offline,
+            CoreNetwork::Wifi => Network::Wifi,
+            CoreNetwork::Cellular => Network::Cellular,
+            CoreNetwork::Ethernet => Network::Ethernet,
+            CoreNetwork::Unknown => Network::Unknown,
+        }
+    }
+}
+
+/// Device conditions that decide when uploads happen; forwarded by the platform glue.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DeviceConditions {
+    /// Battery charge from 0.0 to 1.0, if known.
+    #[uniffi(default = None)]
+    pub battery_level: Option<f32>,
+    /// Whether the device is charging, if known.
+    #[uniffi(default = None)]
+    pub charging: Option<bool>,
+    /// Low-power (iOS) or battery-saver (Android) mode.
+    #[uniffi(default = false)]
+    pub low_power_mode: bool,
+    /// The current network.
+    pub network: Network,
+    /// Whether the network is metered.
+    #[uniffi(default = false)]
+    pub metered: bool,
+}
+
+impl From<DeviceConditions> for CoreConditions {
+    fn from(c: DeviceConditions) -> Self {
+        CoreConditions {
+            battery_level: c.battery_level,
+            charging: c.charging,
+            low_power_mode: c.low_power_mode,
+            network: c.network.into(),
+            metered: c.metered,
+        }
+    }
+}
+
+/// The app, for `context.app`.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct AppInfo {
+    /// Display name.
+    pub name: String,
+    /// Version string.
+    pub version: String,
+    /// Build number.
+    pub build: String,
+    /// Bundle id or package name.
+    pub namespace: String,
+}
+
+/// What the platform knows about the app and device, for every event's `context`.
+#[derive(Debug, Clone, PartialEq, Default, uniffi::Record)]
+pub struct ContextInfo {
+    /// The app.
+    #[uniffi(default = None)]
+    pub app: Option<AppInfo>,
+    /// Device manufacturer.
+    #[uniffi(default = None)]
+    pub device_manufacturer: Option<String>,
+    /// Device model.
+    #[uniffi(default = None)]
+    pub device_model: Option<String>,
+    /// Device type (`android`, `ios`…).
+    #[uniffi(default = None)]
+    pub device_type: Option<String>,
+    /// OS name.
+    #[uniffi(default = None)]
+    pub os_name: Option<String>,
+    /// OS version.
+    #[uniffi(default = None)]
+    pub os_version: Option<String>,
+    /// Locale (`en-US`).
+    #[uniffi(default = None)]
+    pub locale: Option<String>,
+    /// IANA time zone.
+    #[uniffi(default = None)]
+    pub timezone: Option<String>,
+    /// Screen width in points.
+    #[uniffi(default = None)]
+    pub screen_width: Option<u32>,
+    /// Screen height in points.
+    #[uniffi(default = None)]
+    pub screen_height: Option<u32>,
+    /// Pixels per point.
+    #[uniffi(default = None)]
+    pub screen_density: Option<f64>,
+}
+
+impl From<ContextInfo> for CoreContextInfo {
+    fn from(c: ContextInfo) -> Self {
+        CoreContextInfo {
+            app: c.app.map(|a| CoreAppInfo {
+                name: a.name,
+                version: a.version,
+                build: a.build,
+                namespace: a.namespace,
+            }),
+            device_manufacturer: c.device_manufacturer,
+            device_model: c.device_model,
+            device_type: c.device_type,
+            os_name: c.os_name,
+            os_version: c.os_version,
+            locale: c.locale,
+            timezone: c.timezone,
+            screen_width: c.screen_width,
+            screen_height: c.screen_height,
+            screen_density: c.screen_density,
+            user_agent: None,
+        }
+    }
+}
+
+/// Why events were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DropReason {
+    /// Over the queue's event cap; the oldest went.
+    CountCap,
+    /// Over the queue's bytes cap; the oldest went.
+    BytesCap,
+    /// Older than the age cap.
+    Age,
+    /// The server refused the event.
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// 413 for the event alone.
+    TooLarge,
+    /// The disk was full at commit.
+    DiskFull,
+    /// The store was corrupt and replaced.
+    StoreCorrupt,
+    /// The user opted out.
+    OptOut,
+    /// A plugin dropped the event.
+    Plugin,
+}
+
+impl From<CoreDropReason> for DropReason {
+    fn from(r: CoreDropReason) -> Self {
+        match r {
+            CoreDropReason::CountCap => DropReason::CountCap,
+            CoreDropReason::BytesCap => DropReason::BytesCap,
+            CoreDropReason::Age => DropReason::Age,
+            CoreDropReason::Rejected { status } => DropReason::Rejected { status },
+            CoreDropReason::TooLarge => DropReason::TooLarge,
+            CoreDropReason::DiskFull => DropReason::DiskFull,
+            CoreDropReason::StoreCorrupt => DropReason::StoreCorrupt,
+            CoreDropReason::OptOut => DropReason::OptOut,
+            CoreDropReason::Plugin => DropReason::Plugin,
+        }
+    }
+}
+
+/// What the delivery listener hears.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum Notification {
+    /// A batch was acknowledged.
+    Delivered {
+        /// Its `messageId`s.
+        message_ids: Vec<String>,
+    },
+    /// Events were dropped.
+    Dropped {
+        /// Why.
+        reason: DropReason,
+        /// How many.
+        count: u64,
+        /// Their `messageId`s, where known.
+        message_ids: Vec<String>,
+    },
+    /// An upload failed and will be retried.
+    UploadFailed {
+        /// The HTTP status, or none for a network error.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// Consecutive failures.
+        attempts: u32,
+        /// Milliseconds until the next attempt.
+        retry_in_ms: u64,
+    },
+    /// The server refused the write key; uploads are paused.
+    Paused {
+        /// The HTTP status.
+        status: u16,
+        /// Milliseconds until a probe request.
+        resume_in_ms: u64,
+    },
+    /// Storage failed.
+    StoreError {
+        /// The failure.
+        error: String,
+    },
+}
+
+impl From<&CoreNotification> for Notification {
+    fn from(n: &CoreNotification) -> Self {
+        match n.clone() {
+            CoreNotification::Delivered { message_ids } => Notification::Delivered { message_ids },
+            CoreNotification::Dropped {
+                reason,
+                count,
+                message_ids,
+            } => Notification::Dropped {
+                reason: reason.into(),
+                count,
+                message_ids,
+            },
+            CoreNotification::UploadFailed {
+                status,
+                error,
+                attempts,
+                retry_in_ms,
+            } => Notification::UploadFailed {
+                status,
+                error,
+                attempts,
+                retry_in_ms,
+            },
+            CoreNotification::Paused {
+                status,
+                resume_in_ms,
+            } => Notification::Paused {
+                status,
+                resume_in_ms,
+            },
+            CoreNotification::StoreError { error } => Notification::StoreError { error },
+        }
+    }
+}
+
+/// Dropped events by reason.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Dropped {
+    /// Queue event cap.
+    pub count_cap: u64,
+    /// Queue bytes cap.
+    pub bytes_cap: u64,
+    /// Age cap.
+    pub age: u64,
+    /// Refused by the server.
+    pub rejected: u64,
+    /// 413 alone.
+    pub too_large: u64,
+    /// Disk full.
+    pub disk_full: u64,
+    /// Corrupt store replaced.
+    pub store_corrupt: u64,
+    /// Opt-out.
+    pub opt_out: u64,
+    /// Dropped by a plugin.
+    pub plugin: u64,
+    /// All of the above.
+    pub total: u64,
+}
+
+impl From<CoreDropped> for Dropped {
+    fn from(d: CoreDropped) -> Self {
+        Dropped {
+            count_cap: d.count_cap,
+            bytes_cap: d.bytes_cap,
+            age: d.age,
+            rejected: d.rejected,
+            too_large: d.too_large,
+            disk_full: d.disk_full,
+            store_corrupt: d.store_corrupt,
+            opt_out: d.opt_out,
+            plugin: d.plugin,
+            total: d.total(),
+        }
+    }
+}
+
+/// Backoff and auth pause.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RetryState {
+    /// Consecutive failed attempts.
+    pub attempts: u32,
+    /// No upload before this time (ms since the epoch).
+    pub next_attempt_ms: Option<i64>,
+    /// Whether the wait came from the server's `Retry-After`.
+    pub server_directed: bool,
+    /// Uploads paused by a 401/403 until this time.
+    pub auth_paused_until_ms: Option<i64>,
+    /// The status that paused uploads.
+    pub auth_status: Option<u16>,
+}
+
+impl From<CoreRetry> for RetryState {
+    fn from(r: CoreRetry) -> Self {
+        RetryState {
+            attempts: r.attempts,
+            next_attempt_ms: r.next_attempt_ms,
+            server_directed: r.server_directed,
+            auth_paused_until_ms: r.auth_paused_until_ms,
+            auth_status: r.auth_status,
+        }
+    }
+}
+
+/// Counters and state.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Stats {
+    /// Events handed to the engine.
+    pub accepted: u64,
+    /// Events waiting for delivery.
+    pub queued_events: u64,
+    /// Their bytes.
+    pub queued_bytes: u64,
+    /// Of those, not yet committed to storage.
+    pub uncommitted_events: u64,
+    /// Events the server acknowledged.
+    pub delivered: u64,
+    /// Upload requests made.
+    pub requests: u64,
+    /// Failed requests that will be retried.
+    pub retries: u64,
+    /// Batches acknowledged.
+    pub batches_delivered: u64,
+    /// Flushes started.
+    pub flushes: u64,
+    /// Compressed bytes sent.
+    pub bytes_sent: u64,
+    /// Dropped events by reason.
+    pub dropped: Dropped,
+    /// Backoff and auth pause.
+    pub retry: RetryState,
+    /// The network as last reported.
+    pub network: Network,
+    /// The user opted out.
+    pub opted_out: bool,
+    /// The last upload or store error.
+    pub last_error: Option<String>,
+}
+
+impl From<CoreStats> for Stats {
+    fn from(s: CoreStats) -> Self {
+        Stats {
+            accepted: s.accepted,
+            queued_events: s.queued_events,
+            queued_bytes: s.queued_bytes,
+            uncommitted_events: s.uncommitted_events,
+            delivered: s.delivered,
+            requests: s.requests,
+            retries: s.retries,
+            batches_delivered: s.batches_delivered,
+            flushes: s.flushes,
+            bytes_sent: s.bytes_sent,
+            dropped: s.dropped.into(),
+            retry: s.retry.into(),
+            network: s.network.into(),
+            opted_out: s.opted_out,
+            last_error: s.last_error,
+        }
+    }
+}
+
+/// The kind of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum EventType {
+    /// `track`.
+    Track,
+    /// `identify`.
+    Identify,
+    /// `screen`.
+    Screen,
+    /// `page`.
+    Page,
+    /// `group`.
+    Group,
+    /// `alias`.
+    Alias,
+}
+
+impl From<MessageType> for EventType {
+    fn from(t: MessageType) -> Self {
+        match t {
+            MessageType::Track => EventType::Track,
+            MessageType::Identify => EventType::Identify,
+            MessageType::Screen => EventType::Screen,
+            MessageType::Page => EventType::Page,
+            MessageType::Group => EventType::Group,
+            MessageType::Alias => EventType::Alias,
+        }
+    }
+}
+
+/// An event as a plugin sees it, stamped and about to be queued. A plugin may change the
+/// names, ids, properties, traits and context; the type and `message_id` are kept.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Event {
+    /// The kind; changes to it are ignored.
+    pub kind: EventType,
+    /// Unique per event; changes to it are ignored (servers dedupe on it).
+    pub message_id: String,
+    /// ISO-8601 time of the call.
+    pub timestamp: String,
+    /// The anonymous device id.
+    pub anonymous_id: Option<String>,
+    /// The user id.
+    pub user_id: Option<String>,
+    /// The event name (`track`).
+    pub event: Option<String>,
+    /// The screen or page name.
+    pub name: Option<String>,
+    /// The group id (`group`).
+    pub group_id: Option<String>,
+    /// The previous id (`alias`).
+    pub previous_id: Option<String>,
+    /// Properties (`track`, `screen`, `page`).
+    pub properties: Option<HashMap<String, Value>>,
+    /// Traits (`identify`, `group`).
+    pub traits: Option<HashMap<String, Value>>,
+    /// Library, app, device, os, network, session…
+    pub context: HashMap<String, Value>,
+}
+
+impl From<&Message> for Event {
+    fn from(m: &Message) -> Self {
+        Event {
+            kind: m.kind.into(),
+            message_id: m.message_id.clone(),
+            timestamp: m.timestamp.clone(),
+            anonymous_id: m.anonymous_id.clone(),
+            user_id: m.user_id.clone(),
+            event: m.event.clone(),
+            name: m.name.clone(),
+            group_id: m.group_id.clone(),
+            previous_id: m.previous_id.clone(),
+            properties: m.properties.as_ref().map(from_properties),
+            traits: m.traits.as_ref().map(from_properties),
+            context: from_properties(&m.context),
+        }
+    }
+}
+
+/// Applies a plugin's changes to the original message. Fails if a changed value has no
+/// JSON form (a NaN).
+pub(crate) fn apply_event(
+    mut m: Message,
+    e: Event,
+) -> Result<Message, trailhound::core::ValidationError> {
+    m.timestamp = e.timestamp;
+    m.anonymous_id = e.anonymous_id;
+    m.user_id = e.user_id;
+    m.event = e.event;
+    m.name = e.name;
+    m.group_id = e.group_id;
+    m.previous_id = e.previous_id;
+    m.properties = e
+        .properties
+        .map(|p| to_properties(p, "properties"))
+        .transpose()?;
+    m.traits = e.traits.map(|t| to_properties(t, "traits")).transpose()?;
+    let context = to_properties(e.context, "context")?;
+    // Unchanged (the usual case): keep the shared, already serialised context.
+    if context != *m.context {
+        m.context = context.into();
+    }
+    Ok(m)
+}

@@ -1,0 +1,169 @@
+//! [`Value`]: how properties and traits cross the boundary.
+//!
+//! Typed rather than JSON text so that integers stay integers and doubles stay doubles
+//! on the way in and out (a plugin sees exactly what the app passed), and so that the
+//! host layer, not a JSON encoder guessing at types, decides what is refused.
+
+use std::collections::HashMap;
+
+use trailhound::core::message::ValidationError;
+
+/// A JSON value. The host wrappers convert their maps, lists, strings, numbers, booleans
+/// and null into it and refuse anything else.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum Value {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool {
+        /// The value.
+        v: bool,
+    },
+    /// An integer.
+    Int {
+        /// The value.
+        v: i64,
+    },
+    /// A floating-point number; must be finite.
+    Double {
+        /// The value.
+        v: f64,
+    },
+    /// A string.
+    Text {
+        /// The value.
+        v: String,
+    },
+    /// An array.
+    List {
+        /// The elements.
+        v: Vec<Value>,
+    },
+    /// An object.
+    Map {
+        /// The members.
+        v: HashMap<String, Value>,
+    },
+}
+
+/// Converts properties to the core's map; `path` names the bad value in the error.
+pub(crate) fn to_properties(
+    map: HashMap<String, Value>,
+    path: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ValidationError> {
+    let mut out = serde_json::Map::with_capacity(map.len());
+    for (k, v) in map {
+        let p = format!("{path}.{k}");
+        let json = to_json(v, &p)?;
+        out.insert(k, json);
+    }
+    Ok(out)
+}
+
+fn to_json(value: Value, path: &str) -> Result<serde_json::Value, ValidationError> {
+    use serde_json::Value as J;
+    Ok(match value {
+        Value::Null => J::Null,
+        Value::Bool { v } => J::Bool(v),
+        Value::Int { v } => J::from(v),
+        Value::Double { v } => match serde_json::Number::from_f64(v) {
+            Some(n) => J::Number(n),
+            None => {
+                return Err(ValidationError::NotFinite {
+                    path: path.to_owned(),
+                })
+            }
+        },
+        Value::Text { v } => J::String(v),
+        Value::List { v } => J::Array(
+            v.into_iter()
+                .enumerate()
+                .map(|(i, e)| to_json(e, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map { v } => J::Object(to_properties(v, path)?),
+    })
+}
+
+/// The core's map back to values (for plugins).
+pub(crate) fn from_properties(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> HashMap<String, Value> {
+    map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()
+}
+
+fn from_json(value: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match value {
+        J::Null => Value::Null,
+        J::Bool(v) => Value::Bool { v: *v },
+        J::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(v), _) => Value::Int { v },
+            (None, Some(v)) if !n.is_u64() => Value::Double { v },
+            // u64 above i64::MAX cannot come from a host (all inputs are i64), but JSON
+            // text from elsewhere could: keep its magnitude rather than wrap.
+            (None, Some(v)) => Value::Double { v },
+            (None, None) => Value::Null,
+        },
+        J::String(v) => Value::Text { v: v.clone() },
+        J::Array(v) => Value::List {
+            v: v.iter().map(from_json).collect(),
+        },
+        J::Object(v) => Value::Map {
+            v: from_properties(v),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind survives the trip to the core's JSON and back, integers as integers.
+    #[test]
+    fn round_trip() {
+        let inner: HashMap<String, Value> = [
+            ("n".to_owned(), Value::Null),
+            (
+                "l".to_owned(),
+                Value::List {
+                    v: vec![Value::Int { v: -3 }, Value::Double { v: 0.5 }],
+                },
+            ),
+        ]
+        .into();
+        let map: HashMap<String, Value> = [
+            ("b".to_owned(), Value::Bool { v: true }),
+            ("i".to_owned(), Value::Int { v: i64::MAX }),
+            ("d".to_owned(), Value::Double { v: 1.0 }),
+            (
+                "t".to_owned(),
+                Value::Text {
+                    v: "Nachtmusik ♪".into(),
+                },
+            ),
+            ("m".to_owned(), Value::Map { v: inner }),
+        ]
+        .into();
+        let json = to_properties(map.clone(), "properties").unwrap();
+        assert_eq!(json["d"].to_string(), "1.0");
+        assert_eq!(from_properties(&json), map);
+    }
+
+    /// A NaN deep inside is refused with its path.
+    #[test]
+    fn nan_is_refused_with_path() {
+        let map: HashMap<String, Value> = [(
+            "a".to_owned(),
+            Value::List {
+                v: vec![Value::Int { v: 1 }, Value::Double { v: f64::NAN }],
+            },
+        )]
+        .into();
+        let err = to_properties(map, "properties").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "value at properties.a[1] is not a finite number"
+        );
+    }
+}
