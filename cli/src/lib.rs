@@ -4,6 +4,8 @@
 //! # Layout
 //!
 //! - [`collect`]: the local validating collector (HTTP server, validation, SQLite, live page).
+//! - [`queue`]: inspect, export, import and replay a device's queue.
 #![deny(missing_docs)]
 
 pub mod collect;
+pub mod queue;

@@ -1,7 +1,7 @@
 //! `trailhound`: QA tools for the Trailhound SDK.
 use clap::{Parser, Subcommand};
 
-use trailhound_cli::collect;
+use trailhound_cli::{collect, queue};
 
 /// QA tools for Trailhound: look into a device's queue, replay it, and collect events locally.
 #[derive(Debug, Parser)]
@@ -15,12 +15,16 @@ struct Cli {
 enum Command {
     /// A local validating Segment-compatible collector with a live page.
     Collect(collect::CollectArgs),
+    /// Look into a device's queue (a copy of its data directory), export, import, replay.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Collect(args) => collect::run_cli(args),
+        Command::Queue(cmd) => queue::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -280,9 +280,10 @@ fn default_transport(_: &Policy) -> Result<Arc<dyn Transport>, Error> {
     ))
 }
 
-/// Checks the endpoint: HTTPS, or plain HTTP to a loopback host. Returns it without a
-/// trailing slash.
-fn check_endpoint(endpoint: &str) -> Result<String, Error> {
+/// Checks an endpoint as [`Builder::build`] does: HTTPS, or plain HTTP to a loopback
+/// host. Returns it without a trailing slash. QA tools that send (replay) use it too, so
+/// that a write key never travels in the clear.
+pub fn check_endpoint(endpoint: &str) -> Result<String, Error> {
     let bad = |why: &str| Err(Error::Config(format!("endpoint `{endpoint}`: {why}")));
     let trimmed = endpoint.trim_end_matches('/');
     let (scheme, rest) = match trimmed.split_once("://") {

@@ -805,7 +805,15 @@ fn open_connection(path: &Path, mode: Mode) -> Result<(Connection, u32), OpenErr
             Mode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
             Mode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
         };
-    let mut conn = Connection::open_with_flags(path, flags).map_err(&sqlite)?;
+    let mut conn = if mode == Mode::ReadOnly && !companion(path, "-wal").exists() {
+        // Without a WAL the file alone is the whole database. Opening it `immutable`
+        // keeps SQLite from creating `-wal` and `-shm` beside a file a QA tool was only
+        // asked to read. With a WAL, its frames must be read, which needs the `-shm`.
+        Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+    } else {
+        Connection::open_with_flags(path, flags)
+    }
+    .map_err(&sqlite)?;
     // Until the file is known to be sound (and ours), closing must not checkpoint: that
     // would fold the WAL into a damaged or newer file and delete it, when the WAL is part
     // of what `move_aside` keeps, or of what a newer version left.
@@ -830,6 +838,28 @@ fn open_connection(path: &Path, mode: Mode) -> Result<(Connection, u32), OpenErr
     // file (QA tools copy just that file).
     schema::keep_wal_on_close(&conn, false).map_err(&sqlite)?;
     Ok((conn, supported))
+}
+
+/// `path` with a suffix appended (`trailhound.db` -> `trailhound.db-wal`).
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// A `file:` URI for `path` with `immutable=1`, escaping what a URI path cannot hold.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 /// Takes the single-writer lock of a data directory.
