@@ -443,6 +443,13 @@ fn encodings() {
             400,
             "JSON object",
         ),
+        (
+            "deflate",
+            vec![("Content-Encoding", "deflate")],
+            ok.clone().into_bytes(),
+            400,
+            "unsupported Content-Encoding",
+        ),
     ];
     for (case, mut headers, body, status, reason) in cases {
         headers.push(("Authorization", &auth));

@@ -331,8 +331,19 @@ fn decode(
     if from_header.is_some() {
         check_key(from_header.as_deref(), shared)?;
     }
-    let gzip =
-        header(req, "content-encoding").is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
+    let encoding = header(req, "content-encoding").map(|e| e.trim().to_ascii_lowercase());
+    let gzip = match encoding.as_deref() {
+        None | Some("" | "identity") => false,
+        Some("gzip") => true,
+        // Segment's clients send gzip or nothing; anything else would only fail later
+        // as "not valid JSON", which hides the real cause.
+        Some(other) => {
+            return Err((
+                400,
+                format!("unsupported Content-Encoding \"{other}\": send gzip or plain JSON"),
+            ))
+        }
+    };
     let body = if gzip {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(raw)
