@@ -5,7 +5,9 @@
 //!
 //! - [`collect`]: the local validating collector (HTTP server, validation, SQLite, live page).
 //! - [`queue`]: inspect, export, import and replay a device's queue.
+//! - [`demo`]: the README's first command: the SDK through an app session, and a report.
 #![deny(missing_docs)]
 
 pub mod collect;
+pub mod demo;
 pub mod queue;

@@ -1,7 +1,7 @@
 //! `trailhound`: QA tools for the Trailhound SDK.
 use clap::{Parser, Subcommand};
 
-use trailhound_cli::{collect, queue};
+use trailhound_cli::{collect, demo, queue};
 
 /// QA tools for Trailhound: look into a device's queue, replay it, and collect events locally.
 #[derive(Debug, Parser)]
@@ -18,6 +18,8 @@ enum Command {
     /// Look into a device's queue (a copy of its data directory), export, import, replay.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// The SDK through a simulated app session against a local collector, then a report.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -25,6 +27,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Collect(args) => collect::run_cli(args),
         Command::Queue(cmd) => queue::run(cmd),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

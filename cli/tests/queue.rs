@@ -419,3 +419,30 @@ fn older_schema_is_read_through_a_copy() {
     assert_eq!(export_lines(&db, &["--event", "Song Played"]).len(), 2);
     assert_eq!(bytes_of(&data), before);
 }
+
+/// The README's first command: the demo delivers every tracked event exactly once and
+/// reports it.
+#[test]
+fn demo_delivers_everything_once() {
+    let out = ok(&cli(&["demo", "--no-serve"]));
+    assert!(
+        out.contains("Every tracked event arrived exactly once."),
+        "{out}"
+    );
+    let field = |name: &str| -> u64 {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap();
+        line[name.len() + 2..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(field("tracked") > 100);
+    assert_eq!(field("tracked"), field("delivered (distinct)"));
+    assert!(field("retries") > 0, "{out}");
+    assert!(field("radio wake-ups") < field("tracked") / 4, "{out}");
+}
