@@ -733,6 +733,39 @@ fn fail_rate() {
     }
 }
 
+/// The `--fail-rate` flag reaches the collector: some of 40 requests fail, not all.
+#[test]
+fn fail_rate_flag() {
+    let bin = Bin::spawn(&[
+        "--memory",
+        "--quiet",
+        "--fail-rate",
+        "0.5",
+        "--retry-after",
+        "2",
+    ]);
+    let mut failed = 0;
+    for i in 0..40 {
+        let r = post(
+            &bin.url,
+            "/v1/batch",
+            "k",
+            &batch(vec![track(&format!("b{i}"), "B")]),
+        );
+        if r.status == 503 {
+            assert_eq!(r.header("Retry-After"), Some("2"));
+            failed += 1;
+        } else {
+            assert_eq!(r.status, 200);
+            assert!(r.header("Retry-After").is_none());
+        }
+    }
+    assert!((5..=35).contains(&failed), "{failed} of 40 failed");
+    let stats = get(&bin.url, "/api/stats");
+    assert_eq!(stats["failed_requests"], failed);
+    assert_eq!(stats["accepted"], 40 - failed);
+}
+
 /// `--latency` holds every answer to a tracking request for at least that long.
 #[test]
 fn latency() {
