@@ -67,6 +67,49 @@ echo "cargo: $(command -v cargo) ($(cargo --version))"
 done_step "components"
 
 # ---------------------------------------------------------------------------
+step "Debian packages: wasm32 toolchain (rustc-web >= 1.96, rust-web-src, cargo-web, rust-lld), chromium"
+# Packages: rustc-web (/usr/bin/rustc, rustdoc), cargo-web (/usr/bin/cargo),
+# rust-web-src (std source for -Zbuild-std, /usr/lib/rustlib/src/rust/library),
+# rust-web-llvm (/usr/bin/rust-lld, a symlink to lld-22; only a Recommends of
+# rustc-web, so listed explicitly), lld-22 (/usr/bin/lld-22).
+WASM_RUST_MIN=1.96
+debian_rust_ready() {
+    local v
+    [ -x /usr/bin/rustc ] && [ -x /usr/bin/rustdoc ] && [ -x /usr/bin/cargo ] || return 1
+    [ -e /usr/bin/rust-lld ] || return 1 # -e follows the symlink: fails if lld-22 is missing
+    v="$(/usr/bin/rustc --version 2>/dev/null | awk '{print $2}')" || return 1
+    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
+    v="$(/usr/bin/cargo --version 2>/dev/null | awk '{print $2}')" || return 1
+    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
+    [ -f "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock" ] || return 1
+}
+# chromium + chromium-driver: the collector's live page test (cli/tests/page.rs) and the
+# browser package's tests run in headless Chromium.
+chromium_ready() {
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]
+}
+if debian_rust_ready && chromium_ready; then
+    echo "already installed"
+else
+    echo "installing Debian packages (rustc-web rust-web-src cargo-web rust-web-llvm lld-22 chromium chromium-driver)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+        rustc-web rust-web-src cargo-web rust-web-llvm lld-22 chromium chromium-driver
+    if ! debian_rust_ready; then
+        echo "error: after apt-get install, /usr/bin/rustc is not >= $WASM_RUST_MIN or rust-lld/std source is missing" >&2
+        echo "       (the 1.96 packages come from the bookworm-security suite; is it in the apt sources?)" >&2
+        /usr/bin/rustc --version >&2 || true
+        ls -l /usr/bin/rust-lld >&2 || true
+        exit 1
+    fi
+fi
+echo "rustc: $(/usr/bin/rustc --version)"
+echo "cargo: $(/usr/bin/cargo --version)"
+echo "rust-lld -> $(readlink -f /usr/bin/rust-lld)"
+echo "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo missing)"
+done_step "debian-packages"
+
+# ---------------------------------------------------------------------------
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 done_step "fmt"
@@ -78,6 +121,8 @@ done_step "clippy"
 
 # ---------------------------------------------------------------------------
 step "cargo test --workspace"
+# The live page test must not skip here: Chromium was installed above.
+export TRAILHOUND_REQUIRE_CHROMIUM=1
 TEST_LOG="$(mktemp)"
 trap 'rm -f "$TEST_LOG"' EXIT
 cargo test --workspace 2>&1 | tee "$TEST_LOG"
@@ -94,43 +139,6 @@ TESTS_FAILED=$((TESTS_FAILED + f))
 TESTS_SKIPPED=$((TESTS_SKIPPED + i))
 echo "rust tests: $p passed, $f failed, $i ignored"
 done_step "test"
-
-# ---------------------------------------------------------------------------
-step "wasm32: Debian toolchain (rustc-web >= 1.96, rust-web-src, cargo-web, rust-lld)"
-# Packages: rustc-web (/usr/bin/rustc, rustdoc), cargo-web (/usr/bin/cargo),
-# rust-web-src (std source for -Zbuild-std, /usr/lib/rustlib/src/rust/library),
-# rust-web-llvm (/usr/bin/rust-lld, a symlink to lld-22; only a Recommends of
-# rustc-web, so listed explicitly), lld-22 (/usr/bin/lld-22).
-WASM_RUST_MIN=1.96
-debian_rust_ready() {
-    local v
-    [ -x /usr/bin/rustc ] && [ -x /usr/bin/rustdoc ] && [ -x /usr/bin/cargo ] || return 1
-    [ -e /usr/bin/rust-lld ] || return 1 # -e follows the symlink: fails if lld-22 is missing
-    v="$(/usr/bin/rustc --version 2>/dev/null | awk '{print $2}')" || return 1
-    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
-    v="$(/usr/bin/cargo --version 2>/dev/null | awk '{print $2}')" || return 1
-    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
-    [ -f "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock" ] || return 1
-}
-if debian_rust_ready; then
-    echo "already installed"
-else
-    echo "installing Debian packages (rustc-web rust-web-src cargo-web rust-web-llvm lld-22)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-        rustc-web rust-web-src cargo-web rust-web-llvm lld-22
-    if ! debian_rust_ready; then
-        echo "error: after apt-get install, /usr/bin/rustc is not >= $WASM_RUST_MIN or rust-lld/std source is missing" >&2
-        echo "       (the 1.96 packages come from the bookworm-security suite; is it in the apt sources?)" >&2
-        /usr/bin/rustc --version >&2 || true
-        ls -l /usr/bin/rust-lld >&2 || true
-        exit 1
-    fi
-fi
-echo "rustc: $(/usr/bin/rustc --version)"
-echo "cargo: $(/usr/bin/cargo --version)"
-echo "rust-lld -> $(readlink -f /usr/bin/rust-lld)"
-done_step "wasm-toolchain"
 
 WASM_TARGET_DIR="$ROOT/target/wasm"
 wasm_cargo() {
@@ -160,9 +168,39 @@ python3 "$ROOT/scripts/wasm_imports.py" "$PROBE_WASM" --require-export trailhoun
 done_step "wasm-imports"
 
 # ---------------------------------------------------------------------------
-# later suites: bindings (Kotlin, Python), wasm browser tests
-# (add each as a `step`, add its counts to TESTS_PASSED/TESTS_FAILED/TESTS_SKIPPED,
-#  and `done_step NAME`)
+# Suites in other languages, each a script that installs what it needs and ends with
+# "summary: N passed, N failed, N skipped". All run even if one fails, so that one log
+# shows every failure; the script fails at the end.
+SUITES_FAILED=()
+run_suite() {
+    local name="$1" script="$2" log rc p f k
+    step "$name ($script)"
+    log="$(mktemp)"
+    set +e
+    bash "$script" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    read -r p f k < <(awk '/^summary: / { p=$2; f=$4; k=$6 } END { print p+0, f+0, k+0 }' "$log")
+    rm -f "$log"
+    TESTS_PASSED=$((TESTS_PASSED + p))
+    TESTS_FAILED=$((TESTS_FAILED + f))
+    TESTS_SKIPPED=$((TESTS_SKIPPED + k))
+    echo "$name: $p passed, $f failed, $k skipped (exit $rc)"
+    if [ "$rc" -ne 0 ]; then
+        SUITES_FAILED+=("$name")
+    else
+        done_step "${name%% *}"
+    fi
+}
+run_suite "bindings (Kotlin on the JVM, Python)" "$ROOT/scripts/test-bindings.sh"
+run_suite "browser (wasm in headless Chromium, Node, playwright e2e)" "$ROOT/scripts/test-wasm.sh"
+
+if [ "${#SUITES_FAILED[@]}" -gt 0 ]; then
+    echo
+    echo "==> FAILED suites: ${SUITES_FAILED[*]}"
+    echo "summary: $TESTS_PASSED passed, $TESTS_FAILED failed, $TESTS_SKIPPED skipped"
+    exit 1
+fi
 
 # ---------------------------------------------------------------------------
 echo
