@@ -86,7 +86,11 @@ impl trailhound::Transport for TransportAdapter {
                 status: resp.status,
                 retry_after: resp.retry_after,
             },
-            Ok(Err(e)) => UploadResult::NetworkError(e.to_string()),
+            // A JVM exception arrives with its stack trace; the first line is what goes
+            // into `last_error` and the listener's notification.
+            Ok(Err(e)) => UploadResult::NetworkError(
+                e.to_string().lines().next().unwrap_or_default().to_owned(),
+            ),
             Err(_) => UploadResult::NetworkError("the transport panicked".into()),
         }
     }

@@ -34,13 +34,13 @@ pub enum Value {
         /// The value.
         v: String,
     },
-    /// An array.
-    List {
+    /// An array. (Not `List`: the generated Kotlin variant would shadow `kotlin.collections.List`.)
+    Array {
         /// The elements.
         v: Vec<Value>,
     },
     /// An object.
-    Map {
+    Object {
         /// The members.
         v: HashMap<String, Value>,
     },
@@ -75,13 +75,13 @@ fn to_json(value: Value, path: &str) -> Result<serde_json::Value, ValidationErro
             }
         },
         Value::Text { v } => J::String(v),
-        Value::List { v } => J::Array(
+        Value::Array { v } => J::Array(
             v.into_iter()
                 .enumerate()
                 .map(|(i, e)| to_json(e, &format!("{path}[{i}]")))
                 .collect::<Result<_, _>>()?,
         ),
-        Value::Map { v } => J::Object(to_properties(v, path)?),
+        Value::Object { v } => J::Object(to_properties(v, path)?),
     })
 }
 
@@ -106,10 +106,10 @@ fn from_json(value: &serde_json::Value) -> Value {
             (None, None) => Value::Null,
         },
         J::String(v) => Value::Text { v: v.clone() },
-        J::Array(v) => Value::List {
+        J::Array(v) => Value::Array {
             v: v.iter().map(from_json).collect(),
         },
-        J::Object(v) => Value::Map {
+        J::Object(v) => Value::Object {
             v: from_properties(v),
         },
     }
@@ -126,7 +126,7 @@ mod tests {
             ("n".to_owned(), Value::Null),
             (
                 "l".to_owned(),
-                Value::List {
+                Value::Array {
                     v: vec![Value::Int { v: -3 }, Value::Double { v: 0.5 }],
                 },
             ),
@@ -142,7 +142,7 @@ mod tests {
                     v: "Nachtmusik ♪".into(),
                 },
             ),
-            ("m".to_owned(), Value::Map { v: inner }),
+            ("m".to_owned(), Value::Object { v: inner }),
         ]
         .into();
         let json = to_properties(map.clone(), "properties").unwrap();
@@ -155,7 +155,7 @@ mod tests {
     fn nan_is_refused_with_path() {
         let map: HashMap<String, Value> = [(
             "a".to_owned(),
-            Value::List {
+            Value::Array {
                 v: vec![Value::Int { v: 1 }, Value::Double { v: f64::NAN }],
             },
         )]

@@ -61,9 +61,9 @@ def to_value(obj: typing.Any, path: str = "properties") -> Value:
     if isinstance(obj, str):
         return Value.TEXT(obj)
     if isinstance(obj, dict):
-        return Value.MAP(_to_map(obj, path))
+        return Value.OBJECT(_to_map(obj, path))
     if isinstance(obj, (list, tuple)):
-        return Value.LIST([to_value(e, f"{path}[{i}]") for i, e in enumerate(obj)])
+        return Value.ARRAY([to_value(e, f"{path}[{i}]") for i, e in enumerate(obj)])
     raise TypeError(
         f"{path}: unsupported type {type(obj).__name__}; use None, bool, int, float, "
         "str, list, tuple or dict"
@@ -87,9 +87,9 @@ def from_value(v: Value) -> typing.Any:
     """Converts a `Value` back to plain Python."""
     if v.is_NULL():
         return None
-    if v.is_MAP():
+    if v.is_OBJECT():
         return {k: from_value(e) for k, e in v.v.items()}
-    if v.is_LIST():
+    if v.is_ARRAY():
         return [from_value(e) for e in v.v]
     return v.v
 
@@ -105,9 +105,9 @@ def _event_to_dict(e: _ffi.Event) -> dict:
     d = {"type": e.kind.name.lower()}
     for attr, key in _EVENT_FIELDS:
         d[key] = getattr(e, attr)
-    d["properties"] = None if e.properties is None else from_value(Value.MAP(e.properties))
-    d["traits"] = None if e.traits is None else from_value(Value.MAP(e.traits))
-    d["context"] = from_value(Value.MAP(e.context))
+    d["properties"] = None if e.properties is None else from_value(Value.OBJECT(e.properties))
+    d["traits"] = None if e.traits is None else from_value(Value.OBJECT(e.traits))
+    d["context"] = from_value(Value.OBJECT(e.context))
     return d
 
 

@@ -1,0 +1,220 @@
+package dev.trailhound
+
+import dev.trailhound.ffi.ContextInfo
+import dev.trailhound.ffi.DeliveryListener
+import dev.trailhound.ffi.DeviceConditions
+import dev.trailhound.ffi.Event
+import dev.trailhound.ffi.EventPlugin
+import dev.trailhound.ffi.EventType
+import dev.trailhound.ffi.HttpRequest
+import dev.trailhound.ffi.HttpResponse
+import dev.trailhound.ffi.HttpTransport
+import dev.trailhound.ffi.Notification
+import dev.trailhound.ffi.PolicyOverrides
+import dev.trailhound.ffi.Stats
+import dev.trailhound.ffi.TrailhoundClient
+import dev.trailhound.ffi.Config as FfiConfig
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.seconds
+
+/** Sends upload requests through the app's HTTP stack (OkHttp…). Throw for a network error. */
+fun interface Transport {
+    fun send(request: HttpRequest): HttpResponse
+}
+
+/** Sees every event before it is queued; returns it (changed or not) or null to drop it. */
+fun interface Plugin {
+    fun process(event: TrailhoundEvent): TrailhoundEvent?
+}
+
+/** Hears deliveries, drops and failures, on the SDK's background thread. */
+fun interface Listener {
+    fun onNotification(notification: Notification)
+}
+
+/** An event as a [Plugin] sees it, with plain Kotlin maps. `type` and `messageId` are fixed. */
+data class TrailhoundEvent(
+    val type: EventType,
+    val messageId: String,
+    val timestamp: String,
+    val anonymousId: String?,
+    val userId: String?,
+    val event: String?,
+    val name: String?,
+    val groupId: String?,
+    val previousId: String?,
+    val properties: Map<String, Any?>?,
+    val traits: Map<String, Any?>?,
+    val context: Map<String, Any?>,
+)
+
+/**
+ * Everything needed to start, with no Android `Context`: the platform glue
+ * ([dev.trailhound.android.PlatformGlue]) forwards device state separately.
+ */
+data class TrailhoundConfig(
+    val writeKey: String,
+    val endpoint: String,
+    val dataDir: String,
+    val policy: PolicyOverrides? = null,
+    val context: ContextInfo? = null,
+    val conditions: DeviceConditions? = null,
+    /** Replaces the built-in HTTP client; required if the library was built without it. */
+    val transport: Transport? = null,
+    val plugins: List<Plugin> = emptyList(),
+    val listeners: List<Listener> = emptyList(),
+    val jitterSeed: ULong? = null,
+)
+
+/**
+ * The Trailhound client. Every method is safe to call from any thread; `track()` returns
+ * without waiting for the disk or the network. Errors of the core arrive as
+ * [dev.trailhound.ffi.TrailhoundException]; bad property values as [IllegalArgumentException].
+ *
+ * ```
+ * val trailhound = Trailhound.setup(TrailhoundConfig(writeKey, endpoint, filesDir.path))
+ * trailhound.track("Song Played", mapOf("title" to "Nachtmusik", "seconds" to 215))
+ * ```
+ */
+class Trailhound private constructor(private val client: TrailhoundClient) : AutoCloseable {
+    companion object {
+        @Volatile
+        private var instance: Trailhound? = null
+
+        /** Starts the app-wide client (call once, in `Application.onCreate`). */
+        @JvmStatic
+        @Synchronized
+        fun setup(config: TrailhoundConfig): Trailhound {
+            check(instance == null) { "Trailhound.setup was already called" }
+            return create(config).also { instance = it }
+        }
+
+        /** The client started by [setup]. */
+        @JvmStatic
+        val shared: Trailhound
+            get() = instance ?: throw IllegalStateException("call Trailhound.setup first")
+
+        /** A client that is not the app-wide one (tests, several write keys). */
+        @JvmStatic
+        fun create(config: TrailhoundConfig): Trailhound {
+            val ffi = FfiConfig(
+                writeKey = config.writeKey,
+                endpoint = config.endpoint,
+                dataDir = config.dataDir,
+                policy = config.policy,
+                context = config.context,
+                conditions = config.conditions,
+                jitterSeed = config.jitterSeed,
+            )
+            return Trailhound(
+                TrailhoundClient(
+                    ffi,
+                    config.transport?.let(::TransportAdapter),
+                    config.plugins.map(::PluginAdapter),
+                    config.listeners.map(::ListenerAdapter),
+                ),
+            )
+        }
+    }
+
+    fun track(event: String, properties: Map<String, Any?> = emptyMap()) =
+        client.track(event, Values.toMap(properties, "properties"))
+
+    fun identify(userId: String?, traits: Map<String, Any?> = emptyMap()) =
+        client.identify(userId, Values.toMap(traits, "traits"))
+
+    fun screen(name: String, properties: Map<String, Any?> = emptyMap()) =
+        client.screen(name, Values.toMap(properties, "properties"))
+
+    fun page(name: String, properties: Map<String, Any?> = emptyMap()) =
+        client.page(name, Values.toMap(properties, "properties"))
+
+    fun group(groupId: String, traits: Map<String, Any?> = emptyMap()) =
+        client.group(groupId, Values.toMap(traits, "traits"))
+
+    fun alias(newUserId: String) = client.alias(newUserId)
+
+    /** Asks for everything queued to be sent now; returns at once. */
+    fun flush() = client.flush()
+
+    /** Sends now and waits until that flush is over, at most [timeout]. Not on the main thread. */
+    fun flushBlocking(timeout: Duration = 5.seconds): Stats =
+        client.flushBlocking(timeout.inWholeMilliseconds.toULong())
+
+    fun reset() = client.reset()
+    fun optOut() = client.optOut()
+    fun optIn() = client.optIn()
+    val isOptedOut: Boolean get() = client.isOptedOut()
+    fun setDeviceConditions(conditions: DeviceConditions) = client.setDeviceConditions(conditions)
+    fun appForegrounded() = client.appForegrounded()
+    fun appBackgrounded() = client.appBackgrounded()
+    val anonymousId: String get() = client.anonymousId()
+    val userId: String? get() = client.userId()
+    fun stats(): Stats = client.stats()
+    fun invalidCalls(): Long = client.invalidCalls().toLong()
+
+    /** Commits, tries one last flush within [timeout], and stops; the rest stays queued. */
+    fun shutdown(timeout: Duration = 2.seconds) =
+        client.shutdown(timeout.inWholeMilliseconds.toULong())
+
+    override fun close() {
+        try {
+            shutdown()
+        } finally {
+            client.close()
+            synchronized(Companion) { if (instance === this) instance = null }
+        }
+    }
+}
+
+/**
+ * Runs host code for Rust. UniFFI turns an Exception into an error value but lets an
+ * Error (StackOverflowError, AssertionError) escape into JNA; wrapping keeps every
+ * failure an error value on the Rust side.
+ */
+private inline fun <T> guarded(block: () -> T): T = try {
+    block()
+} catch (e: Error) {
+    throw RuntimeException(e.toString(), e)
+}
+
+private class TransportAdapter(val t: Transport) : HttpTransport {
+    override fun send(request: HttpRequest): HttpResponse = guarded { t.send(request) }
+}
+
+private class ListenerAdapter(val l: Listener) : DeliveryListener {
+    override fun onNotification(notification: Notification) = guarded { l.onNotification(notification) }
+}
+
+private class PluginAdapter(val p: Plugin) : EventPlugin {
+    override fun process(event: Event): Event? = guarded {
+        val seen = TrailhoundEvent(
+            type = event.kind,
+            messageId = event.messageId,
+            timestamp = event.timestamp,
+            anonymousId = event.anonymousId,
+            userId = event.userId,
+            event = event.event,
+            name = event.name,
+            groupId = event.groupId,
+            previousId = event.previousId,
+            properties = event.properties?.let(Values::fromMap),
+            traits = event.traits?.let(Values::fromMap),
+            context = Values.fromMap(event.context),
+        )
+        p.process(seen)?.let {
+            event.copy(
+                timestamp = it.timestamp,
+                anonymousId = it.anonymousId,
+                userId = it.userId,
+                event = it.event,
+                name = it.name,
+                groupId = it.groupId,
+                previousId = it.previousId,
+                properties = it.properties?.let { m -> Values.toMap(m, "properties") },
+                traits = it.traits?.let { m -> Values.toMap(m, "traits") },
+                context = Values.toMap(it.context, "context"),
+            )
+        }
+    }
+}
