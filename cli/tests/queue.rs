@@ -446,3 +446,59 @@ fn demo_delivers_everything_once() {
     assert!(field("retries") > 0, "{out}");
     assert!(field("radio wake-ups") < field("tracked") / 4, "{out}");
 }
+
+/// Replayed events pass the real collector's validation; a second replay is all
+/// duplicates there, removed by messageId.
+#[test]
+fn replay_into_trailhound_collect_dedupes() {
+    use trailhound_cli::collect::{Collector as Collect, Config};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = device_queue(tmp.path(), 30);
+    let collect = Collect::start(Config::default()).unwrap();
+    let url = collect.url();
+    ok(&cli(&["queue", "replay", s(&data), "--to", &url]));
+    let stats = collect.stats();
+    assert_eq!(
+        (stats.accepted, stats.invalid, stats.duplicates),
+        (35, 0, 0)
+    );
+    ok(&cli(&["queue", "replay", s(&data), "--to", &url]));
+    let stats = collect.stats();
+    assert_eq!(
+        (stats.accepted, stats.invalid, stats.duplicates),
+        (35, 0, 35)
+    );
+}
+
+/// Against the collector's injected 503s (half the requests, seeded: the 4th fails) with
+/// Retry-After, replay retries until every
+/// event is in.
+#[test]
+fn replay_through_injected_faults() {
+    use trailhound_cli::collect::{Collector as Collect, Config, Faults};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = device_queue(tmp.path(), 1795);
+    let collect = Collect::start(Config {
+        faults: Faults {
+            fail_rate: 0.5,
+            retry_after: Some(1),
+            ..Faults::default()
+        },
+        ..Config::default()
+    })
+    .unwrap();
+    let out = ok(&cli(&["queue", "replay", s(&data), "--to", &collect.url()]));
+    let stats = collect.stats();
+    assert_eq!(stats.accepted, 1800);
+    assert!(
+        stats.failed_requests > 0,
+        "no fault was injected: {stats:?}\n{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "retried     {} failed requests",
+            stats.failed_requests
+        )),
+        "{out}"
+    );
+}
