@@ -11,8 +11,6 @@ import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.api.io.TempDir
-import java.net.HttpURLConnection
-import java.net.URI
 import java.nio.file.Path
 import java.util.Collections
 import java.util.Date
@@ -195,12 +193,7 @@ class TrailhoundTest {
         val transport = Transport { req ->
             calls += req.url
             if (calls.size == 1) throw java.io.IOException("proxy refused the connection")
-            val conn = URI(req.url).toURL().openConnection() as HttpURLConnection
-            conn.requestMethod = "POST"
-            conn.doOutput = true
-            req.headers.forEach { (k, v) -> conn.setRequestProperty(k, v) }
-            conn.outputStream.use { it.write(req.body) }
-            HttpResponse(conn.responseCode.toUShort(), conn.getHeaderField("Retry-After")).also { conn.disconnect() }
+            UrlConnectionTransport().send(req)
         }
         val th = start(transport = transport)
         th.track("via kotlin")

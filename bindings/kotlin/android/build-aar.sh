@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Packages the Android library (AAR). NOT RUN ON THE PROJECT'S MACHINES: it needs the
+# Android NDK and SDK, Gradle, and the Android Rust targets:
+#   rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android
+#   cargo install cargo-ndk
+# Output: bindings/kotlin/android/build/outputs/aar/*-release.aar
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../../.." && pwd)"
+cd "$ROOT"
+
+# 1. The shared library per ABI, in the jniLibs/<abi>/libtrailhound_ffi.so layout that
+#    the Android plugin packs into the AAR's jni/ directory. The app supplies OkHttp as the
+#    HttpTransport, so the reqwest transport is left out (about half the size).
+rm -rf "$HERE/jniLibs"
+cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 --platform 24 -o "$HERE/jniLibs" \
+    build -p trailhound-ffi --lib --profile release-ffi --no-default-features
+
+# 2. The Kotlin bindings, generated from an unstripped host build (library mode).
+cargo build -p trailhound-ffi --features bindgen
+rm -rf bindings/generated/kotlin
+target/debug/uniffi-bindgen generate --library target/debug/libtrailhound_ffi.so \
+    --language kotlin --out-dir bindings/generated/kotlin
+
+# 3. The AAR.
+cd "$HERE"
+gradle assembleRelease

@@ -1,0 +1,189 @@
+// The idiomatic Swift API over the UniFFI-generated TrailhoundFFI module.
+// NOT COMPILED ON THE PROJECT'S MACHINES (no Swift toolchain): see bindings/README.md.
+//
+//     Trailhound.setup(TrailhoundConfig(writeKey: "KEY", endpoint: "https://collector.example.com",
+//                                       dataDir: appSupport.path))
+//     Trailhound.shared.track("Song Played", properties: ["title": "Nachtmusik", "seconds": 215])
+import Foundation
+import TrailhoundFFI
+
+/// A property value that has no JSON form (a Date, a custom object, NaN), with its path.
+public struct TrailhoundValueError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Converts `[String: Any]` and its nested values to the FFI's `Value`.
+public enum Values {
+    public static func toValue(_ x: Any?, path: String) throws -> Value {
+        guard let x = x else { return .null }
+        switch x {
+        case is NSNull: return .null
+        // NSNumber first: Objective-C booleans and numbers arrive boxed, and only the
+        // objCType tells a Bool from an integer from a double.
+        case let n as NSNumber where !(x is String):
+            if CFGetTypeID(n) == CFBooleanGetTypeID() { return .bool(v: n.boolValue) }
+            switch String(cString: n.objCType) {
+            case "f", "d":
+                let d = n.doubleValue
+                guard d.isFinite else { throw TrailhoundValueError(path: path, reason: "\(d) is not a finite number") }
+                return .double(v: d)
+            case "Q":
+                guard n.uint64Value <= UInt64(Int64.max) else {
+                    throw TrailhoundValueError(path: path, reason: "\(n) does not fit in 64 bits")
+                }
+                return .int(v: n.int64Value)
+            default: return .int(v: n.int64Value)
+            }
+        case let s as String: return .text(v: s)
+        case let m as [String: Any?]: return .object(v: try toMap(m, path: path))
+        case let m as [AnyHashable: Any?]:
+            var out: [String: Any?] = [:]
+            for (k, v) in m {
+                guard let key = k.base as? String else {
+                    throw TrailhoundValueError(path: path, reason: "key \(k) is not a String")
+                }
+                out[key] = v
+            }
+            return .object(v: try toMap(out, path: path))
+        case let a as [Any?]:
+            return .array(v: try a.enumerated().map { try toValue($0.element, path: "\(path)[\($0.offset)]") })
+        default:
+            throw TrailhoundValueError(path: path, reason: "unsupported type \(type(of: x))")
+        }
+    }
+
+    public static func toMap(_ m: [String: Any?], path: String) throws -> [String: Value] {
+        var out: [String: Value] = [:]
+        for (k, v) in m { out[k] = try toValue(v, path: "\(path).\(k)") }
+        return out
+    }
+
+    public static func fromValue(_ v: Value) -> Any? {
+        switch v {
+        case .null: return nil
+        case .bool(let b): return b
+        case .int(let i): return i
+        case .double(let d): return d
+        case .text(let s): return s
+        case .array(let a): return a.map { fromValue($0) }
+        case .object(let o): return o.mapValues { fromValue($0) }
+        }
+    }
+}
+
+/// Start-up settings; no UIKit objects (IOSGlue forwards device state separately).
+public struct TrailhoundConfig {
+    public var writeKey: String
+    public var endpoint: String
+    public var dataDir: String
+    public var policy: PolicyOverrides? = nil
+    public var context: ContextInfo? = nil
+    /// The app's HTTP stack; required, as the iOS build leaves the Rust HTTP client out.
+    public var transport: HttpTransport? = URLSessionTransport()
+    public var plugins: [EventPlugin] = []
+    public var listeners: [DeliveryListener] = []
+
+    public init(writeKey: String, endpoint: String, dataDir: String) {
+        self.writeKey = writeKey
+        self.endpoint = endpoint
+        self.dataDir = dataDir
+    }
+}
+
+public final class Trailhound {
+    private static var instance: Trailhound?
+    private static let lock = NSLock()
+
+    /// The client started by `setup`.
+    public static var shared: Trailhound {
+        lock.lock(); defer { lock.unlock() }
+        guard let i = instance else { preconditionFailure("call Trailhound.setup first") }
+        return i
+    }
+
+    let client: TrailhoundClient
+
+    init(client: TrailhoundClient) { self.client = client }
+
+    /// Starts the app-wide client (in `application(_:didFinishLaunchingWithOptions:)`).
+    @discardableResult
+    public static func setup(_ config: TrailhoundConfig) throws -> Trailhound {
+        let ffi = Config(writeKey: config.writeKey, endpoint: config.endpoint, dataDir: config.dataDir,
+                         policy: config.policy, context: config.context, conditions: nil, jitterSeed: nil)
+        let t = Trailhound(client: try TrailhoundClient(config: ffi, transport: config.transport,
+                                                       plugins: config.plugins, listeners: config.listeners))
+        lock.lock(); instance = t; lock.unlock()
+        return t
+    }
+
+    public func track(_ event: String, properties: [String: Any?] = [:]) throws {
+        try client.track(event: event, properties: Values.toMap(properties, path: "properties"))
+    }
+
+    public func identify(_ userId: String?, traits: [String: Any?] = [:]) throws {
+        try client.identify(userId: userId, traits: Values.toMap(traits, path: "traits"))
+    }
+
+    public func screen(_ name: String, properties: [String: Any?] = [:]) throws {
+        try client.screen(name: name, properties: Values.toMap(properties, path: "properties"))
+    }
+
+    public func page(_ name: String, properties: [String: Any?] = [:]) throws {
+        try client.page(name: name, properties: Values.toMap(properties, path: "properties"))
+    }
+
+    public func group(_ groupId: String, traits: [String: Any?] = [:]) throws {
+        try client.group(groupId: groupId, traits: Values.toMap(traits, path: "traits"))
+    }
+
+    public func alias(_ newUserId: String) throws { try client.alias(newUserId: newUserId) }
+    public func flush() throws { try client.flush() }
+    /// Blocks; never call it on the main thread.
+    public func flushBlocking(timeout: TimeInterval = 5) throws -> Stats {
+        try client.flushBlocking(timeoutMs: UInt64(timeout * 1000))
+    }
+    public func reset() throws { try client.reset() }
+    public func optOut() throws { try client.optOut() }
+    public func optIn() throws { try client.optIn() }
+    public var isOptedOut: Bool { client.isOptedOut() }
+    public func setDeviceConditions(_ c: DeviceConditions) throws { try client.setDeviceConditions(conditions: c) }
+    public func appForegrounded() throws { try client.appForegrounded() }
+    public func appBackgrounded() throws { try client.appBackgrounded() }
+    public var anonymousId: String { client.anonymousId() }
+    public var userId: String? { client.userId() }
+    public func stats() -> Stats { client.stats() }
+    public func shutdown(timeout: TimeInterval = 2) throws { try client.shutdown(timeoutMs: UInt64(timeout * 1000)) }
+}
+
+/// Uploads through URLSession, so the app's proxy settings, ATS and pinning delegate
+/// apply. Called on the SDK's upload thread, which may block.
+public final class URLSessionTransport: HttpTransport, @unchecked Sendable {
+    private let session: URLSession
+
+    public init(session: URLSession = .shared) { self.session = session }
+
+    public func send(request: HttpRequest) throws -> HttpResponse {
+        guard let url = URL(string: request.url) else {
+            throw TrailhoundError.Callback(detail: "bad URL \(request.url)")
+        }
+        var req = URLRequest(url: url)
+        req.httpMethod = "POST"
+        req.httpBody = request.body
+        for (k, v) in request.headers { req.setValue(v, forHTTPHeaderField: k) }
+        let done = DispatchSemaphore(value: 0)
+        var result: Result<HttpResponse, Error> = .failure(TrailhoundError.Callback(detail: "no response"))
+        session.dataTask(with: req) { _, response, error in
+            if let error = error {
+                result = .failure(TrailhoundError.Callback(detail: error.localizedDescription))
+            } else if let http = response as? HTTPURLResponse {
+                result = .success(HttpResponse(status: UInt16(http.statusCode),
+                                               retryAfter: http.value(forHTTPHeaderField: "Retry-After")))
+            }
+            done.signal()
+        }.resume()
+        done.wait()
+        return try result.get()
+    }
+}

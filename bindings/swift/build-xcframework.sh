@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds TrailhoundFFI.xcframework and the generated Swift for Package.swift.
+# NOT RUN ON THE PROJECT'S MACHINES: it needs macOS with Xcode and the Apple Rust targets:
+#   rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin
+# Run from anywhere; writes into bindings/swift/.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$ROOT"
+PROFILE=release-ffi
+# Apps bring URLSession as the HttpTransport, so the reqwest transport is left out.
+FEATURES="--no-default-features"
+OUT="$ROOT/target/swift"
+rm -rf "$OUT" "$HERE/TrailhoundFFI.xcframework"
+mkdir -p "$OUT/headers" "$HERE/Sources/TrailhoundFFI"
+
+for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin; do
+    cargo build -p trailhound-ffi --lib --profile "$PROFILE" --target "$t" $FEATURES
+done
+
+# Generate from a host build that keeps its metadata (library mode reads it).
+cargo build -p trailhound-ffi --features bindgen
+cargo run -p trailhound-ffi --features bindgen --bin uniffi-bindgen -- generate \
+    --library "target/debug/libtrailhound_ffi.dylib" --language swift --out-dir "$OUT/gen"
+cp "$OUT/gen/TrailhoundFFI.swift" "$HERE/Sources/TrailhoundFFI/"
+cp "$OUT/gen/trailhound_ffiFFI.h" "$OUT/headers/"
+# Xcode looks for module.modulemap in the headers dir.
+cp "$OUT/gen/trailhound_ffiFFI.modulemap" "$OUT/headers/module.modulemap"
+
+# One fat simulator library (arm64 + x86_64), as xcframeworks want one per platform.
+mkdir -p "$OUT/ios-sim"
+lipo -create \
+    "target/aarch64-apple-ios-sim/$PROFILE/libtrailhound_ffi.a" \
+    "target/x86_64-apple-ios/$PROFILE/libtrailhound_ffi.a" \
+    -output "$OUT/ios-sim/libtrailhound_ffi.a"
+
+xcodebuild -create-xcframework \
+    -library "target/aarch64-apple-ios/$PROFILE/libtrailhound_ffi.a" -headers "$OUT/headers" \
+    -library "$OUT/ios-sim/libtrailhound_ffi.a" -headers "$OUT/headers" \
+    -library "target/aarch64-apple-darwin/$PROFILE/libtrailhound_ffi.a" -headers "$OUT/headers" \
+    -output "$HERE/TrailhoundFFI.xcframework"
+echo "built $HERE/TrailhoundFFI.xcframework"
