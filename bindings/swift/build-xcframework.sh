@@ -16,7 +16,8 @@ rm -rf "$OUT" "$HERE/TrailhoundFFI.xcframework"
 mkdir -p "$OUT/headers" "$HERE/Sources/TrailhoundFFI"
 
 for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin; do
-    cargo build -p trailhound-ffi --lib --profile "$PROFILE" --target "$t" $FEATURES
+    # The staticlib is asked for here only (see bindings/Cargo.toml).
+    cargo rustc -p trailhound-ffi --lib --profile "$PROFILE" --target "$t" $FEATURES --crate-type staticlib
 done
 
 # Generate from a host build that keeps its metadata (library mode reads it).
