@@ -25,7 +25,7 @@ mod server;
 pub mod store;
 pub mod validate;
 
-use server::{lock, Shared, SplitMix64};
+use server::{lock, Jitter, Shared};
 pub use store::{Count, MinuteCount, Stats, StoredEvent};
 
 /// Server threads: the page's polls and a slow (`--latency`) batch do not hold each
@@ -218,7 +218,7 @@ impl Collector {
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             faults: Mutex::new(config.faults),
-            rng: Mutex::new(SplitMix64(FAULT_SEED)),
+            rng: Mutex::new(Jitter::new(FAULT_SEED)),
             write_key: config.write_key,
             quiet: config.quiet,
             request_times: Mutex::new(Vec::new()),

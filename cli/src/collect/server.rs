@@ -25,7 +25,7 @@ const DEFAULT_EVENTS_LIMIT: usize = 1000;
 pub(crate) struct Shared {
     pub store: Mutex<Store>,
     pub faults: Mutex<Faults>,
-    pub rng: Mutex<SplitMix64>,
+    pub rng: Mutex<Jitter>,
     pub write_key: Option<String>,
     pub quiet: bool,
     pub request_times: Mutex<Vec<SystemTime>>,
@@ -39,20 +39,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A small seeded generator for `--fail-rate`: reproducible runs, no new dependency.
-pub(crate) struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    /// A uniform number in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The seeded generator for `--fail-rate` (reproducible runs): the engine's jitter source.
+pub(crate) use trailhound::core::retry::Jitter;
 
 /// A response before the CORS headers are added.
 struct Answer {
@@ -522,13 +510,5 @@ mod tests {
         assert_eq!(percent_decode("Song%20Played+x"), "Song Played x");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
-    }
-
-    /// The generator is uniform enough for a fail rate: about half below 0.5.
-    #[test]
-    fn splitmix_spread() {
-        let mut r = SplitMix64(1);
-        let below = (0..10_000).filter(|_| r.next_f64() < 0.5).count();
-        assert!((4_700..5_300).contains(&below), "{below}");
     }
 }

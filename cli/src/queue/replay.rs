@@ -275,15 +275,7 @@ pub fn replay(
                         retry_after: None,
                     }
                 } else {
-                    let request = HttpRequest {
-                        url: opts.url.clone(),
-                        headers: vec![
-                            ("Authorization".into(), auth.clone()),
-                            ("Content-Type".into(), "application/json".into()),
-                            ("Content-Encoding".into(), "gzip".into()),
-                        ],
-                        body: t.body,
-                    };
+                    let request = HttpRequest::batch(&opts.url, &auth, t.body);
                     transport.send(&request)
                 };
                 engine.handle_upload(t.id, result, now_ms());

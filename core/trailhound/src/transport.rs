@@ -17,6 +17,23 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
+impl HttpRequest {
+    /// A batch upload as the runtime sends it: `authorization` is the `Basic …` value
+    /// ([`trailhound_core::wire::basic_auth`]) and `body` a gzip-compressed batch from the
+    /// engine. The replay tool sends through this too, so that it sends what devices send.
+    pub fn batch(url: &str, authorization: &str, body: Vec<u8>) -> HttpRequest {
+        HttpRequest {
+            url: url.to_owned(),
+            headers: vec![
+                ("Authorization".into(), authorization.to_owned()),
+                ("Content-Type".into(), "application/json".into()),
+                ("Content-Encoding".into(), "gzip".into()),
+            ],
+            body,
+        }
+    }
+}
+
 impl std::fmt::Debug for HttpRequest {
     /// Leaves out the headers: `Authorization` carries the write key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

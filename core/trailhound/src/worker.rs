@@ -268,15 +268,7 @@ impl Worker {
         self.drive_store();
         let now = now_ms();
         if let Some(t) = self.engine.poll_transmit(now) {
-            let request = HttpRequest {
-                url: self.url.clone(),
-                headers: vec![
-                    ("Authorization".into(), self.auth.clone()),
-                    ("Content-Type".into(), "application/json".into()),
-                    ("Content-Encoding".into(), "gzip".into()),
-                ],
-                body: t.body,
-            };
+            let request = HttpRequest::batch(&self.url, &self.auth, t.body);
             if self.upload_tx.send((t.id, request)).is_err() {
                 self.engine.handle_upload(
                     t.id,
