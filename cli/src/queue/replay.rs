@@ -341,15 +341,23 @@ pub fn replay(
             summary.left = stats.queued_events;
             break;
         }
-        // Sleep until the engine's next timer or the rate limit, whichever is later for
-        // sending but earlier for timers.
+        // Sleep until the engine's next timer, or until the rate limit lets the next batch
+        // go. A batch held back by the rate limit makes the engine's timer due at once, so
+        // then only the rate limit counts.
         let now = now_ms();
-        let mut wait = engine
+        let timer = engine
             .poll_timeout()
             .map(|t| Duration::from_millis((t - now).max(0) as u64))
             .unwrap_or(Duration::from_millis(50));
-        wait = wait.max(next_send.saturating_duration_since(Instant::now()));
-        if wait > Duration::ZERO {
+        let until_send = next_send.saturating_duration_since(Instant::now());
+        let wait = if until_send.is_zero() {
+            timer
+        } else if timer.is_zero() {
+            until_send
+        } else {
+            timer.min(until_send)
+        };
+        if !wait.is_zero() {
             std::thread::sleep(wait.min(Duration::from_secs(1)));
         }
         engine.handle_timeout(now_ms());
