@@ -404,6 +404,25 @@ impl Engine {
         }
     }
 
+    /// Another writer changed the shared store (a second browser tab on the same IndexedDB
+    /// queue): takes its counts, read while no operation of this engine was outstanding, as
+    /// the truth, so that caps, schedules and flushes see the other writer's events.
+    pub fn handle_store_resync(&mut self, snapshot: &StoreSnapshot, now_ms: i64) {
+        self.tick(now_ms);
+        self.stored = Removed {
+            events: snapshot.events,
+            bytes: snapshot.bytes,
+        };
+        self.stored_oldest_ms = snapshot.oldest_ms;
+        self.next_seq = self.next_seq.max(snapshot.max_seq + 1);
+        self.futile_evict = None;
+        if self.waiting_since.is_none() {
+            self.waiting_since = snapshot.oldest_ms.map(|t| t.min(now_ms));
+        } else if self.stored.events == 0 && self.pending.is_empty() {
+            self.waiting_since = None;
+        }
+    }
+
     /// The result of the store operation last returned by [`Engine::poll_store`].
     pub fn handle_store(&mut self, result: StoreResult, now_ms: i64) {
         self.tick(now_ms);

@@ -172,7 +172,22 @@ pub const BATCH_ENVELOPE_BYTES: usize = 64;
 /// Longest `messageId` collectors accept (Segment's limit).
 pub const MAX_MESSAGE_ID_LEN: usize = 100;
 
+/// Browsers cap the bodies of all `keepalive` requests in flight from one page at 64 KiB
+/// (the Fetch standard's limit; `navigator.sendBeacon` shares it). A request that survives
+/// the page being closed must fit in it, so the browser's batches do.
+pub const KEEPALIVE_BUDGET_BYTES: usize = 64 * 1024;
+
 impl Policy {
+    /// The defaults for a web page: a batch's body (before compression, so after it too)
+    /// stays under [`KEEPALIVE_BUDGET_BYTES`], so that every upload can be a `keepalive`
+    /// request that finishes after the page is gone.
+    pub fn browser() -> Self {
+        Policy {
+            max_batch_bytes: KEEPALIVE_BUDGET_BYTES - 4 * 1024,
+            ..Policy::default()
+        }
+    }
+
     /// Checks that the settings are usable together.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let err = |setting, reason| Err(PolicyError { setting, reason });

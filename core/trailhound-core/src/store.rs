@@ -379,11 +379,48 @@ impl QueueStore for MemoryStore {
     }
 }
 
-/// The conformance suite: the behaviour every queue backend must have. Backends call
-/// [`conformance::run`] from their own tests with a factory for empty stores.
+/// The conformance suite: the behaviour every queue backend must have.
+///
+/// The checks talk to a store only through [`StoreOp`]s and snapshots, as the engine does,
+/// so that one copy of them runs against synchronous backends ([`conformance::run`], from a
+/// plain `#[test]`) and asynchronous ones ([`conformance::run_async`], from IndexedDB's
+/// tests in a browser).
 pub mod conformance {
+    use std::future::Future;
+
     use super::*;
     use crate::message::{Identity, MessageType};
+
+    /// A store as the suite drives it.
+    pub trait Backend {
+        /// Executes one operation, in its own transaction.
+        fn execute(&mut self, op: StoreOp) -> impl Future<Output = StoreResult>;
+        /// What the store holds now.
+        fn snapshot(&mut self) -> impl Future<Output = Result<StoreSnapshot, StoreFailure>>;
+    }
+
+    /// A synchronous store as a [`Backend`] whose futures are ready at once.
+    #[derive(Debug)]
+    pub struct Blocking<S>(pub S);
+
+    impl<S: QueueStore> Backend for Blocking<S> {
+        fn execute(&mut self, op: StoreOp) -> impl Future<Output = StoreResult> {
+            std::future::ready(execute(&mut self.0, &op))
+        }
+        fn snapshot(&mut self) -> impl Future<Output = Result<StoreSnapshot, StoreFailure>> {
+            std::future::ready(self.0.snapshot())
+        }
+    }
+
+    /// Polls a future that never waits (a [`Blocking`] store's) to its end.
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => unreachable!("a synchronous store never waits"),
+        }
+    }
 
     /// An event with a given seq, creation time and JSON size.
     pub fn event(seq: u64, created_ms: i64, size: usize) -> QueuedEvent {
@@ -403,48 +440,136 @@ pub mod conformance {
         events.iter().map(|e| e.seq).collect()
     }
 
-    /// Runs every check, each on a fresh store from `fresh`.
+    async fn run_op<B: Backend>(s: &mut B, op: StoreOp) -> StoreOutcome {
+        let name = op.name();
+        match s.execute(op).await {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("{name} failed: {e}"),
+        }
+    }
+
+    async fn insert<B: Backend>(s: &mut B, events: &[QueuedEvent]) {
+        let outcome = run_op(s, StoreOp::Insert(events.to_vec())).await;
+        assert_eq!(outcome, StoreOutcome::Inserted);
+    }
+
+    async fn load<B: Backend>(s: &mut B, max_events: usize, max_bytes: usize) -> Vec<QueuedEvent> {
+        match run_op(
+            s,
+            StoreOp::Load {
+                max_events,
+                max_bytes,
+            },
+        )
+        .await
+        {
+            StoreOutcome::Loaded(events) => events,
+            other => panic!("load answered {other:?}"),
+        }
+    }
+
+    async fn delete<B: Backend>(s: &mut B, seqs: &[u64]) -> (Removed, Option<i64>) {
+        match run_op(s, StoreOp::Delete(seqs.to_vec())).await {
+            StoreOutcome::Deleted { removed, oldest_ms } => (removed, oldest_ms),
+            other => panic!("delete answered {other:?}"),
+        }
+    }
+
+    async fn evict<B: Backend>(
+        s: &mut B,
+        max_events: u64,
+        max_bytes: u64,
+        min_created_ms: i64,
+        spare_through: u64,
+    ) -> (Evicted, Option<i64>) {
+        let op = StoreOp::Evict {
+            max_events,
+            max_bytes,
+            min_created_ms,
+            spare_through,
+        };
+        match run_op(s, op).await {
+            StoreOutcome::Evicted { evicted, oldest_ms } => (evicted, oldest_ms),
+            other => panic!("evict answered {other:?}"),
+        }
+    }
+
+    async fn clear<B: Backend>(s: &mut B, spare_through: u64) -> Removed {
+        match run_op(s, StoreOp::Clear { spare_through }).await {
+            StoreOutcome::Cleared(removed) => removed,
+            other => panic!("clear answered {other:?}"),
+        }
+    }
+
+    async fn save_state<B: Backend>(s: &mut B, state: &PersistedState) {
+        let outcome = run_op(s, StoreOp::SaveState(state.clone())).await;
+        assert_eq!(outcome, StoreOutcome::StateSaved);
+    }
+
+    async fn snapshot<B: Backend>(s: &mut B) -> StoreSnapshot {
+        s.snapshot().await.expect("snapshot failed")
+    }
+
+    /// Runs every check on a synchronous store, each on a fresh store from `fresh`.
     pub fn run<S: QueueStore>(mut fresh: impl FnMut() -> S) {
-        insert_load_in_order(&mut fresh());
-        load_respects_limits(&mut fresh());
-        delete_reports_removed_and_oldest(&mut fresh());
-        evict_by_age_count_bytes(&mut fresh());
-        clear_empties(&mut fresh());
-        state_round_trips(&mut fresh());
-        snapshot_counts(&mut fresh());
+        block_on(run_async(|| std::future::ready(Blocking(fresh()))));
+    }
+
+    /// Runs every check, each on a fresh store from `fresh`, awaiting every operation.
+    pub async fn run_async<B, F, Fut>(mut fresh: F)
+    where
+        B: Backend,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = B>,
+    {
+        insert_load_in_order(&mut fresh().await).await;
+        load_respects_limits(&mut fresh().await).await;
+        delete_reports_removed_and_oldest(&mut fresh().await).await;
+        evict_by_age_count_bytes(&mut fresh().await).await;
+        clear_empties(&mut fresh().await).await;
+        state_round_trips(&mut fresh().await).await;
+        snapshot_counts(&mut fresh().await).await;
     }
 
     /// Events come back oldest first, exactly as inserted.
-    pub fn insert_load_in_order<S: QueueStore>(s: &mut S) {
+    pub async fn insert_load_in_order<B: Backend>(s: &mut B) {
         let evs: Vec<_> = (1..=5).map(|i| event(i, 1000 + i as i64, 100)).collect();
-        s.insert(&evs[2..]).unwrap();
-        s.insert(&evs[..2]).unwrap();
-        let back = s.load(100, 1 << 20).unwrap();
+        insert(s, &evs[2..]).await;
+        insert(s, &evs[..2]).await;
+        let back = load(s, 100, 1 << 20).await;
         assert_eq!(back, evs, "load returns every event in seq order");
+        // An insert with a stored seq replaces that event.
+        let mut again = event(3, 7, 40);
+        again.message_id = "replaced".into();
+        insert(s, std::slice::from_ref(&again)).await;
+        let back = load(s, 100, 1 << 20).await;
+        assert_eq!(back.len(), 5);
+        assert_eq!(back[2], again, "the same seq replaces the event");
+        assert_eq!(snapshot(s).await.bytes, 440);
     }
 
     /// Load stops at the count and byte limits but always returns one event.
-    pub fn load_respects_limits<S: QueueStore>(s: &mut S) {
+    pub async fn load_respects_limits<B: Backend>(s: &mut B) {
         assert!(
-            s.load(10, 10).unwrap().is_empty(),
+            load(s, 10, 10).await.is_empty(),
             "an empty store loads nothing"
         );
         let evs: Vec<_> = (1..=10).map(|i| event(i, i as i64, 100)).collect();
-        s.insert(&evs).unwrap();
-        assert_eq!(seqs(&s.load(3, 1 << 20).unwrap()), vec![1, 2, 3]);
-        assert_eq!(seqs(&s.load(100, 350).unwrap()), vec![1, 2, 3]);
+        insert(s, &evs).await;
+        assert_eq!(seqs(&load(s, 3, 1 << 20).await), vec![1, 2, 3]);
+        assert_eq!(seqs(&load(s, 100, 350).await), vec![1, 2, 3]);
         assert_eq!(
-            seqs(&s.load(100, 10).unwrap()),
+            seqs(&load(s, 100, 10).await),
             vec![1],
             "first event even if over max_bytes"
         );
     }
 
     /// Delete removes only the named events, ignores unknown ones, and reports the oldest left.
-    pub fn delete_reports_removed_and_oldest<S: QueueStore>(s: &mut S) {
+    pub async fn delete_reports_removed_and_oldest<B: Backend>(s: &mut B) {
         let evs: Vec<_> = (1..=4).map(|i| event(i, 100 * i as i64, 50)).collect();
-        s.insert(&evs).unwrap();
-        let (removed, oldest) = s.delete(&[1, 3, 99]).unwrap();
+        insert(s, &evs).await;
+        let (removed, oldest) = delete(s, &[1, 3, 99]).await;
         assert_eq!(
             removed,
             Removed {
@@ -453,18 +578,18 @@ pub mod conformance {
             }
         );
         assert_eq!(oldest, Some(200));
-        assert_eq!(seqs(&s.load(10, 1 << 20).unwrap()), vec![2, 4]);
-        let (_, oldest) = s.delete(&[2, 4]).unwrap();
+        assert_eq!(seqs(&load(s, 10, 1 << 20).await), vec![2, 4]);
+        let (_, oldest) = delete(s, &[2, 4]).await;
         assert_eq!(oldest, None);
     }
 
     /// Eviction drops the oldest first and attributes each drop to age, count or bytes.
-    pub fn evict_by_age_count_bytes<S: QueueStore>(s: &mut S) {
+    pub async fn evict_by_age_count_bytes<B: Backend>(s: &mut B) {
         let evs: Vec<_> = (1..=10).map(|i| event(i, 1000 * i as i64, 100)).collect();
-        s.insert(&evs).unwrap();
+        insert(s, &evs).await;
         // Age: created before 3000 goes (seqs 1, 2). Count: keep 6 (drop 3, 4).
         // Bytes: keep 500 (drop 5).
-        let (ev, oldest) = s.evict(6, 500, 3000, 0).unwrap();
+        let (ev, oldest) = evict(s, 6, 500, 3000, 0).await;
         assert_eq!(
             ev.age,
             Removed {
@@ -487,12 +612,12 @@ pub mod conformance {
             }
         );
         assert_eq!(oldest, Some(6000));
-        assert_eq!(seqs(&s.load(100, 1 << 20).unwrap()), vec![6, 7, 8, 9, 10]);
-        let (ev, _) = s.evict(100, 1 << 20, 0, 0).unwrap();
+        assert_eq!(seqs(&load(s, 100, 1 << 20).await), vec![6, 7, 8, 9, 10]);
+        let (ev, _) = evict(s, 100, 1 << 20, 0, 0).await;
         assert_eq!(ev, Evicted::default(), "nothing to evict under the caps");
         // After a clock jump, a newer seq can carry an older creation time.
-        s.insert(&[event(11, 500, 100)]).unwrap();
-        let (ev, oldest) = s.evict(100, 1 << 20, 1000, 0).unwrap();
+        insert(s, &[event(11, 500, 100)]).await;
+        let (ev, oldest) = evict(s, 100, 1 << 20, 1000, 0).await;
         assert_eq!(
             ev.age,
             Removed {
@@ -503,7 +628,7 @@ pub mod conformance {
         );
         assert_eq!(oldest, Some(6000));
         // Events being uploaded (seq <= 7 here) are spared; the caps take newer ones.
-        let (ev, _) = s.evict(2, 1 << 20, 7_500, 7).unwrap();
+        let (ev, _) = evict(s, 2, 1 << 20, 7_500, 7).await;
         assert_eq!(
             ev.age,
             Removed::default(),
@@ -516,66 +641,66 @@ pub mod conformance {
                 bytes: 300
             }
         );
-        assert_eq!(seqs(&s.load(100, 1 << 20).unwrap()), vec![6, 7]);
+        assert_eq!(seqs(&load(s, 100, 1 << 20).await), vec![6, 7]);
     }
 
     /// Clear removes everything but the events being uploaded, and says how much.
-    pub fn clear_empties<S: QueueStore>(s: &mut S) {
+    pub async fn clear_empties<B: Backend>(s: &mut B) {
         let evs: Vec<_> = (1..=5).map(|i| event(i, i as i64, 80)).collect();
-        s.insert(&evs).unwrap();
+        insert(s, &evs).await;
         assert_eq!(
-            s.clear(2).unwrap(),
+            clear(s, 2).await,
             Removed {
                 events: 3,
                 bytes: 240
             }
         );
-        assert_eq!(seqs(&s.load(10, 1 << 20).unwrap()), vec![1, 2], "spared");
+        assert_eq!(seqs(&load(s, 10, 1 << 20).await), vec![1, 2], "spared");
         assert_eq!(
-            s.clear(0).unwrap(),
+            clear(s, 0).await,
             Removed {
                 events: 2,
                 bytes: 160
             }
         );
-        assert!(s.load(10, 1 << 20).unwrap().is_empty());
-        assert_eq!(s.snapshot().unwrap().events, 0);
+        assert!(load(s, 10, 1 << 20).await.is_empty());
+        assert_eq!(snapshot(s).await.events, 0);
     }
 
     /// The saved state comes back in the snapshot, and a later save replaces it.
-    pub fn state_round_trips<S: QueueStore>(s: &mut S) {
-        assert_eq!(s.snapshot().unwrap().state, None);
+    pub async fn state_round_trips<B: Backend>(s: &mut B) {
+        assert_eq!(snapshot(s).await.state, None);
         let mut state = PersistedState {
             identity: Identity::new(uuid::Uuid::from_u128(99)),
             opted_out: false,
             retry: RetryState::default(),
         };
-        s.save_state(&state).unwrap();
-        assert_eq!(s.snapshot().unwrap().state.as_ref(), Some(&state));
+        save_state(s, &state).await;
+        assert_eq!(snapshot(s).await.state.as_ref(), Some(&state));
         state.opted_out = true;
         state.identity.user_id = Some("u1".into());
         state.identity.traits.insert("plan".into(), "pro".into());
         state.retry.attempts = 3;
         state.retry.next_attempt_ms = Some(123);
-        s.save_state(&state).unwrap();
-        assert_eq!(s.snapshot().unwrap().state, Some(state));
+        save_state(s, &state).await;
+        assert_eq!(snapshot(s).await.state, Some(state));
     }
 
     /// The snapshot's counts, bytes, max seq and oldest match what was stored; "oldest" is
     /// the smallest creation time, even when a later seq was created earlier.
-    pub fn snapshot_counts<S: QueueStore>(s: &mut S) {
+    pub async fn snapshot_counts<B: Backend>(s: &mut B) {
         let evs: Vec<_> = (5..=9).map(|i| event(i, 10 * i as i64, 64)).collect();
-        s.insert(&evs).unwrap();
-        let snap = s.snapshot().unwrap();
+        insert(s, &evs).await;
+        let snap = snapshot(s).await;
         assert_eq!(
             (snap.events, snap.bytes, snap.max_seq, snap.oldest_ms),
             (5, 320, 9, Some(50))
         );
-        s.insert(&[event(10, 20, 64)]).unwrap();
-        assert_eq!(s.snapshot().unwrap().oldest_ms, Some(20));
-        let (_, oldest) = s.delete(&[5]).unwrap();
+        insert(s, &[event(10, 20, 64)]).await;
+        assert_eq!(snapshot(s).await.oldest_ms, Some(20));
+        let (_, oldest) = delete(s, &[5]).await;
         assert_eq!(oldest, Some(20), "the oldest by creation, not by seq");
-        let (_, oldest) = s.delete(&[10]).unwrap();
+        let (_, oldest) = delete(s, &[10]).await;
         assert_eq!(oldest, Some(60));
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use trailhound_core::message::iso8601;
 use trailhound_core::retry::Jitter;
-use trailhound_core::store::{conformance, execute, Evicted, Removed};
+use trailhound_core::store::{self, conformance, execute, Evicted, Removed};
 use trailhound_core::testing::*;
 use trailhound_core::*;
 
@@ -1265,4 +1265,37 @@ fn random_histories_account_for_every_event() {
             "seed {seed}: the history delivered something"
         );
     }
+}
+
+// ----- a store shared with another writer -----
+
+/// Events another writer (a second browser tab) put in a shared store are unknown to the
+/// engine until a resync, and are then counted and uploaded.
+#[test]
+fn resync_learns_of_another_writers_events() {
+    let mut e = Engine::new(
+        Policy::default(),
+        1,
+        StoreSnapshot::default(),
+        Identity::new(uuid::Uuid::from_u128(1)),
+        T0,
+    );
+    e.handle_conditions(wifi_charging(), T0);
+    let op = e.poll_store(T0).cloned();
+    assert!(matches!(op, Some(StoreOp::SaveState(_))), "{op:?}");
+    e.handle_store(Ok(store::StoreOutcome::StateSaved), T0);
+    assert_eq!(e.poll_store(T0), None, "nothing known to send");
+    let snap = StoreSnapshot {
+        state: None,
+        events: 30,
+        bytes: 3_000,
+        max_seq: 30,
+        oldest_ms: Some(T0 - 1_000),
+    };
+    e.handle_store_resync(&snap, T0);
+    assert_eq!(e.stats().queued_events, 30);
+    assert!(
+        matches!(e.poll_store(T0), Some(StoreOp::Load { .. })),
+        "over flush_at on wifi: an upload starts"
+    );
 }

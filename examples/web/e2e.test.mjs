@@ -1,0 +1,151 @@
+// End-to-end: the example page in Debian's Chromium (driven by playwright-core), sending to
+// a loopback collector. Clicks buttons, goes offline, reloads, comes back online and closes
+// the page, then checks that the collector received every event exactly once.
+//
+//   node examples/web/e2e.test.mjs      (after wasm/build.sh and scripts/test-wasm.sh's npm install)
+// TRAILHOUND_COLLECTOR=path/to/trailhound uses the real `trailhound collect`; without it, the
+// stand-in stub-collector.mjs. Prints "e2e: N passed, N failed".
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const require = createRequire(join(here, "..", "..", "wasm", "tools", "package.json"));
+const { chromium } = require("playwright-core");
+
+const children = [];
+function start(cmd, args, pattern) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(child);
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${cmd}: no "${pattern}" line in 60 s`)), 60_000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(new RegExp(pattern + " (http://\\S+)"));
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, ms, fn) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+let passed = 0, failed = 0;
+function check(name, ok, detail = "") {
+  if (ok) passed++; else failed++;
+  console.log(`${ok ? "ok" : "FAILED"}: ${name}${ok ? "" : " " + detail}`);
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), "th-e2e-"));
+let context;
+try {
+  const collectorBin = process.env.TRAILHOUND_COLLECTOR;
+  const collector = collectorBin
+    ? await start(collectorBin, ["collect", "--listen", "127.0.0.1:0", "--db", join(dataDir, "collect.db")], "trailhound collect: listening on")
+    : await start(process.execPath, [join(here, "stub-collector.mjs"), "0"], "trailhound collect: listening on");
+  console.log(`collector: ${collectorBin ? collectorBin : "stub-collector.mjs"} at ${collector}`);
+  const site = await start(process.execPath, [join(here, "serve.mjs"), "0"], "serving on");
+  const events = async () => (await (await fetch(`${collector}/api/events?limit=10000`)).json()).events;
+
+  context = await chromium.launchPersistentContext(join(dataDir, "profile"), {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const url = `${site}/?endpoint=${encodeURIComponent(collector)}&writeKey=e2e-key`;
+  const expected = new Map(); // "type name" -> count
+  const expect = (key, n = 1) => expected.set(key, (expected.get(key) ?? 0) + n);
+  const names = { play: "Song Played", pause: "Song Paused", skip: "Song Skipped", like: "Song Liked" };
+  let page = context.pages()[0] ?? (await context.newPage());
+  page.on("pageerror", (e) => console.log("page error:", e.message));
+  const open = async () => {
+    await page.goto(url);
+    await page.waitForFunction(() => window.thReady === true);
+    expect("page Player");
+  };
+  const click = async (...ids) => {
+    for (const id of ids) {
+      await page.click(`#${id}`);
+      expect(`track ${names[id]}`);
+    }
+  };
+  const total = () => [...expected.values()].reduce((a, b) => a + b, 0);
+
+  // 1. Online: events arrive.
+  await open();
+  await click("play", "pause", "skip", "like");
+  await page.evaluate(() => window.th.flush());
+  await until("the first events", 10_000, async () => (await events()).length === total());
+  check("online events delivered", true);
+
+  // 2. Offline: events wait in IndexedDB; nothing reaches the collector.
+  await context.setOffline(true);
+  await click("like", "skip", "play");
+  await page.evaluate(() => window.th.flush(1000));
+  await sleep(500);
+  const whileOffline = (await events()).length;
+  check("nothing sent while offline", whileOffline === total() - 3, `${whileOffline} of ${total()}`);
+  const queued = await page.evaluate(() => window.th.stats().queued_events);
+  check("offline events queued", queued === 3, `queued ${queued}`);
+
+  // 3. Reload while the collector is still unreachable (the page itself loads), and go on
+  // clicking: the queue survives the reload.
+  await page.route(`${collector}/**`, (route) => route.abort("internetdisconnected"));
+  await context.setOffline(false);
+  await page.reload();
+  await page.waitForFunction(() => window.thReady === true);
+  expect("page Player");
+  await click("pause", "like");
+  await page.evaluate(() => window.th.flush(1000));
+  const afterReload = await page.evaluate(() => window.th.stats());
+  check("queue survived the reload", afterReload.queued_events >= 6, JSON.stringify(afterReload));
+
+  // 4. Back online: everything goes out, once.
+  await page.unroute(`${collector}/**`);
+  await context.setOffline(true);
+  await context.setOffline(false);
+  await until("delivery after coming back online", 15_000, async () => (await events()).length === total());
+  check("delivered after coming back online", true);
+
+  // 5. A click right before the page is closed: sent on page hide.
+  await click("skip");
+  await page.close({ runBeforeUnload: true });
+  await until("the event sent as the page closed", 10_000, async () => (await events()).length >= total())
+    .then(() => check("event tracked just before close delivered", true))
+    .catch((e) => check("event tracked just before close delivered", false, e.message));
+
+  // Every event exactly once: no messageId twice, and per name as many as clicked.
+  const got = await events();
+  const ids = new Set(got.map((e) => e.messageId));
+  check("no messageId twice", ids.size === got.length, `${got.length} events, ${ids.size} ids`);
+  check("every event valid", got.every((e) => e.valid !== false), JSON.stringify(got.filter((e) => e.valid === false)));
+  const counts = new Map();
+  for (const e of got) counts.set(`${e.type} ${e.name}`, (counts.get(`${e.type} ${e.name}`) ?? 0) + 1);
+  const same = [...expected].every(([k, n]) => counts.get(k) === n) && counts.size === expected.size;
+  check("the collector has exactly the events clicked", same,
+    `expected ${JSON.stringify([...expected])}, got ${JSON.stringify([...counts])}`);
+  const stats = await (await fetch(`${collector}/api/stats`)).json();
+  console.log(`collector stats: ${JSON.stringify(stats)}`);
+} catch (e) {
+  check("e2e run", false, e.stack || String(e));
+} finally {
+  if (context) await context.close().catch(() => {});
+  for (const c of children) c.kill();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,111 @@
+// Promise adapters for browser APIs that are event-based. Nothing here decides anything:
+// the queue's logic is in src/idb.rs and the engine.
+
+export function thReq(r) {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+export function thDone(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onabort = () => reject(tx.error || new Error("transaction aborted"));
+  });
+}
+
+// Version 1 of the schema: events by seq (with an index on creation time, for eviction by
+// age), and a small key-value store for the state, the counts and the next seq.
+export function thOpen(name) {
+  return new Promise((resolve, reject) => {
+    const idb = globalThis.indexedDB;
+    if (!idb) {
+      reject(new Error("IndexedDB is not available here"));
+      return;
+    }
+    let r;
+    try {
+      r = idb.open(name, 1);
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    r.onupgradeneeded = () => {
+      const db = r.result;
+      const events = db.createObjectStore("events", { keyPath: "seq" });
+      events.createIndex("created", "createdMs");
+      db.createObjectStore("meta");
+    };
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error || new Error("indexedDB.open failed"));
+    r.onblocked = () => reject(new Error("IndexedDB upgrade blocked by another tab"));
+  });
+}
+
+export function thDeleteDb(name) {
+  return new Promise((resolve, reject) => {
+    const r = globalThis.indexedDB.deleteDatabase(name);
+    r.onsuccess = () => resolve();
+    r.onerror = () => reject(r.error);
+    r.onblocked = () => resolve();
+  });
+}
+
+// One upload. Resolves with [status, retryAfter|null]; rejects on a network error, with a
+// timeout so that a hung request cannot stall the queue.
+export async function thFetch(url, auth, body, keepalive, timeoutMs) {
+  const init = {
+    method: "POST",
+    headers: {
+      "Authorization": auth,
+      "Content-Type": "application/json",
+      "Content-Encoding": "gzip",
+    },
+    body,
+    keepalive,
+  };
+  if (globalThis.AbortSignal && AbortSignal.timeout) init.signal = AbortSignal.timeout(timeoutMs);
+  const res = await fetch(url, init);
+  return [res.status, res.headers.get("Retry-After")];
+}
+
+// The last resort on page hide when keepalive fetch is refused: a beacon cannot carry an
+// Authorization header, so the write key goes in the body.
+export function thBeacon(url, json) {
+  const nav = globalThis.navigator;
+  if (!nav || !nav.sendBeacon) return false;
+  return nav.sendBeacon(url, new Blob([json], { type: "text/plain" }));
+}
+
+// Holds the uploader lock until `release` is called or the page goes away. Without Web
+// Locks (Node, old browsers) this context is the only one and leads at once.
+export function thLead(name, onGranted) {
+  let release;
+  const held = new Promise((r) => (release = r));
+  const locks = globalThis.navigator && globalThis.navigator.locks;
+  if (!locks) {
+    onGranted();
+    return release;
+  }
+  locks.request(name, () => {
+    onGranted();
+    return held;
+  }).catch(() => {});
+  return release;
+}
+
+// JSON.stringify, refusing what JSON cannot carry instead of silently changing it.
+export function thStringify(value, what) {
+  const json = JSON.stringify(value, function (key, v) {
+    if (typeof v === "bigint") throw new TypeError(`${what}${key ? "." + key : ""} is a BigInt, which JSON cannot carry`);
+    if (typeof v === "number" && !Number.isFinite(v)) throw new TypeError(`${what}${key ? "." + key : ""} is not a finite number (${v})`);
+    if (typeof v === "function" || typeof v === "symbol") throw new TypeError(`${what}${key ? "." + key : ""} is a ${typeof v}, which JSON cannot carry`);
+    return v;
+  });
+  return json === undefined ? "null" : json;
+}
+
+export function thOn(target, type, fn) {
+  if (target && target.addEventListener) target.addEventListener(type, fn);
+}

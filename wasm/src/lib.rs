@@ -1,0 +1,1119 @@
+//! Trailhound for web pages: the `trailhound-core` engine driven by the browser's event
+//! loop, with its queue in IndexedDB and uploads through `fetch`.
+//!
+//! # Layout
+//!
+//! - this file: the JS API ([`Trailhound`]) and the driver, the browser's counterpart of the
+//!   native worker thread: feed the engine, run its store operations one at a time, send its
+//!   uploads, pass notifications on, and set a timer for `poll_timeout`.
+//! - [`idb`]: the IndexedDB queue (passes the core's conformance suite).
+//! - [`queue`]: IndexedDB, or memory where it is unavailable.
+//! - [`platform`]: bindings to browser APIs and the promise adapters in `js/platform.js`.
+//!
+//! # Several tabs
+//!
+//! Tabs of one site share the IndexedDB queue. Every tab commits its own events (with seqs
+//! allocated inside the inserting transaction, so they never collide); only the tab holding
+//! the Web Lock `trailhound-uploader:<db>` uploads, so an event is never sent by two tabs at
+//! once. Tabs tell each other of changes on a `BroadcastChannel`, and each re-reads the
+//! queue's counts from the store before its next operation.
+#![deny(missing_docs)]
+
+pub mod idb;
+mod platform;
+pub mod queue;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::Function;
+use serde_json::Value;
+use trailhound_core::context::{self, AppInfo, ContextInfo};
+use trailhound_core::message::{self, Context, Properties};
+use trailhound_core::session::Session;
+use trailhound_core::store::StoreOp;
+use trailhound_core::{
+    Call, DeviceConditions, DropReason, Engine, Identity, Lifecycle, Message, MessageType, Network,
+    Notification, Policy, QueuedEvent, Transmit, UploadResult,
+};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+
+use crate::platform::{get, now_ms};
+use crate::queue::Queue;
+
+/// The JS API: `const th = await Trailhound.load({ writeKey, endpoint })`.
+#[wasm_bindgen]
+pub struct Trailhound {
+    sh: Shared,
+}
+
+type Shared = Rc<RefCell<Inner>>;
+
+struct Tracker {
+    identity: Identity,
+    info: ContextInfo,
+    network: Network,
+    session: Session,
+    context: Context,
+}
+
+impl Tracker {
+    fn rebuild_context(&mut self) {
+        self.context = Context::new(context::build(
+            &self.info,
+            &self.identity.anonymous_id,
+            self.network,
+            self.session.id(),
+        ));
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    queue: Rc<Queue>,
+    policy: Policy,
+    tracker: Tracker,
+    plugins: Vec<Function>,
+    listeners: Vec<(String, Function)>,
+    url: String,
+    auth: String,
+    write_key: String,
+    /// A drive is under way; `again`: something happened meanwhile, drive once more.
+    driving: bool,
+    again: bool,
+    timer: Option<(i64, JsValue)>,
+    wake: Option<Closure<dyn FnMut()>>,
+    /// This tab holds the uploader lock (see the crate docs).
+    leader: bool,
+    release_lead: Option<Function>,
+    /// Another tab changed the queue: re-read its counts before the next operation.
+    resync: bool,
+    channel: Option<web_sys::BroadcastChannel>,
+    /// The device's conditions as observed; the engine sees the network as offline while
+    /// another tab is the uploader.
+    conditions: DeviceConditions,
+    /// Events this page accepted and has not yet heard delivered or dropped (the newest,
+    /// within the keepalive budget): what a page hide sends at once, since IndexedDB work
+    /// and the engine's next upload may not happen before the page is gone.
+    unsent: std::collections::VecDeque<QueuedEvent>,
+    unsent_bytes: usize,
+    invalid: u64,
+    plugin_dropped: u64,
+    opted_out_calls: u64,
+    beacons: u64,
+    closed: bool,
+    keep: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+fn js_err(msg: impl std::fmt::Display) -> JsError {
+    JsError::new(&msg.to_string())
+}
+
+/// Turns a JS value (`undefined`/`null`: empty) into properties, refusing what JSON
+/// cannot carry (BigInt, NaN, functions, cycles) with an error naming it.
+fn to_properties(value: &JsValue, what: &str) -> Result<Properties, JsError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Properties::new());
+    }
+    let json = platform::stringify(value, what).map_err(|e| {
+        js_err(format!(
+            "{what} cannot be sent: {}",
+            platform::error_text(&e)
+        ))
+    })?;
+    match serde_json::from_str::<Value>(&json) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(js_err(format!(
+            "{what} must be an object, got {}",
+            match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        ))),
+        Err(e) => Err(js_err(format!("{what} cannot be sent: {e}"))),
+    }
+}
+
+fn opt_string(v: &JsValue, what: &str) -> Result<Option<String>, JsError> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| js_err(format!("{what} must be a string")))
+}
+
+fn to_js(v: &impl serde::Serialize) -> JsValue {
+    serde_json::to_string(v)
+        .ok()
+        .and_then(|s| js_sys::JSON::parse(&s).ok())
+        .unwrap_or(JsValue::NULL)
+}
+
+/// Reads the browser's view of the device: `navigator.onLine`, `navigator.connection`.
+fn observe_network(cond: &mut DeviceConditions) {
+    let nav = get(&platform::global(), "navigator");
+    let online = get(&nav, "onLine");
+    let conn = get(&nav, "connection");
+    cond.network = if online.as_bool() == Some(false) {
+        Network::Offline
+    } else {
+        match get(&conn, "type").as_string().as_deref() {
+            Some("wifi") => Network::Wifi,
+            Some("cellular") => Network::Cellular,
+            Some("ethernet") => Network::Ethernet,
+            _ => Network::Unknown,
+        }
+    };
+    let save_data = get(&conn, "saveData").as_bool() == Some(true);
+    let slow = matches!(
+        get(&conn, "effectiveType").as_string().as_deref(),
+        Some("slow-2g" | "2g")
+    );
+    // The user asked to save data, or the link is too slow to spend it freely.
+    cond.metered = save_data || slow;
+    cond.low_power_mode = save_data;
+}
+
+fn context_info(app: Option<AppInfo>) -> ContextInfo {
+    let g = platform::global();
+    let nav = get(&g, "navigator");
+    let screen = get(&g, "screen");
+    let tz = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new())
+        .resolved_options();
+    ContextInfo {
+        app,
+        locale: get(&nav, "language").as_string(),
+        timezone: get(&tz, "timeZone").as_string(),
+        user_agent: get(&nav, "userAgent").as_string(),
+        screen_width: get(&screen, "width").as_f64().map(|v| v as u32),
+        screen_height: get(&screen, "height").as_f64().map(|v| v as u32),
+        screen_density: get(&g, "devicePixelRatio").as_f64(),
+        os_name: None,
+        ..ContextInfo::default()
+    }
+}
+
+fn policy_from(opts: &JsValue) -> Result<Policy, JsError> {
+    let mut p = Policy::browser();
+    let o = get(opts, "policy");
+    let ms = |k: &str| {
+        get(&o, k)
+            .as_f64()
+            .map(|v| std::time::Duration::from_millis(v as u64))
+    };
+    let n = |k: &str| get(&o, k).as_f64();
+    if let Some(v) = n("flushAt") {
+        p.flush_at = v as u64;
+    }
+    if let Some(v) = ms("promptDelayMs") {
+        p.prompt_delay = v;
+    }
+    if let Some(v) = ms("commitIntervalMs") {
+        p.commit_interval = v;
+    }
+    if let Some(v) = ms("backoffBaseMs") {
+        p.backoff_base = v;
+    }
+    if let Some(v) = ms("backoffMaxMs") {
+        p.backoff_max = v;
+    }
+    if let Some(v) = ms("requestTimeoutMs") {
+        p.request_timeout = v;
+    }
+    if let Some(v) = n("maxQueueEvents") {
+        p.max_queue_events = v as u64;
+    }
+    if let Some(v) = n("maxQueueBytes") {
+        p.max_queue_bytes = v as u64;
+    }
+    if let Some(v) = n("maxEventBytes") {
+        p.max_event_bytes = v as usize;
+    }
+    if let Some(v) = n("maxBatchEvents") {
+        p.max_batch_events = v as usize;
+    }
+    p.validate().map_err(js_err)?;
+    Ok(p)
+}
+
+fn check_endpoint(endpoint: &str) -> Result<String, JsError> {
+    let trimmed = endpoint.trim_end_matches('/');
+    if trimmed.starts_with("https://") || trimmed.starts_with("http://") {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(js_err(format!(
+            "endpoint `{endpoint}` must start with https:// (or http:// for a local collector)"
+        )))
+    }
+}
+
+/// Runs the engine until it has nothing to do now, then sets the timer.
+fn kick(sh: &Shared) {
+    {
+        let mut i = sh.borrow_mut();
+        if i.closed {
+            return;
+        }
+        if i.driving {
+            i.again = true;
+            return;
+        }
+        i.driving = true;
+    }
+    let sh = sh.clone();
+    spawn_local(async move {
+        loop {
+            drive(&sh).await;
+            let mut i = sh.borrow_mut();
+            if i.again && !i.closed {
+                i.again = false;
+                continue;
+            }
+            i.driving = false;
+            break;
+        }
+        arm_timer(&sh);
+    });
+}
+
+fn is_write(op: &StoreOp) -> bool {
+    !matches!(op, StoreOp::Load { .. } | StoreOp::SaveState(_))
+}
+
+/// One pass of the driver: store operations one at a time, then uploads, then listeners.
+async fn drive(sh: &Shared) {
+    loop {
+        let (resync, queue) = {
+            let mut i = sh.borrow_mut();
+            (std::mem::take(&mut i.resync), i.queue.clone())
+        };
+        if resync {
+            // Between two of our operations: the store's counts include everything ours
+            // did, and what the other tabs did.
+            if let Ok(snap) = queue.snapshot().await {
+                sh.borrow_mut().engine.handle_store_resync(&snap, now_ms());
+            }
+        }
+        let op = {
+            let mut i = sh.borrow_mut();
+            i.engine.poll_store(now_ms()).cloned()
+        };
+        if let Some(op) = op {
+            let result = queue.execute(&op).await;
+            let ok = result.is_ok();
+            let mut i = sh.borrow_mut();
+            i.engine.handle_store(result, now_ms());
+            if ok && is_write(&op) {
+                if let Some(ch) = &i.channel {
+                    let _ = ch.post_message(&JsValue::from_str("changed"));
+                }
+            }
+            continue;
+        }
+        let transmit = sh.borrow_mut().engine.poll_transmit(now_ms());
+        match transmit {
+            Some(t) => spawn_local(upload(sh.clone(), t)),
+            None => break,
+        }
+    }
+    notify(sh);
+}
+
+/// Hands the engine's notifications to the listeners, outside any borrow: a listener may
+/// call back into the client.
+fn notify(sh: &Shared) {
+    let (notes, listeners) = {
+        let mut i = sh.borrow_mut();
+        let mut notes = Vec::new();
+        while let Some(n) = i.engine.poll_notification() {
+            if let Notification::Delivered { message_ids }
+            | Notification::Dropped { message_ids, .. } = &n
+            {
+                i.forget_unsent(message_ids);
+            }
+            notes.push(n);
+        }
+        if notes.is_empty() {
+            return;
+        }
+        (notes, i.listeners.clone())
+    };
+    for n in &notes {
+        let v = to_js(n);
+        let kind = get(&v, "kind").as_string().unwrap_or_default();
+        for (k, f) in &listeners {
+            if *k == kind || k == "*" {
+                // A throwing listener must not stop delivery.
+                let _ = f.call1(&JsValue::NULL, &v);
+            }
+        }
+    }
+}
+
+fn arm_timer(sh: &Shared) {
+    let mut i = sh.borrow_mut();
+    if i.closed {
+        return;
+    }
+    let next = i.engine.poll_timeout();
+    if i.timer.as_ref().map(|t| t.0) == next {
+        return;
+    }
+    if let Some((_, h)) = i.timer.take() {
+        platform::clear_timeout(&h);
+    }
+    if let Some(at) = next {
+        let Some(wake) = i.wake.as_ref() else { return };
+        // setTimeout's delay is a 32-bit signed number of ms; later deadlines wake early
+        // and re-arm.
+        let ms = (at - now_ms()).clamp(0, i32::MAX as i64) as f64;
+        let h = platform::set_timeout(wake.as_ref().unchecked_ref(), ms);
+        i.timer = Some((at, h));
+    }
+}
+
+async fn upload(sh: Shared, t: Transmit) {
+    let (url, auth, timeout) = {
+        let i = sh.borrow();
+        (
+            i.url.clone(),
+            i.auth.clone(),
+            i.policy.request_timeout.as_millis() as f64,
+        )
+    };
+    // Always keepalive: a batch fits the budget (Policy::browser), so an upload under way
+    // finishes even if the page is closed meanwhile.
+    let result = match JsFuture::from(platform::fetch(&url, &auth, &t.body, true, timeout)).await {
+        Ok(v) => {
+            let status = js_sys::Reflect::get_u32(&v, 0)
+                .ok()
+                .and_then(|s| s.as_f64())
+                .unwrap_or(0.0) as u16;
+            let retry_after = js_sys::Reflect::get_u32(&v, 1)
+                .ok()
+                .and_then(|s| s.as_string());
+            UploadResult::Response {
+                status,
+                retry_after,
+            }
+        }
+        Err(e) => UploadResult::NetworkError(platform::error_text(&e)),
+    };
+    sh.borrow_mut().engine.handle_upload(t.id, result, now_ms());
+    kick(&sh);
+}
+
+/// Tells the engine what the device looks like; a follower tab's engine sees no network.
+fn push_conditions(sh: &Shared) {
+    let mut i = sh.borrow_mut();
+    let mut seen = i.conditions;
+    if !i.leader {
+        seen.network = Network::Offline;
+    }
+    i.engine.handle_conditions(seen, now_ms());
+    if i.tracker.network != i.conditions.network {
+        i.tracker.network = i.conditions.network;
+        i.tracker.rebuild_context();
+    }
+}
+
+fn on_page_event(sh: &Shared, kind: &str) {
+    let now = now_ms();
+    match kind {
+        "online" | "offline" | "change" => {
+            let mut c = sh.borrow().conditions;
+            observe_network(&mut c);
+            sh.borrow_mut().conditions = c;
+            push_conditions(sh);
+        }
+        "visibilitychange" => {
+            let hidden = get(&get(&platform::global(), "document"), "visibilityState")
+                .as_string()
+                .is_some_and(|s| s == "hidden");
+            let lc = if hidden {
+                Lifecycle::Background
+            } else {
+                Lifecycle::Foreground
+            };
+            sh.borrow_mut().engine.handle_lifecycle(lc, now);
+        }
+        "pagehide" => {
+            sh.borrow_mut()
+                .engine
+                .handle_lifecycle(Lifecycle::Background, now);
+            send_unsent(sh);
+        }
+        "message" => sh.borrow_mut().resync = true,
+        _ => {}
+    }
+    kick(sh);
+}
+
+/// On page hide, what this page tracked and has not seen delivered goes out at once in keepalive requests within
+/// the budget (a beacon where fetch refuses), since the page may be gone before the insert
+/// completes. If the insert does complete, the events are sent again later with the same
+/// messageIds, which collectors deduplicate.
+fn send_unsent(sh: &Shared) {
+    let (events, url, auth, write_key, max) = {
+        let i = sh.borrow();
+        if i.unsent.is_empty() || !i.conditions.network.is_online() || i.engine.opted_out() {
+            return;
+        }
+        (
+            i.unsent.iter().cloned().collect::<Vec<_>>(),
+            i.url.clone(),
+            i.auth.clone(),
+            i.write_key.clone(),
+            i.policy.max_batch_bytes - trailhound_core::policy::BATCH_ENVELOPE_BYTES,
+        )
+    };
+    let now = now_ms();
+    let mut budget = trailhound_core::policy::KEEPALIVE_BUDGET_BYTES;
+    let mut chunk: Vec<QueuedEvent> = Vec::new();
+    let mut bytes = 0usize;
+    let mut chunks = Vec::new();
+    for ev in events {
+        if !chunk.is_empty() && bytes + ev.json.len() > max {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += ev.json.len();
+        chunk.push(ev);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    let mut sent = 0;
+    for chunk in chunks {
+        let body = trailhound_core::wire::build_batch_body(&chunk, now);
+        if body.len() > budget {
+            break;
+        }
+        budget -= body.len();
+        // Fire and forget: nobody will be there to hear the answer.
+        let p = platform::fetch(&url, &auth, &body, true, 30_000.0);
+        let json = beacon_json(&chunk, &write_key, now);
+        let url2 = url.clone();
+        let fallback = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| {
+            platform::beacon(&url2, &json);
+        });
+        let _ = p.catch(&fallback);
+        // The page is going away: the closure lives as long as it does.
+        fallback.forget();
+        sent += 1;
+    }
+    sh.borrow_mut().beacons += sent;
+}
+
+fn beacon_json(events: &[QueuedEvent], write_key: &str, now: i64) -> String {
+    let raw = trailhound_core::wire::batch_json(events, now);
+    let mut s = String::from_utf8(raw).unwrap_or_default();
+    // `{"batch":[…],"sentAt":"…"}` + the write key, which a beacon cannot put in a header.
+    s.pop();
+    s.push_str(",\"writeKey\":");
+    s.push_str(&serde_json::to_string(write_key).unwrap_or_default());
+    s.push('}');
+    s
+}
+
+fn install_listeners(sh: &Shared) {
+    let g = platform::global();
+    let window = get(&g, "window");
+    let document = get(&g, "document");
+    let conn = get(&get(&g, "navigator"), "connection");
+    let mut keep = Vec::new();
+    let mut listen = |target: &JsValue, kind: &'static str| {
+        if target.is_undefined() {
+            return;
+        }
+        let weak = Rc::downgrade(sh);
+        let cb = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| {
+            if let Some(sh) = weak.upgrade() {
+                on_page_event(&sh, kind);
+            }
+        });
+        platform::on(target, kind, cb.as_ref().unchecked_ref());
+        keep.push(cb);
+    };
+    listen(&window, "online");
+    listen(&window, "offline");
+    listen(&window, "pagehide");
+    listen(&document, "visibilitychange");
+    listen(&conn, "change");
+    let channel = sh.borrow().channel.clone();
+    if let Some(ch) = channel {
+        listen(&ch.into(), "message");
+    }
+    sh.borrow_mut().keep.extend(keep);
+    watch_battery(sh);
+}
+
+/// The Battery Status API, where present (Chromium), feeds the device conditions.
+fn watch_battery(sh: &Shared) {
+    let nav = get(&platform::global(), "navigator");
+    let Some(get_battery) = get(&nav, "getBattery").dyn_into::<Function>().ok() else {
+        return;
+    };
+    let Ok(p) = get_battery.call0(&nav) else {
+        return;
+    };
+    let Ok(p) = p.dyn_into::<js_sys::Promise>() else {
+        return;
+    };
+    let weak = Rc::downgrade(sh);
+    spawn_local(async move {
+        let Ok(battery) = JsFuture::from(p).await else {
+            return;
+        };
+        let read = {
+            let battery = battery.clone();
+            move |weak: &std::rc::Weak<RefCell<Inner>>| {
+                let Some(sh) = weak.upgrade() else { return };
+                {
+                    let mut i = sh.borrow_mut();
+                    i.conditions.battery_level = get(&battery, "level").as_f64().map(|v| v as f32);
+                    i.conditions.charging = get(&battery, "charging").as_bool();
+                }
+                push_conditions(&sh);
+                kick(&sh);
+            }
+        };
+        read(&weak);
+        let mut keep = Vec::new();
+        for kind in ["levelchange", "chargingchange"] {
+            let weak = weak.clone();
+            let read = read.clone();
+            let cb = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| read(&weak));
+            platform::on(&battery, kind, cb.as_ref().unchecked_ref());
+            keep.push(cb);
+        }
+        if let Some(sh) = weak.upgrade() {
+            sh.borrow_mut().keep.extend(keep);
+        }
+    });
+}
+
+fn become_leader(sh: &Shared) {
+    {
+        let mut i = sh.borrow_mut();
+        i.leader = true;
+        i.resync = true;
+    }
+    push_conditions(sh);
+    kick(sh);
+}
+
+#[wasm_bindgen]
+impl Trailhound {
+    /// Opens the queue (IndexedDB, or memory where unavailable) and starts delivery.
+    ///
+    /// Options: `writeKey`, `endpoint` (required); `dbName` (default `"trailhound"`);
+    /// `storage: "memory"` to skip IndexedDB; `app: {name, version, build, namespace}`;
+    /// `policy: {flushAt, promptDelayMs, commitIntervalMs, backoffBaseMs, backoffMaxMs,
+    /// requestTimeoutMs, maxQueueEvents, maxQueueBytes, maxEventBytes, maxBatchEvents}`.
+    pub async fn load(opts: JsValue) -> Result<Trailhound, JsError> {
+        let write_key = opt_string(&get(&opts, "writeKey"), "writeKey")?
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| js_err("writeKey is required"))?;
+        let endpoint = opt_string(&get(&opts, "endpoint"), "endpoint")?
+            .ok_or_else(|| js_err("endpoint is required"))?;
+        let endpoint = check_endpoint(&endpoint)?;
+        let db_name =
+            opt_string(&get(&opts, "dbName"), "dbName")?.unwrap_or_else(|| "trailhound".into());
+        let policy = policy_from(&opts)?;
+        let app = get(&opts, "app");
+        let app = if app.is_object() {
+            let s = |k: &str| get(&app, k).as_string().unwrap_or_default();
+            Some(AppInfo {
+                name: s("name"),
+                version: s("version"),
+                build: s("build"),
+                namespace: s("namespace"),
+            })
+        } else {
+            None
+        };
+        let queue = if get(&opts, "storage").as_string().as_deref() == Some("memory") {
+            Queue::memory("storage: \"memory\" was asked for".into())
+        } else {
+            Queue::open(&db_name).await
+        };
+        let snapshot = queue.snapshot().await.map_err(js_err)?;
+        let now = now_ms();
+        let seed = u64::from_le_bytes(platform::random_bytes()[..8].try_into().unwrap_or_default());
+        let mut engine = Engine::new(
+            policy.clone(),
+            seed,
+            snapshot,
+            Identity::new(platform::uuid_v4()),
+            now,
+        );
+        let mut conditions = DeviceConditions::default();
+        observe_network(&mut conditions);
+        // Until this tab holds the uploader lock, its engine sees no network.
+        engine.handle_conditions(
+            DeviceConditions {
+                network: Network::Offline,
+                ..conditions
+            },
+            now,
+        );
+        let mut tracker = Tracker {
+            identity: engine.identity().clone(),
+            info: context_info(app),
+            network: conditions.network,
+            session: Session::new(),
+            context: Context::new(Properties::new()),
+        };
+        tracker.rebuild_context();
+        let channel = if matches!(queue, Queue::Idb(_)) {
+            web_sys::BroadcastChannel::new(&format!("trailhound:{db_name}")).ok()
+        } else {
+            None
+        };
+        let sh: Shared = Rc::new(RefCell::new(Inner {
+            engine,
+            queue: Rc::new(queue),
+            policy,
+            tracker,
+            plugins: Vec::new(),
+            listeners: Vec::new(),
+            url: format!("{endpoint}{}", trailhound_core::wire::BATCH_PATH),
+            auth: trailhound_core::wire::basic_auth(&write_key),
+            write_key,
+            driving: false,
+            again: false,
+            timer: None,
+            wake: None,
+            leader: false,
+            release_lead: None,
+            resync: false,
+            channel,
+            conditions,
+            unsent: Default::default(),
+            unsent_bytes: 0,
+            invalid: 0,
+            plugin_dropped: 0,
+            opted_out_calls: 0,
+            beacons: 0,
+            closed: false,
+            keep: Vec::new(),
+        }));
+        let weak = Rc::downgrade(&sh);
+        let wake = Closure::<dyn FnMut()>::new(move || {
+            if let Some(sh) = weak.upgrade() {
+                sh.borrow_mut().timer = None;
+                kick(&sh);
+            }
+        });
+        sh.borrow_mut().wake = Some(wake);
+        install_listeners(&sh);
+        let weak = Rc::downgrade(&sh);
+        let granted = Closure::once_into_js(move || {
+            if let Some(sh) = weak.upgrade() {
+                if !sh.borrow().closed {
+                    become_leader(&sh);
+                }
+            }
+        });
+        let release = platform::lead(
+            &format!("trailhound-uploader:{db_name}"),
+            granted.unchecked_ref(),
+        );
+        sh.borrow_mut().release_lead = Some(release);
+        kick(&sh);
+        Ok(Trailhound { sh })
+    }
+
+    /// Records a user action; returns its messageId (`""` when opted out or a plugin dropped it).
+    pub fn track(&self, event: String, properties: JsValue) -> Result<String, JsError> {
+        let properties = self.check(to_properties(&properties, "properties"))?;
+        self.record(Call::Track { event, properties })
+    }
+
+    /// Records who the user is; traits are merged into the stored ones and persisted.
+    pub fn identify(&self, user_id: JsValue, traits: JsValue) -> Result<String, JsError> {
+        // `identify({plan: "pro"})`: traits only.
+        let (user_id, traits) = if user_id.is_object() && traits.is_undefined() {
+            (JsValue::UNDEFINED, user_id)
+        } else {
+            (user_id, traits)
+        };
+        let user_id = self.check(opt_string(&user_id, "userId"))?;
+        let traits = self.check(to_properties(&traits, "traits"))?;
+        self.record(Call::Identify { user_id, traits })
+    }
+
+    /// Records a page view, filling `url`, `path`, `referrer`, `title` and `search` from the
+    /// page unless given.
+    pub fn page(&self, name: JsValue, properties: JsValue) -> Result<String, JsError> {
+        let (name, properties) = if name.is_object() && properties.is_undefined() {
+            (JsValue::UNDEFINED, name)
+        } else {
+            (name, properties)
+        };
+        let name = self.check(opt_string(&name, "name"))?.unwrap_or_default();
+        let mut properties = self.check(to_properties(&properties, "properties"))?;
+        let g = platform::global();
+        let loc = get(&g, "location");
+        let doc = get(&g, "document");
+        for (key, v) in [
+            ("url", get(&loc, "href")),
+            ("path", get(&loc, "pathname")),
+            ("search", get(&loc, "search")),
+            ("referrer", get(&doc, "referrer")),
+            ("title", get(&doc, "title")),
+        ] {
+            if let Some(s) = v.as_string() {
+                properties.entry(key).or_insert(Value::String(s));
+            }
+        }
+        self.record(Call::Page { name, properties })
+    }
+
+    /// Records that a screen was shown.
+    pub fn screen(&self, name: String, properties: JsValue) -> Result<String, JsError> {
+        let properties = self.check(to_properties(&properties, "properties"))?;
+        self.record(Call::Screen { name, properties })
+    }
+
+    /// Records that the user belongs to a group.
+    pub fn group(&self, group_id: String, traits: JsValue) -> Result<String, JsError> {
+        let traits = self.check(to_properties(&traits, "traits"))?;
+        self.record(Call::Group { group_id, traits })
+    }
+
+    /// Links the current user (or anonymous id) to a new user id.
+    pub fn alias(&self, user_id: String) -> Result<String, JsError> {
+        self.record(Call::Alias { user_id })
+    }
+
+    /// Forgets the user: new anonymous id, no user id or traits, a new session.
+    pub fn reset(&self) -> Result<(), JsError> {
+        self.live()?;
+        {
+            let mut i = self.sh.borrow_mut();
+            i.tracker.identity = Identity::new(platform::uuid_v4());
+            i.tracker.session = Session::new();
+            i.tracker.rebuild_context();
+            let id = i.tracker.identity.clone();
+            i.engine.handle_identity(id);
+        }
+        kick(&self.sh);
+        Ok(())
+    }
+
+    /// Stops collection and purges the queue; persisted.
+    #[wasm_bindgen(js_name = optOut)]
+    pub fn opt_out(&self) -> Result<(), JsError> {
+        self.live()?;
+        {
+            let mut i = self.sh.borrow_mut();
+            i.unsent.clear();
+            i.unsent_bytes = 0;
+            i.engine.handle_opt_out(true, now_ms());
+        }
+        kick(&self.sh);
+        Ok(())
+    }
+
+    /// Resumes collection; persisted.
+    #[wasm_bindgen(js_name = optIn)]
+    pub fn opt_in(&self) -> Result<(), JsError> {
+        self.live()?;
+        self.sh.borrow_mut().engine.handle_opt_out(false, now_ms());
+        kick(&self.sh);
+        Ok(())
+    }
+
+    /// Whether the user opted out.
+    #[wasm_bindgen(js_name = isOptedOut)]
+    pub fn is_opted_out(&self) -> bool {
+        self.sh.borrow().engine.opted_out()
+    }
+
+    /// The anonymous id.
+    #[wasm_bindgen(getter, js_name = anonymousId)]
+    pub fn anonymous_id(&self) -> String {
+        self.sh.borrow().tracker.identity.anonymous_id.clone()
+    }
+
+    /// The user id, if known.
+    #[wasm_bindgen(getter, js_name = userId)]
+    pub fn user_id(&self) -> Option<String> {
+        self.sh.borrow().tracker.identity.user_id.clone()
+    }
+
+    /// Sends everything queued now; resolves with the stats when the flush is over
+    /// (delivered, or stopped by the network, backoff or an error), or after `timeoutMs`
+    /// (default: the request timeout plus 5 s).
+    pub async fn flush(&self, timeout_ms: Option<f64>) -> Result<JsValue, JsError> {
+        self.live()?;
+        let timeout = {
+            let mut i = self.sh.borrow_mut();
+            i.engine.handle_flush(now_ms());
+            timeout_ms.unwrap_or(i.policy.request_timeout.as_millis() as f64 + 5_000.0)
+        };
+        kick(&self.sh);
+        let deadline = now_ms() + timeout as i64;
+        while now_ms() < deadline {
+            platform::sleep(10.0).await;
+            let i = self.sh.borrow();
+            if !i.driving && !i.engine.is_flushing() && i.engine.stats().uncommitted_events == 0 {
+                break;
+            }
+        }
+        Ok(self.stats())
+    }
+
+    /// Counters: accepted, queued, delivered, dropped by reason, retry state, network,
+    /// plus `storage` (`"indexeddb"` or `"memory"`), `storageFallbackReason`, `leader`
+    /// (this tab uploads), `invalidCalls`, `pluginDropped`, `beacons`.
+    pub fn stats(&self) -> JsValue {
+        let i = self.sh.borrow();
+        let mut s = i.engine.stats();
+        s.network = i.conditions.network;
+        let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.insert("storage".into(), i.queue.kind().into());
+            m.insert(
+                "storageFallbackReason".into(),
+                i.queue
+                    .fallback_reason()
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
+            );
+            m.insert("leader".into(), i.leader.into());
+            m.insert("invalidCalls".into(), i.invalid.into());
+            m.insert("pluginDropped".into(), i.plugin_dropped.into());
+            m.insert("optedOutCalls".into(), i.opted_out_calls.into());
+            m.insert("beacons".into(), i.beacons.into());
+        }
+        to_js(&v)
+    }
+
+    /// Listens to notifications: `"delivered"`, `"dropped"`, `"upload_failed"`,
+    /// `"paused"`, `"store_error"`, or `"*"` for all.
+    pub fn on(&self, kind: String, listener: Function) -> Result<(), JsError> {
+        const KINDS: [&str; 6] = [
+            "delivered",
+            "dropped",
+            "upload_failed",
+            "paused",
+            "store_error",
+            "*",
+        ];
+        if !KINDS.contains(&kind.as_str()) {
+            return Err(js_err(format!(
+                "unknown notification `{kind}`; one of {KINDS:?}"
+            )));
+        }
+        self.sh.borrow_mut().listeners.push((kind, listener));
+        Ok(())
+    }
+
+    /// Adds a plugin: `fn(message) => message | null`. It sees every event (as the Segment
+    /// JSON), may change it, or drop it by returning `null`/`undefined`.
+    #[wasm_bindgen(js_name = addPlugin)]
+    pub fn add_plugin(&self, plugin: Function) {
+        self.sh.borrow_mut().plugins.push(plugin);
+    }
+
+    /// Every queued event, one JSON per line, as sent: what `trailhound queue import` reads.
+    #[wasm_bindgen(js_name = exportQueue)]
+    pub async fn export_queue(&self) -> Result<String, JsError> {
+        self.live()?;
+        self.sh.borrow_mut().engine.handle_commit_now(now_ms());
+        kick(&self.sh);
+        // Wait for the commit (a drive in progress finishes it).
+        for _ in 0..500 {
+            platform::sleep(5.0).await;
+            let i = self.sh.borrow();
+            if !i.driving && i.engine.stats().uncommitted_events == 0 {
+                break;
+            }
+        }
+        let queue = self.sh.borrow().queue.clone();
+        let loaded = queue
+            .execute(&StoreOp::Load {
+                max_events: usize::MAX,
+                max_bytes: usize::MAX,
+            })
+            .await
+            .map_err(js_err)?;
+        let mut out = String::new();
+        if let trailhound_core::store::StoreOutcome::Loaded(evs) = loaded {
+            for ev in evs {
+                out.push_str(&ev.json);
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stops timers and listeners' effects, gives up the uploader lock and closes the
+    /// database. Queued events stay for the next load.
+    pub async fn close(&self) -> Result<(), JsError> {
+        if self.sh.borrow().closed {
+            return Ok(());
+        }
+        self.sh.borrow_mut().engine.handle_commit_now(now_ms());
+        kick(&self.sh);
+        for _ in 0..500 {
+            if !self.sh.borrow().driving {
+                break;
+            }
+            platform::sleep(5.0).await;
+        }
+        let mut i = self.sh.borrow_mut();
+        i.closed = true;
+        if let Some((_, h)) = i.timer.take() {
+            platform::clear_timeout(&h);
+        }
+        if let Some(release) = i.release_lead.take() {
+            let _ = release.call0(&JsValue::NULL);
+        }
+        if let Some(ch) = i.channel.take() {
+            ch.close();
+        }
+        i.queue.close();
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn remember_unsent(&mut self, ev: QueuedEvent) {
+        self.unsent_bytes += ev.json.len();
+        self.unsent.push_back(ev);
+        // Older ones are in IndexedDB and go out on the next visit.
+        while self.unsent_bytes > trailhound_core::policy::KEEPALIVE_BUDGET_BYTES {
+            match self.unsent.pop_front() {
+                Some(old) => self.unsent_bytes -= old.json.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn forget_unsent(&mut self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let ids: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        self.unsent.retain(|e| !ids.contains(e.message_id.as_str()));
+        self.unsent_bytes = self.unsent.iter().map(|e| e.json.len()).sum();
+    }
+}
+
+impl Trailhound {
+    fn live(&self) -> Result<(), JsError> {
+        if self.sh.borrow().closed {
+            Err(js_err("this Trailhound client was closed"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check<T>(&self, r: Result<T, JsError>) -> Result<T, JsError> {
+        if r.is_err() {
+            self.sh.borrow_mut().invalid += 1;
+        }
+        r
+    }
+
+    /// The common path of every call: stamp, plugins, seal, hand to the engine.
+    fn record(&self, call: Call) -> Result<String, JsError> {
+        self.live()?;
+        let now = now_ms();
+        let (msg, plugins) = {
+            let mut i = self.sh.borrow_mut();
+            if i.engine.opted_out() {
+                i.opted_out_calls += 1;
+                return Ok(String::new());
+            }
+            let i = &mut *i;
+            let timeout = i.policy.session_timeout.as_millis() as i64;
+            let t = &mut i.tracker;
+            if t.session.touch(now, timeout).1 {
+                t.rebuild_context();
+            }
+            let msg = message::stamp(
+                call,
+                &t.identity,
+                &t.context,
+                platform::uuid_v4().hyphenated().to_string(),
+                now,
+                &i.policy,
+            );
+            (msg, i.plugins.clone())
+        };
+        let mut msg = self.check(msg.map_err(js_err))?;
+        // Plugins run outside any borrow: they may call back into the client.
+        for plugin in &plugins {
+            let out = plugin.call1(&JsValue::NULL, &to_js(&msg)).map_err(|e| {
+                js_err(format!(
+                    "a plugin threw; the event was not queued: {}",
+                    platform::error_text(&e)
+                ))
+            });
+            let out = self.check(out)?;
+            if out.is_undefined() || out.is_null() {
+                let mut i = self.sh.borrow_mut();
+                i.plugin_dropped += 1;
+                drop(i);
+                self.emit(&Notification::Dropped {
+                    reason: DropReason::Plugin,
+                    count: 1,
+                    message_ids: vec![msg.message_id.clone()],
+                });
+                return Ok(String::new());
+            }
+            let json = self.check(
+                platform::stringify(&out, "the plugin's message")
+                    .map_err(|e| js_err(platform::error_text(&e))),
+            )?;
+            msg = self.check(
+                serde_json::from_str::<Message>(&json)
+                    .map_err(|e| js_err(format!("a plugin returned an invalid message: {e}"))),
+            )?;
+        }
+        let identity_change = match msg.kind {
+            MessageType::Identify => Some((msg.user_id.clone(), msg.traits.clone())),
+            MessageType::Alias => Some((msg.user_id.clone(), None)),
+            _ => None,
+        };
+        let policy = self.sh.borrow().policy.clone();
+        let event = self.check(message::seal(msg, now, &policy).map_err(js_err))?;
+        let id = event.message_id.clone();
+        {
+            let mut i = self.sh.borrow_mut();
+            i.remember_unsent(event.clone());
+            i.engine.handle_event(event, now);
+            if let Some((user_id, traits)) = identity_change {
+                let t = &mut i.tracker;
+                t.identity.user_id = user_id;
+                t.identity.traits.extend(traits.unwrap_or_default());
+                let identity = t.identity.clone();
+                i.engine.handle_identity(identity);
+            }
+        }
+        kick(&self.sh);
+        Ok(id)
+    }
+
+    fn emit(&self, n: &Notification) {
+        let listeners = self.sh.borrow().listeners.clone();
+        let v = to_js(n);
+        let kind = get(&v, "kind").as_string().unwrap_or_default();
+        for (k, f) in &listeners {
+            if *k == kind || k == "*" {
+                let _ = f.call1(&JsValue::NULL, &v);
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Browser tests, run in headless Chromium by `wasm-bindgen-test-runner`
+//! (scripts/test-wasm.sh): the IndexedDB queue against the core's conformance suite, and
+//! the client's persistence, offline handling and retries with faults injected through a
+//! scripted `fetch` and the browser's own `offline`/`online` events.
+#![cfg(target_arch = "wasm32")]
+
+use std::future::Future;
+
+use trailhound_core::store::conformance::{self, Backend};
+use trailhound_core::store::StoreOp;
+use trailhound_core::{StoreFailure, StoreResult, StoreSnapshot};
+use trailhound_wasm::idb::IdbStore;
+use trailhound_wasm::Trailhound;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(inline_js = r#"
+// A scripted server behind window.fetch: answers with the queued statuses (then 200),
+// records each request's decoded batch, and fails like a dropped connection while the
+// page is "offline".
+export function installFakeServer() {
+  const server = { requests: [], statuses: [], retryAfter: [], offline: false };
+  globalThis.__thServer = server;
+  globalThis.fetch = async (url, init) => {
+    if (server.offline) throw new TypeError("Failed to fetch");
+    const stream = new Blob([init.body]).stream().pipeThrough(new DecompressionStream("gzip"));
+    const body = JSON.parse(await new Response(stream).text());
+    server.requests.push({ url, at: Date.now(), auth: init.headers["Authorization"], keepalive: init.keepalive, ids: body.batch.map((e) => e.messageId), body });
+    const status = server.statuses.length ? server.statuses.shift() : 200;
+    const ra = server.retryAfter.length ? server.retryAfter.shift() : null;
+    return new Response("{}", { status, headers: ra ? { "Retry-After": ra } : {} });
+  };
+  return server;
+}
+// What navigator.onLine says, and the event the browser fires when it changes.
+export function setOnline(online) {
+  globalThis.__thServer.offline = !online;
+  Object.defineProperty(navigator, "onLine", { configurable: true, get: () => online });
+  window.dispatchEvent(new Event(online ? "online" : "offline"));
+}
+export function uniqueName(prefix) { return prefix + "-" + Math.random().toString(36).slice(2); }
+export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+export function opts(db, policy) {
+  return { writeKey: "test-key", endpoint: "http://127.0.0.1:1", dbName: db, policy: Object.assign({ commitIntervalMs: 10, flushAt: 1, promptDelayMs: 20 }, policy || {}) };
+}
+export function deleteDb(name) {
+  return new Promise((res) => { const r = indexedDB.deleteDatabase(name); r.onsuccess = r.onerror = r.onblocked = () => res(); });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = installFakeServer)]
+    fn install_fake_server() -> JsValue;
+    #[wasm_bindgen(js_name = setOnline)]
+    fn set_online(online: bool);
+    #[wasm_bindgen(js_name = uniqueName)]
+    fn unique_name(prefix: &str) -> String;
+    fn sleep(ms: f64) -> js_sys::Promise;
+    fn opts(db: &str, policy: JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = deleteDb)]
+    fn delete_db(name: &str) -> js_sys::Promise;
+}
+
+fn get(v: &JsValue, k: &str) -> JsValue {
+    js_sys::Reflect::get(v, &k.into()).unwrap()
+}
+
+fn num(v: &JsValue, k: &str) -> f64 {
+    get(v, k).as_f64().unwrap_or(-1.0)
+}
+
+async fn wait_ms(ms: f64) {
+    JsFuture::from(sleep(ms)).await.unwrap();
+}
+
+/// Waits until `cond` holds, failing after `ms`.
+async fn until(what: &str, ms: f64, mut cond: impl FnMut() -> bool) {
+    let start = js_sys::Date::now();
+    while !cond() {
+        assert!(
+            js_sys::Date::now() - start < ms,
+            "timed out waiting for {what}"
+        );
+        wait_ms(10.0).await;
+    }
+}
+
+async fn load(db: &str, policy: JsValue) -> Trailhound {
+    let th = Trailhound::load(opts(db, policy))
+        .await
+        .map_err(JsValue::from)
+        .expect("load");
+    until("the uploader lock", 2_000.0, || {
+        get(&th.stats(), "leader").as_bool() == Some(true)
+    })
+    .await;
+    th
+}
+
+fn requests(server: &JsValue) -> Vec<JsValue> {
+    js_sys::Array::from(&get(server, "requests"))
+        .iter()
+        .collect()
+}
+
+fn ids(server: &JsValue) -> Vec<String> {
+    requests(server)
+        .iter()
+        .flat_map(|r| {
+            js_sys::Array::from(&get(r, "ids"))
+                .iter()
+                .map(|v| v.as_string().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+struct Conform(IdbStore);
+
+impl Backend for Conform {
+    fn execute(&mut self, op: StoreOp) -> impl Future<Output = StoreResult> {
+        async move { self.0.execute(&op).await }
+    }
+    fn snapshot(&mut self) -> impl Future<Output = Result<StoreSnapshot, StoreFailure>> {
+        self.0.snapshot()
+    }
+}
+
+/// The IndexedDB queue passes the conformance suite every backend passes.
+#[wasm_bindgen_test]
+async fn idb_store_conforms() {
+    conformance::run_async(|| async {
+        let name = unique_name("conformance");
+        JsFuture::from(delete_db(&name)).await.unwrap();
+        let mut s = IdbStore::open(&name).await.expect("open");
+        // The suite checks that given seqs are kept; the SDK lets the database choose.
+        s.allocate_seqs = false;
+        Conform(s)
+    })
+    .await;
+}
+
+/// Two connections (two tabs) inserting events with the same engine seqs keep them all:
+/// seqs are allocated in the inserting transaction.
+#[wasm_bindgen_test]
+async fn two_writers_never_collide() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let name = unique_name("two-tabs");
+    let a = IdbStore::open(&name).await.unwrap();
+    let b = IdbStore::open(&name).await.unwrap();
+    let evs: Vec<_> = (1..=3)
+        .map(|i| conformance::event(i, i as i64, 50))
+        .collect();
+    let done: Rc<RefCell<Option<StoreResult>>> = Rc::default();
+    let slot = done.clone();
+    let op = StoreOp::Insert(evs.clone());
+    // Both transactions start before either finishes.
+    wasm_bindgen_futures::spawn_local(async move {
+        *slot.borrow_mut() = Some(b.execute(&op).await);
+        b.close();
+    });
+    a.execute(&StoreOp::Insert(evs)).await.unwrap();
+    until("the second writer", 5_000.0, || done.borrow().is_some()).await;
+    done.borrow_mut().take().unwrap().unwrap();
+    let snap = a.snapshot().await.unwrap();
+    assert_eq!((snap.events, snap.bytes, snap.max_seq), (6, 300, 6));
+    a.destroy().await.unwrap();
+}
+
+/// Queued events, the anonymous id and the user id survive closing the client and loading
+/// a new one on the same database (a reload), and are then delivered once.
+#[wasm_bindgen_test]
+async fn persists_across_a_new_client() {
+    let server = install_fake_server();
+    set_online(false);
+    let db = unique_name("persist");
+    let th = load(&db, JsValue::UNDEFINED).await;
+    th.identify("user-7".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let props = js_sys::JSON::parse(&format!("{{\"n\":{i}}}")).unwrap();
+        sent.push(
+            th.track("Song Played".into(), props)
+                .map_err(JsValue::from)
+                .unwrap(),
+        );
+    }
+    let anon = th.anonymous_id();
+    th.close().await.map_err(JsValue::from).unwrap();
+    assert!(requests(&server).is_empty(), "offline: nothing sent");
+
+    let th = load(&db, JsValue::UNDEFINED).await;
+    assert_eq!(th.anonymous_id(), anon);
+    assert_eq!(th.user_id().as_deref(), Some("user-7"));
+    let stats = th.stats();
+    assert_eq!(num(&stats, "queued_events"), 4.0, "identify + 3 tracks");
+    assert_eq!(
+        get(&stats, "storage").as_string().as_deref(),
+        Some("indexeddb")
+    );
+    let ndjson = th.export_queue().await.map_err(JsValue::from).unwrap();
+    let lines: Vec<_> = ndjson.lines().collect();
+    assert_eq!(lines.len(), 4);
+    for (line, id) in lines[1..].iter().zip(&sent) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["messageId"], id.as_str());
+        assert_eq!(v["userId"], "user-7");
+        // The native SDK's import reads exactly these lines.
+        trailhound_core::QueuedEvent::from_json(line, &trailhound_core::Policy::default()).unwrap();
+    }
+    set_online(true);
+    until("delivery", 5_000.0, || num(&th.stats(), "delivered") == 4.0).await;
+    let got = ids(&server);
+    assert_eq!(got.len(), 4, "each event sent once: {got:?}");
+    for id in &sent {
+        assert!(got.contains(id));
+    }
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// Offline, nothing is sent and events wait; the browser's `online` event sends them at
+/// once, even during a backoff.
+#[wasm_bindgen_test]
+async fn offline_then_online() {
+    let server = install_fake_server();
+    set_online(true);
+    let db = unique_name("offline");
+    let policy =
+        js_sys::JSON::parse(r#"{"backoffBaseMs": 600000, "backoffMaxMs": 600000}"#).unwrap();
+    let th = load(&db, policy).await;
+    // The link drops without the browser noticing: one failure, then a long backoff.
+    js_sys::Reflect::set(&server, &"offline".into(), &true.into()).unwrap();
+    th.track("Before".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    until("the failed attempt", 3_000.0, || {
+        num(&th.stats(), "retries") == 1.0
+    })
+    .await;
+    set_online(false);
+    assert_eq!(
+        get(&th.stats(), "network").as_string().as_deref(),
+        Some("offline")
+    );
+    th.track("While offline".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let _ = th.flush(Some(300.0)).await;
+    assert!(requests(&server).is_empty(), "offline: no request");
+    assert_eq!(num(&th.stats(), "queued_events"), 2.0);
+    set_online(true);
+    until("delivery after online", 3_000.0, || {
+        num(&th.stats(), "delivered") == 2.0
+    })
+    .await;
+    assert_eq!(ids(&server).len(), 2);
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// A 503 is retried after a backoff, a 429's Retry-After is honoured, and the same events
+/// (same messageIds) go out again until accepted; listeners hear each step.
+#[wasm_bindgen_test]
+async fn retries_503_and_retry_after() {
+    let server = install_fake_server();
+    set_online(true);
+    let statuses = js_sys::Array::of2(&503.into(), &429.into());
+    js_sys::Reflect::set(&server, &"statuses".into(), &statuses).unwrap();
+    let ra = js_sys::Array::of2(&JsValue::NULL, &"1".into());
+    js_sys::Reflect::set(&server, &"retryAfter".into(), &ra).unwrap();
+    let db = unique_name("retry");
+    let policy = js_sys::JSON::parse(r#"{"backoffBaseMs": 50, "backoffMaxMs": 5000}"#).unwrap();
+    let th = load(&db, policy).await;
+    let heard = js_sys::Array::new();
+    let h = heard.clone();
+    let listener = Closure::<dyn FnMut(JsValue)>::new(move |n: JsValue| {
+        h.push(&get(&n, "kind"));
+    });
+    th.on(
+        "*".into(),
+        listener
+            .as_ref()
+            .unchecked_ref::<js_sys::Function>()
+            .clone(),
+    )
+    .map_err(JsValue::from)
+    .unwrap();
+    listener.forget();
+    let id = th
+        .track("Retry Me".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    until("delivery", 5_000.0, || num(&th.stats(), "delivered") == 1.0).await;
+    let reqs = requests(&server);
+    assert_eq!(reqs.len(), 3, "503, 429, 200");
+    assert_eq!(ids(&server), vec![id.clone(), id.clone(), id]);
+    let gap = num(&reqs[2], "at") - num(&reqs[1], "at");
+    assert!(gap >= 900.0, "Retry-After: 1 honoured (waited {gap} ms)");
+    assert_eq!(
+        get(&reqs[0], "auth").as_string().as_deref(),
+        Some("Basic dGVzdC1rZXk6")
+    );
+    assert_eq!(get(&reqs[0], "keepalive").as_bool(), Some(true));
+    let kinds: Vec<String> = heard.iter().map(|k| k.as_string().unwrap()).collect();
+    assert_eq!(kinds, ["upload_failed", "upload_failed", "delivered"]);
+    assert_eq!(num(&th.stats(), "retries"), 2.0);
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// Bad input throws a clear error and queues nothing; a plugin can change or drop events.
+#[wasm_bindgen_test]
+async fn bad_input_and_plugins() {
+    let db = unique_name("input");
+    let th = load(&db, JsValue::UNDEFINED).await;
+    let bad = js_sys::eval("({ n: 10n })").unwrap();
+    let e = JsValue::from(th.track("X".into(), bad).unwrap_err());
+    let msg = get(&e, "message").as_string().unwrap();
+    assert!(msg.contains("properties.n is a BigInt"), "{msg}");
+    let cyc = js_sys::eval("(() => { const a = {}; a.me = a; return a; })()").unwrap();
+    assert!(th.track("X".into(), cyc).is_err());
+    let big = js_sys::eval("({ s: 'x'.repeat(40000) })").unwrap();
+    let e = JsValue::from(th.track("X".into(), big).unwrap_err());
+    assert!(get(&e, "message")
+        .as_string()
+        .unwrap()
+        .contains("limit is 32768"));
+    let plugin =
+        js_sys::eval("(m) => m.event === 'Drop Me' ? null : (m.properties.scrubbed = true, m)")
+            .unwrap();
+    th.add_plugin(plugin.unchecked_into());
+    assert_eq!(
+        th.track("Drop Me".into(), JsValue::UNDEFINED)
+            .map_err(JsValue::from)
+            .unwrap(),
+        ""
+    );
+    th.track("Keep Me".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let out = th.export_queue().await.map_err(JsValue::from).unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["properties"]["scrubbed"], true);
+    let s = th.stats();
+    assert_eq!(
+        (num(&s, "invalidCalls"), num(&s, "pluginDropped")),
+        (3.0, 1.0)
+    );
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}

@@ -1,0 +1,137 @@
+// Smoke test of the nodejs build (wasm/pkg-node): the parts that need no browser —
+// validation and its errors, stamping, plugins, opt-out, the NDJSON export, the memory
+// fallback where there is no IndexedDB, and one delivery to a loopback server.
+//   node wasm/tests/node-smoke.mjs     (after wasm/build.sh). Prints "node: N passed, N failed".
+import { createRequire } from "node:module";
+import { createServer } from "node:http";
+import { gunzipSync } from "node:zlib";
+
+const require = createRequire(import.meta.url);
+const { Trailhound } = require("../pkg-node/index.cjs");
+
+let passed = 0, failed = 0;
+async function test(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok: ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAILED: ${name}: ${e.stack || e}`);
+  }
+}
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+function throws(fn, pattern) {
+  try { fn(); } catch (e) {
+    assert(e instanceof Error, `not an Error: ${e}`);
+    assert(pattern.test(e.message), `message "${e.message}" does not match ${pattern}`);
+    return;
+  }
+  throw new Error(`did not throw (expected ${pattern})`);
+}
+
+// A collector that records what it gets.
+const got = [];
+const server = createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    got.push({ auth: req.headers.authorization, encoding: req.headers["content-encoding"], body: JSON.parse(gunzipSync(Buffer.concat(chunks))) });
+    res.writeHead(200).end("{}");
+  });
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const endpoint = `http://127.0.0.1:${server.address().port}`;
+
+const th = await Trailhound.load({ writeKey: "node-key", endpoint, policy: { flushAt: 1000, promptDelayMs: 600000 } });
+
+await test("without IndexedDB the queue is in memory, and stats say why", () => {
+  const s = th.stats();
+  assert(s.storage === "memory", `storage ${s.storage}`);
+  assert(/IndexedDB/.test(s.storageFallbackReason), `reason ${s.storageFallbackReason}`);
+});
+
+await test("load refuses missing or bad options", async () => {
+  for (const [opts, re] of [[{ endpoint }, /writeKey is required/], [{ writeKey: "k" }, /endpoint is required/], [{ writeKey: "k", endpoint: "ftp://x" }, /must start with https/]]) {
+    let err;
+    try { await Trailhound.load(opts); } catch (e) { err = e; }
+    assert(err && re.test(err.message), `${JSON.stringify(opts)}: ${err && err.message}`);
+  }
+});
+
+await test("bad input throws a clear error", () => {
+  throws(() => th.track("X", { n: 10n }), /properties\.n is a BigInt/);
+  const cyc = {}; cyc.me = cyc;
+  throws(() => th.track("X", cyc), /circular/);
+  throws(() => th.track("X", { d: NaN }), /properties\.d is not a finite number/);
+  throws(() => th.track("X", { f: () => 1 }), /properties\.f is a function/);
+  throws(() => th.track("X", { s: "x".repeat(40000) }), /limit is 32768/);
+  throws(() => th.track("", {}), /event name must not be empty/);
+  throws(() => th.track("X", [1, 2]), /must be an object, got an array/);
+  throws(() => th.group("", {}), /group id must not be empty/);
+  throws(() => th.on("nope", () => {}), /unknown notification/);
+  assert(th.stats().invalidCalls === 8, `invalidCalls ${th.stats().invalidCalls}`);
+  assert(th.stats().accepted === 0, "nothing accepted");
+});
+
+await test("calls are stamped in the Segment format and exported as NDJSON", async () => {
+  th.identify("user-1", { plan: "pro" });
+  const id = th.track("Song Played", { title: "Clair de lune", seconds: 300 });
+  th.screen("Home", {});
+  th.group("g-1", { name: "Team" });
+  th.alias("user-2");
+  const lines = (await th.exportQueue()).trim().split("\n").map((l) => JSON.parse(l));
+  assert(lines.length === 5, `${lines.length} lines`);
+  const track = lines[1];
+  assert(track.messageId === id && track.type === "track" && track.event === "Song Played", JSON.stringify(track));
+  assert(track.userId === "user-1" && track.anonymousId === th.anonymousId, "identity stamped");
+  assert(track.context.library.name === "trailhound", "context.library");
+  assert(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(track.timestamp), track.timestamp);
+  assert(lines[4].type === "alias" && lines[4].previousId === "user-1" && lines[4].userId === "user-2", JSON.stringify(lines[4]));
+  assert(th.userId === "user-2", "alias changes the user id");
+});
+
+await test("plugins can change and drop events", async () => {
+  const dropped = [];
+  th.on("dropped", (n) => dropped.push(n));
+  th.addPlugin((m) => (m.event === "Secret" ? null : { ...m, properties: { ...m.properties, scrubbed: true } }));
+  assert(th.track("Secret", {}) === "", "dropped by the plugin");
+  th.track("Public", { a: 1 });
+  const last = JSON.parse((await th.exportQueue()).trim().split("\n").pop());
+  assert(last.event === "Public" && last.properties.scrubbed === true, JSON.stringify(last));
+  assert(dropped.length === 1 && dropped[0].reason === "plugin", JSON.stringify(dropped));
+});
+
+await test("flush delivers one gzip batch with Basic auth", async () => {
+  const delivered = [];
+  th.on("delivered", (n) => delivered.push(...n.message_ids));
+  const stats = await th.flush(5000);
+  assert(stats.delivered === 6 && stats.queued_events === 0, JSON.stringify(stats));
+  assert(got.length === 1, `${got.length} requests`);
+  assert(got[0].auth === "Basic " + Buffer.from("node-key:").toString("base64"), got[0].auth);
+  assert(got[0].encoding === "gzip", "gzip");
+  assert(got[0].body.batch.length === 6 && typeof got[0].body.sentAt === "string", "batch");
+  assert(delivered.length === 6, `listener heard ${delivered.length}`);
+});
+
+await test("opt-out purges and ignores calls; opt-in resumes", async () => {
+  th.track("Queued", {});
+  th.optOut();
+  assert(th.isOptedOut(), "opted out");
+  assert(th.track("Ignored", {}) === "", "ignored while opted out");
+  assert((await th.exportQueue()) === "", "queue purged");
+  th.optIn();
+  th.track("Back", {});
+  assert((await th.exportQueue()).includes('"event":"Back"'), "collecting again");
+});
+
+await test("reset makes a new anonymous id and forgets the user", () => {
+  const before = th.anonymousId;
+  th.reset();
+  assert(th.anonymousId !== before && th.userId === undefined, "reset");
+});
+
+await th.close();
+server.close();
+console.log(`node: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
