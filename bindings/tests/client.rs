@@ -1,4 +1,6 @@
 //! The FFI layer driven from Rust: the same paths the hosts take, without a host.
+//! Uses the built-in transport; see `app_transport.rs` for an app-supplied one.
+#![cfg(feature = "reqwest")]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -81,13 +83,11 @@ fn plugin_failure_is_an_error_with_detail() {
     assert_eq!(collector.events().len(), 1);
 }
 
-#[cfg(feature = "reqwest")]
 struct FlakyTransport {
     calls: AtomicU32,
     inner: Arc<dyn trailhound::Transport>,
     seen: Mutex<Vec<String>>,
 }
-#[cfg(feature = "reqwest")]
 impl HttpTransport for FlakyTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TrailhoundError> {
         self.seen.lock().unwrap().push(request.url.clone());
@@ -117,7 +117,6 @@ impl HttpTransport for FlakyTransport {
 }
 
 /// A transport error is a retried network error, not a lost event.
-#[cfg(feature = "reqwest")]
 #[test]
 fn foreign_transport_error_is_retried() {
     let collector = Collector::start();
