@@ -54,7 +54,7 @@ measure() {
         "$name" "$bytes" "$(awk "BEGIN { print $bytes / 1048576 }")" "$(stat -c %s "$dir/unstripped.so")"
     {
         echo "where the bytes are ($name): ELF sections, then symbol bytes by crate"
-        size -A -d "$dir/stripped.so" | awk '$2 > 50000 { printf "    %-20s %9d bytes\n", $1, $2 }'
+        size -A -d "$dir/stripped.so" | awk 'NR > 2 && $2 > 50000 { printf "    %-20s %9d bytes\n", $1, $2 }'
         nm --size-sort --radix=d -C "$dir/unstripped.so" | python3 -c "$BY_CRATE" "$TOP"
     } > "$dir/breakdown.txt"
 }
