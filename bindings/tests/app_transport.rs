@@ -46,3 +46,42 @@ fn uploads_go_through_the_app_transport() {
     );
     assert!(sent[0].headers.contains_key("Authorization"));
 }
+
+struct Panicky;
+impl HttpTransport for Panicky {
+    fn send(&self, _: HttpRequest) -> Result<HttpResponse, TrailhoundError> {
+        panic!("transport bug");
+    }
+}
+impl EventPlugin for Panicky {
+    fn process(&self, event: Event) -> Result<Option<Event>, TrailhoundError> {
+        if event.event.as_deref() == Some("boom") {
+            panic!("plugin bug");
+        }
+        Ok(Some(event))
+    }
+}
+
+/// Panics in trait implementations stay on the Rust side as error values: a failed,
+/// retried upload and a refused event; the client keeps working.
+#[test]
+fn panics_in_implementations_are_error_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = TrailhoundClient::new(
+        config(dir.path()),
+        Some(Arc::new(Panicky)),
+        vec![Arc::new(Panicky)],
+        vec![],
+    )
+    .unwrap();
+    assert!(matches!(
+        client.track("boom".into(), HashMap::new()),
+        Err(TrailhoundError::Plugin { .. })
+    ));
+    client.track("fine".into(), HashMap::new()).unwrap();
+    let stats = client.flush_blocking(5_000).unwrap();
+    assert_eq!(stats.delivered, 0);
+    assert_eq!(stats.retries, 1);
+    assert!(stats.last_error.unwrap().contains("panicked"));
+    assert_eq!(stats.queued_events, 1, "the event is kept for a retry");
+}
