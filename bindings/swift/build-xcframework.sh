@@ -15,11 +15,16 @@ OUT="$ROOT/target/swift"
 rm -rf "$OUT" "$HERE/TrailhoundFFI.xcframework"
 mkdir -p "$OUT/headers" "$HERE/Sources/TrailhoundFFI"
 
+# SQLite without the extensions the queue never uses (see scripts/size-report.sh and the
+# README's size section, where this set was measured and run through the store's tests).
+export LIBSQLITE3_FLAGS="$(sed -n '/^LEAN_SQLITE="/,/"$/p' "$ROOT/scripts/size-report.sh" | tr -d '\\\n' | sed 's/^LEAN_SQLITE="//; s/"$//')"
 for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin; do
     # The staticlib is asked for here only (see bindings/Cargo.toml).
     cargo rustc -p trailhound-ffi --lib --profile "$PROFILE" --target "$t" $FEATURES --crate-type staticlib
 done
 
+# The host build for generation keeps the default SQLite: same flags as target/debug.
+unset LIBSQLITE3_FLAGS
 # Generate from a host build that keeps its metadata (library mode reads it).
 cargo build -p trailhound-ffi --features bindgen
 cargo run -p trailhound-ffi --features bindgen --bin uniffi-bindgen -- generate \
