@@ -120,8 +120,8 @@ fn ids(server: &JsValue) -> Vec<String> {
 struct Conform(IdbStore);
 
 impl Backend for Conform {
-    fn execute(&mut self, op: StoreOp) -> impl Future<Output = StoreResult> {
-        async move { self.0.execute(&op).await }
+    async fn execute(&mut self, op: StoreOp) -> StoreResult {
+        self.0.execute(&op).await
     }
     fn snapshot(&mut self) -> impl Future<Output = Result<StoreSnapshot, StoreFailure>> {
         self.0.snapshot()
