@@ -30,7 +30,10 @@ if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven
 fi
 if ! python3 -c "import pytest" 2>/dev/null; then
-    python3 -m pip install -q pytest
+    # Debian's own python3 refuses plain pip installs (PEP 668); its package is the fallback.
+    python3 -m pip install -q pytest 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages pytest 2>/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pytest; }
 fi
 
 step "build libtrailhound_ffi and the pinned uniffi-bindgen"

@@ -97,13 +97,15 @@ fn from_json(value: &serde_json::Value) -> Value {
     match value {
         J::Null => Value::Null,
         J::Bool(v) => Value::Bool { v: *v },
-        J::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(v), _) => Value::Int { v },
-            (None, Some(v)) if !n.is_u64() => Value::Double { v },
-            // u64 above i64::MAX cannot come from a host (all inputs are i64), but JSON
-            // text from elsewhere could: keep its magnitude rather than wrap.
-            (None, Some(v)) => Value::Double { v },
-            (None, None) => Value::Null,
+        J::Number(n) => match n.as_i64() {
+            Some(v) => Value::Int { v },
+            // A double, or a u64 above i64::MAX (which a host cannot send: its integers
+            // are i64, but a plugin could see one from elsewhere): kept by magnitude
+            // rather than wrapped. serde_json always has an f64 form without
+            // arbitrary_precision.
+            None => Value::Double {
+                v: n.as_f64().unwrap_or(f64::MAX),
+            },
         },
         J::String(v) => Value::Text { v: v.clone() },
         J::Array(v) => Value::Array {
