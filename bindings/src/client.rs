@@ -41,6 +41,15 @@ pub struct PolicyOverrides {
     /// Longest an accepted event waits in memory before it is committed.
     #[uniffi(default = None)]
     pub commit_interval_ms: Option<u64>,
+    /// Most events held in memory before a commit is forced.
+    #[uniffi(default = None)]
+    pub commit_max_events: Option<u32>,
+    /// Calls that may wait for the background thread at once.
+    #[uniffi(default = None)]
+    pub call_queue_capacity: Option<u32>,
+    /// Bytes of events that may wait for the background thread at once.
+    #[uniffi(default = None)]
+    pub call_queue_bytes: Option<u64>,
     /// Events that make an upload worthwhile on an unconstrained link.
     #[uniffi(default = None)]
     pub flush_at: Option<u64>,
@@ -53,12 +62,24 @@ pub struct PolicyOverrides {
     /// Longest any event waits while the network is up.
     #[uniffi(default = None)]
     pub max_delay_ms: Option<u64>,
+    /// How long before `max_delay` held uploads start.
+    #[uniffi(default = None)]
+    pub upload_margin_ms: Option<u64>,
+    /// Fraction of a queue cap at which held uploads go out regardless of the battery.
+    #[uniffi(default = None)]
+    pub near_cap_fraction: Option<f64>,
+    /// Battery level (0.0 to 1.0) under which, when not charging, uploads are held.
+    #[uniffi(default = None)]
+    pub low_battery_level: Option<f32>,
     /// First retry delay.
     #[uniffi(default = None)]
     pub backoff_base_ms: Option<u64>,
     /// Longest retry delay.
     #[uniffi(default = None)]
     pub backoff_max_ms: Option<u64>,
+    /// How long uploads stay paused after a 401 or 403 before a probe.
+    #[uniffi(default = None)]
+    pub auth_pause_ms: Option<u64>,
     /// Upload request timeout.
     #[uniffi(default = None)]
     pub request_timeout_ms: Option<u64>,
@@ -94,6 +115,15 @@ impl PolicyOverrides {
         if let Some(v) = self.commit_interval_ms {
             p.commit_interval = ms(v);
         }
+        if let Some(v) = self.commit_max_events {
+            p.commit_max_events = v as usize;
+        }
+        if let Some(v) = self.call_queue_capacity {
+            p.call_queue_capacity = v as usize;
+        }
+        if let Some(v) = self.call_queue_bytes {
+            p.call_queue_bytes = v as usize;
+        }
         if let Some(v) = self.flush_at {
             p.flush_at = v;
         }
@@ -106,11 +136,23 @@ impl PolicyOverrides {
         if let Some(v) = self.max_delay_ms {
             p.max_delay = ms(v);
         }
+        if let Some(v) = self.upload_margin_ms {
+            p.upload_margin = ms(v);
+        }
+        if let Some(v) = self.near_cap_fraction {
+            p.near_cap_fraction = v;
+        }
+        if let Some(v) = self.low_battery_level {
+            p.low_battery_level = v;
+        }
         if let Some(v) = self.backoff_base_ms {
             p.backoff_base = ms(v);
         }
         if let Some(v) = self.backoff_max_ms {
             p.backoff_max = ms(v);
+        }
+        if let Some(v) = self.auth_pause_ms {
+            p.auth_pause = ms(v);
         }
         if let Some(v) = self.request_timeout_ms {
             p.request_timeout = ms(v);
@@ -326,5 +368,32 @@ impl TrailhoundClient {
     /// Undelivered events stay queued for the next start; later calls fail with `Closed`.
     pub fn shutdown(&self, timeout_ms: u64) -> Result<(), TrailhoundError> {
         Ok(self.inner.shutdown(Duration::from_millis(timeout_ms))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unset overrides keep every default; a set one changes only its own field.
+    #[test]
+    fn overrides_change_only_what_is_set() {
+        let mut p = Policy::default();
+        PolicyOverrides::default().apply(&mut p);
+        assert_eq!(p, Policy::default());
+        let o = PolicyOverrides {
+            auth_pause_ms: Some(1_500),
+            low_battery_level: Some(0.3),
+            call_queue_capacity: Some(7),
+            ..PolicyOverrides::default()
+        };
+        o.apply(&mut p);
+        let expected = Policy {
+            auth_pause: Duration::from_millis(1_500),
+            low_battery_level: 0.3,
+            call_queue_capacity: 7,
+            ..Policy::default()
+        };
+        assert_eq!(p, expected);
     }
 }
