@@ -52,11 +52,13 @@ debian_rust_ready() {
     v="$(/usr/bin/cargo --version 2>/dev/null | awk '{print $2}')" || return 1
     version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
     [ -f "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock" ] || return 1
+    # rustup's clippy (1.95) cannot read the std that Debian's 1.96 builds.
+    [ -x /usr/bin/clippy-driver ] && [ -x /usr/bin/cargo-clippy ] || return 1
 }
 if debian_rust_ready; then
     echo "already installed: $(/usr/bin/rustc --version)"
 else
-    apt_install rustc-web rust-web-src cargo-web rust-web-llvm lld-22
+    apt_install rustc-web rust-web-src cargo-web rust-web-llvm lld-22 rust-web-clippy
     debian_rust_ready || { echo "error: Debian's rustc-web toolchain is not usable" >&2; exit 1; }
 fi
 
@@ -76,8 +78,9 @@ else
     cargo install wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
-step "npm dev tools (binaryen for wasm-opt, playwright-core)"
-if [ -x "$WASM_DIR/tools/node_modules/.bin/wasm-opt" ] && [ -d "$WASM_DIR/tools/node_modules/playwright-core" ]; then
+step "npm dev tools (binaryen for wasm-opt, terser, playwright-core)"
+if [ -x "$WASM_DIR/tools/node_modules/.bin/wasm-opt" ] && [ -x "$WASM_DIR/tools/node_modules/.bin/terser" ] \
+    && [ -d "$WASM_DIR/tools/node_modules/playwright-core" ]; then
     echo "already installed"
 else
     (cd "$WASM_DIR/tools" && npm ci --no-audit --no-fund)
@@ -105,9 +108,9 @@ done
 echo "package: $raw bytes raw, $gz bytes gzipped ($((gz / 1024)) KB; target <= 150 KB)"
 
 # ---------------------------------------------------------------------------
-step "lint: rustfmt and clippy (wasm32)"
+step "lint: rustfmt and clippy (wasm32, Debian's clippy)"
 cargo fmt --manifest-path "$WASM_DIR/Cargo.toml" -- --check
-(cd "$WASM_DIR" && env RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+(cd "$WASM_DIR" && env PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
     /usr/bin/cargo clippy --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
     --all-targets -- -D warnings)
 

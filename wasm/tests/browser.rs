@@ -296,7 +296,11 @@ async fn retries_503_and_retry_after() {
         .track("Retry Me".into(), JsValue::UNDEFINED)
         .map_err(JsValue::from)
         .unwrap();
-    until("delivery", 5_000.0, || num(&th.stats(), "delivered") == 1.0).await;
+    // Listeners hear of a delivery once its events are deleted from the queue.
+    until("the listener to hear of the delivery", 5_000.0, || {
+        heard.length() == 3
+    })
+    .await;
     let reqs = requests(&server);
     assert_eq!(reqs.len(), 3, "503, 429, 200");
     assert_eq!(ids(&server), vec![id.clone(), id.clone(), id]);
@@ -317,6 +321,9 @@ async fn retries_503_and_retry_after() {
 /// Bad input throws a clear error and queues nothing; a plugin can change or drop events.
 #[wasm_bindgen_test]
 async fn bad_input_and_plugins() {
+    // Offline, so that the queue keeps what was accepted for the export below.
+    install_fake_server();
+    set_online(false);
     let db = unique_name("input");
     let th = load(&db, JsValue::UNDEFINED).await;
     let bad = js_sys::eval("({ n: 10n })").unwrap();
@@ -357,5 +364,74 @@ async fn bad_input_and_plugins() {
         (3.0, 1.0)
     );
     th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// Two tabs on one queue: only the lock holder uploads, the other's events are sent by it,
+/// each once; when the uploader closes, the other tab takes over.
+#[wasm_bindgen_test]
+async fn two_tabs_share_one_queue() {
+    let server = install_fake_server();
+    set_online(true);
+    let db = unique_name("tabs");
+    let policy = || js_sys::JSON::parse(r#"{"flushAt": 1000, "promptDelayMs": 600000}"#).unwrap();
+    let a = load(&db, policy()).await;
+    let b = Trailhound::load(opts(&db, policy()))
+        .await
+        .map_err(JsValue::from)
+        .unwrap();
+    wait_ms(100.0).await;
+    assert_eq!(
+        get(&b.stats(), "leader").as_bool(),
+        Some(false),
+        "one uploader"
+    );
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let tab = if i % 2 == 0 { &a } else { &b };
+        sent.push(
+            tab.track("From Tab".into(), JsValue::UNDEFINED)
+                .map_err(JsValue::from)
+                .unwrap(),
+        );
+    }
+    sent.push(
+        b.track("From B".into(), JsValue::UNDEFINED)
+            .map_err(JsValue::from)
+            .unwrap(),
+    );
+    // The follower's flush sends nothing: it is not the uploader.
+    let _ = b.flush(Some(300.0)).await;
+    assert!(requests(&server).is_empty(), "the follower does not upload");
+    until("the leader to see the follower's events", 3_000.0, || {
+        num(&a.stats(), "queued_events") == 4.0
+    })
+    .await;
+    let _ = a.flush(Some(3_000.0)).await;
+    until("delivery by the leader", 3_000.0, || {
+        ids(&server).len() == 4
+    })
+    .await;
+    let mut got = ids(&server);
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent, "every event once");
+
+    a.close().await.map_err(JsValue::from).unwrap();
+    until("the follower to take over", 3_000.0, || {
+        get(&b.stats(), "leader").as_bool() == Some(true)
+    })
+    .await;
+    let last = b
+        .track("After Handover".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let _ = b.flush(Some(3_000.0)).await;
+    until("delivery by the new leader", 3_000.0, || {
+        ids(&server).len() == 5
+    })
+    .await;
+    assert_eq!(ids(&server)[4], last);
+    b.close().await.map_err(JsValue::from).unwrap();
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
