@@ -5,6 +5,10 @@
 import { createRequire } from "node:module";
 import { createServer } from "node:http";
 import { gunzipSync } from "node:zlib";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const require = createRequire(import.meta.url);
 const { Trailhound } = require("../pkg-node/index.cjs");
@@ -90,6 +94,21 @@ await test("calls are stamped in the Segment format and exported as NDJSON", asy
   assert(lines[4].type === "alias" && lines[4].previousId === "user-1" && lines[4].userId === "user-2", JSON.stringify(lines[4]));
   assert(th.userId === "user-2", "alias changes the user id");
 });
+
+// TRAILHOUND_CLI=path/to/trailhound: the native CLI must import the export as is.
+if (process.env.TRAILHOUND_CLI) {
+  await test("trailhound queue import accepts exportQueue()'s NDJSON", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "th-import-"));
+    try {
+      const file = join(dir, "export.ndjson");
+      writeFileSync(file, await th.exportQueue());
+      const out = execFileSync(process.env.TRAILHOUND_CLI, ["queue", "import", "--into", join(dir, "q"), file], { encoding: "utf8" });
+      assert(/imported 5 events/.test(out), out);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 await test("plugins can change and drop events", async () => {
   const dropped = [];
