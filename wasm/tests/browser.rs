@@ -24,8 +24,18 @@ wasm_bindgen_test_configure!(run_in_browser);
 export function installFakeServer() {
   const server = { requests: [], statuses: [], retryAfter: [], offline: false };
   globalThis.__thServer = server;
-  globalThis.fetch = async (url, init) => {
+  server.started = 0;
+  server.refuse = false;
+  server.beacons = [];
+  navigator.sendBeacon = (url, blob) => { server.beacons.push(blob.text().then((t) => ({ url, body: JSON.parse(t) }))); return true; };
+  globalThis.fetch = (url, init) => {
+    // Counted before anything asynchronous: a request started in an event handler counts.
+    server.started++;
+    return respond(url, init);
+  };
+  const respond = async (url, init) => {
     if (server.offline) throw new TypeError("Failed to fetch");
+    if (server.refuse) throw new TypeError("keepalive budget exceeded");
     const stream = new Blob([init.body]).stream().pipeThrough(new DecompressionStream("gzip"));
     const body = JSON.parse(await new Response(stream).text());
     server.requests.push({ url, at: Date.now(), auth: init.headers["Authorization"], keepalive: init.keepalive, ids: body.batch.map((e) => e.messageId), body });
@@ -41,6 +51,8 @@ export function setOnline(online) {
   Object.defineProperty(navigator, "onLine", { configurable: true, get: () => online });
   window.dispatchEvent(new Event(online ? "online" : "offline"));
 }
+export function pageHide() { window.dispatchEvent(new PageTransitionEvent("pagehide", { persisted: false })); }
+export async function beacons() { return Promise.all(globalThis.__thServer.beacons); }
 export function uniqueName(prefix) { return prefix + "-" + Math.random().toString(36).slice(2); }
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 export function opts(db, policy) {
@@ -55,6 +67,9 @@ extern "C" {
     fn install_fake_server() -> JsValue;
     #[wasm_bindgen(js_name = setOnline)]
     fn set_online(online: bool);
+    #[wasm_bindgen(js_name = pageHide)]
+    fn page_hide();
+    fn beacons() -> js_sys::Promise;
     #[wasm_bindgen(js_name = uniqueName)]
     fn unique_name(prefix: &str) -> String;
     fn sleep(ms: f64) -> js_sys::Promise;
@@ -433,5 +448,65 @@ async fn two_tabs_share_one_queue() {
     .await;
     assert_eq!(ids(&server)[4], last);
     b.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// On page hide, what the page tracked and has not seen delivered goes out at once, inside
+/// the event handler (before any IndexedDB work could finish), as keepalive requests; when
+/// fetch refuses, as a beacon carrying the write key in its body.
+#[wasm_bindgen_test]
+async fn page_hide_sends_at_once() {
+    let server = install_fake_server();
+    set_online(true);
+    let db = unique_name("hide");
+    // Nothing would be committed or sent for a minute on its own.
+    let policy = js_sys::JSON::parse(
+        r#"{"commitIntervalMs": 60000, "flushAt": 1000, "promptDelayMs": 600000}"#,
+    )
+    .unwrap();
+    let th = load(&db, policy).await;
+    let id = th
+        .track("Last Words".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let started = || num(&server, "started");
+    assert_eq!(started(), 0.0);
+    page_hide();
+    assert_eq!(started(), 1.0, "sent within the pagehide handler");
+    until("the request to arrive", 3_000.0, || {
+        !ids(&server).is_empty()
+    })
+    .await;
+    assert_eq!(ids(&server)[0], id);
+    assert_eq!(
+        get(&requests(&server)[0], "keepalive").as_bool(),
+        Some(true)
+    );
+
+    // fetch refuses (the keepalive budget is spent): a beacon goes instead.
+    js_sys::Reflect::set(&server, &"refuse".into(), &true.into()).unwrap();
+    let id2 = th
+        .track("Really Last".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    page_hide();
+    until("the beacon", 3_000.0, || {
+        js_sys::Array::from(&get(&server, "beacons")).length() > 0
+    })
+    .await;
+    let sent = JsFuture::from(beacons()).await.unwrap();
+    let beacon = js_sys::Array::from(&sent).get(0);
+    let body = get(&beacon, "body");
+    assert_eq!(
+        get(&body, "writeKey").as_string().as_deref(),
+        Some("test-key")
+    );
+    let batch = js_sys::Array::from(&get(&body, "batch"));
+    let beacon_ids: Vec<String> = batch
+        .iter()
+        .map(|e| get(&e, "messageId").as_string().unwrap())
+        .collect();
+    assert!(beacon_ids.contains(&id2), "{beacon_ids:?}");
+    th.close().await.map_err(JsValue::from).unwrap();
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
