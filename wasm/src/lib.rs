@@ -714,19 +714,24 @@ impl Trailhound {
         });
         sh.borrow_mut().wake = Some(wake);
         install_listeners(&sh);
-        let weak = Rc::downgrade(&sh);
-        let granted = Closure::once_into_js(move || {
-            if let Some(sh) = weak.upgrade() {
-                if !sh.borrow().closed {
-                    become_leader(&sh);
+        if matches!(*sh.borrow().queue, Queue::Idb(_)) {
+            let weak = Rc::downgrade(&sh);
+            let granted = Closure::once_into_js(move || {
+                if let Some(sh) = weak.upgrade() {
+                    if !sh.borrow().closed {
+                        become_leader(&sh);
+                    }
                 }
-            }
-        });
-        let release = platform::lead(
-            &format!("trailhound-uploader:{db_name}"),
-            granted.unchecked_ref(),
-        );
-        sh.borrow_mut().release_lead = Some(release);
+            });
+            let release = platform::lead(
+                &format!("trailhound-uploader:{db_name}"),
+                granted.unchecked_ref(),
+            );
+            sh.borrow_mut().release_lead = Some(release);
+        } else {
+            // A queue in memory is this page's alone: it uploads it.
+            become_leader(&sh);
+        }
         kick(&sh);
         Ok(Trailhound { sh })
     }
