@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Measures the shipped size of libtrailhound_ffi.so (x86_64 here): the release-ffi profile
-# (LTO, opt-level "z", one codegen unit), stripped, with the built-in reqwest transport
-# and without it (the app then supplies an HttpTransport: OkHttp, URLSession).
-# Slow (two LTO builds, several minutes on 2 cores), so not part of test-bindings.sh.
+# (LTO, opt-level "z", one codegen unit) with the settings of bindings/size-flags.sh
+# (cdylib-only build so that LTO applies, lean SQLite, C without unwind tables), stripped,
+# with the built-in reqwest transport and without it (the app then supplies an
+# HttpTransport: OkHttp, URLSession), each also with packed relative relocations (RELR).
+# Slow (LTO builds, several minutes on 2 cores), so not part of test-bindings.sh.
 # Prints the sizes and, for each build, the largest symbols of the unstripped library.
 set -euo pipefail
 
@@ -41,42 +43,47 @@ total = sum(tot.values())
 print(f"    all symbols          {total:>9} bytes")
 '
 
+# measure NAME SLUG [cargo args...] [-- rustc args for the final crate]
 measure() {
     local name="$1" slug="$2"; shift 2
-    local dir="$OUT/$slug"
-    cargo build -p trailhound-ffi --profile release-ffi --lib --target-dir "$dir" "$@" >&2
+    local cargo_args=() rustc_args=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do cargo_args+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    rustc_args=("$@")
+    # One target dir per feature set; the RELR variant only relinks the final crate.
+    local dir="$OUT/${slug%-relr}"
+    cargo rustc -p trailhound-ffi "${TRAILHOUND_FFI_CDYLIB[@]}" --target-dir "$dir" \
+        "${cargo_args[@]}" -- "${rustc_args[@]}" >&2
     local lib="$dir/release-ffi/libtrailhound_ffi.so"
-    cp "$lib" "$dir/unstripped.so"
-    strip --strip-all -o "$dir/stripped.so" "$lib"
+    cp "$lib" "$dir/$slug.unstripped.so"
+    strip --strip-all -o "$dir/$slug.stripped.so" "$lib"
     local bytes
-    bytes=$(stat -c %s "$dir/stripped.so")
-    printf '%-30s %9d bytes  %6.2f MiB  (unstripped %d bytes)\n' \
-        "$name" "$bytes" "$(awk "BEGIN { print $bytes / 1048576 }")" "$(stat -c %s "$dir/unstripped.so")"
+    bytes=$(stat -c %s "$dir/$slug.stripped.so")
+    printf '%-34s %9d bytes  %6.2f MiB  (unstripped %d bytes)\n' \
+        "$name" "$bytes" "$(awk "BEGIN { print $bytes / 1048576 }")" "$(stat -c %s "$dir/$slug.unstripped.so")"
     {
         echo "where the bytes are ($name): ELF sections, then symbol bytes by crate"
-        size -A -d "$dir/stripped.so" | awk 'NR > 2 && $2 > 50000 { printf "    %-20s %9d bytes\n", $1, $2 }'
-        nm --size-sort --radix=d -C "$dir/unstripped.so" | python3 -c "$BY_CRATE" "$TOP"
-    } > "$dir/breakdown.txt"
+        size -A -d "$dir/$slug.stripped.so" | awk 'NR > 2 && $2 > 50000 { printf "    %-20s %9d bytes\n", $1, $2 }'
+        nm --size-sort --radix=d -C "$dir/$slug.unstripped.so" | python3 -c "$BY_CRATE" "$TOP"
+    } > "$dir/$slug.breakdown.txt"
 }
 
-# SQLite as rusqlite's "bundled" feature compiles it carries full-text search, R-trees
-# and other extensions the queue never uses. The lean variant leaves them out (JSON stays:
-# a store migration uses json_extract). This is a build-time setting of the shipped
-# library only; the tests run with rusqlite's defaults.
-LEAN_SQLITE="-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_FTS5 \
--USQLITE_ENABLE_RTREE -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_STAT4 -USQLITE_SOUNDEX \
--USQLITE_ENABLE_COLUMN_METADATA"
+# The shipped settings: bindings/size-flags.sh (LTO through --crate-type cdylib, SQLite
+# options, C without unwind tables, RELR), each with its reason.
+# shellcheck source=../bindings/size-flags.sh
+. "$ROOT/bindings/size-flags.sh"
+HOST="$(rustc -vV | sed -n 's/^host: //p')"
+trailhound_size_env "$HOST"
 
-echo "libtrailhound_ffi.so, $(uname -m), profile release-ffi, strip --strip-all"
+echo "libtrailhound_ffi.so, $(uname -m), profile release-ffi, bindings/size-flags.sh, strip --strip-all"
 echo "rustc: $(rustc --version)"
-measure "with reqwest" with-reqwest
 measure "without reqwest" without-reqwest --no-default-features
-export LIBSQLITE3_FLAGS="$LEAN_SQLITE"
-measure "with reqwest, lean SQLite" with-reqwest-lean
-measure "without reqwest, lean SQLite" without-reqwest-lean --no-default-features
-unset LIBSQLITE3_FLAGS
-echo "targets: <= 3 MiB with reqwest, <= 1.5 MiB without"
-for f in "$OUT"/with-reqwest/breakdown.txt "$OUT"/without-reqwest-lean/breakdown.txt; do
+measure "without reqwest, RELR" without-reqwest-relr --no-default-features -- "${TRAILHOUND_LINUX_RELR[@]}"
+measure "with reqwest" with-reqwest
+measure "with reqwest, RELR" with-reqwest-relr -- "${TRAILHOUND_LINUX_RELR[@]}"
+trailhound_size_env_clear "$HOST"
+echo "targets: <= 3 MB (3 000 000 bytes) with reqwest, <= 1.5 MB (1 500 000 bytes) without"
+for f in "$OUT"/without-reqwest/without-reqwest.breakdown.txt "$OUT"/with-reqwest/with-reqwest.breakdown.txt; do
     echo
     cat "$f"
 done

@@ -15,16 +15,21 @@ OUT="$ROOT/target/swift"
 rm -rf "$OUT" "$HERE/TrailhoundFFI.xcframework"
 mkdir -p "$OUT/headers" "$HERE/Sources/TrailhoundFFI"
 
-# SQLite without the extensions the queue never uses (see scripts/size-report.sh and the
-# README's size section, where this set was measured and run through the store's tests).
-export LIBSQLITE3_FLAGS="$(sed -n '/^LEAN_SQLITE="/,/"$/p' "$ROOT/scripts/size-report.sh" | tr -d '\\\n' | sed 's/^LEAN_SQLITE="//; s/"$//')"
-for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin; do
+# The size settings of bindings/size-flags.sh, each with its reason (measured in the
+# README's size section): the SQLite options and C without unwind tables. The staticlib
+# crate type given below is also what lets the profile's LTO apply. The link-time
+# settings (RELR) are ELF-only and belong to the app's link, not to a static library.
+# shellcheck source=../size-flags.sh
+. "$ROOT/bindings/size-flags.sh"
+TRIPLES=(aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin)
+for t in "${TRIPLES[@]}"; do trailhound_size_env "$t"; done
+for t in "${TRIPLES[@]}"; do
     # The staticlib is asked for here only (see bindings/Cargo.toml).
     cargo rustc -p trailhound-ffi --lib --profile "$PROFILE" --target "$t" $FEATURES --crate-type staticlib
 done
 
 # The host build for generation keeps the default SQLite: same flags as target/debug.
-unset LIBSQLITE3_FLAGS
+for t in "${TRIPLES[@]}"; do trailhound_size_env_clear "$t"; done
 # Generate from a host build that keeps its metadata (library mode reads it).
 cargo build -p trailhound-ffi --features bindgen
 cargo run -p trailhound-ffi --features bindgen --bin uniffi-bindgen -- generate \

@@ -13,15 +13,20 @@ cd "$ROOT"
 # 1. The shared library per ABI, in the jniLibs/<abi>/libtrailhound_ffi.so layout that
 #    the Android plugin packs into the AAR's jni/ directory. The app supplies OkHttp as the
 #    HttpTransport, so the reqwest transport is left out (about half the size).
-# SQLite without the extensions the queue never uses (see scripts/size-report.sh and the
-# README's size section, where this set was measured and run through the store's tests).
-export LIBSQLITE3_FLAGS="$(sed -n '/^LEAN_SQLITE="/,/"$/p' "$ROOT/scripts/size-report.sh" | tr -d '\\\n' | sed 's/^LEAN_SQLITE="//; s/"$//')"
+#    The size settings are in bindings/size-flags.sh, each with its reason (measured in the
+#    README's size section): `cargo rustc --crate-type cdylib` so that the profile's LTO
+#    applies, the SQLite options, C without unwind tables, packed relocations.
+# shellcheck source=../../size-flags.sh
+. "$ROOT/bindings/size-flags.sh"
+TRIPLES=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android)
+for t in "${TRIPLES[@]}"; do trailhound_size_env "$t"; done
 rm -rf "$HERE/jniLibs"
 cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 --platform 24 -o "$HERE/jniLibs" \
-    build -p trailhound-ffi --lib --profile release-ffi --no-default-features
+    rustc -p trailhound-ffi "${TRAILHOUND_FFI_CDYLIB[@]}" --no-default-features \
+    -- "${TRAILHOUND_ANDROID_RELOCS[@]}"
 
 # The host build for generation keeps the default SQLite: same flags as target/debug.
-unset LIBSQLITE3_FLAGS
+for t in "${TRIPLES[@]}"; do trailhound_size_env_clear "$t"; done
 # 2. The Kotlin bindings, generated from an unstripped host build (library mode).
 cargo build -p trailhound-ffi --features bindgen
 rm -rf bindings/generated/kotlin
