@@ -3,8 +3,8 @@
 // the page, then checks that the collector received every event exactly once.
 //
 //   node examples/web/e2e.test.mjs      (after wasm/build.sh and scripts/test-wasm.sh's npm install)
-// TRAILHOUND_COLLECTOR=path/to/trailhound uses the real `trailhound collect`; without it, the
-// stand-in stub-collector.mjs. Prints "e2e: N passed, N failed".
+// The collector is the real `trailhound collect`: TRAILHOUND_COLLECTOR=path/to/trailhound, or
+// target/debug/trailhound (`cargo build -p trailhound-cli`). Prints "e2e: N passed, N failed".
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -52,11 +52,9 @@ function check(name, ok, detail = "") {
 const dataDir = mkdtempSync(join(tmpdir(), "th-e2e-"));
 let context;
 try {
-  const collectorBin = process.env.TRAILHOUND_COLLECTOR;
-  const collector = collectorBin
-    ? await start(collectorBin, ["collect", "--listen", "127.0.0.1:0", "--db", join(dataDir, "collect.db")], "trailhound collect: listening on")
-    : await start(process.execPath, [join(here, "stub-collector.mjs"), "0"], "trailhound collect: listening on");
-  console.log(`collector: ${collectorBin ? collectorBin : "stub-collector.mjs"} at ${collector}`);
+  const collectorBin = process.env.TRAILHOUND_COLLECTOR || join(here, "../../target/debug/trailhound");
+  const collector = await start(collectorBin, ["collect", "--listen", "127.0.0.1:0", "--db", join(dataDir, "collect.db")], "trailhound collect: listening on");
+  console.log(`collector: ${collectorBin} at ${collector}`);
   const site = await start(process.execPath, [join(here, "serve.mjs"), "0"], "serving on");
   const events = async () => (await (await fetch(`${collector}/api/events?limit=10000`)).json()).events;
 
