@@ -48,7 +48,7 @@ TRAILHOUND_SQLITE_FLAGS="\
 -DSQLITE_OMIT_DATETIME_FUNCS -DSQLITE_OMIT_LOCALTIME -DSQLITE_OMIT_GENERATED_COLUMNS \
 -DSQLITE_OMIT_COMPOUND_SELECT -DSQLITE_OMIT_BLOB_LITERAL -DSQLITE_OMIT_HEX_INTEGER"
 
-# 3. C code (SQLite; ring's C with the reqwest transport) without unwind tables: about
+# 3. C code (SQLite; ring's C with the ureq transport) without unwind tables: about
 #    100 KB of .eh_frame for SQLite alone. Nothing unwinds through C frames here: Rust's
 #    extern "C" callbacks abort rather than unwind, and rusqlite catches panics in its
 #    callbacks. What is lost: debuggers, profilers and crash reporters cannot walk the

@@ -2,7 +2,7 @@
 # Measures the shipped size of libtrailhound_ffi.so (x86_64 here): the release-ffi profile
 # (LTO, opt-level "z", one codegen unit) with the settings of bindings/size-flags.sh
 # (cdylib-only build so that LTO applies, lean SQLite, C without unwind tables), stripped,
-# with the built-in reqwest transport and without it (the app then supplies an
+# with the built-in ureq transport and without it (the app then supplies an
 # HttpTransport: OkHttp, URLSession), each also with packed relative relocations (RELR).
 # Slow (LTO builds, several minutes on 2 cores), so not part of test-bindings.sh.
 # Prints the sizes and, for each build, the largest symbols of the unstripped library.
@@ -77,13 +77,13 @@ trailhound_size_env "$HOST"
 
 echo "libtrailhound_ffi.so, $(uname -m), profile release-ffi, bindings/size-flags.sh, strip --strip-all"
 echo "rustc: $(rustc --version)"
-measure "without reqwest" without-reqwest --no-default-features
-measure "without reqwest, RELR" without-reqwest-relr --no-default-features -- "${TRAILHOUND_LINUX_RELR[@]}"
-measure "with reqwest" with-reqwest
-measure "with reqwest, RELR" with-reqwest-relr -- "${TRAILHOUND_LINUX_RELR[@]}"
+measure "without ureq" without-ureq --no-default-features
+measure "without ureq, RELR" without-ureq-relr --no-default-features -- "${TRAILHOUND_LINUX_RELR[@]}"
+measure "with ureq" with-ureq
+measure "with ureq, RELR" with-ureq-relr -- "${TRAILHOUND_LINUX_RELR[@]}"
 trailhound_size_env_clear "$HOST"
-echo "targets: <= 3 MB (3 000 000 bytes) with reqwest, <= 1.5 MB (1 500 000 bytes) without"
-for f in "$OUT"/without-reqwest/without-reqwest.breakdown.txt "$OUT"/with-reqwest/with-reqwest.breakdown.txt; do
+echo "targets: <= 3 MB (3 000 000 bytes) with the built-in transport, <= 1.5 MB (1 500 000 bytes) without"
+for f in "$OUT"/without-ureq/without-ureq.breakdown.txt "$OUT"/with-ureq/with-ureq.breakdown.txt; do
     echo
     cat "$f"
 done

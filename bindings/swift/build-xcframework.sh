@@ -9,7 +9,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 PROFILE=release-ffi
-# Apps bring URLSession as the HttpTransport, so the reqwest transport is left out.
+# Apps bring URLSession as the HttpTransport, so the built-in ureq transport is left out.
 FEATURES="--no-default-features"
 OUT="$ROOT/target/swift"
 rm -rf "$OUT" "$HERE/TrailhoundFFI.xcframework"

@@ -1,4 +1,4 @@
-//! An app-supplied transport, as the library built without reqwest requires (a Rust
+//! An app-supplied transport, as the library built without ureq requires (a Rust
 //! one here; the Kotlin and Python suites do the same from the host).
 
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! The FFI layer driven from Rust: the same paths the hosts take, without a host.
 //! Uses the built-in transport; see `app_transport.rs` for an app-supplied one.
-#![cfg(feature = "reqwest")]
+#![cfg(feature = "ureq")]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -123,9 +123,7 @@ fn foreign_transport_error_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     let transport = Arc::new(FlakyTransport {
         calls: AtomicU32::new(0),
-        inner: Arc::new(
-            trailhound::ReqwestTransport::new(std::time::Duration::from_secs(5)).unwrap(),
-        ),
+        inner: Arc::new(trailhound::UreqTransport::new(std::time::Duration::from_secs(5)).unwrap()),
         seen: Mutex::new(vec![]),
     });
     let client = TrailhoundClient::new(

@@ -1,4 +1,4 @@
-//! The native runtime end to end: the real SQLite store, the real reqwest transport and a
+//! The native runtime end to end: the real SQLite store, the real ureq transport and a
 //! loopback collector, with faults injected at the server, the disk and the process.
 
 use std::sync::{Arc, Mutex};

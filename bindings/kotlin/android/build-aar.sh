@@ -12,7 +12,7 @@ cd "$ROOT"
 
 # 1. The shared library per ABI, in the jniLibs/<abi>/libtrailhound_ffi.so layout that
 #    the Android plugin packs into the AAR's jni/ directory. The app supplies OkHttp as the
-#    HttpTransport, so the reqwest transport is left out (about half the size).
+#    HttpTransport, so the built-in ureq transport is left out (about half the size).
 #    The size settings are in bindings/size-flags.sh, each with its reason (measured in the
 #    README's size section): `cargo rustc --crate-type cdylib` so that the profile's LTO
 #    applies, the SQLite options, C without unwind tables, packed relocations.

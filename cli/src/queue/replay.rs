@@ -390,7 +390,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         drain: args.drain,
         max_attempts: args.max_attempts.max(1),
     };
-    let transport = trailhound::ReqwestTransport::new(Duration::from_secs(args.timeout))
+    let transport = trailhound::UreqTransport::new(Duration::from_secs(args.timeout))
         .map_err(|e| anyhow::anyhow!("cannot set up HTTP: {e}"))?;
     let total = open_read_only(&args.path)?
         .store

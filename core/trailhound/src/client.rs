@@ -155,7 +155,7 @@ impl Builder {
         self
     }
 
-    /// Sends through this transport instead of the default reqwest one.
+    /// Sends through this transport instead of the default ureq one.
     pub fn transport(mut self, transport: impl Transport) -> Self {
         self.transport = Some(Arc::new(transport));
         self
@@ -266,17 +266,16 @@ impl Builder {
     }
 }
 
-#[cfg(feature = "reqwest")]
+#[cfg(feature = "ureq")]
 fn default_transport(policy: &Policy) -> Result<Arc<dyn Transport>, Error> {
-    let t =
-        crate::transport::ReqwestTransport::new(policy.request_timeout).map_err(Error::Config)?;
+    let t = crate::transport::UreqTransport::new(policy.request_timeout).map_err(Error::Config)?;
     Ok(Arc::new(t))
 }
 
-#[cfg(not(feature = "reqwest"))]
+#[cfg(not(feature = "ureq"))]
 fn default_transport(_: &Policy) -> Result<Arc<dyn Transport>, Error> {
     Err(Error::Config(
-        "built without the reqwest feature: set a transport with Builder::transport".into(),
+        "built without the ureq feature: set a transport with Builder::transport".into(),
     ))
 }
 

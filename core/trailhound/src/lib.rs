@@ -24,7 +24,7 @@
 //! - [`client`]: the [`Builder`] and the [`Client`] API; plugins and listeners.
 //! - `worker`: the engine thread (engine + store) and the upload thread.
 //! - [`store`]: the SQLite queue: schema and migrations, locking, corruption recovery.
-//! - [`transport`]: the [`Transport`] trait and the default reqwest transport.
+//! - [`transport`]: the [`Transport`] trait and the default ureq transport.
 //! - [`error`]: the [`Error`] type.
 #![deny(missing_docs)]
 
@@ -36,8 +36,8 @@ mod worker;
 
 pub use client::{Builder, Client, Listener, Plugin};
 pub use error::Error;
-#[cfg(feature = "reqwest")]
-pub use transport::ReqwestTransport;
+#[cfg(feature = "ureq")]
+pub use transport::UreqTransport;
 pub use transport::{HttpRequest, Transport};
 
 pub use trailhound_core::{
