@@ -28,12 +28,12 @@ use std::rc::Rc;
 
 use js_sys::Function;
 use serde_json::Value;
-use trailhound_core::context::{self, AppInfo, ContextInfo};
-use trailhound_core::message::{self, Context, Properties};
-use trailhound_core::session::Session;
+use trailhound_core::context::{AppInfo, ContextInfo};
+use trailhound_core::message::{self, Properties};
 use trailhound_core::store::StoreOp;
+use trailhound_core::tracker::{IdentityChange, Tracker};
 use trailhound_core::{
-    Call, DeviceConditions, DropReason, Engine, Identity, Lifecycle, Message, MessageType, Network,
+    Call, DeviceConditions, DropReason, Engine, Identity, Lifecycle, Message, Network,
     Notification, Policy, QueuedEvent, Transmit, UploadResult,
 };
 use wasm_bindgen::prelude::*;
@@ -50,25 +50,6 @@ pub struct Trailhound {
 }
 
 type Shared = Rc<RefCell<Inner>>;
-
-struct Tracker {
-    identity: Identity,
-    info: ContextInfo,
-    network: Network,
-    session: Session,
-    context: Context,
-}
-
-impl Tracker {
-    fn rebuild_context(&mut self) {
-        self.context = Context::new(context::build(
-            &self.info,
-            &self.identity.anonymous_id,
-            self.network,
-            self.session.id(),
-        ));
-    }
-}
 
 struct Inner {
     engine: Engine,
@@ -417,10 +398,8 @@ fn push_conditions(sh: &Shared) {
         seen.network = Network::Offline;
     }
     i.engine.handle_conditions(seen, now_ms());
-    if i.tracker.network != i.conditions.network {
-        i.tracker.network = i.conditions.network;
-        i.tracker.rebuild_context();
-    }
+    let network = i.conditions.network;
+    i.tracker.set_network(network);
 }
 
 fn on_page_event(sh: &Shared, kind: &str) {
@@ -664,14 +643,11 @@ impl Trailhound {
             },
             now,
         );
-        let mut tracker = Tracker {
-            identity: engine.identity().clone(),
-            info: context_info(app),
-            network: conditions.network,
-            session: Session::new(),
-            context: Context::new(Properties::new()),
-        };
-        tracker.rebuild_context();
+        let tracker = Tracker::new(
+            engine.identity().clone(),
+            context_info(app),
+            conditions.network,
+        );
         let channel = if matches!(queue, Queue::Idb(_)) {
             web_sys::BroadcastChannel::new(&format!("trailhound:{db_name}")).ok()
         } else {
@@ -804,10 +780,7 @@ impl Trailhound {
         self.live()?;
         {
             let mut i = self.sh.borrow_mut();
-            i.tracker.identity = Identity::new(platform::uuid_v4());
-            i.tracker.session = Session::new();
-            i.tracker.rebuild_context();
-            let id = i.tracker.identity.clone();
+            let id = i.tracker.reset(Identity::new(platform::uuid_v4())).clone();
             i.engine.handle_identity(id);
         }
         kick(&self.sh);
@@ -846,13 +819,13 @@ impl Trailhound {
     /// The anonymous id.
     #[wasm_bindgen(getter, js_name = anonymousId)]
     pub fn anonymous_id(&self) -> String {
-        self.sh.borrow().tracker.identity.anonymous_id.clone()
+        self.sh.borrow().tracker.identity().anonymous_id.clone()
     }
 
     /// The user id, if known.
     #[wasm_bindgen(getter, js_name = userId)]
     pub fn user_id(&self) -> Option<String> {
-        self.sh.borrow().tracker.identity.user_id.clone()
+        self.sh.borrow().tracker.identity().user_id.clone()
     }
 
     /// Sends everything queued now; resolves with the stats when the flush is over
@@ -1042,15 +1015,8 @@ impl Trailhound {
                 return Ok(String::new());
             }
             let i = &mut *i;
-            let timeout = i.policy.session_timeout.as_millis() as i64;
-            let t = &mut i.tracker;
-            if t.session.touch(now, timeout).1 {
-                t.rebuild_context();
-            }
-            let msg = message::stamp(
+            let msg = i.tracker.stamp(
                 call,
-                &t.identity,
-                &t.context,
                 platform::uuid_v4().hyphenated().to_string(),
                 now,
                 &i.policy,
@@ -1087,11 +1053,7 @@ impl Trailhound {
                     .map_err(|e| js_err(format!("a plugin returned an invalid message: {e}"))),
             )?;
         }
-        let identity_change = match msg.kind {
-            MessageType::Identify => Some((msg.user_id.clone(), msg.traits.clone())),
-            MessageType::Alias => Some((msg.user_id.clone(), None)),
-            _ => None,
-        };
+        let identity_change = IdentityChange::of(&msg);
         let policy = self.sh.borrow().policy.clone();
         let event = self.check(message::seal(msg, now, &policy).map_err(js_err))?;
         let id = event.message_id.clone();
@@ -1099,11 +1061,8 @@ impl Trailhound {
             let mut i = self.sh.borrow_mut();
             i.remember_unsent(event.clone());
             i.engine.handle_event(event, now);
-            if let Some((user_id, traits)) = identity_change {
-                let t = &mut i.tracker;
-                t.identity.user_id = user_id;
-                t.identity.traits.extend(traits.unwrap_or_default());
-                let identity = t.identity.clone();
+            if let Some(change) = identity_change {
+                let identity = i.tracker.apply(change).clone();
                 i.engine.handle_identity(identity);
             }
         }

@@ -18,6 +18,7 @@
 //!   conformance suite every backend passes.
 //! - [`wire`]: batch bodies, gzip, Basic auth.
 //! - [`context`]: the `context` object sent with every event.
+//! - [`tracker`]: caller-side state (identity, session, context) that calls are stamped with.
 //! - [`conditions`], [`session`], [`report`]: device conditions, sessions, stats and
 //!   listener notifications.
 #![deny(missing_docs)]
@@ -33,6 +34,7 @@ pub mod schedule;
 pub mod session;
 pub mod store;
 pub mod testing;
+pub mod tracker;
 pub mod wire;
 
 pub use conditions::{DeviceConditions, Network};

@@ -11,12 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use trailhound_core::context::{self, ContextInfo};
-use trailhound_core::message::{self, Context, Properties};
-use trailhound_core::session::Session;
+use trailhound_core::context::ContextInfo;
+use trailhound_core::message::{self, Properties};
+use trailhound_core::tracker::{IdentityChange, Tracker};
 use trailhound_core::{
-    Call, DeviceConditions, DropReason, Identity, Lifecycle, Message, MessageType, Network,
-    Notification, Policy, Stats,
+    Call, DeviceConditions, DropReason, Identity, Lifecycle, Message, Notification, Policy, Stats,
 };
 
 use crate::error::Error;
@@ -238,14 +237,7 @@ impl Builder {
                 return Err(Error::Closed);
             }
         };
-        let mut tracker = Tracker {
-            identity,
-            info: self.context,
-            network: self.conditions.network,
-            session: Session::new(),
-            context: Context::new(Properties::new()),
-        };
-        tracker.rebuild_context();
+        let tracker = Tracker::new(identity, self.context, self.conditions.network);
         Ok(Client {
             shared: Arc::new(Shared {
                 policy: self.policy,
@@ -311,26 +303,6 @@ fn is_loopback(host: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Caller-side state: what `track()` stamps events with.
-struct Tracker {
-    identity: Identity,
-    info: ContextInfo,
-    network: Network,
-    session: Session,
-    context: Context,
-}
-
-impl Tracker {
-    fn rebuild_context(&mut self) {
-        self.context = Context::new(context::build(
-            &self.info,
-            &self.identity.anonymous_id,
-            self.network,
-            self.session.id(),
-        ));
-    }
 }
 
 struct Shared {
@@ -474,18 +446,7 @@ impl Client {
         let message_id = uuid::Uuid::new_v4().hyphenated().to_string();
         let mut msg = {
             let mut t = lock(&shared.tracker);
-            let timeout = shared.policy.session_timeout.as_millis() as i64;
-            if t.session.touch(now, timeout).1 {
-                t.rebuild_context();
-            }
-            self.check(message::stamp(
-                call,
-                &t.identity,
-                &t.context,
-                message_id,
-                now,
-                &shared.policy,
-            ))?
+            self.check(t.stamp(call, message_id, now, &shared.policy))?
         };
         for plugin in &shared.plugins {
             // A panicking plugin must not take the app down with it: the event is refused.
@@ -511,19 +472,14 @@ impl Client {
         }
         // identify and alias change who later events are from; only once the call is
         // accepted, so that a refused call changes nothing.
-        let identity_change = match msg.kind {
-            MessageType::Identify => Some((msg.user_id.clone(), msg.traits.clone())),
-            MessageType::Alias => Some((msg.user_id.clone(), None)),
-            _ => None,
-        };
+        let identity_change = IdentityChange::of(&msg);
         let event = self.check(message::seal(msg, now, &shared.policy))?;
         self.enqueue(event)?;
-        if let Some((user_id, traits)) = identity_change {
+        if let Some(change) = identity_change {
             let mut t = lock(&shared.tracker);
-            t.identity.user_id = user_id;
-            t.identity.traits.extend(traits.unwrap_or_default());
+            let identity = t.apply(change).clone();
             // Sent under the lock: concurrent changes are persisted in the order applied.
-            self.send_control(Command::Identity(t.identity.clone()))?;
+            self.send_control(Command::Identity(identity))?;
         }
         Ok(())
     }
@@ -589,11 +545,9 @@ impl Client {
     /// Forgets the user: a new anonymous device id, no user id, no traits, a new session.
     pub fn reset(&self) -> Result<(), Error> {
         let mut t = lock(&self.shared.tracker);
-        t.identity = Identity::new(uuid::Uuid::new_v4());
-        t.session = Session::new();
-        t.rebuild_context();
+        let identity = t.reset(Identity::new(uuid::Uuid::new_v4())).clone();
         // Sent under the lock: concurrent identity changes are persisted in order.
-        self.send_control(Command::Identity(t.identity.clone()))
+        self.send_control(Command::Identity(identity))
     }
 
     /// Stops collection and purges every queued event; persists the choice.
@@ -616,10 +570,7 @@ impl Client {
     /// Reports a change of network, battery or power mode.
     pub fn set_device_conditions(&self, conditions: DeviceConditions) -> Result<(), Error> {
         let mut t = lock(&self.shared.tracker);
-        if t.network != conditions.network {
-            t.network = conditions.network;
-            t.rebuild_context();
-        }
+        t.set_network(conditions.network);
         // Sent under the lock: the engine sees concurrent changes in the same order.
         self.send_control(Command::Conditions(conditions))
     }
@@ -637,12 +588,12 @@ impl Client {
 
     /// The anonymous device id.
     pub fn anonymous_id(&self) -> String {
-        lock(&self.shared.tracker).identity.anonymous_id.clone()
+        lock(&self.shared.tracker).identity().anonymous_id.clone()
     }
 
     /// The user id, if known.
     pub fn user_id(&self) -> Option<String> {
-        lock(&self.shared.tracker).identity.user_id.clone()
+        lock(&self.shared.tracker).identity().user_id.clone()
     }
 
     /// Counters and state, as of the background thread's last step.
