@@ -52,7 +52,15 @@ fn sigkill_loses_at_most_the_commit_window() {
         .unwrap();
     stored.sort_unstable();
     let expected: Vec<u64> = (0..stored.len() as u64).collect();
-    assert_eq!(stored, expected, "what survived is a gap-free prefix");
+    if stored != expected {
+        let first_gap = stored.iter().zip(0u64..).find(|(s, i)| **s != *i);
+        panic!(
+            "what survived is not a gap-free prefix: {} events, first mismatch {:?}, last {:?}",
+            stored.len(),
+            first_gap,
+            stored.last()
+        );
+    }
 
     let window = Policy::default().commit_interval + Duration::from_millis(500);
     let must_survive = accepted

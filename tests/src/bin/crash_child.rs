@@ -12,6 +12,12 @@ fn main() {
             network: trailhound::Network::Offline,
             ..Default::default()
         })
+        // Caps far above what 1.5 s of tracking fills: at ~45k events the default 20 MiB
+        // bytes cap starts evicting the oldest, which the test would take for lost events.
+        .with_policy(|p| {
+            p.max_queue_bytes = 1 << 30;
+            p.max_queue_events = 10_000_000;
+        })
         .build()
         .expect("client");
     let mut out = std::io::stdout().lock();
