@@ -178,21 +178,26 @@ fn replay_policy(rate: Option<u32>) -> Policy {
     p
 }
 
-/// Replays the queue at `source` through `transport`.
+/// Opens the queue to replay: read-only, or read-write when delivered events are to be
+/// deleted (`--drain`).
+pub fn open_source(path: &Path, drain: bool) -> anyhow::Result<Source> {
+    if drain {
+        let db = db_path(path);
+        let store = SqliteStore::open_file(&db, false)
+            .with_context(|| format!("cannot open {}", db.display()))?;
+        Ok(Source::direct(store))
+    } else {
+        open_read_only(path)
+    }
+}
+
+/// Replays the queue in `source` (from [`open_source`]) through `transport`.
 pub fn replay(
-    source: &Path,
+    source: &mut Source,
     opts: &Options,
     transport: &dyn Transport,
     progress: &mut dyn FnMut(&Progress),
 ) -> anyhow::Result<Summary> {
-    let mut source = if opts.drain {
-        let db = db_path(source);
-        let store = SqliteStore::open_file(&db, false)
-            .with_context(|| format!("cannot open {}", db.display()))?;
-        Source::direct(store)
-    } else {
-        open_read_only(source)?
-    };
     let src = &mut source.store;
     let snapshot = src.snapshot().context("reading the queue")?;
     let mut events: Vec<QueuedEvent> = Vec::with_capacity(snapshot.events as usize);
@@ -392,11 +397,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     };
     let transport = trailhound::UreqTransport::new(Duration::from_secs(args.timeout))
         .map_err(|e| anyhow::anyhow!("cannot set up HTTP: {e}"))?;
-    let total = open_read_only(&args.path)?
-        .store
-        .snapshot()
-        .context("reading the queue")?
-        .events;
+    let mut source = open_source(&args.path, opts.drain)?;
+    let total = source.store.snapshot().context("reading the queue")?.events;
     let verb = if opts.dry_run {
         "dry run:"
     } else {
@@ -412,7 +414,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        let s = replay(&args.path, &opts, &transport, &mut |p| match p {
+        let s = replay(&mut source, &opts, &transport, &mut |p| match p {
             Progress::Delivered(n) | Progress::Rejected(n, _) => {
                 bar.inc(*n);
                 bar.set_message("");
@@ -426,7 +428,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         s?
     } else {
         let dry = opts.dry_run;
-        replay(&args.path, &opts, &transport, &mut |p| match p {
+        replay(&mut source, &opts, &transport, &mut |p| match p {
             Progress::Sent { events, bytes } if dry => {
                 println!("would send a batch of {events} events ({bytes} bytes gzipped)")
             }
