@@ -10,10 +10,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-if [ -d "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-    export PATH
-fi
+# shellcheck source=common.sh
+. "$ROOT/scripts/common.sh"
 
 # A target dir of its own: LTO artifacts would otherwise evict the shared debug ones.
 OUT="$ROOT/target/ffi-size"

@@ -11,29 +11,23 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# rustup's cargo, not Debian's (see scripts/test.sh): the two must not share target/.
-if [ -d "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-    export PATH
-fi
+# shellcheck source=common.sh
+. "$ROOT/scripts/common.sh"
 
 GEN="$ROOT/bindings/generated"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 LIB="$TARGET_DIR/debug/libtrailhound_ffi.so"
 START=$SECONDS
 
-step() { echo; echo "==> $*"; }
-
 step "install what is missing (JDK 17, Maven, pytest)"
 if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven
+    apt_install openjdk-17-jdk-headless maven
 fi
 if ! python3 -c "import pytest" 2>/dev/null; then
     # Debian's own python3 refuses plain pip installs (PEP 668); its package is the fallback.
     python3 -m pip install -q pytest 2>/dev/null \
         || python3 -m pip install -q --break-system-packages pytest 2>/dev/null \
-        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pytest; }
+        || apt_install python3-pytest
 fi
 
 step "build libtrailhound_ffi and the pinned uniffi-bindgen"

@@ -14,51 +14,20 @@ WASM_DIR="$ROOT/wasm"
 
 # rustup's cargo (native collector, cargo install) first; /usr/bin/cargo is called
 # explicitly for wasm32.
-if [ -d "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-    export PATH
-fi
+# shellcheck source=common.sh
+. "$ROOT/scripts/common.sh"
 
 START=$SECONDS
 PASSED=0
 FAILED=0
 SKIPPED=0
-step() { echo; echo "==> $*"; }
-version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
-    else echo "error: need root to run: $*" >&2; return 1
-    fi
-}
-APT_UPDATED=0
-apt_install() {
-    if [ "$APT_UPDATED" = 0 ]; then
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-        APT_UPDATED=1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
-}
 
 # ---------------------------------------------------------------------------
 step "wasm32 toolchain (Debian rustc-web >= 1.96, rust-web-src, cargo-web, rust-lld)"
-WASM_RUST_MIN=1.96
-debian_rust_ready() {
-    local v
-    [ -x /usr/bin/rustc ] && [ -x /usr/bin/rustdoc ] && [ -x /usr/bin/cargo ] || return 1
-    [ -e /usr/bin/rust-lld ] || return 1
-    v="$(/usr/bin/rustc --version 2>/dev/null | awk '{print $2}')" || return 1
-    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
-    v="$(/usr/bin/cargo --version 2>/dev/null | awk '{print $2}')" || return 1
-    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
-    [ -f "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock" ] || return 1
-    # rustup's clippy (1.95) cannot read the std that Debian's 1.96 builds.
-    [ -x /usr/bin/clippy-driver ] && [ -x /usr/bin/cargo-clippy ] || return 1
-}
 if debian_rust_ready; then
     echo "already installed: $(/usr/bin/rustc --version)"
 else
-    apt_install rustc-web rust-web-src cargo-web rust-web-llvm lld-22 rust-web-clippy
+    apt_install "${WASM_RUST_PACKAGES[@]}"
     debian_rust_ready || { echo "error: Debian's rustc-web toolchain is not usable" >&2; exit 1; }
 fi
 
@@ -124,13 +93,7 @@ set +e
     -Zbuild-std=std,panic_abort) 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}
 set -e
-read -r p f i < <(awk '/^test result:/ {
-        for (k = 1; k <= NF; k++) {
-            if ($(k+1) ~ /^passed/)  p += $k
-            if ($(k+1) ~ /^failed/)  f += $k
-            if ($(k+1) ~ /^ignored/) i += $k
-        }
-    } END { print p+0, f+0, i+0 }' "$LOG")
+read -r p f i < <(cargo_test_counts "$LOG")
 if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi # a build or runner failure counts
 PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + i))
 echo "browser tests: $p passed, $f failed, $i ignored"
@@ -145,26 +108,27 @@ CLI="$ROOT/target/debug/trailhound"
 "$CLI" collect --help >/dev/null
 echo "using $CLI"
 
+# node_suite NAME SCRIPT [VAR=value...]: runs a Node test script that ends with
+# "NAME: N passed, N failed"; a non-zero exit without a counted failure counts as one.
+node_suite() {
+    local name="$1" script="$2" rc p f
+    shift 2
+    set +e
+    env "$@" node "$script" 2>&1 | tee "$LOG"
+    rc=${PIPESTATUS[0]}
+    set -e
+    read -r p f < <(sed -n "s/^$name: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p" "$LOG" | tail -n1)
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+}
+
 step "Node smoke test (nodejs build)"
-set +e
-TRAILHOUND_CLI="$CLI" node "$WASM_DIR/tests/node-smoke.mjs" 2>&1 | tee "$LOG"
-rc=${PIPESTATUS[0]}
-set -e
-read -r p f < <(sed -n 's/^node: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$LOG" | tail -n1)
-p=${p:-0}; f=${f:-0}
-if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
-PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+node_suite node "$WASM_DIR/tests/node-smoke.mjs" TRAILHOUND_CLI="$CLI"
 
 # ---------------------------------------------------------------------------
 step "end-to-end: examples/web in Chromium with playwright-core, to a loopback collector"
-set +e
-TRAILHOUND_COLLECTOR="$CLI" node "$ROOT/examples/web/e2e.test.mjs" 2>&1 | tee "$LOG"
-rc=${PIPESTATUS[0]}
-set -e
-read -r p f < <(sed -n 's/^e2e: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$LOG" | tail -n1)
-p=${p:-0}; f=${f:-0}
-if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
-PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+node_suite e2e "$ROOT/examples/web/e2e.test.mjs" TRAILHOUND_COLLECTOR="$CLI"
 
 echo
 echo "==> browser package tests done in $((SECONDS - START)) s"

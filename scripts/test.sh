@@ -10,13 +10,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# The native steps must use rustup's toolchain. Debian's /usr/bin/cargo (1.96) is
-# only for the wasm step, with its own target dir: mixing the two compilers'
-# artifacts in one target dir fails with E0514.
-if [ -d "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-    export PATH
-fi
+# shellcheck source=common.sh
+. "$ROOT/scripts/common.sh"
 
 START=$SECONDS
 STEPS_DONE=()
@@ -25,29 +20,8 @@ TESTS_PASSED=0
 TESTS_FAILED=0
 TESTS_SKIPPED=0
 
-step() {
-    echo
-    echo "==> $*"
-}
-
 done_step() {
     STEPS_DONE+=("$1")
-}
-
-# version_ge A B: true if version A >= version B
-version_ge() {
-    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
-}
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "error: need root to run: $*" >&2
-        return 1
-    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -68,21 +42,6 @@ done_step "components"
 
 # ---------------------------------------------------------------------------
 step "Debian packages: wasm32 toolchain (rustc-web >= 1.96, rust-web-src, cargo-web, rust-lld), chromium"
-# Packages: rustc-web (/usr/bin/rustc, rustdoc), cargo-web (/usr/bin/cargo),
-# rust-web-src (std source for -Zbuild-std, /usr/lib/rustlib/src/rust/library),
-# rust-web-llvm (/usr/bin/rust-lld, a symlink to lld-22; only a Recommends of
-# rustc-web, so listed explicitly), lld-22 (/usr/bin/lld-22).
-WASM_RUST_MIN=1.96
-debian_rust_ready() {
-    local v
-    [ -x /usr/bin/rustc ] && [ -x /usr/bin/rustdoc ] && [ -x /usr/bin/cargo ] || return 1
-    [ -e /usr/bin/rust-lld ] || return 1 # -e follows the symlink: fails if lld-22 is missing
-    v="$(/usr/bin/rustc --version 2>/dev/null | awk '{print $2}')" || return 1
-    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
-    v="$(/usr/bin/cargo --version 2>/dev/null | awk '{print $2}')" || return 1
-    version_ge "${v:-0}" "$WASM_RUST_MIN" || return 1
-    [ -f "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.lock" ] || return 1
-}
 # chromium + chromium-driver: the collector's live page test (cli/tests/page.rs) and the
 # browser package's tests run in headless Chromium.
 chromium_ready() {
@@ -91,12 +50,10 @@ chromium_ready() {
 if debian_rust_ready && chromium_ready; then
     echo "already installed"
 else
-    echo "installing Debian packages (rustc-web rust-web-src cargo-web rust-web-llvm lld-22 chromium chromium-driver)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-        rustc-web rust-web-src cargo-web rust-web-llvm lld-22 chromium chromium-driver
+    echo "installing Debian packages (${WASM_RUST_PACKAGES[*]} chromium chromium-driver)"
+    apt_install "${WASM_RUST_PACKAGES[@]}" chromium chromium-driver
     if ! debian_rust_ready; then
-        echo "error: after apt-get install, /usr/bin/rustc is not >= $WASM_RUST_MIN or rust-lld/std source is missing" >&2
+        echo "error: after apt-get install, /usr/bin/rustc is not >= $WASM_RUST_MIN or rust-lld/std source/clippy is missing" >&2
         echo "       (the 1.96 packages come from the bookworm-security suite; is it in the apt sources?)" >&2
         /usr/bin/rustc --version >&2 || true
         ls -l /usr/bin/rust-lld >&2 || true
@@ -126,14 +83,7 @@ export TRAILHOUND_REQUIRE_CHROMIUM=1
 TEST_LOG="$(mktemp)"
 trap 'rm -f "$TEST_LOG"' EXIT
 cargo test --workspace 2>&1 | tee "$TEST_LOG"
-# "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ..."
-read -r p f i < <(awk '/^test result:/ {
-        for (k = 1; k <= NF; k++) {
-            if ($(k+1) ~ /^passed/)  p += $k
-            if ($(k+1) ~ /^failed/)  f += $k
-            if ($(k+1) ~ /^ignored/) i += $k
-        }
-    } END { print p+0, f+0, i+0 }' "$TEST_LOG")
+read -r p f i < <(cargo_test_counts "$TEST_LOG")
 TESTS_PASSED=$((TESTS_PASSED + p))
 TESTS_FAILED=$((TESTS_FAILED + f))
 TESTS_SKIPPED=$((TESTS_SKIPPED + i))
