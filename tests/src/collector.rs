@@ -17,6 +17,8 @@ pub struct Reply {
     pub status: u16,
     /// `Retry-After` header value.
     pub retry_after: Option<String>,
+    /// `Location` header value (a redirect).
+    pub location: Option<String>,
 }
 
 impl Reply {
@@ -25,6 +27,7 @@ impl Reply {
         Reply {
             status,
             retry_after: None,
+            location: None,
         }
     }
 
@@ -33,6 +36,16 @@ impl Reply {
         Reply {
             status,
             retry_after: Some(value.to_owned()),
+            location: None,
+        }
+    }
+
+    /// A redirect: `status` (301, 302, 303, 307, 308) with `Location: location`.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Reply {
+            status,
+            retry_after: None,
+            location: Some(location.to_owned()),
         }
     }
 }
@@ -56,6 +69,10 @@ pub struct Received {
     pub peer: Option<std::net::SocketAddr>,
     /// `messageId`s in the batch, in order.
     pub message_ids: Vec<String>,
+    /// The method (`POST`, or `GET` from a client that followed a redirect).
+    pub method: String,
+    /// The path asked for (`/v1/batch`, or another path a redirect pointed to).
+    pub path: String,
 }
 
 /// Decides which events the collector refuses with a 400.
@@ -71,6 +88,8 @@ struct State {
     default: Option<Reply>,
     reject: Option<Rejector>,
     max_batch: Option<usize>,
+    /// Other paths (a redirect's target) and the status they answer with.
+    pages: Vec<(String, u16)>,
 }
 
 /// The receiver. Stops when dropped.
@@ -128,6 +147,12 @@ impl Collector {
     /// Answers 413 to batches of more than `n` events.
     pub fn set_max_batch(&self, n: Option<usize>) {
         self.with(|s| s.max_batch = n);
+    }
+
+    /// Answers any request to `path` (not the batch path: a redirect's target, say) with
+    /// `status`, recording it but taking no events from it.
+    pub fn serve_path(&self, path: &str, status: u16) {
+        self.with(|s| s.pages.push((path.to_owned(), status)));
     }
 
     /// Distinct events accepted, in arrival order.
@@ -206,7 +231,11 @@ fn handle(mut req: tiny_http::Request, state: &(Mutex<State>, Condvar)) {
         .collect();
     let (lock, cvar) = state;
     let mut s = lock.lock().unwrap();
-    let reply = if parsed.is_none() {
+    let path = req.url().split('?').next().unwrap_or_default().to_owned();
+    let page = s.pages.iter().find(|(p, _)| *p == path).map(|(_, st)| *st);
+    let reply = if let Some(status) = page {
+        Reply::status(status)
+    } else if parsed.is_none() {
         Reply::status(400)
     } else if let Some(r) = s.script.pop_front() {
         r
@@ -217,7 +246,7 @@ fn handle(mut req: tiny_http::Request, state: &(Mutex<State>, Condvar)) {
     } else {
         s.default.clone().unwrap_or(Reply::status(200))
     };
-    if (200..300).contains(&reply.status) {
+    if page.is_none() && (200..300).contains(&reply.status) {
         for ev in batch {
             let id = ev["messageId"].as_str().unwrap_or_default().to_owned();
             if s.seen.insert(id) {
@@ -238,6 +267,8 @@ fn handle(mut req: tiny_http::Request, state: &(Mutex<State>, Condvar)) {
             .as_ref()
             .and_then(|v| v["sentAt"].as_str().map(str::to_owned)),
         message_ids: ids,
+        method: req.method().as_str().to_owned(),
+        path,
     });
     drop(s);
     cvar.notify_all();
@@ -245,6 +276,11 @@ fn handle(mut req: tiny_http::Request, state: &(Mutex<State>, Condvar)) {
         tiny_http::Response::from_string("{\"success\":true}").with_status_code(reply.status);
     if let Some(ra) = reply.retry_after {
         if let Ok(h) = tiny_http::Header::from_bytes("Retry-After", ra.as_bytes()) {
+            resp.add_header(h);
+        }
+    }
+    if let Some(location) = reply.location {
+        if let Ok(h) = tiny_http::Header::from_bytes("Location", location.as_bytes()) {
             resp.add_header(h);
         }
     }

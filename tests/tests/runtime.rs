@@ -695,3 +695,67 @@ fn panicking_plugin_is_contained() {
     assert_eq!(c.events()[0]["event"], "Fine");
     client.shutdown(WAIT).unwrap();
 }
+
+/// The built-in transport never follows a redirect: a 301 (or 307, 308) answer to the batch
+/// POST comes back to the engine as that status, and the redirect's target is never asked.
+#[test]
+fn ureq_transport_returns_redirects_unfollowed() {
+    let c = Collector::start();
+    c.serve_path("/landing", 200);
+    let transport = trailhound::UreqTransport::new(Duration::from_secs(10)).unwrap();
+    let body = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(br#"{"batch":[],"sentAt":"2026-01-01T00:00:00.000Z"}"#)
+            .unwrap();
+        gz.finish().unwrap()
+    };
+    let url = format!("{}/v1/batch", c.url());
+    for status in [301, 302, 303, 307, 308] {
+        c.script([Reply::redirect(status, "/landing")]);
+        let req = trailhound::HttpRequest::batch(&url, "Basic dGVzdC1rZXk6", body.clone());
+        let result = trailhound::Transport::send(&transport, &req);
+        assert_eq!(
+            result,
+            trailhound::UploadResult::Response {
+                status,
+                retry_after: None
+            },
+            "{status} is an answer, not followed"
+        );
+    }
+    assert!(
+        c.requests().iter().all(|r| r.path == "/v1/batch"),
+        "the landing page was never asked for: {:?}",
+        c.requests()
+    );
+}
+
+/// A collector that redirects the batch POST to a page answering 200: nothing counts as
+/// delivered, the events stay queued, and uploads pause with the redirect's status.
+#[test]
+fn redirect_is_not_delivery() {
+    let c = Collector::start();
+    c.serve_path("/landing", 200);
+    c.set_default(Some(Reply::redirect(301, "/landing")));
+    let dir = tempfile::tempdir().unwrap();
+    let (client, notes) = start(&c, dir.path());
+    for i in 0..10 {
+        client.track("Redirected", json!({"i": i})).unwrap();
+    }
+    let stats = client.flush_blocking(WAIT).unwrap();
+    assert_eq!(stats.delivered, 0, "{stats:?}");
+    assert_eq!(stats.queued_events, 10, "kept: {stats:?}");
+    assert!(
+        c.requests().iter().all(|r| r.path == "/v1/batch"),
+        "the redirect was not followed: {:?}",
+        c.requests()
+    );
+    let paused = notes
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|n| matches!(n, Notification::Paused { status: 301, .. }));
+    assert!(paused, "{:?}", notes.lock().unwrap());
+    client.shutdown(WAIT).unwrap();
+}

@@ -85,6 +85,11 @@ impl UreqTransport {
             .user_agent(concat!("trailhound-rust/", env!("CARGO_PKG_VERSION")))
             // A 4xx or 5xx is an answer for the engine's response table, not an error.
             .http_status_as_error(false)
+            // Never follow a redirect: following a 301/302/303 turns the POST into a GET
+            // without the body (the landing page's 200 would count as delivery), and a 307/308
+            // would resend the write key to wherever it points. With 0, ureq returns the 3xx
+            // itself, which the engine's table treats as a misconfigured endpoint.
+            .max_redirects(0)
             .tls_config(
                 TlsConfig::builder()
                     .provider(TlsProvider::Rustls)
