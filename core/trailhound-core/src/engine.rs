@@ -25,7 +25,7 @@ use crate::conditions::DeviceConditions;
 use crate::message::{Identity, QueuedEvent};
 use crate::policy::{Policy, BATCH_ENVELOPE_BYTES};
 use crate::report::{DropReason, Notification, Stats};
-use crate::retry::{self, Jitter};
+use crate::retry::{self, Jitter, RetryState};
 use crate::schedule::{self, QueueLoad, Tier};
 use crate::store::FailureKind;
 use crate::store::{
@@ -80,7 +80,12 @@ enum Upload {
     Idle,
     Loading,
     Ready(Vec<QueuedEvent>),
-    InFlight { id: u64, events: Vec<QueuedEvent> },
+    InFlight {
+        id: u64,
+        events: Vec<QueuedEvent>,
+        /// No answer by then: abandoned, as a network error ([`Policy::upload_timeout`]).
+        deadline_ms: i64,
+    },
 }
 
 /// What [`Engine::handle_upload`] does with a response; see the table there.
@@ -94,17 +99,60 @@ enum Verdict {
 }
 
 /// The status column of the table on [`Engine::handle_upload`]; `None` is a network error.
+///
+/// Only an answer about the data itself (400, 413, 422, isolated to one event) ever drops
+/// an event. Everything that is not a delivery, a transient failure or an answer about the
+/// data is about the endpoint or the key, and pauses: a typo in a setting, a redirect to a
+/// login page or a server that does not speak the protocol must never empty the queue.
 fn classify(status: Option<u16>, events: usize) -> Verdict {
     match status {
         None | Some(408 | 429) => Verdict::Retry,
         Some(200..=299) => Verdict::Delivered,
-        Some(s @ (501 | 505)) => Verdict::Drop(DropReason::Rejected { status: s }),
+        Some(501 | 505) => Verdict::Pause(status.unwrap_or_default()),
         Some(500..=599) => Verdict::Retry,
         Some(400 | 413 | 422) if events > 1 => Verdict::Split,
         Some(413) => Verdict::Drop(DropReason::TooLarge),
-        Some(s @ (401 | 403)) => Verdict::Pause(s),
-        Some(s) => Verdict::Drop(DropReason::Rejected { status: s }),
+        Some(s @ (400 | 422)) => Verdict::Drop(DropReason::Rejected { status: s }),
+        Some(s) => Verdict::Pause(s),
     }
+}
+
+/// Whether a pausing status is about the write key (rather than the endpoint).
+fn is_auth_status(status: u16) -> bool {
+    matches!(status, 401 | 403)
+}
+
+/// What a runtime could not save when it gave up on a failing store
+/// ([`Engine::handle_give_up`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unsaved {
+    /// Accepted events never committed, now counted dropped as
+    /// [`DropReason::StoreFailed`].
+    pub events: u64,
+    /// The state (identity, opt-out, retry state) had changes that were not saved.
+    pub state: bool,
+    /// Of those, an opt-out or opt-in: the user's choice is not persisted.
+    pub opt_out: bool,
+}
+
+/// Brings persisted deadlines within what this engine could have set at `now_ms`: a retry
+/// wait or pause saved while the wall clock was far ahead would otherwise stall uploads
+/// for as long as the clock was wrong (and `flush()` cannot override a server's wait).
+/// Returns whether anything changed.
+fn clamp_deadlines(retry: &mut RetryState, policy: &Policy, now_ms: i64) -> bool {
+    let mut changed = false;
+    let mut clamp = |t: &mut Option<i64>, longest: std::time::Duration| {
+        let max = now_ms.saturating_add(longest.as_millis() as i64);
+        if let Some(at) = t {
+            if *at > max {
+                *at = max;
+                changed = true;
+            }
+        }
+    };
+    clamp(&mut retry.next_attempt_ms, policy.backoff_max);
+    clamp(&mut retry.auth_paused_until_ms, policy.auth_pause);
+    changed
 }
 
 /// The Trailhound engine. See the [module documentation](self) for how to drive it.
@@ -139,6 +187,14 @@ pub struct Engine {
 
     upload: Upload,
     splits: Vec<Vec<QueuedEvent>>,
+    /// The events of the current upload (ready, in flight, split) are no longer in the
+    /// store: it was corrupt and replaced while they were out. Unless delivered (or
+    /// dropped by the server's answer) they are inserted again, never lost silently.
+    upload_orphaned: bool,
+    /// Requests given up on after [`Policy::upload_timeout`], for the runtime to cancel.
+    abandoned: VecDeque<u64>,
+    /// The opt-out choice changed and its state save has not succeeded yet.
+    opt_out_unsaved: bool,
     flush_requested: bool,
     burst: bool,
     next_transmit_id: u64,
@@ -161,7 +217,10 @@ impl Engine {
         now_ms: i64,
     ) -> Self {
         let (state, state_dirty) = match snapshot.state {
-            Some(state) => (state, false),
+            Some(mut state) => {
+                let clamped = clamp_deadlines(&mut state.retry, &policy, now_ms);
+                (state, clamped)
+            }
             None => (
                 PersistedState {
                     identity: new_identity,
@@ -202,6 +261,9 @@ impl Engine {
             futile_evict: None,
             upload: Upload::Idle,
             splits: Vec::new(),
+            upload_orphaned: false,
+            abandoned: VecDeque::new(),
+            opt_out_unsaved: false,
             flush_requested: false,
             burst: false,
             next_transmit_id: 1,
@@ -237,6 +299,16 @@ impl Engine {
         s.network = self.conditions.network;
         s.opted_out = self.state.opted_out;
         s
+    }
+
+    /// Whether the runtime may hand over more events: false while the events waiting in
+    /// memory uncommitted (storage failing) reach [`Policy::max_uncommitted_events`] or
+    /// [`Policy::max_uncommitted_bytes`]. The runtime then stops taking calls from its call
+    /// queue, so that callers get backpressure instead of memory growing without bound.
+    /// Events handed over anyway are still kept.
+    pub fn accepting(&self) -> bool {
+        self.pending.len() < self.policy.max_uncommitted_events
+            && (self.pending_bytes as usize) < self.policy.max_uncommitted_bytes
     }
 
     /// The current upload tier.
@@ -352,14 +424,24 @@ impl Engine {
         }
         self.state.opted_out = opted_out;
         self.state_dirty = true;
+        self.opt_out_unsaved = true;
         if opted_out {
             let dropped = std::mem::take(&mut self.pending);
             self.pending_bytes = 0;
             self.pending_since = None;
             self.note_dropped(DropReason::OptOut, &dropped);
-            self.splits.clear();
+            let mut unsent: Vec<QueuedEvent> = self.splits.drain(..).flatten().collect();
             if matches!(self.upload, Upload::Ready(_)) {
-                self.upload = Upload::Idle;
+                if let Upload::Ready(events) = std::mem::replace(&mut self.upload, Upload::Idle) {
+                    unsent.extend(events);
+                }
+            }
+            if self.upload_orphaned {
+                // Not in the (replaced) store, so the Clear below cannot count them.
+                self.note_dropped(DropReason::OptOut, &unsent);
+                if !matches!(self.upload, Upload::InFlight { .. }) {
+                    self.upload_orphaned = false;
+                }
             }
             // A batch in flight is left to the server's answer (see handle_upload), so that
             // it is counted once: delivered, or dropped for the opt-out.
@@ -375,14 +457,80 @@ impl Engine {
     /// Nothing but the passage of time (a timer fired).
     pub fn handle_timeout(&mut self, now_ms: i64) {
         self.tick(now_ms);
+        if let Upload::InFlight {
+            id, deadline_ms, ..
+        } = self.upload
+        {
+            if now_ms >= deadline_ms {
+                // The transport never answered: give up on it (the runtime cancels it via
+                // poll_abandoned) and retry like any network error. A late answer is ignored.
+                self.abandoned.push_back(id);
+                let secs = self.policy.upload_timeout.as_secs();
+                self.handle_upload(
+                    id,
+                    UploadResult::NetworkError(format!(
+                        "no answer within {secs} s: the request was abandoned"
+                    )),
+                    now_ms,
+                );
+            }
+        }
+    }
+
+    /// The runtime is stopping while storage still fails (its shutdown deadline passed
+    /// with store operations unfinished): the uncommitted events are counted dropped as
+    /// [`DropReason::StoreFailed`] and reported, so that no loss is silent. Returns what
+    /// could not be saved, for the runtime to report to its caller.
+    pub fn handle_give_up(&mut self, now_ms: i64) -> Unsaved {
+        self.tick(now_ms);
+        let mut lost = std::mem::take(&mut self.pending);
+        if let Some(StoreOp::Insert(events)) = &self.in_flight_op {
+            lost.extend(events.iter().cloned());
+        }
+        for op in &self.ops {
+            if let StoreOp::Insert(events) = op {
+                lost.extend(events.iter().cloned());
+            }
+        }
+        self.pending_bytes = 0;
+        self.pending_since = None;
+        self.note_dropped(DropReason::StoreFailed, &lost);
+        let state = self.state_dirty
+            || matches!(self.in_flight_op, Some(StoreOp::SaveState(_)))
+            || self.opt_out_unsaved;
+        let unsaved = Unsaved {
+            events: lost.len() as u64,
+            state,
+            opt_out: self.opt_out_unsaved,
+        };
+        if unsaved.state {
+            self.notifications.push_back(Notification::StoreError {
+                error: if unsaved.opt_out {
+                    "storage failed until shutdown: the opt-out choice was not saved".into()
+                } else {
+                    "storage failed until shutdown: identity and retry state were not saved"
+                        .into()
+                },
+            });
+        }
+        unsaved
     }
 
     /// The runtime replaced a corrupt store with an empty one: what was stored is lost.
     /// The identity and state are written to the new store. `error` says what happened
     /// and where the old store went; the listener hears it verbatim.
+    ///
+    /// The events of an upload under way are not lost yet: they are in memory, and their
+    /// fate is the server's answer. Delivered, they count as delivered (and only that);
+    /// otherwise they are inserted into the new store.
     pub fn handle_store_replaced(&mut self, error: String, now_ms: i64) {
         self.tick(now_ms);
-        let lost = std::mem::take(&mut self.stored);
+        let mut lost = std::mem::take(&mut self.stored);
+        let uploading = self.upload_events_count();
+        if uploading > 0 {
+            self.upload_orphaned = true;
+            lost.events = lost.events.saturating_sub(uploading);
+        }
         self.stored_oldest_ms = None;
         self.stats
             .dropped
@@ -478,17 +626,21 @@ impl Engine {
 
     /// The result of the request [`Engine::poll_transmit`] returned with this `id`.
     ///
-    /// | response                                   | what happens                                                   |
-    /// |--------------------------------------------|----------------------------------------------------------------|
-    /// | 2xx                                        | delivered: deleted from the queue, listener told, backoff reset |
-    /// | 408, 429, 5xx but 501 and 505              | retried after `Retry-After` if given (capped at `backoff_max`), else exponential backoff with jitter |
-    /// | network error or timeout                   | retried with exponential backoff and jitter                    |
-    /// | 413, several events                        | the batch is split in halves, each sent on its own              |
-    /// | 413, one event                             | the event is dropped as too large, and reported                 |
-    /// | 400 or 422, several events                 | split in halves, to isolate the bad event                       |
-    /// | 400 or 422, one event                      | the event is dropped as rejected, and reported                  |
-    /// | 401, 403                                   | uploads pause for `auth_pause` (or until `flush()`); events keep queuing within the caps; reported |
-    /// | anything else (1xx, 3xx, other 4xx, 501, 505) | not retryable: the batch is dropped as rejected, and reported |
+    /// | response | what happens |
+    /// |---|---|
+    /// | 2xx | delivered: deleted from the queue, listener told, backoff reset |
+    /// | 408, 429, 5xx but 501 and 505 | retried after the longer of our own backoff (exponential, with jitter) and `Retry-After` (capped at `backoff_max`) |
+    /// | network error, timeout, no answer within `upload_timeout` | retried with exponential backoff and jitter |
+    /// | 413, several events | the batch is split in halves, each sent on its own |
+    /// | 413, one event | the event is dropped as too large, and reported |
+    /// | 400 or 422, several events | split in halves, to isolate the bad event |
+    /// | 400 or 422, one event | the event is dropped as rejected, and reported |
+    /// | 401, 403 | the write key was refused: uploads pause for `auth_pause` (or until `flush()`); events keep queuing within the caps; reported |
+    /// | anything else: 1xx, 3xx (redirects are never followed), 404, 405, 410, other 4xx, 501, 505 | the endpoint is misconfigured: paused like 401/403, never dropped, never delivered |
+    ///
+    /// Only an answer about the data itself (400, 413, 422) drops an event, and only once
+    /// it is isolated. A `Retry-After` of 0, negative, unreadable or a date already past
+    /// never shortens our own backoff.
     ///
     /// Retry state is persisted, so a restart honours it.
     pub fn handle_upload(&mut self, id: u64, result: UploadResult, now_ms: i64) {
@@ -497,6 +649,7 @@ impl Engine {
             Upload::InFlight {
                 id: expected,
                 events,
+                ..
             } if expected == id => events,
             other => {
                 self.upload = other;
@@ -538,10 +691,16 @@ impl Engine {
                 let server_wait = retry_after
                     .as_deref()
                     .and_then(|v| retry::parse_retry_after(v, now_ms, &self.policy));
-                let wait = server_wait
-                    .unwrap_or_else(|| retry::backoff(attempts, &self.policy, &mut self.jitter));
+                // Never sooner than our own backoff: `Retry-After: 0`, or a date already
+                // past (a device clock ahead of the server's), must not make a tight loop
+                // against a server that is shedding load.
+                let own = retry::backoff(attempts, &self.policy, &mut self.jitter);
+                let wait = server_wait.map_or(own, |w| w.max(own));
                 self.state.retry.next_attempt_ms = Some(now_ms + wait.as_millis() as i64);
-                self.state.retry.server_directed = server_wait.is_some();
+                self.state.retry.server_directed = server_wait.is_some_and(|w| w >= own);
+                if self.upload_orphaned {
+                    self.readopt(events);
+                }
                 self.state_dirty = true;
                 self.stats.retries += 1;
                 self.stats.last_error = Some(error.clone());
@@ -567,9 +726,17 @@ impl Engine {
                 self.state.retry.auth_paused_until_ms = Some(until);
                 self.state.retry.auth_status = Some(status);
                 self.state_dirty = true;
-                self.stats.last_error = Some(format!(
-                    "HTTP {status}: the write key was refused; uploads paused"
-                ));
+                self.stats.last_error = Some(if is_auth_status(status) {
+                    format!("HTTP {status}: the write key was refused; uploads paused")
+                } else {
+                    format!(
+                        "HTTP {status}: the endpoint looks misconfigured (not a Segment-compatible \
+                         batch endpoint); uploads paused, events kept"
+                    )
+                });
+                if self.upload_orphaned {
+                    self.readopt(events);
+                }
                 self.notifications.push_back(Notification::Paused {
                     status,
                     resume_in_ms: self.policy.auth_pause.as_millis() as u64,
@@ -621,8 +788,20 @@ impl Engine {
             events: events.len(),
             raw_bytes: raw.len(),
         };
-        self.upload = Upload::InFlight { id, events };
+        self.upload = Upload::InFlight {
+            id,
+            events,
+            deadline_ms: now_ms.saturating_add(self.policy.upload_timeout.as_millis() as i64),
+        };
         Some(transmit)
+    }
+
+    /// A request the engine gave up on ([`Policy::upload_timeout`] passed without an
+    /// answer): the runtime cancels it if it can (a browser aborts the `fetch`) and must not
+    /// let it hold up later requests (the native runtime leaves the stuck upload thread
+    /// behind). Its late answer, if any, is ignored.
+    pub fn poll_abandoned(&mut self) -> Option<u64> {
+        self.abandoned.pop_front()
     }
 
     /// The next notification for the delivery listener.
@@ -645,6 +824,10 @@ impl Engine {
         if let Some(t) = self.upload_due_at() {
             at(t);
         }
+        let in_flight = match self.upload {
+            Upload::InFlight { deadline_ms, .. } => Some(deadline_ms),
+            _ => None,
+        };
         if let Some(oldest) = self.stored_oldest_ms.filter(|_| !self.evict_is_futile()) {
             // Eviction takes events strictly older than the cap: wake one ms later.
             at(oldest + self.policy.max_event_age.as_millis() as i64 + 1);
@@ -653,7 +836,12 @@ impl Engine {
         // after a store failure, none is due before the retry, and the retry itself is a
         // timer (a failed state save or delete has no other). `None < Some`, so this is
         // the later of the two, or whichever exists.
-        next.max(self.store_retry_at)
+        // The in-flight deadline needs no store operation: it holds even during a retry.
+        let next = next.max(self.store_retry_at);
+        match (next, in_flight) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- internals -----
@@ -672,6 +860,9 @@ impl Engine {
             shift(&mut self.store_retry_at);
             shift(&mut self.state.retry.next_attempt_ms);
             shift(&mut self.state.retry.auth_paused_until_ms);
+            if let Upload::InFlight { deadline_ms, .. } = &mut self.upload {
+                *deadline_ms += delta;
+            }
         }
         self.last_now = now_ms;
     }
@@ -689,11 +880,23 @@ impl Engine {
     }
 
     fn end_burst(&mut self) {
-        self.splits.clear();
+        let splits = std::mem::take(&mut self.splits);
         self.burst = false;
         self.flush_requested = false;
         if !matches!(self.upload, Upload::InFlight { .. }) {
-            self.upload = Upload::Idle;
+            if let Upload::Ready(events) = std::mem::replace(&mut self.upload, Upload::Idle) {
+                if self.upload_orphaned {
+                    self.readopt(events);
+                }
+            }
+        }
+        if self.upload_orphaned {
+            for split in splits {
+                self.readopt(split);
+            }
+            if !matches!(self.upload, Upload::InFlight { .. }) {
+                self.upload_orphaned = false;
+            }
         }
     }
 
@@ -720,8 +923,37 @@ impl Engine {
             .push_back(StoreOp::Delete(events.iter().map(|e| e.seq).collect()));
         self.upload = match self.splits.pop() {
             Some(next) => Upload::Ready(next),
-            None => Upload::Idle,
+            None => {
+                self.upload_orphaned = false;
+                Upload::Idle
+            }
         };
+    }
+
+    /// How many events the current upload holds (ready, in flight, split).
+    fn upload_events_count(&self) -> u64 {
+        let current = match &self.upload {
+            Upload::Ready(events) | Upload::InFlight { events, .. } => events.len(),
+            Upload::Idle | Upload::Loading => 0,
+        };
+        (current + self.splits.iter().map(Vec::len).sum::<usize>()) as u64
+    }
+
+    /// Events of an orphaned upload (see `upload_orphaned`) that the server did not take:
+    /// back into memory, ahead of what was accepted since, to be inserted again.
+    fn readopt(&mut self, mut events: Vec<QueuedEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        self.pending_bytes += events.iter().map(QueuedEvent::bytes).sum::<u64>();
+        let first = events.iter().map(|e| e.created_ms).min();
+        events.append(&mut self.pending);
+        events.sort_by_key(|e| e.seq);
+        self.pending = events;
+        self.pending_since.get_or_insert(self.last_now);
+        if let Some(first) = first {
+            self.waiting_since = Some(self.waiting_since.map_or(first, |w| w.min(first)));
+        }
     }
 
     /// The last `seq` of the events being uploaded (ready, in flight or split), 0 for none:
@@ -888,6 +1120,11 @@ impl Engine {
                         });
                     }
                     self.forget(r, oldest_ms, now_ms);
+                }
+            }
+            (StoreOp::SaveState(saved), StoreOutcome::StateSaved) => {
+                if saved.opted_out == self.state.opted_out {
+                    self.opt_out_unsaved = false;
                 }
             }
             (_, StoreOutcome::Cleared(removed)) => {

@@ -17,6 +17,8 @@
 //! - [`store`]: storage operations, the `QueueStore` trait, a memory store, the
 //!   conformance suite every backend passes.
 //! - [`wire`]: batch bodies, gzip, Basic auth.
+//! - [`endpoint`]: the endpoint rules (HTTPS, loopback HTTP, no userinfo or query), for
+//!   every platform's URL parser.
 //! - [`context`]: the `context` object sent with every event.
 //! - [`tracker`]: caller-side state (identity, session, context) that calls are stamped with.
 //! - [`conditions`], [`session`], [`report`]: device conditions, sessions, stats and
@@ -25,6 +27,7 @@
 
 pub mod conditions;
 pub mod context;
+pub mod endpoint;
 pub mod engine;
 pub mod message;
 pub mod policy;

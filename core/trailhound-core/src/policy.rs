@@ -112,12 +112,38 @@ pub struct Policy {
     /// server or a proxy asking for a day would otherwise stall the queue into its age cap).
     pub backoff_max: Duration,
 
-    /// How long uploads stay paused after a 401 or 403 before one probe request is made
-    /// (a fixed write key may have been deployed server side). `flush()` probes at once.
+    /// How long uploads stay paused after a 401 or 403, or an answer that says the endpoint
+    /// is misconfigured (a redirect, 404, 405, 410, …), before one probe request is made
+    /// (a fixed write key or endpoint may have been deployed server side). `flush()`
+    /// probes at once. Events keep queuing within the caps meanwhile: a typo in a setting
+    /// must never empty a week of offline events.
     pub auth_pause: Duration,
 
     /// Upload request timeout, connect included.
     pub request_timeout: Duration,
+
+    /// The engine's own bound on an upload in flight: with no answer by then, the request
+    /// is abandoned and counted as a network error (retried with backoff).
+    ///
+    /// The built-in transport times out after `request_timeout`, but an app's transport
+    /// (OkHttp, URLSession, a browser `fetch`) is not bound by it, and one that never
+    /// returns would otherwise stop every later upload. 60 s: twice the default request
+    /// timeout, so that the built-in transport's own timeout always fires first.
+    pub upload_timeout: Duration,
+
+    /// Most accepted events that may wait in the engine's memory uncommitted.
+    ///
+    /// Normally a commit takes them within `commit_interval`; while storage fails (busy,
+    /// read-only, I/O errors) they pile up. Past this, the runtime stops taking calls
+    /// from its call queue, which fills, so that `track()` returns `Backpressure` instead
+    /// of memory growing until the OS kills the app (losing all of them). With the call
+    /// queue, this bounds what a crash can lose while storage fails.
+    pub max_uncommitted_events: usize,
+
+    /// Most bytes of accepted events that may wait in the engine's memory uncommitted;
+    /// see [`Policy::max_uncommitted_events`]. 4 MiB, like the call queue: together at most
+    /// 8 MiB of events in memory whatever storage does.
+    pub max_uncommitted_bytes: usize,
 
     /// Inactivity after which the next event starts a new session.
     ///
@@ -150,6 +176,9 @@ impl Default for Policy {
             backoff_max: Duration::from_secs(30 * 60),
             auth_pause: Duration::from_secs(60 * 60),
             request_timeout: Duration::from_secs(30),
+            upload_timeout: Duration::from_secs(60),
+            max_uncommitted_events: 10_000,
+            max_uncommitted_bytes: 4 * 1024 * 1024,
             session_timeout: Duration::from_secs(30 * 60),
         }
     }
@@ -237,6 +266,24 @@ impl Policy {
             return err(
                 "backoff_base/backoff_max",
                 "base must be positive and at most max",
+            );
+        }
+        if self.upload_timeout < self.request_timeout {
+            return err(
+                "upload_timeout",
+                "must be at least request_timeout, so that the transport's own timeout fires first",
+            );
+        }
+        if self.max_uncommitted_events < self.commit_max_events {
+            return err(
+                "max_uncommitted_events",
+                "must be at least commit_max_events",
+            );
+        }
+        if self.max_uncommitted_bytes < self.max_event_bytes {
+            return err(
+                "max_uncommitted_bytes",
+                "must hold at least one event of max_event_bytes",
             );
         }
         Ok(())

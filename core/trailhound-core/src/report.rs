@@ -28,6 +28,9 @@ pub enum DropReason {
     DiskFull,
     /// The store was corrupt and was replaced; its events were lost.
     StoreCorrupt,
+    /// Storage kept failing until the client was shut down: these events were accepted
+    /// but never committed.
+    StoreFailed,
     /// The user opted out; the queue was purged.
     OptOut,
     /// A plugin dropped the event.
@@ -51,6 +54,8 @@ pub struct Dropped {
     pub disk_full: u64,
     /// [`DropReason::StoreCorrupt`].
     pub store_corrupt: u64,
+    /// [`DropReason::StoreFailed`].
+    pub store_failed: u64,
     /// [`DropReason::OptOut`].
     pub opt_out: u64,
     /// [`DropReason::Plugin`].
@@ -68,6 +73,7 @@ impl Dropped {
             DropReason::TooLarge => &mut self.too_large,
             DropReason::DiskFull => &mut self.disk_full,
             DropReason::StoreCorrupt => &mut self.store_corrupt,
+            DropReason::StoreFailed => &mut self.store_failed,
             DropReason::OptOut => &mut self.opt_out,
             DropReason::Plugin => &mut self.plugin,
         };
@@ -83,6 +89,7 @@ impl Dropped {
             + self.too_large
             + self.disk_full
             + self.store_corrupt
+            + self.store_failed
             + self.opt_out
             + self.plugin
     }
@@ -153,10 +160,11 @@ pub enum Notification {
         /// Milliseconds until the next attempt.
         retry_in_ms: u64,
     },
-    /// The server refused the write key (401 or 403): uploads are paused, events keep
-    /// queuing within the caps.
+    /// Uploads are paused, events keep queuing within the caps: the server refused the
+    /// write key (401, 403), or the endpoint is misconfigured (a redirect, 404, 405, 410,
+    /// or any other status that is neither a delivery nor about the data).
     Paused {
-        /// The HTTP status.
+        /// The HTTP status: 401/403 for the write key, anything else for the endpoint.
         status: u16,
         /// Milliseconds until a probe request (or the next `flush()`).
         resume_in_ms: u64,

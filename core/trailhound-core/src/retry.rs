@@ -66,19 +66,46 @@ pub fn backoff(attempts: u32, policy: &Policy, jitter: &mut Jitter) -> Duration 
     half + half.mul_f64(jitter.next_f64())
 }
 
-/// Parses a `Retry-After` header value: delta-seconds or an HTTP-date. Returns the wait in
-/// milliseconds from `now_ms`, capped at `backoff_max`; `None` if it cannot be read.
+/// Parses a `Retry-After` header value: delta-seconds or an HTTP-date in any of the three
+/// forms RFC 9110 (section 5.6.7) requires recipients to accept: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`) and C's asctime form (`Sun Nov  6 08:49:37 1994`).
+///
+/// Returns the wait from `now_ms`, capped at `backoff_max`: zero for a date already past;
+/// `None` for anything else (negative numbers, garbage). The caller never waits less than
+/// its own backoff ([`crate::Engine::handle_upload`]), so a zero here is no tight loop.
 pub fn parse_retry_after(value: &str, now_ms: i64, policy: &Policy) -> Option<Duration> {
     let value = value.trim();
-    let wait = if let Ok(secs) = value.parse::<u64>() {
-        Duration::from_secs(secs)
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is still "a very long time".
+        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
     } else {
-        let at = chrono::DateTime::parse_from_rfc2822(value)
-            .ok()?
-            .timestamp_millis();
+        let at = parse_http_date(value)?;
         Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64)
     };
     Some(wait.min(policy.backoff_max))
+}
+
+/// An HTTP-date in any of its three forms, as milliseconds since the epoch.
+fn parse_http_date(value: &str) -> Option<i64> {
+    use chrono::NaiveDateTime;
+    if value.len() > 64 {
+        return None;
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc2822(value) {
+        return Some(t.timestamp_millis());
+    }
+    // RFC 850: a two-digit year; RFC 9110 reads one that would be more than 50 years in
+    // the future as the most recent past year with those digits. chrono's %y maps 00-68
+    // to 2000-2068 and 69-99 to 1969-1999, which is that rule for this century.
+    if let Ok(t) = NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT") {
+        return Some(t.and_utc().timestamp_millis());
+    }
+    // asctime: the day of the month is space-padded ("Nov  6").
+    let squeezed = value.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+    NaiveDateTime::parse_from_str(&squeezed, "%a %b %d %H:%M:%S %Y")
+        .ok()
+        .map(|t| t.and_utc().timestamp_millis())
 }
 
 #[cfg(test)]
@@ -133,5 +160,36 @@ mod tests {
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now + 3_600_000, &p),
             Some(Duration::ZERO)
         );
+    }
+
+    /// All three HTTP-date forms of RFC 9110 give the same instant; negative values,
+    /// signs and overflowing numbers are handled without a panic (issue 9, defect 5).
+    #[test]
+    fn retry_after_all_date_forms_and_hostile_values() {
+        let p = Policy::default();
+        let now = chrono::DateTime::parse_from_rfc3339("1994-11-06T08:48:37Z")
+            .unwrap()
+            .timestamp_millis();
+        let minute = Some(Duration::from_secs(60));
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun Nov 6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_retry_after(form, now, &p), minute, "{form}");
+        }
+        assert_eq!(parse_retry_after("-5", now, &p), None);
+        assert_eq!(parse_retry_after("+5", now, &p), None);
+        assert_eq!(parse_retry_after("", now, &p), None);
+        assert_eq!(parse_retry_after("1.5", now, &p), None);
+        assert_eq!(
+            parse_retry_after("99999999999999999999999999", now, &p),
+            Some(p.backoff_max)
+        );
+        assert_eq!(parse_retry_after("0", now, &p), Some(Duration::ZERO));
+        for now in [i64::MIN, i64::MAX, 0] {
+            let _ = parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now, &p);
+        }
     }
 }

@@ -272,37 +272,33 @@ fn default_transport(_: &Policy) -> Result<Arc<dyn Transport>, Error> {
 }
 
 /// Checks an endpoint as [`Builder::build`] does: HTTPS, or plain HTTP to a loopback
-/// host. Returns it without a trailing slash. QA tools that send (replay) use it too, so
-/// that a write key never travels in the clear.
+/// host; no user name, password, query or fragment. Returns it normalised, without a
+/// trailing slash. QA tools that send (replay) use it too, so that a write key never
+/// travels in the clear.
+///
+/// The endpoint is parsed with a WHATWG URL parser (the `url` crate, the standard browsers
+/// implement) and the rules are [`trailhound_core::endpoint::check`]'s, the same in the
+/// browser package.
 pub fn check_endpoint(endpoint: &str) -> Result<String, Error> {
-    let bad = |why: &str| Err(Error::Config(format!("endpoint `{endpoint}`: {why}")));
-    let trimmed = endpoint.trim_end_matches('/');
-    let (scheme, rest) = match trimmed.split_once("://") {
-        Some(parts) => parts,
-        None => return bad("must start with https://"),
+    let url = url::Url::parse(endpoint.trim()).map_err(|e| {
+        Error::Config(format!(
+            "endpoint `{endpoint}`: not a URL ({e}); expected https://host[:port][/prefix]"
+        ))
+    })?;
+    let host = url.host_str().unwrap_or("");
+    let parts = trailhound_core::endpoint::UrlParts {
+        scheme: url.scheme(),
+        username: url.username(),
+        password: url.password(),
+        host,
+        port: url.port(),
+        path: url.path(),
+        query: url.query(),
+        fragment: url.fragment(),
     };
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    if host.is_empty() {
-        return bad("has no host");
-    }
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(trimmed.to_owned()),
-        "http" if is_loopback(host) => Ok(trimmed.to_owned()),
-        "http" => bad("plain http is only allowed to a loopback address; use https"),
-        _ => bad("must start with https://"),
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    trailhound_core::endpoint::check(endpoint, &parts)
+        .map(|e| e.base().to_owned())
+        .map_err(|e| Error::Config(e.to_string()))
 }
 
 struct Shared {
@@ -661,6 +657,37 @@ mod tests {
         assert!(check_endpoint("ftp://localhost").is_err());
         assert!(check_endpoint("localhost:80").is_err());
         assert!(check_endpoint("https://").is_err());
+    }
+
+    /// The loopback test is on the parsed host: userinfo that looks like a loopback host,
+    /// queries and fragments are refused (issue 9, defect 2).
+    #[test]
+    fn endpoint_bypasses_refused() {
+        for bad in [
+            "http://localhost:1@example.com",
+            "http://[::1]@example.com",
+            "http://127.0.0.1:80@example.com/",
+            "http://user:pw@localhost",
+            "https://user@example.com",
+            "https://host.example/v1?x=1",
+            "https://host.example/v1?",
+            "https://host.example/v1#frag",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "javascript:alert(1)",
+            "http://0x7f000001.example",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad} was accepted");
+        }
+        // WHATWG parsing normalises these to loopback hosts.
+        assert_eq!(
+            check_endpoint("http://0x7f.1:9/").unwrap(),
+            "http://127.0.0.1:9"
+        );
+        assert_eq!(
+            check_endpoint("HTTPS://API.Example.com:443/p/").unwrap(),
+            "https://api.example.com/p"
+        );
     }
 
     /// The write key never shows in Debug output.
