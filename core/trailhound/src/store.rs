@@ -28,15 +28,33 @@
 //! | 1       | `events(seq, message_id, created_ms, bytes, json)`, `state(key, value)` |
 //! | 2       | `events.type`, `events.name` (backfilled from the JSON), index on `created_ms` |
 //!
+//! Pragmas that are properties of the file rather than of the connection are part of the
+//! schema too: every database opened read-write is brought to `auto_vacuum = INCREMENTAL`
+//! (a fresh one is created so; an older one gets a one-time `VACUUM`), keyed on the
+//! file's own setting rather than on `user_version`, so that a crash between the two, or
+//! an older build opening the file in between, cannot leave it unconverted, and so that
+//! QA tools of this version still read, read-only, the version 2 files older SDKs write.
+//!
+//! # Data at rest
+//!
+//! The queue holds what the app tracked, so the files are private to the app's user
+//! (on Unix: the directory `0700` when the store creates it, every file `0600`, tightened
+//! when found looser), deleted rows are overwritten (`secure_delete`), free pages go back
+//! to the file system ([`SqliteStore`] runs `incremental_vacuum` once enough are free),
+//! and opting out ([`QueueStore::clear`]) also empties the WAL and deletes the copies of
+//! corrupt databases. Of those copies, at most the newest is kept, and for at most
+//! [`CORRUPT_COPY_MAX_AGE`].
+//!
 //! # Failures
 //!
 //! Every failure of an operation is mapped, in one place, to the [`FailureKind`] the engine
 //! acts on: a full disk drops the events being inserted, a busy or odd failure is retried,
 //! and a corrupt database is moved aside by [`SqliteStore::replace_corrupt`]. A database
-//! found corrupt when it is opened is moved aside by [`SqliteStore::open`] itself.
+//! found corrupt when it is opened, or whose tables are not the ones its version says,
+//! is moved aside by [`SqliteStore::open`] itself.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -72,6 +90,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
 
 /// Prepared statements kept per connection: every statement below, with room to spare.
 const STATEMENT_CACHE: usize = 32;
+
+/// Free pages (4 KiB each) a write leaves alone before it gives them back to the file
+/// system with `incremental_vacuum`: 1 MiB.
+///
+/// Pages freed by uploads are reused by the next inserts, so giving back a little only
+/// makes the file grow again, and a vacuum moves live pages from the end of the file
+/// into the holes (write traffic). So a write vacuums only when more than this many
+/// pages are free *and* more pages are free than used: the file stays within twice the
+/// queue plus 1 MiB, and a queue draining from its peak is vacuumed a logarithmic number
+/// of times, moving at most about the peak's size in all.
+const VACUUM_FREE_PAGES: i64 = 256;
+
+/// How long the copy of a corrupt database is kept for support to look at: a week.
+/// It holds tracked events, which are not to be kept indefinitely; copies older than
+/// this are deleted when the store is opened, and all of them when the user opts out.
+pub const CORRUPT_COPY_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// One line of [`SqliteStore::counts_by_type_and_name`]: type, name, events, bytes.
 pub type TypeCount = (String, Option<String>, u64, u64);
@@ -160,6 +194,10 @@ pub struct SqliteStore {
     /// first eviction) and kept up to date by every operation, so that eviction never
     /// sums the table. Safe because one process owns the database.
     totals: Option<Totals>,
+    /// Set by [`QueueStore::clear`] (the opt-out purge): the WAL still holds the cleared
+    /// events' bytes until it is checkpointed and truncated, which waits until the events
+    /// the clear spared (`seq <=` this) are gone too and no reader holds the WAL.
+    wipe_through: Option<i64>,
     /// Declared after `conn`, so that it is dropped after it: the lock outlives the
     /// connection.
     _lock: Option<File>,
@@ -191,10 +229,19 @@ impl SqliteStore {
     /// database, or a file that is not a database, is moved aside (see
     /// [`SqliteStore::replace_corrupt`]) and replaced by an empty one; [`Opened::recovered`]
     /// says so. An older schema is migrated.
+    ///
+    /// On Unix the directory is created `0700` and the files `0600`; existing files of
+    /// the store that are looser are tightened. Copies of corrupt databases older than
+    /// [`CORRUPT_COPY_MAX_AGE`], and all but the newest, are deleted.
     pub fn open(dir: &Path) -> Result<Opened, OpenError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        private::create_dir(dir).map_err(io_error(dir))?;
         let lock = lock_dir(dir)?;
         let path = dir.join(DB_FILE);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = companion(&path, suffix);
+            private::tighten(&file).map_err(io_error(&file))?;
+        }
+        corrupt_copies::prune(&path, corrupt_copies::Keep::Newest(CORRUPT_COPY_MAX_AGE));
         let (conn, version, recovered) = match open_connection(&path, Mode::Create) {
             Ok((conn, version)) => (conn, version, None),
             Err(OpenError::Sqlite { source, .. }) if is_corrupt(&source) => {
@@ -215,6 +262,7 @@ impl SqliteStore {
             read_only: false,
             version,
             totals: None,
+            wipe_through: None,
             _lock: lock,
         };
         Ok(Opened { store, recovered })
@@ -240,6 +288,7 @@ impl SqliteStore {
             read_only,
             version,
             totals: None,
+            wipe_through: None,
             _lock: None,
         })
     }
@@ -250,7 +299,7 @@ impl SqliteStore {
     ///
     /// The file and its `-wal` and `-shm` companions are moved aside to
     /// `trailhound.db.corrupt-<unix ms>` (and `…-wal`, `…-shm`), where support can still
-    /// look at them. The state is lost with the events; the engine writes it again
+    /// look at them; older copies are deleted. The state is lost with the events; the engine writes it again
     /// (`Engine::handle_store_replaced`). If this fails, every operation fails until a
     /// later call succeeds.
     pub fn replace_corrupt(&mut self) -> Result<String, OpenError> {
@@ -356,6 +405,39 @@ impl SqliteStore {
         }
     }
 
+    /// Once an opt-out purge is complete (see `wipe_through`), checkpoints the WAL into
+    /// the database, whose deleted rows `secure_delete` zeroed, and truncates it to zero
+    /// bytes: the frames that still hold the events are gone from the disk's files.
+    ///
+    /// Failing here does not fail the operation that committed before it: the wipe is
+    /// tried again after the next write, and closing the store checkpoints and deletes
+    /// the WAL anyway.
+    fn wipe_wal_if_purged(&mut self) {
+        let Some(through) = self.wipe_through else {
+            return;
+        };
+        let run = || -> rusqlite::Result<bool> {
+            let spared: bool = self
+                .conn
+                .prepare_cached(sql::ANY_UP_TO)?
+                .query_row([through], |r| r.get(0))?;
+            if spared {
+                return Ok(false);
+            }
+            // TRUNCATE waits (busy timeout) for readers, then resets the WAL to 0 bytes.
+            // Its first column is 1 when a reader kept it from completing.
+            let busy: i64 = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy == 0)
+        };
+        match run() {
+            Ok(true) => self.wipe_through = None,
+            Ok(false) => {}
+            Err(e) => log::warn!("emptying the WAL after opting out: {e}; trying again later"),
+        }
+    }
+
     /// Starts a write transaction.
     ///
     /// `IMMEDIATE` takes the write lock at `BEGIN`, where the busy timeout applies. A
@@ -449,13 +531,15 @@ impl SqliteStore {
             // A seq too large for SQLite cannot be stored, so there is nothing to delete.
             for seq in seqs.iter().filter_map(|&s| i64::try_from(s).ok()) {
                 if let Some(bytes) = delete.query_row([seq], |r| get_u64(r, 0)).optional()? {
-                    removed.add(Removed { events: 1, bytes });
+                    removed = plus(removed, Removed { events: 1, bytes });
                 }
             }
         }
         let oldest = oldest_ms(&tx)?;
+        release_free_pages(&tx)?;
         tx.commit()?;
         self.forget(removed);
+        self.wipe_wal_if_purged();
         Ok((removed, oldest))
     }
 
@@ -484,7 +568,7 @@ impl SqliteStore {
         }
         let bytes_left = totals
             .bytes
-            .saturating_sub(evicted.age.bytes + evicted.count.bytes);
+            .saturating_sub(evicted.age.bytes.saturating_add(evicted.count.bytes));
         if bytes_left > max_bytes {
             // Walk the oldest rows until enough bytes are found, then delete up to there.
             let over = bytes_left - max_bytes;
@@ -496,7 +580,7 @@ impl SqliteStore {
                 while found < over {
                     let Some(row) = rows.next()? else { break };
                     last = Some(row.get::<_, i64>(0)?);
-                    found += get_u64(row, 1)?;
+                    found = found.saturating_add(get_u64(row, 1)?);
                 }
             }
             if let Some(last) = last {
@@ -504,14 +588,16 @@ impl SqliteStore {
             }
         }
         let oldest = oldest_ms(&tx)?;
+        release_free_pages(&tx)?;
         tx.commit()?;
-        let mut removed = evicted.age;
-        removed.add(evicted.count);
-        removed.add(evicted.bytes);
-        self.forget(removed);
+        self.forget(plus(plus(evicted.age, evicted.count), evicted.bytes));
+        self.wipe_wal_if_purged();
         Ok((evicted, oldest))
     }
 
+    /// The opt-out purge. Besides the rows, it removes what else holds tracked events:
+    /// the WAL's frames (see [`SqliteStore::wipe_wal_if_purged`]) and the copies of
+    /// corrupt databases. `secure_delete` has zeroed the rows in the database's pages.
     fn do_clear(&mut self, spare_through: u64) -> Result<Removed, Error> {
         let spare = i64::try_from(spare_through).unwrap_or(i64::MAX);
         let tx = self.write()?;
@@ -519,8 +605,14 @@ impl SqliteStore {
         // Recounted from the table rather than the cache: clearing is rare (opt-out), and
         // it puts the cache right if it ever was wrong.
         let (totals, _) = read_totals(&tx)?;
+        release_free_pages(&tx)?;
         tx.commit()?;
         self.totals = Some(totals);
+        self.wipe_through = Some(spare);
+        self.wipe_wal_if_purged();
+        if !self.read_only {
+            corrupt_copies::prune(&self.path, corrupt_copies::Keep::None);
+        }
         Ok(removed)
     }
 
@@ -621,6 +713,8 @@ mod sql {
     pub const DELETE_UP_TO: &str =
         "DELETE FROM events WHERE seq <= ?1 AND seq > ?2 RETURNING bytes";
     pub const CLEAR: &str = "DELETE FROM events WHERE seq > ?1 RETURNING bytes";
+    /// Whether any of the events a clear spared is left.
+    pub const ANY_UP_TO: &str = "SELECT EXISTS(SELECT 1 FROM events WHERE seq <= ?1)";
     pub const READ_STATE: &str = "SELECT key, value FROM state";
     pub const SAVE_STATE: &str = "INSERT INTO state(key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value";
@@ -674,6 +768,12 @@ mod schema {
     /// Settings for read-write connections. `journal_mode` is written into the file, so
     /// this runs only once the version is known to be ours.
     pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+        // Free pages are handed back to the file system by `incremental_vacuum` (see
+        // VACUUM_FREE_PAGES), so that the file shrinks after a full queue drains. Only a
+        // database without tables takes this at once, so it is set before anything else
+        // writes page 1; for an existing database it only takes effect at the next
+        // VACUUM, which `ensure_auto_vacuum` runs.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
         // Write-ahead logging: a commit appends to the WAL instead of writing a rollback
         // journal and then the database, which is most of our insert throughput, and
         // readers (QA tools) never block the writer nor see a half-written queue.
@@ -694,12 +794,90 @@ mod schema {
             -- After a checkpoint, cut the WAL back to 1 MiB instead of leaving it as
             -- large as the largest transaction (a clear of a full queue) for good.
             PRAGMA journal_size_limit = 1048576;
+            -- Deleted rows and freed pages are overwritten with zeros, so that delivered
+            -- and purged events (opt-out) do not linger in free space, where anyone
+            -- with the file could read them. It costs writing pages that would
+            -- otherwise only be unlinked; the store's README measures it.
+            PRAGMA secure_delete = ON;
             ",
         )
-        // No auto_vacuum: pages freed by uploads are reused by the next inserts, and the
-        // file stays near the size the queue caps allow. It also cannot be turned on
-        // for databases that already exist, so it would make upgraded and fresh databases
-        // differ.
+    }
+
+    /// `PRAGMA auto_vacuum` of the file: 0 none, 1 full, 2 incremental.
+    pub fn auto_vacuum(conn: &Connection) -> rusqlite::Result<i64> {
+        conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+    }
+
+    /// Converts a database created without `auto_vacuum = INCREMENTAL` (by versions
+    /// before it, schema version 2 and older) with a one-time `VACUUM`, which rewrites
+    /// the file and so drops every deleted byte too. It needs free space for a copy of
+    /// the database, and runs outside a transaction: a failure leaves the file as it
+    /// was, and is retried at the next open; only a corrupt file fails the open.
+    pub fn ensure_auto_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+        if auto_vacuum(conn)? == 2 {
+            return Ok(());
+        }
+        log::info!("converting the queue database to incremental auto_vacuum (one VACUUM)");
+        // Set again: the setting waits in the connection for the VACUUM.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+        match conn.execute_batch("VACUUM") {
+            Err(e) if !super::is_corrupt(&e) => {
+                log::warn!("converting the queue database to auto_vacuum: {e}; trying again at the next open");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Checks that the tables are the ones the version says, by preparing every statement
+    /// of the store: a database that says it is ours but is not (a damaged or foreign
+    /// file) is reported as corrupt, to be moved aside, instead of failing every
+    /// operation for good.
+    pub fn check(conn: &Connection) -> rusqlite::Result<()> {
+        use super::sql::*;
+        for q in [
+            INSERT,
+            BYTES_OF,
+            REPLACE,
+            LOAD,
+            ITER,
+            TOTALS,
+            OLDEST,
+            DELETE_ONE,
+            EVICT_AGE,
+            EVICT_OLDEST,
+            WALK,
+            DELETE_UP_TO,
+            CLEAR,
+            ANY_UP_TO,
+            READ_STATE,
+            SAVE_STATE,
+        ] {
+            if let Err(e) = conn.prepare_cached(q) {
+                return Err(not_ours(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// A plain `SQLITE_ERROR` (no such table or column, a table that already exists) from
+    /// setting up the schema means the file's tables are not ours: reported as corrupt.
+    /// Anything else (full, busy, I/O) is what it is.
+    pub fn not_ours(e: rusqlite::Error) -> rusqlite::Error {
+        match e {
+            rusqlite::Error::SqliteFailure(f, msg)
+                if f.extended_code & 0xff == ffi::SQLITE_ERROR =>
+            {
+                rusqlite::Error::SqliteFailure(
+                    ffi::Error::new(ffi::SQLITE_CORRUPT),
+                    Some(format!(
+                        "the tables are not those of a Trailhound queue: {}",
+                        msg.unwrap_or_default()
+                    )),
+                )
+            }
+            e => e,
+        }
     }
 
     /// Whether closing the connection leaves the WAL alone instead of checkpointing it
@@ -799,6 +977,9 @@ mod schema {
 /// Opens, configures and (read-write) migrates one database file.
 fn open_connection(path: &Path, mode: Mode) -> Result<(Connection, u32), OpenError> {
     let sqlite = sqlite_error(path);
+    if mode == Mode::Create {
+        private::create_file(path).map_err(io_error(path))?;
+    }
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
         | match mode {
             Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
@@ -832,8 +1013,12 @@ fn open_connection(path: &Path, mode: Mode) -> Result<(Connection, u32), OpenErr
         }
     } else {
         schema::configure_writer(&conn).map_err(&sqlite)?;
-        schema::init(&mut conn, found).map_err(&sqlite)?;
+        schema::init(&mut conn, found)
+            .map_err(schema::not_ours)
+            .map_err(&sqlite)?;
+        schema::ensure_auto_vacuum(&conn).map_err(&sqlite)?;
     }
+    schema::check(&conn).map_err(&sqlite)?;
     // Sound: closing checkpoints again, so that a closed database is one self-contained
     // file (QA tools copy just that file).
     schema::keep_wal_on_close(&conn, false).map_err(&sqlite)?;
@@ -865,7 +1050,8 @@ fn immutable_uri(path: &Path) -> String {
 /// Takes the single-writer lock of a data directory.
 fn lock_dir(dir: &Path) -> Result<Option<File>, OpenError> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
+    private::tighten(&path).map_err(io_error(&path))?;
+    let file = private::options()
         .read(true)
         .write(true)
         .create(true)
@@ -890,7 +1076,7 @@ fn lock_dir(dir: &Path) -> Result<Option<File>, OpenError> {
 }
 
 /// Moves a database and its `-wal` and `-shm` files to `<path>.corrupt-<unix ms>`,
-/// returning the new path. Files that do not exist are skipped.
+/// returning the new path, and deletes older copies. Files that do not exist are skipped.
 fn move_aside(path: &Path) -> Result<PathBuf, OpenError> {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -915,7 +1101,168 @@ fn move_aside(path: &Path) -> Result<PathBuf, OpenError> {
             }
         }
     }
+    corrupt_copies::prune(path, corrupt_copies::Keep::Only(&aside));
     Ok(aside)
+}
+
+/// The copies [`move_aside`] makes: `<db>.corrupt-<unix ms>[-<n>]`, each with its
+/// `-wal` and `-shm` if it had them. They hold tracked events, so they are few and short-lived.
+mod corrupt_copies {
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// Which copy [`prune`] keeps.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Keep<'a> {
+        /// None (the opt-out purge).
+        None,
+        /// This one (just made).
+        Only(&'a Path),
+        /// The newest, unless its name says it is older than this.
+        Newest(Duration),
+    }
+
+    /// One copy: its time and number from the name, and its files.
+    struct Copy {
+        key: (u128, u64),
+        base: PathBuf,
+        files: Vec<PathBuf>,
+    }
+
+    /// Deletes the copies of corrupt databases of `db` but the one `keep` says, and
+    /// makes the kept one private. Failures are logged: they must not keep the store
+    /// from working.
+    pub fn prune(db: &Path, keep: Keep<'_>) {
+        let copies = match list(db) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("listing copies of corrupt queue databases: {e}");
+                return;
+            }
+        };
+        let newest = copies.iter().map(|c| c.key).max();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        for copy in copies {
+            let kept = match keep {
+                Keep::None => false,
+                Keep::Only(path) => copy.base == path,
+                Keep::Newest(age) => {
+                    Some(copy.key) == newest && now_ms.saturating_sub(copy.key.0) <= age.as_millis()
+                }
+            };
+            for file in &copy.files {
+                let done = if kept {
+                    super::private::tighten(file)
+                } else {
+                    fs::remove_file(file)
+                };
+                if let Err(e) = done {
+                    log::warn!("{}: {e}", file.display());
+                }
+            }
+        }
+    }
+
+    fn list(db: &Path) -> std::io::Result<Vec<Copy>> {
+        let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else {
+            return Ok(Vec::new());
+        };
+        let prefix = format!("{}.corrupt-", name.to_string_lossy());
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let mut copies: Vec<Copy> = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let stem = rest
+                .strip_suffix("-wal")
+                .or_else(|| rest.strip_suffix("-shm"))
+                .unwrap_or(rest);
+            // `<ms>` or `<ms>-<n>`; a name that does not parse sorts as the oldest.
+            let mut parts = stem.splitn(2, '-');
+            let ms = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let n = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let base = dir.join(format!("{prefix}{stem}"));
+            let file = entry.path();
+            match copies.iter_mut().find(|c| c.base == base) {
+                Some(c) => c.files.push(file),
+                None => copies.push(Copy {
+                    key: (ms, n),
+                    base,
+                    files: vec![file],
+                }),
+            }
+        }
+        Ok(copies)
+    }
+}
+
+/// Files and directories private to the app's user (Unix permissions; elsewhere the
+/// platform's defaults, an app's sandbox, apply). SQLite creates the `-wal` and `-shm`
+/// files with the database file's permissions, so the database is created here first.
+mod private {
+    use std::fs::{self, OpenOptions};
+    use std::io;
+    use std::path::Path;
+
+    /// Creates `dir` (and missing parents) `0700`. An existing directory is left as it
+    /// is: it may be the app's, shared with more than the queue.
+    pub fn create_dir(dir: &Path) -> io::Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)
+    }
+
+    /// Options that create a file `0600`.
+    pub fn options() -> OpenOptions {
+        let mut options = OpenOptions::new();
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options
+    }
+
+    /// Creates `path` empty and `0600` if it is missing (an empty file is an empty
+    /// SQLite database), or tightens it.
+    pub fn create_file(path: &Path) -> io::Result<()> {
+        tighten(path)?;
+        options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map(drop)
+    }
+
+    /// Removes group and other permissions from an existing file; a missing one is fine.
+    pub fn tighten(path: &Path) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = match fs::symlink_metadata(path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let mode = meta.permissions().mode();
+            if meta.is_file() && mode & 0o077 != 0 {
+                fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o700))?;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = path;
+        Ok(())
+    }
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -997,12 +1344,40 @@ fn removed_by(mut stmt: CachedStatement<'_>, params: impl Params) -> rusqlite::R
     let mut removed = Removed::default();
     let mut rows = stmt.query(params)?;
     while let Some(row) = rows.next()? {
-        removed.add(Removed {
+        let one = Removed {
             events: 1,
             bytes: get_u64(row, 0)?,
-        });
+        };
+        removed = plus(removed, one);
     }
     Ok(removed)
+}
+
+/// `a + b`, saturating: the bytes come from the file, which may hold anything.
+fn plus(a: Removed, b: Removed) -> Removed {
+    Removed {
+        events: a.events.saturating_add(b.events),
+        bytes: a.bytes.saturating_add(b.bytes),
+    }
+}
+
+/// Gives free pages back to the file system when many are free (see
+/// [`VACUUM_FREE_PAGES`]), inside the write transaction that freed them. Both counts are
+/// read from page 1, which is in the cache: the check costs next to nothing.
+fn release_free_pages(conn: &Connection) -> rusqlite::Result<()> {
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    if free <= VACUUM_FREE_PAGES {
+        return Ok(());
+    }
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    if free.saturating_mul(2) <= pages {
+        return Ok(());
+    }
+    // Each step of the statement frees one page, so it is stepped to the end.
+    let mut stmt = conn.prepare_cached("PRAGMA incremental_vacuum")?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 /// Events, bytes and the largest seq stored.
@@ -1030,9 +1405,14 @@ fn oldest_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 /// default rather than failing: a failing snapshot would keep the SDK from starting.
 fn read_state(conn: &Connection) -> rusqlite::Result<Option<PersistedState>> {
     let mut stmt = conn.prepare_cached(sql::READ_STATE)?;
-    let pieces = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+    let mut pieces = HashMap::new();
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        // Not text (a file edited by hand, or damaged): unreadable, like bad JSON.
+        if let (Ok(key), Ok(value)) = (r.get_ref(0)?.as_str(), r.get_ref(1)?.as_str()) {
+            pieces.insert(key.to_owned(), value.to_owned());
+        }
+    }
     fn piece<T: DeserializeOwned>(pieces: &HashMap<String, String>, key: &str) -> Option<T> {
         let raw = pieces.get(key)?;
         serde_json::from_str(raw)
