@@ -36,10 +36,15 @@ fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
     let host = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(host).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    // A test may send its own Host (a DNS rebinding page's).
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {host}\r\n"));
+    }
+    head.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n",
         body.len()
-    );
+    ));
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -592,8 +597,10 @@ fn cors() {
         r.header("Access-Control-Allow-Origin"),
         Some("http://localhost:3000")
     );
+    assert_eq!(r.header("Access-Control-Allow-Credentials"), Some("true"));
+    // The read API is same-origin only.
     let r = request(&url, "GET", "/api/stats", &[], b"");
-    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(r.header("Access-Control-Allow-Origin"), None);
 }
 
 /// A repeated `messageId` is stored once and counted as a duplicate, also across
@@ -958,4 +965,415 @@ fn real_sdk() {
         assert!(names.contains(&n), "{names:?}");
     }
     assert_eq!(c.stats().failed_requests, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Who may talk to the collector (issue 9, item 12).
+
+const CORS_HEADERS: [&str; 4] = [
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Credentials",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Allow-Methods",
+];
+
+fn no_cors(r: &Resp, what: &str) {
+    for h in CORS_HEADERS {
+        assert_eq!(r.header(h), None, "{what}: {h}");
+    }
+}
+
+/// The page and the read API answer no CORS headers to any origin, a foreign one
+/// included, and a preflight for them is not granted: another site cannot read a
+/// session's user ids.
+#[test]
+fn read_api_has_no_cors() {
+    let c = collector(None);
+    let url = c.url();
+    post(&url, "/v1/batch", "k", &batch(vec![track("r1", "Secret")]));
+    for origin in ["https://evil.example", "http://localhost:3000", "null"] {
+        for path in ["/api/events", "/api/stats", "/", "/assets/app.js"] {
+            let r = request(&url, "GET", path, &[("Origin", origin)], b"");
+            assert_eq!(r.status, 200, "{origin} {path}");
+            no_cors(&r, &format!("GET {path} from {origin}"));
+        }
+        let pre = request(
+            &url,
+            "OPTIONS",
+            "/api/events",
+            &[("Origin", origin), ("Access-Control-Request-Method", "GET")],
+            b"",
+        );
+        assert!(!(200..300).contains(&pre.status), "{}", pre.status);
+        no_cors(&pre, &format!("preflight from {origin}"));
+    }
+}
+
+/// A page of a foreign origin cannot send events (403, no CORS headers, nothing stored,
+/// not counted); pages on this machine can, with their origin echoed and credentials
+/// allowed (what sendBeacon needs).
+#[test]
+fn only_local_pages_send_events() {
+    let c = collector(None);
+    let url = c.url();
+    let auth = basic("k");
+    for (i, origin) in ["https://evil.example", "http://192.168.1.5:3000", "null"]
+        .into_iter()
+        .enumerate()
+    {
+        let body = batch(vec![track(&format!("evil{i}"), "Evil")]).to_string();
+        let r = request(
+            &url,
+            "POST",
+            "/v1/batch",
+            &[("Origin", origin), ("Authorization", &auth)],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 403, "{origin}");
+        no_cors(&r, origin);
+        let pre = request(
+            &url,
+            "OPTIONS",
+            "/v1/batch",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "POST"),
+            ],
+            b"",
+        );
+        assert_eq!(pre.status, 403, "preflight from {origin}");
+        no_cors(&pre, origin);
+    }
+    assert_eq!(c.stats().requests, 0);
+    assert!(c.events().is_empty());
+    for (i, origin) in [
+        "http://127.0.0.1:5173",
+        "http://localhost:3000",
+        "https://app.localhost",
+        "http://[::1]:8080",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // sendBeacon's shape: the key in the body, text/plain.
+        let mut body = batch(vec![track(&format!("ok{i}"), "Local")]);
+        body["writeKey"] = json!("k");
+        let r = request(
+            &url,
+            "POST",
+            "/v1/batch",
+            &[("Origin", origin), ("Content-Type", "text/plain")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{origin}");
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some(origin));
+        assert_eq!(r.header("Access-Control-Allow-Credentials"), Some("true"));
+    }
+    assert_eq!(c.stats().accepted, 4);
+}
+
+/// `--allow-origin` lets one more origin send events (never read them); others stay
+/// refused.
+#[test]
+fn allow_origin_flag() {
+    let bin = Bin::spawn(&[
+        "--memory",
+        "--quiet",
+        "--allow-origin",
+        "http://192.168.1.5:3000",
+    ]);
+    let auth = basic("k");
+    let send = |origin: &str, id: &str| {
+        let body = batch(vec![track(id, "Lan")]).to_string();
+        request(
+            &bin.url,
+            "POST",
+            "/v1/batch",
+            &[("Origin", origin), ("Authorization", &auth)],
+            body.as_bytes(),
+        )
+    };
+    let r = send("http://192.168.1.5:3000", "lan1");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("http://192.168.1.5:3000")
+    );
+    assert_eq!(send("http://192.168.1.6:3000", "lan2").status, 403);
+    let r = request(
+        &bin.url,
+        "GET",
+        "/api/events",
+        &[("Origin", "http://192.168.1.5:3000")],
+        b"",
+    );
+    no_cors(&r, "allowed origin reading");
+    assert_eq!(r.json()["total"], 1);
+}
+
+/// A request whose Host is not this machine (a DNS rebinding page's) is refused on
+/// every route; localhost, IP addresses and `--allow-host` names pass.
+#[test]
+fn dns_rebinding_host_refused() {
+    let bin = Bin::spawn(&["--memory", "--quiet", "--allow-host", "mymac.local"]);
+    let port = bin.url.rsplit(':').next().unwrap().to_owned();
+    let body = batch(vec![track("h1", "Host")]).to_string();
+    let auth = basic("k");
+    let routes: [(&str, &str); 6] = [
+        ("GET", "/"),
+        ("GET", "/assets/app.js"),
+        ("GET", "/api/events"),
+        ("GET", "/api/stats"),
+        ("POST", "/v1/batch"),
+        ("OPTIONS", "/v1/batch"),
+    ];
+    for host in ["evil.example", "attacker.test", "127.0.0.1.evil.example"] {
+        let host = format!("{host}:{port}");
+        for (method, path) in routes {
+            let r = request(
+                &bin.url,
+                method,
+                path,
+                &[("Host", &host), ("Authorization", &auth)],
+                body.as_bytes(),
+            );
+            assert_eq!(r.status, 403, "{method} {path} Host {host}");
+            no_cors(&r, &host);
+        }
+    }
+    assert_eq!(get(&bin.url, "/api/stats")["requests"], 0);
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        format!("MyMac.local:{port}"),
+        "app.localhost".to_owned(),
+    ] {
+        let r = request(&bin.url, "GET", "/api/stats", &[("Host", &host)], b"");
+        assert_eq!(r.status, 200, "Host {host}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["collect", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--allow-host",
+        "--allow-origin",
+        "--allow-remote-read",
+        "--max-events",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
+
+/// Writes `raw` and keeps the connection open without finishing the request.
+fn stall(url: &str, raw: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    s.write_all(raw).unwrap();
+    s
+}
+
+/// Sixteen clients that send half a request and stop do not stall the collector: a
+/// normal request is still answered.
+#[test]
+fn slow_clients_do_not_stall() {
+    let c = collector(None);
+    let url = c.url();
+    let host = url.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for i in 0..16 {
+        let raw = if i % 2 == 0 {
+            // Half the head.
+            format!("POST /v1/batch HTTP/1.1\r\nHost: {host}\r\nContent-Le")
+        } else {
+            // The whole head and half the body.
+            format!(
+                "POST /v1/batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\n\
+                 Content-Length: 1000\r\n\r\n{{\"batch\": [",
+                basic("k")
+            )
+        };
+        stalled.push(stall(&url, raw.as_bytes()));
+    }
+    // Give the collector time to take them all up.
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url2 = url.clone();
+    std::thread::spawn(move || {
+        let r = request(&url2, "GET", "/api/stats", &[], b"");
+        let _ = tx.send(r.status);
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no answer within 10 s while 16 clients stall");
+    assert_eq!(status, 200);
+    // The tracking endpoint too.
+    let r = post(&url, "/v1/batch", "k", &batch(vec![track("s1", "Still")]));
+    assert_eq!(r.status, 200);
+    drop(stalled);
+}
+
+/// A client that stops mid-request gets a 408 and its connection closed once the read
+/// timeout runs out; one that sends nothing is closed.
+#[test]
+fn stalled_connection_is_closed() {
+    let c = Collector::start(Config {
+        read_timeout: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .unwrap();
+    let url = c.url();
+    let host = url.trim_start_matches("http://").to_owned();
+    let head =
+        format!("POST /v1/batch HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\n{{\"ba");
+    let mut half = stall(&url, head.as_bytes());
+    let mut silent = stall(&url, b"");
+    // A byte every 300 ms is under the read timeout but not under the request deadline.
+    let mut trickle = stall(&url, b"G");
+    for s in [&half, &silent, &trickle] {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    }
+    let trickler = std::thread::spawn(move || {
+        for b in b"ET /api/stats HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .chain([b'x'; 200].iter())
+        {
+            std::thread::sleep(Duration::from_millis(300));
+            if trickle.write_all(&[*b]).is_err() {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        let _ = trickle.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let mut out = Vec::new();
+    half.read_to_end(&mut out).expect("the server closes it");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    let mut out = Vec::new();
+    silent.read_to_end(&mut out).expect("the server closes it");
+    assert!(out.is_empty());
+    let out = trickler.join().unwrap();
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+}
+
+/// A request claiming an enormous body is refused without reading or allocating it, and
+/// the collector goes on serving.
+#[test]
+fn huge_content_length() {
+    let bin = Bin::spawn(&["--memory", "--quiet"]);
+    let host = bin.url.trim_start_matches("http://").to_owned();
+    for length in ["1000000000000", "18446744073709551615"] {
+        let mut s = TcpStream::connect(&host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let raw = format!(
+            "POST /v1/batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\n\
+             Content-Length: {length}\r\n\r\n{{}}",
+            basic("k")
+        );
+        s.write_all(raw.as_bytes()).unwrap();
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 413"), "{length}: {out}");
+    }
+    assert_eq!(get(&bin.url, "/api/stats")["failed_requests"], 2);
+}
+
+/// `--max-events` bounds the events in memory (the oldest go first) while the totals
+/// count every event, and the dashboard numbers equal a recomputation over the events
+/// kept.
+#[test]
+fn max_events_bounds_memory() {
+    let bin = Bin::spawn(&["--memory", "--quiet", "--max-events", "50"]);
+    let mut n = 0;
+    for round in 0..10 {
+        let events: Vec<Value> = (0..25)
+            .map(|i| {
+                n += 1;
+                let mut e = track(&format!("m{n}"), &format!("E{}", i % 6));
+                e["userId"] = json!(format!("u{}", (i + round) % 4));
+                if i % 8 == 7 {
+                    e["type"] = json!("nope");
+                }
+                e
+            })
+            .collect();
+        assert_eq!(post(&bin.url, "/v1/batch", "k", &batch(events)).status, 200);
+    }
+    let all = get(&bin.url, "/api/events?limit=1000");
+    assert_eq!(all["total"], 50);
+    let ids: Vec<u64> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (201..=250).rev().collect::<Vec<u64>>());
+    let stats = get(&bin.url, "/api/stats");
+    let invalid = 10 * 3; // i = 7, 15, 23 in each round
+    assert_eq!(stats["accepted"], 250 - invalid);
+    assert_eq!(stats["invalid"], invalid);
+    // The top lists from scratch over the 50 events the API gives.
+    let mut events: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut users: std::collections::BTreeMap<String, u64> = Default::default();
+    for e in all["events"].as_array().unwrap() {
+        if e["valid"] == true {
+            *events
+                .entry(e["name"].as_str().unwrap().into())
+                .or_default() += 1;
+            *users
+                .entry(e["userId"].as_str().unwrap().into())
+                .or_default() += 1;
+        }
+    }
+    let top = |m: std::collections::BTreeMap<String, u64>| {
+        let mut v: Vec<Value> = m
+            .into_iter()
+            .map(|(name, count)| json!({"name": name, "count": count}))
+            .collect();
+        v.sort_by(|a, b| b["count"].as_u64().cmp(&a["count"].as_u64()));
+        Value::Array(v)
+    };
+    assert_eq!(stats["top_events"], top(events));
+    assert_eq!(stats["top_users"], top(users));
+    assert_eq!(stats["top_devices"][0]["count"], 50 - 6);
+}
+
+/// After many events over HTTP and eviction, the collector's stats equal a
+/// recomputation from scratch over the events it keeps.
+#[test]
+fn stats_match_recomputation() {
+    use trailhound_cli::collect::store::recompute;
+    let c = Collector::start(Config {
+        max_events: 300,
+        ..Config::default()
+    })
+    .unwrap();
+    for round in 0..8 {
+        let events: Vec<Value> = (0..100)
+            .map(|i| {
+                let mut e = track(&format!("x{round}-{i}"), &format!("N{}", (i * 7) % 17));
+                e["anonymousId"] = json!(format!("d{}", i % 9));
+                if i % 4 == 0 {
+                    e["type"] = json!("screen");
+                    e["name"] = json!(format!("S{}", i % 5));
+                }
+                e
+            })
+            .collect();
+        assert_eq!(post(&c.url(), "/v1/batch", "k", &batch(events)).status, 200);
+        let stats = c.stats();
+        let kept = c.events();
+        assert!(kept.len() <= 300);
+        let again = recompute(&kept);
+        assert_eq!(stats.top_events, again.top_events, "round {round}");
+        assert_eq!(stats.top_screens, again.top_screens);
+        assert_eq!(stats.top_devices, again.top_devices);
+        assert_eq!(stats.per_minute, again.per_minute);
+        assert_eq!(stats.accepted, (round + 1) * 100);
+    }
 }

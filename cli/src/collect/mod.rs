@@ -2,9 +2,34 @@
 //! the way real collectors do, keeps the invalid ones with their reason, and shows
 //! everything on a live page.
 //!
-//! - [`validate`]: the per-event checks and the clock-skew correction (pure).
-//! - [`store`]: events and counters in memory, mirrored to SQLite.
-//! - `server`: HTTP routing, CORS, auth, gzip, fault injection, the page's assets.
+//! - [`validate`]: the per-event checks, the clock-skew correction and the decoding of a
+//!   whole request body ([`validate::decode_request`]); pure.
+//! - [`store`]: the newest events in memory (at most `--max-events`) with the dashboard
+//!   numbers kept up to date, every event mirrored to SQLite.
+//! - `server`: routing, the access rules below, auth, fault injection, the page's assets.
+//! - `http`: a small HTTP/1.1 server where every read has a timeout and every request a
+//!   deadline, so that slow or silent clients cannot stall the others.
+//!
+//! # Who may talk to it
+//!
+//! A QA session holds user ids and traits, so the collector is not a public service:
+//!
+//! - **`Host`** must name this machine: `localhost`, `*.localhost`, an IP address, or a
+//!   name given with `--allow-host`. Anything else is refused with 403 on every route.
+//!   This stops DNS rebinding, where a page on the internet points its own DNS name at
+//!   127.0.0.1 and so becomes same-origin with the collector.
+//! - **The page and the read API** (`/`, `/assets/*`, `/api/events`, `/api/stats`) get
+//!   no CORS headers at all: only the collector's own page can read them. They answer
+//!   403 to clients on other machines (when listening on `0.0.0.0` for a phone) unless
+//!   `--allow-remote-read`.
+//! - **The tracking endpoints** (`/v1/batch`, `/v1/track`, …) take events from apps
+//!   without an `Origin` (native SDKs, curl) from anywhere the socket is reachable, and
+//!   from browser pages whose `Origin` is on this machine (`http(s)://localhost`,
+//!   `127.x.x.x`, `[::1]`, any port) or given with `--allow-origin` (`*` for any page).
+//!   Those get the origin echoed with `Access-Control-Allow-Credentials: true`, which a
+//!   `sendBeacon` of a non-safelisted type or a `fetch` with credentials needs. Pages of
+//!   other origins are refused with 403 (and are not counted as requests), so that a
+//!   site the tester visits cannot feed events into the session either.
 //!
 //! ```no_run
 //! use trailhound_cli::collect::{Collector, Config};
@@ -16,29 +41,42 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 
+mod http;
 mod server;
 pub mod store;
 pub mod validate;
 
-use server::{lock, Jitter, Shared};
-pub use store::{Count, MinuteCount, Stats, StoredEvent};
+use server::{lock, Access, Jitter, Shared};
+pub use store::{Count, MinuteCount, Stats, StoredEvent, DEFAULT_MAX_EVENTS};
 
-/// Server threads: the page's polls and a slow (`--latency`) batch do not hold each
-/// other up, and a development collector needs no more.
-const WORKERS: usize = 8;
+/// How long a client may take to send its next byte (and may stay idle between
+/// keep-alive requests); a whole request must arrive within three times that. Ten
+/// seconds is far more than a phone on Wi-Fi needs for a 500 KB batch.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `--fail-rate` generator's seed: the same flags fail the same requests every run.
 const FAULT_SEED: u64 = 0x7472_6169_6c68_6f75;
 
 /// `trailhound collect` options.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Who may connect:
+  Every request must name this machine in its Host header: localhost, *.localhost, an IP
+  address, or a name given with --allow-host (refused with 403 otherwise, against DNS
+  rebinding).
+  The page and /api/* are same-origin only (no CORS headers) and, when listening on a
+  non-loopback address such as 0.0.0.0, answer only clients on this machine unless
+  --allow-remote-read.
+  /v1/* takes events from apps without an Origin (native SDKs, curl) from anywhere the
+  port is reachable, and from browser pages on this machine (http(s)://localhost,
+  127.x.x.x, [::1], any port) or of an origin given with --allow-origin.")]
 pub struct CollectArgs {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address to listen on (port 0 picks a free port); 0.0.0.0:PORT lets a phone on the
+    /// LAN send events (the page and /api stay local, see below).
     #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
     pub listen: String,
     /// SQLite file keeping events and counters across restarts.
@@ -65,6 +103,21 @@ pub struct CollectArgs {
     /// Print only the first line (the URL), no line per request.
     #[arg(long)]
     pub quiet: bool,
+    /// Events kept in memory for the page and /api (the oldest go first); totals still
+    /// count every event, and --db keeps every event on disk.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EVENTS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_events: usize,
+    /// Also accept this Host header name (e.g. mymac.local, a tunnel's name); repeatable.
+    #[arg(long, value_name = "H")]
+    pub allow_host: Vec<String>,
+    /// Also accept events from browser pages of this origin (e.g. http://192.168.1.5:3000,
+    /// or * for any page); repeatable. They can never read /api.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+    /// Serve the page and /api to other machines too (they show user ids and traits).
+    #[arg(long)]
+    pub allow_remote_read: bool,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -90,6 +143,11 @@ pub fn run_cli(args: CollectArgs) -> anyhow::Result<()> {
             latency_ms: args.latency,
         },
         quiet: args.quiet,
+        max_events: args.max_events,
+        allow_hosts: args.allow_host,
+        allow_origins: args.allow_origin,
+        allow_remote_read: args.allow_remote_read,
+        ..Config::default()
     };
     let collector = Collector::start_with(config, true)?;
     let stats = collector.stats();
@@ -123,6 +181,18 @@ pub struct Config {
     pub faults: Faults,
     /// No log line per request.
     pub quiet: bool,
+    /// Events kept in memory (the oldest go first); the database keeps every one.
+    pub max_events: usize,
+    /// More `Host` names to accept besides `localhost` and IP addresses (a port, if
+    /// given, is ignored).
+    pub allow_hosts: Vec<String>,
+    /// More page origins that may send events besides those on this machine; `*`: any.
+    pub allow_origins: Vec<String>,
+    /// Serve the page and `/api` to clients on other machines too.
+    pub allow_remote_read: bool,
+    /// How long a client may take to send its next byte; a whole request must arrive
+    /// within three times that.
+    pub read_timeout: Duration,
 }
 
 impl Default for Config {
@@ -134,6 +204,11 @@ impl Default for Config {
             write_key: None,
             faults: Faults::default(),
             quiet: true,
+            max_events: DEFAULT_MAX_EVENTS,
+            allow_hosts: Vec::new(),
+            allow_origins: Vec::new(),
+            allow_remote_read: false,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         }
     }
 }
@@ -170,7 +245,7 @@ impl Faults {
 pub struct Collector {
     shared: Arc<Shared>,
     url: String,
-    threads: Vec<JoinHandle<()>>,
+    server: Mutex<http::Server>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -190,16 +265,19 @@ impl Collector {
     /// `announce`: print the CLI's first line before any request can be logged.
     fn start_with(config: Config, announce: bool) -> anyhow::Result<Collector> {
         config.faults.check()?;
+        anyhow::ensure!(
+            !config.read_timeout.is_zero(),
+            "the read timeout must not be zero"
+        );
         let store = match &config.db {
-            Some(path) => store::Store::open(path)?,
-            None => store::Store::memory(),
+            Some(path) => store::Store::open_with(path, config.max_events)?,
+            None => store::Store::memory_with(config.max_events),
         };
-        let server = tiny_http::Server::http(&config.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let mut addr = server
-            .server_addr()
-            .to_ip()
-            .context("the listener has no IP address")?;
+        let listener = std::net::TcpListener::bind(&config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let mut addr = listener
+            .local_addr()
+            .context("the listener has no address")?;
         // Listening on every interface: the URL to give out is the loopback one.
         if addr.ip().is_unspecified() {
             addr.set_ip(if addr.is_ipv4() {
@@ -215,30 +293,52 @@ impl Collector {
             writeln!(out, "trailhound collect: listening on {url}")?;
             out.flush()?;
         }
+        let host_name = |h: &String| {
+            let h = h.trim().to_ascii_lowercase();
+            match h.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
+                None if h.matches(':').count() == 1 => {
+                    h.split(':').next().unwrap_or_default().to_owned()
+                }
+                None => h,
+            }
+        };
+        let access = Access {
+            hosts: config.allow_hosts.iter().map(host_name).collect(),
+            origins: config
+                .allow_origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            remote_read: config.allow_remote_read,
+        };
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             faults: Mutex::new(config.faults),
             rng: Mutex::new(Jitter::new(FAULT_SEED)),
             write_key: config.write_key,
             quiet: config.quiet,
-            request_times: Mutex::new(Vec::new()),
+            access,
+            request_times: Mutex::new(std::collections::VecDeque::new()),
+            max_request_times: config.max_events.max(1),
             stop: AtomicBool::new(false),
             stopped: (Mutex::new(false), Condvar::new()),
         });
-        let server = Arc::new(server);
-        let mut threads = Vec::with_capacity(WORKERS);
-        for i in 0..WORKERS {
-            let (server, shared) = (Arc::clone(&server), Arc::clone(&shared));
-            let t = std::thread::Builder::new()
-                .name(format!("collect-{i}"))
-                .spawn(move || server::serve(&server, &shared))
-                .context("cannot start a server thread")?;
-            threads.push(t);
-        }
+        let limits = http::Limits {
+            read_timeout: config.read_timeout,
+            max_body: validate::limits::MAX_RAW_BYTES,
+            max_drain: validate::limits::MAX_DRAIN_BYTES,
+        };
+        let handler: Arc<http::Handler> = {
+            let shared = Arc::clone(&shared);
+            Arc::new(move |req: &http::Request| server::handle(req, &shared))
+        };
+        let server = http::Server::start(listener, limits, handler)
+            .context("cannot start the server thread")?;
         Ok(Collector {
             shared,
             url,
-            threads,
+            server: Mutex::new(server),
         })
     }
 
@@ -261,14 +361,17 @@ impl Collector {
         lock(&self.shared.store).stats()
     }
 
-    /// Every stored event (valid and invalid), oldest first.
+    /// Every event in memory (valid and invalid), oldest first: the newest
+    /// [`Config::max_events`].
     pub fn events(&self) -> Vec<StoredEvent> {
-        lock(&self.shared.store).events().to_vec()
+        lock(&self.shared.store).events().cloned().collect()
     }
 
-    /// When each tracking request (`POST /v1/...`) arrived, refused ones included.
+    /// When each tracking request (`POST /v1/...`) arrived, refused ones included (but
+    /// not those refused for their `Host` or `Origin`): the newest
+    /// [`Config::max_events`].
     pub fn request_times(&self) -> Vec<SystemTime> {
-        lock(&self.shared.request_times).clone()
+        lock(&self.shared.request_times).iter().copied().collect()
     }
 
     /// Stops serving; [`Collector::wait`] returns. Dropping the collector also stops it.
@@ -292,11 +395,10 @@ impl Collector {
 }
 
 impl Drop for Collector {
+    /// Stops, closes every connection and joins every server thread.
     fn drop(&mut self) {
         self.stop();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        lock(&self.server).stop();
     }
 }
 

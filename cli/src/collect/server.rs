@@ -1,7 +1,11 @@
-//! The HTTP side: routing, CORS, auth, body decoding, fault injection and the log lines.
+//! The collector's routes: access rules (Host, Origin, peer), CORS for the tracking
+//! endpoints only, auth, fault injection, the page's assets and the log lines. The HTTP
+//! itself is in `http`.
 
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -9,8 +13,9 @@ use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use super::http::{Request, Response};
 use super::store::{Outcome, Query, Store};
-use super::validate::{self, limits};
+use super::validate::{self, Refusal};
 use super::Faults;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
@@ -21,6 +26,10 @@ const STYLE_CSS: &str = include_str!("../../assets/style.css");
 /// session does not send megabytes to every poll; `total` tells how many matched.
 const DEFAULT_EVENTS_LIMIT: usize = 1000;
 
+/// How long a browser may cache an answered preflight: ten minutes, so that a changed
+/// `--allow-origin` is seen soon after a restart.
+const PREFLIGHT_MAX_AGE: &str = "600";
+
 /// What the server threads share with the [`super::Collector`] handle.
 pub(crate) struct Shared {
     pub store: Mutex<Store>,
@@ -28,9 +37,23 @@ pub(crate) struct Shared {
     pub rng: Mutex<Jitter>,
     pub write_key: Option<String>,
     pub quiet: bool,
-    pub request_times: Mutex<Vec<SystemTime>>,
+    pub access: Access,
+    /// Arrival times of the newest tracking requests, at most `max_request_times`.
+    pub request_times: Mutex<VecDeque<SystemTime>>,
+    pub max_request_times: usize,
     pub stop: AtomicBool,
     pub stopped: (Mutex<bool>, Condvar),
+}
+
+/// Who may reach the collector; see the module documentation of `collect`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Access {
+    /// `--allow-host`: more names for the `Host` header, lowercase, without port.
+    pub hosts: Vec<String>,
+    /// `--allow-origin`: more page origins that may send events, lowercase; `*` is any.
+    pub origins: Vec<String>,
+    /// `--allow-remote-read`: the page and `/api/*` also for clients not on this machine.
+    pub remote_read: bool,
 }
 
 /// Locks, going on after a panic in another server thread: the data behind each lock is
@@ -42,7 +65,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The seeded generator for `--fail-rate` (reproducible runs): the engine's jitter source.
 pub(crate) use trailhound::core::retry::Jitter;
 
-/// A response before the CORS headers are added.
+/// An answer being built.
 struct Answer {
     status: u16,
     content_type: &'static str,
@@ -72,63 +95,120 @@ impl Answer {
             headers: Vec::new(),
         }
     }
-}
 
-/// Serves requests until the stop flag is set.
-pub(crate) fn serve(server: &tiny_http::Server, shared: &Shared) {
-    while !shared.stop.load(Ordering::Acquire) {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => handle(req, shared),
-            Ok(None) => {}
-            // A failed accept concerns one client only.
-            Err(_) => {}
+    fn into_response(self) -> Response {
+        let mut headers = vec![
+            ("Content-Type", self.content_type.to_owned()),
+            ("Cache-Control", "no-store".to_owned()),
+            // The page and the API are never framed or sniffed by another site.
+            ("X-Content-Type-Options", "nosniff".to_owned()),
+            ("X-Frame-Options", "DENY".to_owned()),
+        ];
+        headers.extend(self.headers);
+        Response {
+            status: self.status,
+            headers,
+            body: self.body,
         }
     }
 }
 
-fn header(req: &tiny_http::Request, name: &str) -> Option<String> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str().to_owned())
+/// Answers one request, from a connection's thread.
+pub(crate) fn handle(req: &Request, shared: &Shared) -> Response {
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    let ingest_path = ingest_type(path);
+    if let Err(a) = check_host(req, &shared.access) {
+        log(
+            shared,
+            &format!("{} {path} 403: {}", req.method, host_of(req)),
+        );
+        return a.into_response();
+    }
+    let answer = match ingest_path {
+        Some(path_type) => match check_origin(req, &shared.access) {
+            Err(a) => {
+                log(
+                    shared,
+                    &format!(
+                        "{} {path} 403: Origin {}",
+                        req.method,
+                        req.header("origin").unwrap_or("")
+                    ),
+                );
+                a
+            }
+            Ok(origin) => {
+                let mut a = match req.method.as_str() {
+                    "OPTIONS" => preflight(),
+                    "POST" => ingest(req, path, path_type, shared),
+                    _ => Answer::error(405, "use POST"),
+                };
+                if let Some(origin) = origin {
+                    a.headers.push(("Access-Control-Allow-Origin", origin));
+                    // sendBeacon with a non-safelisted type, and fetch with
+                    // `credentials: "include"`, need these two to read the answer.
+                    a.headers
+                        .push(("Access-Control-Allow-Credentials", "true".into()));
+                    a.headers.push(("Vary", "Origin".into()));
+                }
+                a
+            }
+        },
+        None => read_route(req, path, query, shared),
+    };
+    answer.into_response()
 }
 
-fn handle(mut req: tiny_http::Request, shared: &Shared) {
-    let url = req.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let path = path.to_owned();
-    let method = req.method().clone();
-    let answer = match (&method, path.as_str()) {
-        (tiny_http::Method::Options, _) => Answer {
-            status: 204,
-            content_type: "text/plain",
-            body: Vec::new(),
-            headers: vec![("Access-Control-Max-Age", "86400".into())],
-        },
-        (tiny_http::Method::Post, p) if ingest_type(p).is_some() => {
-            let path_type = ingest_type(p).flatten();
-            ingest(&mut req, &path, path_type, shared)
-        }
-        (tiny_http::Method::Get, "/" | "/index.html") => {
-            Answer::text("text/html; charset=utf-8", INDEX_HTML)
-        }
-        (tiny_http::Method::Get, "/assets/app.js") => {
-            Answer::text("text/javascript; charset=utf-8", APP_JS)
-        }
-        (tiny_http::Method::Get, "/assets/style.css") => {
-            Answer::text("text/css; charset=utf-8", STYLE_CSS)
-        }
-        (tiny_http::Method::Get, "/api/events") => api_events(query, shared),
-        (tiny_http::Method::Get, "/api/stats") => {
+/// The page, its assets and the read API: same-origin only (no CORS headers at all),
+/// and for clients on this machine unless `--allow-remote-read`.
+fn read_route(req: &Request, path: &str, query: &str, shared: &Shared) -> Answer {
+    let peer = canonical(req.peer.ip());
+    if !peer.is_loopback() && !shared.access.remote_read {
+        return Answer::error(
+            403,
+            format!(
+                "the page and /api are only for this machine ({peer} is not); \
+                 start the collector with --allow-remote-read to show them on the network"
+            ),
+        );
+    }
+    match (req.method.as_str(), path) {
+        ("GET", "/" | "/index.html") => Answer::text("text/html; charset=utf-8", INDEX_HTML),
+        ("GET", "/assets/app.js") => Answer::text("text/javascript; charset=utf-8", APP_JS),
+        ("GET", "/assets/style.css") => Answer::text("text/css; charset=utf-8", STYLE_CSS),
+        ("GET", "/api/events") => api_events(query, shared),
+        ("GET", "/api/stats") => {
             let stats = lock(&shared.store).stats();
             Answer::json(200, &serde_json::to_value(stats).unwrap_or_default())
         }
-        (_, p) if ingest_type(p).is_some() => Answer::error(405, "use POST"),
-        (_, "/" | "/api/events" | "/api/stats") => Answer::error(405, "use GET"),
+        (
+            _,
+            "/" | "/index.html" | "/assets/app.js" | "/assets/style.css" | "/api/events"
+            | "/api/stats",
+        ) => {
+            let mut a = Answer::error(405, "use GET (from the collector's own page)");
+            a.headers.push(("Allow", "GET".into()));
+            a
+        }
         _ => Answer::error(404, format!("no such endpoint: {path}")),
-    };
-    let origin = header(&req, "origin");
-    let _ = req.respond(with_cors(answer, origin));
+    }
+}
+
+/// A preflight from an allowed origin: what the SDK's `fetch` sends.
+fn preflight() -> Answer {
+    Answer {
+        status: 204,
+        content_type: "text/plain",
+        body: Vec::new(),
+        headers: vec![
+            (
+                "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, Content-Encoding".into(),
+            ),
+            ("Access-Control-Allow-Methods", "POST, OPTIONS".into()),
+            ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE.into()),
+        ],
+    }
 }
 
 /// `Some(None)` for `/v1/batch`, `Some(Some(type))` for a single-event endpoint.
@@ -143,54 +223,111 @@ fn ingest_type(path: &str) -> Option<Option<&'static str>> {
         .map(|t| Some(*t))
 }
 
-/// Every answer carries CORS headers: the app under test is often a page on another
-/// port, posting with `fetch` (preflighted, for the Authorization header) or
-/// `sendBeacon` (sent with credentials, so `*` is not enough and the Origin is echoed).
-fn with_cors(a: Answer, origin: Option<String>) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let h = |name: &str, value: &str| tiny_http::Header::from_bytes(name, value).ok();
-    let mut headers: Vec<tiny_http::Header> = Vec::new();
-    headers.extend(h("Content-Type", a.content_type));
-    match origin
-        .as_deref()
-        .and_then(|o| h("Access-Control-Allow-Origin", o))
-    {
-        Some(echo) => {
-            headers.push(echo);
-            headers.extend(h("Access-Control-Allow-Credentials", "true"));
-            headers.extend(h("Vary", "Origin"));
-        }
-        None => headers.extend(h("Access-Control-Allow-Origin", "*")),
+/// An IPv4 address in IPv6 clothes (`::ffff:127.0.0.1`, from a `[::]` listener) is the
+/// IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
-    headers.extend(h(
-        "Access-Control-Allow-Headers",
-        "Authorization, Content-Type, Content-Encoding",
-    ));
-    headers.extend(h("Access-Control-Allow-Methods", "POST, GET, OPTIONS"));
-    headers.extend(h("Cache-Control", "no-store"));
-    for (name, value) in &a.headers {
-        headers.extend(h(name, value));
-    }
-    let mut resp = tiny_http::Response::from_data(a.body).with_status_code(a.status);
-    for header in headers {
-        resp.add_header(header);
-    }
-    resp
 }
 
-/// Why a tracking request was refused, as status and message.
-type Refusal = (u16, String);
+fn host_of(req: &Request) -> String {
+    req.header("host").unwrap_or("").to_owned()
+}
 
-/// A tracking request: read, maybe fault, decode, authenticate, check, store.
-fn ingest(
-    req: &mut tiny_http::Request,
-    path: &str,
-    path_type: Option<&'static str>,
-    shared: &Shared,
-) -> Answer {
-    lock(&shared.request_times).push(SystemTime::now());
+/// `example.com:80` → `example.com`, `[::1]:80` → `::1`; lowercase.
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else if host.matches(':').count() == 1 {
+        host.split(':').next().unwrap_or_default()
+    } else {
+        host
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Names that only ever mean this machine: DNS rebinding cannot use them, because the
+/// attacker's page would need a name of theirs that resolves here.
+fn is_local_name(name: &str) -> bool {
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// The `Host` header names this machine directly: `localhost`, an IP address (a
+/// rebinding page's requests carry the attacker's DNS name, never an address) or a name
+/// given with `--allow-host`. A request without `Host` (HTTP/1.0 tools) passes: every
+/// browser sends one.
+fn check_host(req: &Request, access: &Access) -> Result<(), Answer> {
+    let Some(host) = req.header("host") else {
+        return Ok(());
+    };
+    let name = host_name(host);
+    if is_local_name(&name)
+        || name.parse::<IpAddr>().is_ok()
+        || access.hosts.iter().any(|h| *h == name)
+    {
+        return Ok(());
+    }
+    Err(Answer::error(
+        403,
+        format!(
+            "Host \"{host}\" is not this machine's address (a DNS rebinding attempt?); \
+             use an IP address or localhost, or start the collector with --allow-host {name}"
+        ),
+    ))
+}
+
+/// An origin on this machine: `http(s)://localhost`, `*.localhost`, `127.x.x.x` or
+/// `[::1]`, any port.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    if rest.contains('/') || rest.contains('@') {
+        return false;
+    }
+    let name = host_name(rest);
+    is_local_name(&name)
+        || name
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| canonical(ip).is_loopback())
+}
+
+/// Whether a page of this `Origin` may send events. `Ok(Some(origin))`: answer with CORS
+/// headers for it; `Ok(None)`: not a cross-origin browser request (no `Origin`).
+fn check_origin(req: &Request, access: &Access) -> Result<Option<String>, Answer> {
+    let Some(origin) = req.header("origin") else {
+        return Ok(None);
+    };
+    let lower = origin.trim().to_ascii_lowercase();
+    if is_loopback_origin(&lower) || access.origins.iter().any(|o| o == "*" || *o == lower) {
+        return Ok(Some(origin.trim().to_owned()));
+    }
+    Err(Answer::error(
+        403,
+        format!(
+            "pages of {origin} may not send events here; only pages on this machine may, \
+             unless the collector is started with --allow-origin {origin}"
+        ),
+    ))
+}
+
+/// A tracking request: maybe fault, decode, authenticate, check, store.
+fn ingest(req: &Request, path: &str, path_type: Option<&'static str>, shared: &Shared) -> Answer {
+    {
+        let mut times = lock(&shared.request_times);
+        times.push_back(SystemTime::now());
+        while times.len() > shared.max_request_times {
+            times.pop_front();
+        }
+    }
     let received_at = Utc::now();
     let faults = lock(&shared.faults).clone();
-    let body = read_body(req);
     if faults.latency_ms > 0 {
         std::thread::sleep(Duration::from_millis(faults.latency_ms));
     }
@@ -212,11 +349,10 @@ fn ingest(
         return a;
     }
 
-    let events = body.and_then(|raw| decode(req, &raw, path_type, shared, received_at));
-    match events {
-        Err((code, msg)) => {
-            record(shared, path, code, Vec::new(), &msg);
-            Answer::error(code, msg)
+    match decode(req, path_type, shared, received_at) {
+        Err(r) => {
+            record(shared, path, r.status, Vec::new(), &r.message);
+            Answer::error(r.status, r.message)
         }
         Ok(events) => {
             let status = injected.unwrap_or(200);
@@ -243,46 +379,12 @@ fn ingest(
     }
 }
 
-/// Reads the body, refusing (after draining it, so that the client reads the answer)
-/// anything over the request limit.
-fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, Refusal> {
-    let mut raw = Vec::new();
-    let reader = req.as_reader();
-    reader
-        .take(limits::MAX_RAW_BYTES as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| (400, format!("cannot read the body: {e}")))?;
-    if raw.len() > limits::MAX_RAW_BYTES {
-        let _ = std::io::copy(
-            &mut reader.take(limits::MAX_DRAIN_BYTES),
-            &mut std::io::sink(),
-        );
-        return Err(too_large());
-    }
-    Ok(raw)
-}
-
-fn too_large() -> Refusal {
-    (
-        413,
-        format!(
-            "the request is over {} KB (Segment's limit per request)",
-            limits::MAX_REQUEST_BYTES / 1024
-        ),
-    )
-}
-
 /// The write key of a request: Basic auth user, else the body's `writeKey`.
-fn header_key(req: &tiny_http::Request) -> Result<Option<String>, Refusal> {
-    let Some(value) = header(req, "authorization") else {
+fn header_key(req: &Request) -> Result<Option<String>, Refusal> {
+    let Some(value) = req.header("authorization") else {
         return Ok(None);
     };
-    let bad = || {
-        (
-            401,
-            "malformed Authorization header: expected Basic auth".to_owned(),
-        )
-    };
+    let bad = || Refusal::new(401, "malformed Authorization header: expected Basic auth");
     let (scheme, creds) = value.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(bad());
@@ -297,19 +399,18 @@ fn header_key(req: &tiny_http::Request) -> Result<Option<String>, Refusal> {
 
 fn check_key(key: Option<&str>, shared: &Shared) -> Result<(), Refusal> {
     match (key, &shared.write_key) {
-        (None, _) => Err((
+        (None, _) => Err(Refusal::new(
             401,
-            "no write key: send it as the Basic auth user or as `writeKey` in the body".into(),
+            "no write key: send it as the Basic auth user or as `writeKey` in the body",
         )),
-        (Some(k), Some(want)) if k != want => Err((401, "unknown write key".into())),
+        (Some(k), Some(want)) if k != want => Err(Refusal::new(401, "unknown write key")),
         _ => Ok(()),
     }
 }
 
-/// Decodes and checks the events of an accepted request.
+/// Authenticates and decodes the events of a request that was not faulted.
 fn decode(
-    req: &tiny_http::Request,
-    raw: &[u8],
+    req: &Request,
     path_type: Option<&'static str>,
     shared: &Shared,
     received_at: chrono::DateTime<Utc>,
@@ -319,67 +420,21 @@ fn decode(
     if from_header.is_some() {
         check_key(from_header.as_deref(), shared)?;
     }
-    let encoding = header(req, "content-encoding").map(|e| e.trim().to_ascii_lowercase());
-    let gzip = match encoding.as_deref() {
-        None | Some("" | "identity") => false,
-        Some("gzip") => true,
-        // Segment's clients send gzip or nothing; anything else would only fail later
-        // as "not valid JSON", which hides the real cause.
-        Some(other) => {
-            return Err((
-                400,
-                format!("unsupported Content-Encoding \"{other}\": send gzip or plain JSON"),
-            ))
-        }
-    };
-    let body = if gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw)
-            .take(limits::MAX_REQUEST_BYTES as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| (400, format!("the body is not valid gzip: {e}")))?;
-        out
-    } else {
-        raw.to_vec()
-    };
-    if body.len() > limits::MAX_REQUEST_BYTES {
-        return Err(too_large());
-    }
-    let mut parsed: Value = serde_json::from_slice(&body)
-        .map_err(|e| (400, format!("the body is not valid JSON: {e}")))?;
-    let Some(obj) = parsed.as_object_mut() else {
-        return Err((400, "the body must be a JSON object".into()));
-    };
-    // The body's key exists for sendBeacon, which cannot set headers. It is auth, not
-    // part of the event, so it is not kept.
-    let body_key = obj
-        .remove("writeKey")
-        .and_then(|k| k.as_str().map(str::to_owned))
-        .filter(|k| !k.is_empty());
+    let raw = req.body.as_ref().map_err(|_| {
+        Refusal::new(
+            413,
+            format!(
+                "the request is over {} KB (Segment's limit per request)",
+                validate::limits::MAX_REQUEST_BYTES / 1024
+            ),
+        )
+    })?;
+    let decoded =
+        validate::decode_request(raw, req.header("content-encoding"), path_type, received_at)?;
     if from_header.is_none() {
-        check_key(body_key.as_deref(), shared)?;
+        check_key(decoded.write_key.as_deref(), shared)?;
     }
-    match path_type {
-        Some(t) => {
-            let checked = validate::check(&parsed, Some(t), None, received_at);
-            Ok(vec![(checked, parsed)])
-        }
-        None => {
-            let sent_at = obj.get("sentAt").cloned();
-            let batch = match obj.remove("batch") {
-                Some(Value::Array(b)) => b,
-                Some(_) => return Err((400, "`batch` must be an array of events".into())),
-                None => return Err((400, "the body has no `batch` array".into())),
-            };
-            Ok(batch
-                .into_iter()
-                .map(|ev| {
-                    let checked = validate::check(&ev, None, sent_at.as_ref(), received_at);
-                    (checked, ev)
-                })
-                .collect())
-        }
-    }
+    Ok(decoded.events)
 }
 
 /// Stores a request's outcome and logs it. `None` if the database write failed (logged).

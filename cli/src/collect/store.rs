@@ -1,7 +1,9 @@
-//! Everything the collector received: events in memory for the API and the page, mirrored
-//! to SQLite (when a file is given) so that a QA session survives a restart.
+//! Everything the collector received: the newest events in memory for the API and the
+//! page, every event mirrored to SQLite (when a file is given) so that a QA session
+//! survives a restart, and the dashboard numbers kept up to date as events come and go.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -71,6 +73,10 @@ pub struct MinuteCount {
 }
 
 /// The numbers of `/api/stats`.
+///
+/// The totals count every event and request since the database was created (or the
+/// collector started, without one); the top lists and `per_minute` describe the accepted
+/// events still kept in memory (the newest [`DEFAULT_MAX_EVENTS`], or `--max-events`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Stats {
     /// Valid events, each `messageId` once.
@@ -100,6 +106,10 @@ pub struct Stats {
 pub const TOP_N: usize = 10;
 /// How many minutes `per_minute` keeps: one hour of a QA session.
 pub const PER_MINUTE_SPAN: usize = 60;
+/// Events kept in memory by default: a long QA session (hours of one app at a few events
+/// a second) in a few hundred MB at most, since an event is at most 32 KB and usually
+/// well under 1 KB.
+pub const DEFAULT_MAX_EVENTS: usize = 100_000;
 
 /// Filters of `/api/events`.
 #[derive(Clone, Debug, Default)]
@@ -127,7 +137,7 @@ pub struct Outcome {
     pub duplicates: usize,
 }
 
-/// The counters that are not derived from the stored events.
+/// The counters kept in the database's `counters` table.
 #[derive(Clone, Copy, Debug, Default)]
 struct Counters {
     duplicates: u64,
@@ -135,32 +145,152 @@ struct Counters {
     failed_requests: u64,
 }
 
+/// How often each name was seen, with the order kept up to date, so that the top entries
+/// are read without looking at the others.
+#[derive(Debug, Default)]
+struct Tally {
+    counts: HashMap<String, u64>,
+    /// Most frequent first, ties by name: the order of the top lists.
+    order: BTreeSet<(Reverse<u64>, String)>,
+}
+
+impl Tally {
+    fn add(&mut self, name: &str) {
+        let count = self.counts.entry(name.to_owned()).or_default();
+        if *count > 0 {
+            self.order.remove(&(Reverse(*count), name.to_owned()));
+        }
+        *count += 1;
+        self.order.insert((Reverse(*count), name.to_owned()));
+    }
+
+    fn remove(&mut self, name: &str) {
+        let Some(count) = self.counts.get_mut(name) else {
+            return;
+        };
+        self.order.remove(&(Reverse(*count), name.to_owned()));
+        *count -= 1;
+        if *count == 0 {
+            self.counts.remove(name);
+        } else {
+            self.order.insert((Reverse(*count), name.to_owned()));
+        }
+    }
+
+    fn top(&self) -> Vec<Count> {
+        self.order
+            .iter()
+            .take(TOP_N)
+            .map(|(Reverse(count), name)| Count {
+                name: name.clone(),
+                count: *count,
+            })
+            .collect()
+    }
+}
+
+/// The dashboard numbers of the accepted events in memory, updated as each event comes
+/// in and goes out, so that a poll of `/api/stats` costs the same after a million events
+/// as after ten.
+#[derive(Debug, Default)]
+struct Aggregates {
+    events: Tally,
+    screens: Tally,
+    users: Tally,
+    devices: Tally,
+    /// Minutes since the epoch (by receive time) and their accepted events.
+    minutes: BTreeMap<i64, u64>,
+}
+
+impl Aggregates {
+    /// Counts `e` in (`add`) or out. Invalid events are shown but not counted: a
+    /// dashboard would not have counted them.
+    fn apply(&mut self, e: &StoredEvent, add: bool) {
+        if !e.valid {
+            return;
+        }
+        let op = |t: &mut Tally, name: &str| {
+            if add {
+                t.add(name)
+            } else {
+                t.remove(name)
+            }
+        };
+        match (e.kind.as_deref(), e.name.as_deref()) {
+            (Some("track"), Some(n)) => op(&mut self.events, n),
+            (Some("screen" | "page"), Some(n)) => op(&mut self.screens, n),
+            _ => {}
+        }
+        if let Some(u) = e.user_id.as_deref().filter(|u| !u.is_empty()) {
+            op(&mut self.users, u);
+        }
+        if let Some(d) = e.anonymous_id.as_deref().filter(|d| !d.is_empty()) {
+            op(&mut self.devices, d);
+        }
+        let minute = e.received_at.timestamp().div_euclid(60);
+        if add {
+            *self.minutes.entry(minute).or_default() += 1;
+        } else if let Some(n) = self.minutes.get_mut(&minute) {
+            *n -= 1;
+            if *n == 0 {
+                self.minutes.remove(&minute);
+            }
+        }
+    }
+}
+
 /// Events and counters, with an optional SQLite mirror.
+///
+/// Memory keeps the newest `max_events` events (the oldest go first); the database keeps
+/// every event. Deduplication by `messageId` covers the events in memory and, with a
+/// database, every stored one (an indexed lookup); without one, a repeat of an event
+/// already dropped from memory is stored again.
 pub struct Store {
-    events: Vec<StoredEvent>,
+    events: VecDeque<StoredEvent>,
+    /// The `messageId`s of the events in `events`.
     seen: HashSet<String>,
+    max_events: usize,
+    /// Every event stored, also those no longer in memory.
+    accepted: u64,
+    invalid: u64,
     counters: Counters,
+    aggregates: Aggregates,
     next_id: u64,
     db: Option<Connection>,
 }
 
 /// The schema version this code writes: `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 impl Store {
-    /// An empty store kept in memory only.
+    /// An empty store kept in memory only, holding at most [`DEFAULT_MAX_EVENTS`].
     pub fn memory() -> Store {
+        Store::memory_with(DEFAULT_MAX_EVENTS)
+    }
+
+    /// An empty store kept in memory only, holding at most `max_events` (at least 1).
+    pub fn memory_with(max_events: usize) -> Store {
         Store {
-            events: Vec::new(),
+            events: VecDeque::new(),
             seen: HashSet::new(),
+            max_events: max_events.max(1),
+            accepted: 0,
+            invalid: 0,
             counters: Counters::default(),
+            aggregates: Aggregates::default(),
             next_id: 1,
             db: None,
         }
     }
 
-    /// Opens (or creates) the database at `path` and loads what it holds.
+    /// Opens (or creates) the database at `path` and loads what it holds, keeping at
+    /// most [`DEFAULT_MAX_EVENTS`] in memory.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
+        Store::open_with(path, DEFAULT_MAX_EVENTS)
+    }
+
+    /// Opens (or creates) the database at `path`; memory gets its newest `max_events`.
+    pub fn open_with(path: &Path, max_events: usize) -> anyhow::Result<Store> {
         let db = Connection::open(path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
         // WAL: the page's reads never wait for a write; NORMAL sync still survives a
@@ -172,7 +302,7 @@ impl Store {
         let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
         upgrade_from(&db, version)
             .with_context(|| format!("cannot set up the database {}", path.display()))?;
-        let mut store = Store::memory();
+        let mut store = Store::memory_with(max_events);
         store.load(&db)?;
         store.db = Some(db);
         Ok(store)
@@ -180,11 +310,13 @@ impl Store {
 
     fn load(&mut self, db: &Connection) -> anyhow::Result<()> {
         let mut stmt = db.prepare(
-            "SELECT id, message_id, type, name, user_id, anonymous_id, valid, error,
-                    received_at_ms, timestamp_ms, original_timestamp_ms, sent_at_ms, json
-             FROM events ORDER BY id",
+            "SELECT * FROM (
+                 SELECT id, message_id, type, name, user_id, anonymous_id, valid, error,
+                        received_at_ms, timestamp_ms, original_timestamp_ms, sent_at_ms, json
+                 FROM events ORDER BY id DESC LIMIT ?1)
+             ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([self.max_events as i64], |r| {
             let json: String = r.get(12)?;
             Ok(StoredEvent {
                 id: r.get::<_, i64>(0)? as u64,
@@ -204,12 +336,21 @@ impl Store {
         })?;
         for ev in rows {
             let ev = ev?;
-            self.next_id = self.next_id.max(ev.id + 1);
             if let Some(m) = &ev.message_id {
                 self.seen.insert(m.clone());
             }
-            self.events.push(ev);
+            self.aggregates.apply(&ev, true);
+            self.events.push_back(ev);
         }
+        let (max_id, accepted, invalid): (i64, i64, i64) = db.query_row(
+            "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(valid != 0), 0), COALESCE(SUM(valid = 0), 0)
+             FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        self.next_id = max_id as u64 + 1;
+        self.accepted = accepted as u64;
+        self.invalid = invalid as u64;
         let counter = |name: &str| -> rusqlite::Result<u64> {
             Ok(db
                 .query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
@@ -226,6 +367,18 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an event with this `messageId` is stored: in memory, else in the database.
+    fn is_stored(&self, message_id: &str) -> anyhow::Result<bool> {
+        if self.seen.contains(message_id) {
+            return Ok(true);
+        }
+        let Some(db) = &self.db else {
+            return Ok(false);
+        };
+        let mut stmt = db.prepare_cached("SELECT 1 FROM events WHERE message_id = ?1 LIMIT 1")?;
+        Ok(stmt.exists([message_id])?)
+    }
+
     /// Records one tracking request: its answer status and the events it carried (none
     /// if it was refused). Events whose `messageId` is already stored are counted as
     /// duplicates and not stored again.
@@ -238,10 +391,11 @@ impl Store {
         let first_new = self.events.len();
         for (checked, json) in events {
             if let Some(m) = &checked.message_id {
-                if !self.seen.insert(m.clone()) {
+                if self.is_stored(m)? {
                     outcome.duplicates += 1;
                     continue;
                 }
+                self.seen.insert(m.clone());
             }
             let valid = checked.errors.is_empty();
             if valid {
@@ -249,7 +403,7 @@ impl Store {
             } else {
                 outcome.invalid += 1;
             }
-            self.events.push(StoredEvent {
+            let event = StoredEvent {
                 id: self.next_id,
                 message_id: checked.message_id,
                 kind: checked.kind,
@@ -263,7 +417,9 @@ impl Store {
                 original_timestamp: checked.original_timestamp.map(truncate_ms),
                 sent_at: checked.sent_at.map(truncate_ms),
                 json,
-            });
+            };
+            self.aggregates.apply(&event, true);
+            self.events.push_back(event);
             self.next_id += 1;
         }
         self.counters.requests += 1;
@@ -271,29 +427,50 @@ impl Store {
             self.counters.failed_requests += 1;
         }
         self.counters.duplicates += outcome.duplicates as u64;
-        if let Some(db) = &mut self.db {
-            persist(db, &self.events[first_new..], self.counters)?;
+        self.accepted += outcome.accepted as u64;
+        self.invalid += outcome.invalid as u64;
+        let persisted = match &mut self.db {
+            Some(db) => persist(db, self.events.range(first_new..), self.counters),
+            None => Ok(()),
+        };
+        // Only after the whole request, so that a repeat within one batch is always
+        // found in `seen`, even when the batch alone is over the limit.
+        while self.events.len() > self.max_events {
+            if let Some(old) = self.events.pop_front() {
+                self.aggregates.apply(&old, false);
+                if let Some(m) = &old.message_id {
+                    self.seen.remove(m);
+                }
+            }
         }
-        Ok(outcome)
+        persisted.map(|()| outcome)
     }
 
-    /// Every stored event, oldest first.
-    pub fn events(&self) -> &[StoredEvent] {
-        &self.events
+    /// The events in memory, oldest first.
+    pub fn events(&self) -> impl DoubleEndedIterator<Item = &StoredEvent> + ExactSizeIterator {
+        self.events.iter()
     }
 
-    /// The events matching `q`, newest first, and how many matched before the limit.
+    /// The events in memory matching `q`, newest first, and how many matched before the
+    /// limit.
     pub fn query(&self, q: &Query) -> (Vec<&StoredEvent>, usize) {
-        let matching = self.events.iter().rev().filter(|e| {
-            q.since_id.is_none_or(|s| e.id > s)
-                && q.kind.as_ref().is_none_or(|k| e.kind.as_ref() == Some(k))
-                && q.name.as_ref().is_none_or(|n| e.name.as_ref() == Some(n))
-                && q.valid.is_none_or(|v| e.valid == v)
-        });
+        // Ids increase along the queue, so `since_id` (the page's poll) is a suffix.
+        let start = q
+            .since_id
+            .map_or(0, |s| self.events.partition_point(|e| e.id <= s));
+        let limit = q.limit.unwrap_or(usize::MAX);
+        let newest_first = self.events.range(start..).rev();
+        if q.kind.is_none() && q.name.is_none() && q.valid.is_none() {
+            let total = self.events.len() - start;
+            return (newest_first.take(limit).collect(), total);
+        }
         let mut total = 0;
         let mut out = Vec::new();
-        let limit = q.limit.unwrap_or(usize::MAX);
-        for e in matching {
+        for e in newest_first.filter(|e| {
+            q.kind.as_ref().is_none_or(|k| e.kind.as_ref() == Some(k))
+                && q.name.as_ref().is_none_or(|n| e.name.as_ref() == Some(n))
+                && q.valid.is_none_or(|v| e.valid == v)
+        }) {
             total += 1;
             if out.len() < limit {
                 out.push(e);
@@ -302,70 +479,68 @@ impl Store {
         (out, total)
     }
 
-    /// The dashboard numbers. Top lists and the per-minute counts cover accepted events
-    /// only: invalid ones are shown, but a dashboard would not have counted them.
+    /// The dashboard numbers, from the totals and aggregates kept as events come and go.
     pub fn stats(&self) -> Stats {
-        let mut events: HashMap<&str, u64> = HashMap::new();
-        let mut screens: HashMap<&str, u64> = HashMap::new();
-        let mut users: HashMap<&str, u64> = HashMap::new();
-        let mut devices: HashMap<&str, u64> = HashMap::new();
-        let mut minutes: HashMap<String, u64> = HashMap::new();
-        let (mut accepted, mut invalid) = (0, 0);
-        for e in &self.events {
-            if !e.valid {
-                invalid += 1;
-                continue;
-            }
-            accepted += 1;
-            match (e.kind.as_deref(), e.name.as_deref()) {
-                (Some("track"), Some(n)) => *events.entry(n).or_default() += 1,
-                (Some("screen" | "page"), Some(n)) => *screens.entry(n).or_default() += 1,
-                _ => {}
-            }
-            if let Some(u) = e.user_id.as_deref().filter(|u| !u.is_empty()) {
-                *users.entry(u).or_default() += 1;
-            }
-            if let Some(d) = e.anonymous_id.as_deref().filter(|d| !d.is_empty()) {
-                *devices.entry(d).or_default() += 1;
-            }
-            *minutes
-                .entry(e.received_at.format("%Y-%m-%dT%H:%M").to_string())
-                .or_default() += 1;
-        }
-        let mut per_minute: Vec<MinuteCount> = minutes
-            .into_iter()
-            .map(|(minute, count)| MinuteCount { minute, count })
+        let skip = self
+            .aggregates
+            .minutes
+            .len()
+            .saturating_sub(PER_MINUTE_SPAN);
+        let per_minute = self
+            .aggregates
+            .minutes
+            .iter()
+            .skip(skip)
+            .map(|(m, count)| MinuteCount {
+                minute: minute_label(*m),
+                count: *count,
+            })
             .collect();
-        per_minute.sort_by(|a, b| a.minute.cmp(&b.minute));
-        let skip = per_minute.len().saturating_sub(PER_MINUTE_SPAN);
-        per_minute.drain(..skip);
         Stats {
-            accepted,
-            invalid,
+            accepted: self.accepted,
+            invalid: self.invalid,
             duplicates: self.counters.duplicates,
             requests: self.counters.requests,
             failed_requests: self.counters.failed_requests,
-            top_events: top(events),
-            top_screens: top(screens),
-            top_users: top(users),
-            top_devices: top(devices),
+            top_events: self.aggregates.events.top(),
+            top_screens: self.aggregates.screens.top(),
+            top_users: self.aggregates.users.top(),
+            top_devices: self.aggregates.devices.top(),
             per_minute,
         }
     }
 }
 
-/// Most frequent first; ties by name, so the order is stable between polls.
-fn top(counts: HashMap<&str, u64>) -> Vec<Count> {
-    let mut v: Vec<Count> = counts
-        .into_iter()
-        .map(|(name, count)| Count {
-            name: name.to_owned(),
-            count,
-        })
-        .collect();
-    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
-    v.truncate(TOP_N);
-    v
+/// `2026-11-26T12:03` for a minute since the epoch.
+fn minute_label(minute: i64) -> String {
+    DateTime::from_timestamp(minute.saturating_mul(60), 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+/// The stats of `events` computed from scratch, the way [`Store::stats`] keeps them:
+/// for tests that check the incremental numbers. The counters not derived from events
+/// (`duplicates`, `requests`, `failed_requests`) are zero, and `accepted` and `invalid`
+/// count `events` only.
+pub fn recompute<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Stats {
+    let mut agg = Aggregates::default();
+    let mut stats = Stats::default();
+    for e in events {
+        if e.valid {
+            stats.accepted += 1;
+        } else {
+            stats.invalid += 1;
+        }
+        agg.apply(e, true);
+    }
+    let mut store = Store::memory();
+    store.aggregates = agg;
+    Stats {
+        accepted: stats.accepted,
+        invalid: stats.invalid,
+        ..store.stats()
+    }
 }
 
 /// Brings a database at `version` to [`SCHEMA_VERSION`].
@@ -393,6 +568,16 @@ fn upgrade_from(db: &Connection, version: i64) -> anyhow::Result<()> {
                  PRAGMA user_version = 1;
                  COMMIT;",
             )?;
+            upgrade_from(db, 1)
+        }
+        1 => {
+            // Deduplication looks up events no longer in memory.
+            db.execute_batch(
+                "BEGIN;
+                 CREATE INDEX events_message_id ON events (message_id);
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )?;
             Ok(())
         }
         SCHEMA_VERSION => Ok(()),
@@ -405,7 +590,11 @@ fn upgrade_from(db: &Connection, version: i64) -> anyhow::Result<()> {
 
 /// Writes one request's new events and the counters in one transaction, so that a
 /// restart never sees the events without the counters or the reverse.
-fn persist(db: &mut Connection, new: &[StoredEvent], c: Counters) -> anyhow::Result<()> {
+fn persist<'a>(
+    db: &mut Connection,
+    new: impl Iterator<Item = &'a StoredEvent>,
+    c: Counters,
+) -> anyhow::Result<()> {
     let tx = db.transaction()?;
     {
         let mut insert = tx.prepare_cached(
@@ -491,10 +680,10 @@ mod tests {
         s.record_request(200, vec![ev("a", true), ev("b", false), ev("a", true)])
             .unwrap();
         s.record_request(503, vec![]).unwrap();
-        let before = (s.events().to_vec(), s.stats());
+        let before = (s.events().cloned().collect::<Vec<_>>(), s.stats());
         drop(s);
         let mut s = Store::open(&path).unwrap();
-        assert_eq!((s.events().to_vec(), s.stats()), before);
+        assert_eq!((s.events().cloned().collect::<Vec<_>>(), s.stats()), before);
         assert_eq!(before.1.duplicates, 1);
         assert_eq!(before.1.failed_requests, 1);
         // Dedup and ids carry on across the restart.
@@ -503,6 +692,121 @@ mod tests {
             .unwrap();
         assert_eq!(o.duplicates, 1);
         assert_eq!(s.events().last().unwrap().id, 3);
+    }
+
+    /// A varied event: names, users, devices and validity cycle with `i`.
+    fn varied(i: usize) -> (Checked, Value) {
+        let kind = ["track", "screen", "page", "identify"][i % 4];
+        let mut j = json!({"type": kind, "messageId": format!("m{i}"),
+                           "anonymousId": format!("d{}", i % 7)});
+        match kind {
+            "track" => j["event"] = json!(format!("E{}", i % 13)),
+            "screen" | "page" => j["name"] = json!(format!("S{}", i % 5)),
+            _ => {}
+        }
+        if i % 3 == 0 {
+            j["userId"] = json!(format!("u{}", i % 11));
+        }
+        if i % 10 == 9 {
+            j["type"] = json!("nope");
+        }
+        let at = DateTime::from_timestamp(1_790_000_000 + (i as i64) * 7, 0).unwrap();
+        (check(&j, None, None, at), j)
+    }
+
+    /// The incremental numbers equal a recomputation over the events in memory, after
+    /// many events and after the oldest were dropped; the totals count every event.
+    #[test]
+    fn stats_stay_equal_to_recomputation() {
+        let mut s = Store::memory_with(500);
+        let mut ever = Vec::new();
+        for round in 0..12 {
+            let batch: Vec<_> = (round * 150..(round + 1) * 150).map(varied).collect();
+            ever.extend(batch.iter().map(|(c, _)| c.errors.is_empty()));
+            s.record_request(200, batch).unwrap();
+            let stats = s.stats();
+            let again = recompute(s.events());
+            assert_eq!(
+                Stats {
+                    accepted: again.accepted,
+                    invalid: again.invalid,
+                    duplicates: 0,
+                    requests: 0,
+                    failed_requests: 0,
+                    ..stats.clone()
+                },
+                again,
+                "round {round}"
+            );
+            assert!(s.events().len() <= 500);
+            let valid = ever.iter().filter(|v| **v).count() as u64;
+            assert_eq!(stats.accepted, valid);
+            assert_eq!(stats.invalid, ever.len() as u64 - valid);
+        }
+        assert_eq!(s.events().len(), 500);
+        assert_eq!(s.events().next().unwrap().id, 1800 - 500 + 1);
+        // Everything that was evicted is gone from the aggregates too.
+        assert!(s.stats().per_minute.len() <= PER_MINUTE_SPAN);
+        assert_eq!(s.seen.len(), 500);
+    }
+
+    /// With a database, a repeat of an event no longer in memory is still a duplicate,
+    /// the database keeps every event, and a reopen loads only the newest.
+    #[test]
+    fn database_dedups_past_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let mut s = Store::open_with(&path, 10).unwrap();
+        s.record_request(200, (0..30).map(varied).collect())
+            .unwrap();
+        assert_eq!(s.events().len(), 10);
+        let o = s.record_request(200, vec![varied(0), varied(31)]).unwrap();
+        assert_eq!((o.duplicates, o.accepted + o.invalid), (1, 1));
+        let stats = s.stats();
+        drop(s);
+        let s = Store::open_with(&path, 10).unwrap();
+        assert_eq!(s.stats(), stats);
+        assert_eq!(s.events().len(), 10);
+        assert_eq!(s.events().last().unwrap().id, 31);
+        let rows: i64 =
+            s.db.as_ref()
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+                .unwrap();
+        assert_eq!(rows, 31);
+
+        // Without a database, memory is all there is.
+        let mut m = Store::memory_with(10);
+        m.record_request(200, (0..30).map(varied).collect())
+            .unwrap();
+        let o = m.record_request(200, vec![varied(0), varied(29)]).unwrap();
+        assert_eq!((o.duplicates, o.accepted + o.invalid), (1, 1));
+    }
+
+    /// A version 1 database upgrades to the same schema as a fresh one.
+    #[test]
+    fn upgrade_matches_fresh() {
+        let schema = |db: &Connection| -> Vec<String> {
+            let mut st = db
+                .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let fresh = Connection::open_in_memory().unwrap();
+        upgrade_from(&fresh, 0).unwrap();
+        let old = Connection::open_in_memory().unwrap();
+        upgrade_from(&old, 0).unwrap();
+        old.execute_batch("DROP INDEX events_message_id; PRAGMA user_version = 1;")
+            .unwrap();
+        upgrade_from(&old, 1).unwrap();
+        assert_eq!(schema(&old), schema(&fresh));
+        let v: i64 = old
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     /// A database from a newer collector is refused rather than misread.

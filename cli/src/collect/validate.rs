@@ -1,5 +1,10 @@
 //! What a real collector checks in every event, and the clock-skew correction. Pure: the
 //! receive time comes in as an argument.
+//!
+//! [`decode_request`] takes a whole tracking request body (gzip or not) to checked
+//! events without a server, for tests and fuzzing; [`check`] checks one event.
+
+use std::io::Read as _;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
@@ -23,6 +28,123 @@ pub mod limits {
 
 /// The event types of the Segment spec.
 pub const TYPES: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
+
+/// Why a tracking request is refused as a whole: the HTTP status and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400, 401 or 413.
+    pub status: u16,
+    /// What is wrong, for the client and the log.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with this status and message.
+    pub fn new(status: u16, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn too_large() -> Refusal {
+        Refusal::new(
+            413,
+            format!(
+                "the request is over {} KB (Segment's limit per request)",
+                limits::MAX_REQUEST_BYTES / 1024
+            ),
+        )
+    }
+}
+
+/// A decoded tracking request body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// Each event with its check, in the order sent. The body's `writeKey` is not kept.
+    pub events: Vec<(Checked, Value)>,
+    /// The body's non-empty `writeKey` (how sendBeacon, which cannot set headers, sends it).
+    pub write_key: Option<String>,
+}
+
+/// Decodes a whole tracking request body and checks every event, without a server.
+///
+/// `content_encoding` is the header as sent (`gzip`, none or `identity`; anything else
+/// is refused), `path_type` the type implied by a single-event endpoint (`Some("track")`
+/// for `/v1/track`, `None` for `/v1/batch`). Refuses with 413 a body over
+/// [`limits::MAX_RAW_BYTES`] or one that inflates past [`limits::MAX_REQUEST_BYTES`], and
+/// with 400 bad gzip, bad JSON, a body that is not an object and a batch that is not an
+/// array. The write key is not checked here: the caller knows which keys are accepted.
+pub fn decode_request(
+    raw: &[u8],
+    content_encoding: Option<&str>,
+    path_type: Option<&str>,
+    received_at: DateTime<Utc>,
+) -> Result<Decoded, Refusal> {
+    if raw.len() > limits::MAX_RAW_BYTES {
+        return Err(Refusal::too_large());
+    }
+    let encoding = content_encoding.map(|e| e.trim().to_ascii_lowercase());
+    let gzip = match encoding.as_deref() {
+        None | Some("" | "identity") => false,
+        Some("gzip") => true,
+        // Segment's clients send gzip or nothing; anything else would only fail later
+        // as "not valid JSON", which hides the real cause.
+        Some(other) => {
+            return Err(Refusal::new(
+                400,
+                format!(
+                    "unsupported Content-Encoding \"{}\": send gzip or plain JSON",
+                    truncate(other)
+                ),
+            ))
+        }
+    };
+    let inflated;
+    let body = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw)
+            .take(limits::MAX_REQUEST_BYTES as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Refusal::new(400, format!("the body is not valid gzip: {e}")))?;
+        inflated = out;
+        &inflated[..]
+    } else {
+        raw
+    };
+    if body.len() > limits::MAX_REQUEST_BYTES {
+        return Err(Refusal::too_large());
+    }
+    let mut parsed: Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new(400, format!("the body is not valid JSON: {e}")))?;
+    let Some(obj) = parsed.as_object_mut() else {
+        return Err(Refusal::new(400, "the body must be a JSON object"));
+    };
+    // Auth, not part of the event: not kept.
+    let write_key = obj
+        .remove("writeKey")
+        .and_then(|k| k.as_str().map(str::to_owned))
+        .filter(|k| !k.is_empty());
+    let events = match path_type {
+        Some(t) => {
+            let checked = check(&parsed, Some(t), None, received_at);
+            vec![(checked, parsed)]
+        }
+        None => {
+            let sent_at = obj.get("sentAt").cloned();
+            let batch = match obj.remove("batch") {
+                Some(Value::Array(b)) => b,
+                Some(_) => return Err(Refusal::new(400, "`batch` must be an array of events")),
+                None => return Err(Refusal::new(400, "the body has no `batch` array")),
+            };
+            batch
+                .into_iter()
+                .map(|ev| (check(&ev, None, sent_at.as_ref(), received_at), ev))
+                .collect()
+        }
+    };
+    Ok(Decoded { events, write_key })
+}
 
 /// The outcome of checking one event, with the fields the collector indexes.
 #[derive(Debug, Clone, PartialEq)]
@@ -342,6 +464,49 @@ mod tests {
                 "{event}: {:?} lacks {reason}",
                 c.errors
             );
+        }
+    }
+
+    /// A whole body decodes the same plain and gzipped; each refusal has its status.
+    #[test]
+    fn decode_request_table() {
+        use std::io::Write as _;
+        let now = at("2026-11-26T12:00:00Z");
+        let body = json!({"batch": [good(), {"type": "nope"}], "writeKey": "k",
+                          "sentAt": "2026-11-26T12:00:01Z"})
+        .to_string();
+        let plain = decode_request(body.as_bytes(), None, None, now).unwrap();
+        assert_eq!(plain.write_key.as_deref(), Some("k"));
+        assert_eq!(plain.events.len(), 2);
+        assert!(plain.events[0].0.errors.is_empty());
+        assert!(!plain.events[1].0.errors.is_empty());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(body.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(decode_request(&gz, Some("GZIP "), None, now), Ok(plain));
+        let single =
+            decode_request(good().to_string().as_bytes(), None, Some("screen"), now).unwrap();
+        assert!(single.events[0].0.errors[0].contains("/v1/screen"));
+
+        let bomb = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&vec![b' '; limits::MAX_REQUEST_BYTES + 10])
+                .unwrap();
+            e.finish().unwrap()
+        };
+        let big = vec![b' '; limits::MAX_RAW_BYTES + 1];
+        for (raw, enc, status) in [
+            (&b"{"[..], None, 400),
+            (b"[]", None, 400),
+            (b"{\"batch\": 1}", None, 400),
+            (b"{}", None, 400),
+            (b"{}", Some("br"), 400),
+            (b"not gzip", Some("gzip"), 400),
+            (&bomb[..], Some("gzip"), 413),
+            (&big[..], None, 413),
+        ] {
+            let r = decode_request(raw, enc, None, now);
+            assert_eq!(r.map_err(|e| e.status), Err(status), "{:?}", enc);
         }
     }
 
