@@ -1,7 +1,10 @@
 //! Shared helpers for the integration tests, the simulation and the demo.
 //!
 //! - [`collector`]: a loopback Segment-compatible receiver with scripted faults.
+//! - [`hostile`]: a raw-TCP server that misbehaves: any status, cut or endless bodies,
+//!   resets, trickles, an untrusted TLS certificate.
 //! - [`sim`]: the day-long scheduling simulation: Trailhound's policy against a fixed baseline.
 
 pub mod collector;
+pub mod hostile;
 pub mod sim;
