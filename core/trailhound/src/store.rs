@@ -864,19 +864,20 @@ mod schema {
     /// setting up the schema means the file's tables are not ours: reported as corrupt.
     /// Anything else (full, busy, I/O) is what it is.
     pub fn not_ours(e: rusqlite::Error) -> rusqlite::Error {
-        match e {
-            rusqlite::Error::SqliteFailure(f, msg)
-                if f.extended_code & 0xff == ffi::SQLITE_ERROR =>
-            {
-                rusqlite::Error::SqliteFailure(
-                    ffi::Error::new(ffi::SQLITE_CORRUPT),
-                    Some(format!(
-                        "the tables are not those of a Trailhound queue: {}",
-                        msg.unwrap_or_default()
-                    )),
-                )
-            }
-            e => e,
+        let code = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
+            // What a failed prepare gives (no such table, no such column).
+            rusqlite::Error::SqlInputError { error, .. } => Some(error.extended_code),
+            _ => None,
+        };
+        match code {
+            Some(code) if code & 0xff == ffi::SQLITE_ERROR => rusqlite::Error::SqliteFailure(
+                ffi::Error::new(ffi::SQLITE_CORRUPT),
+                Some(format!(
+                    "the tables are not those of a Trailhound queue: {e}"
+                )),
+            ),
+            _ => e,
         }
     }
 
@@ -1509,8 +1510,9 @@ mod tests {
         names
     }
 
-    /// The schema as `sqlite_master` has it, whitespace normalised, plus `user_version`.
-    fn schema_of(conn: &Connection) -> (Vec<(String, String, Option<String>)>, u32) {
+    /// The schema as `sqlite_master` has it, whitespace normalised, plus `user_version`
+    /// and the pragmas stored in the file.
+    fn schema_of(conn: &Connection) -> (Vec<(String, String, Option<String>)>, u32, Vec<String>) {
         fn normalise(sql: &str) -> String {
             let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
             words
@@ -1531,7 +1533,16 @@ mod tests {
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
-        (rows, schema::user_version(conn).unwrap())
+        let pragmas = ["auto_vacuum", "page_size", "journal_mode", "encoding"]
+            .iter()
+            .map(|p| {
+                let v = conn
+                    .pragma_query_value(None, p, |r| r.get::<_, rusqlite::types::Value>(0))
+                    .unwrap();
+                format!("{p} = {v:?}")
+            })
+            .collect();
+        (rows, schema::user_version(conn).unwrap(), pragmas)
     }
 
     /// Version 1 of the schema, exactly as it shipped.
@@ -1558,9 +1569,25 @@ mod tests {
         conn
     }
 
+    /// Version 2 as it shipped before `auto_vacuum`: the current tables, no auto_vacuum.
+    fn create_v2_without_auto_vacuum(path: &Path) -> Connection {
+        let conn = create_v1(path);
+        conn.execute_batch(
+            "
+            ALTER TABLE events ADD COLUMN type TEXT;
+            ALTER TABLE events ADD COLUMN name TEXT;
+            CREATE INDEX events_created_ms ON events(created_ms);
+            PRAGMA user_version = 2;
+            ",
+        )
+        .unwrap();
+        conn
+    }
+
     /// Every schema version before the current one, as a creator of a filled database.
     type CreateOld = fn(&Path) -> Connection;
-    const OLD_VERSIONS: [(u32, CreateOld); 1] = [(1, create_v1)];
+    const OLD_VERSIONS: [(u32, CreateOld); 2] =
+        [(1, create_v1), (2, create_v2_without_auto_vacuum)];
 
     /// One sealed event of each kind, named exactly as `seal` names them.
     fn sealed_events() -> Vec<QueuedEvent> {
@@ -1845,10 +1872,25 @@ mod tests {
                         ],
                     )
                     .unwrap();
+                    if version >= 2 {
+                        conn.execute(
+                            "UPDATE events SET type = ?2, name = ?3 WHERE seq = ?1",
+                            params![ev.seq as i64, ev.kind.as_str(), ev.name],
+                        )
+                        .unwrap();
+                    }
                 }
                 conn.execute(
-                    "INSERT INTO events VALUES (99, 'bad', 5, 8, 'not json')",
+                    "INSERT INTO events(seq, message_id, created_ms, bytes, json)
+                     VALUES (99, 'bad', 5, 8, 'not json')",
                     [],
+                )
+                .unwrap();
+                // Deleted rows, which the conversion's VACUUM drops from the file.
+                conn.execute_batch(
+                    "INSERT INTO events(seq, message_id, created_ms, bytes, json)
+                     VALUES (200, 'gone', 5, 11, 'DELETED-ROW');
+                     DELETE FROM events WHERE seq = 200;",
                 )
                 .unwrap();
                 conn.execute("INSERT INTO state VALUES ('anonymous_id', '\"a-1\"')", [])
@@ -1878,6 +1920,12 @@ mod tests {
             let snap = store.snapshot().unwrap();
             assert_eq!(snap.state.unwrap().identity.anonymous_id, "a-1");
             assert_eq!(snap.events, sealed.len() as u64 + 1);
+            drop(store);
+            let bytes = fs::read(dir.path().join(DB_FILE)).unwrap();
+            assert!(
+                !bytes.windows(11).any(|w| w == b"DELETED-ROW"),
+                "upgrade from version {version} keeps deleted bytes"
+            );
         }
     }
 
@@ -2082,6 +2130,132 @@ mod tests {
         assert_eq!(get("journal_mode"), r#"Text("wal")"#);
         assert_eq!(get("synchronous"), "Integer(1)");
         assert_eq!(get("busy_timeout"), "Integer(5000)");
+        assert_eq!(get("secure_delete"), "Integer(1)");
+        assert_eq!(get("auto_vacuum"), "Integer(2)");
+    }
+
+    /// A file with the queue's version but other tables is moved aside like a corrupt one.
+    #[test]
+    fn foreign_tables_are_moved_aside() {
+        for sql in [
+            "CREATE TABLE other(x); PRAGMA user_version = 2;",
+            "CREATE TABLE events(seq INTEGER PRIMARY KEY); CREATE TABLE state(key, value);
+             PRAGMA user_version = 2;",
+            // Version 0 (no version) with a table of the same name: creating ours fails.
+            "CREATE TABLE events(x);",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            Connection::open(dir.path().join(DB_FILE))
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap();
+            let Opened {
+                mut store,
+                recovered,
+            } = SqliteStore::open(dir.path()).unwrap();
+            let message = recovered.unwrap_or_else(|| panic!("not moved aside: {sql}"));
+            assert!(
+                message.contains("not those of a Trailhound queue"),
+                "{message}"
+            );
+            store.insert(&events(1..=2, 100)).unwrap();
+            assert_eq!(store.snapshot().unwrap().events, 2);
+        }
+    }
+
+    /// Values of any SQLite type in the state table read as unreadable pieces, not errors.
+    #[test]
+    fn state_of_other_types_is_tolerated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.save_state(&state()).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "UPDATE state SET value = x'00ff' WHERE key = 'traits';
+                 UPDATE state SET value = 7 WHERE key = 'user_id';
+                 INSERT INTO state VALUES (x'01', 3.5);",
+            )
+            .unwrap();
+        let snap = store.snapshot().unwrap().state.unwrap();
+        assert_eq!(snap.identity.anonymous_id, state().identity.anonymous_id);
+        assert_eq!(snap.identity.user_id, None);
+        assert!(snap.identity.traits.is_empty());
+    }
+
+    /// Sizes near i64::MAX in the file are added up without overflowing (a panic in
+    /// debug builds).
+    #[test]
+    fn huge_sizes_in_the_file_do_not_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=6, 100)).unwrap();
+        store
+            .conn
+            .execute("UPDATE events SET bytes = 9223372036854775807", [])
+            .unwrap();
+        let (removed, _) = store.delete(&[1, 2, 3]).unwrap();
+        assert_eq!((removed.events, removed.bytes), (3, u64::MAX));
+        // The bytes cap walks past u64::MAX looking for enough bytes.
+        store.totals = Some(Totals {
+            events: 3,
+            bytes: u64::MAX,
+        });
+        let (evicted, _) = store.evict(100, 0, 0, 0).unwrap();
+        assert_eq!(evicted.bytes.events, 3);
+        assert_eq!(store.clear(0).unwrap().events, 0);
+    }
+
+    /// Whatever bytes the file holds, opening the store and running every operation
+    /// returns results or errors, never panics.
+    #[test]
+    fn arbitrary_files_never_panic() {
+        let mut sound = Vec::new();
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = open(dir.path());
+            store.insert(&sealed_events()).unwrap();
+            store.save_state(&state()).unwrap();
+            drop(store);
+            sound = fs::read(dir.path().join(DB_FILE)).unwrap_or(sound);
+        }
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for case in 0..60 {
+            let mut bytes = sound.clone();
+            match case % 3 {
+                // Random bytes after a valid header.
+                0 => bytes[100..].iter_mut().for_each(|b| *b = next() as u8),
+                // A few hundred flipped bytes anywhere, header included.
+                1 => {
+                    for _ in 0..300 {
+                        let i = next() as usize % bytes.len();
+                        bytes[i] = next() as u8;
+                    }
+                }
+                // Pure noise, of a random length.
+                _ => bytes = (0..next() % 20_000).map(|_| next() as u8).collect(),
+            }
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join(DB_FILE), &bytes).unwrap();
+            let Ok(Opened { mut store, .. }) = SqliteStore::open(dir.path()) else {
+                continue;
+            };
+            let _ = store.snapshot();
+            let _ = store.load(100, 1 << 20);
+            let _ = store.iter_events(|_| true);
+            let _ = store.counts_by_type_and_name();
+            let _ = store.insert(&events(100..=102, 100));
+            let _ = store.delete(&[1, 2, 3]);
+            let _ = store.evict(2, 100, 1_700_000_000_002, 0);
+            let _ = store.save_state(&state());
+            let _ = store.clear(0);
+        }
     }
 
     /// The store can move to the runtime's thread, and open errors can cross threads.
