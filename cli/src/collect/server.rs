@@ -559,6 +559,98 @@ fn percent_decode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn shared(access: Access) -> Shared {
+        Shared {
+            store: Mutex::new(Store::memory()),
+            faults: Mutex::new(Faults::default()),
+            rng: Mutex::new(Jitter::new(1)),
+            write_key: None,
+            quiet: true,
+            access,
+            request_times: Mutex::new(VecDeque::new()),
+            max_request_times: 10,
+            stop: AtomicBool::new(false),
+            stopped: (Mutex::new(false), Condvar::new()),
+        }
+    }
+
+    fn req(method: &str, target: &str, peer: &str, headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: method.into(),
+            target: target.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: Ok(Vec::new()),
+            peer: peer.parse().unwrap(),
+        }
+    }
+
+    /// Listening on the LAN, a client on another machine can send events but not read
+    /// the page or the API, unless `--allow-remote-read`; this machine always can.
+    #[test]
+    fn remote_peers_cannot_read() {
+        let closed = shared(Access::default());
+        let open = shared(Access {
+            remote_read: true,
+            ..Access::default()
+        });
+        let host = [("Host", "192.168.1.5:8787")];
+        for path in ["/", "/assets/app.js", "/api/events", "/api/stats"] {
+            for peer in [
+                "192.168.1.7:5000",
+                "[::ffff:10.0.0.2]:5000",
+                "[fe80::1]:5000",
+            ] {
+                let r = handle(&req("GET", path, peer, &host), &closed);
+                assert_eq!(r.status, 403, "{path} from {peer}");
+                assert_eq!(handle(&req("GET", path, peer, &host), &open).status, 200);
+            }
+            for peer in ["127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"] {
+                let r = handle(&req("GET", path, peer, &host), &closed);
+                assert_eq!(r.status, 200, "{path} from {peer}");
+            }
+        }
+        let mut r = req("POST", "/v1/batch", "192.168.1.7:5000", &host);
+        r.headers
+            .push(("Authorization".into(), "Basic azo=".into()));
+        r.body = Ok(br#"{"batch": []}"#.to_vec());
+        assert_eq!(handle(&r, &closed).status, 200);
+    }
+
+    /// Host names are compared without port, case or trailing dot; loopback origins are
+    /// recognised in every spelling and nothing else is.
+    #[test]
+    fn names_and_origins() {
+        assert_eq!(host_name("LocalHost:8787"), "localhost");
+        assert_eq!(host_name("[::1]:8787"), "::1");
+        assert_eq!(host_name("example.com."), "example.com");
+        assert_eq!(host_name("::1"), "::1");
+        for o in [
+            "http://localhost",
+            "http://localhost:3000",
+            "https://a.localhost:1",
+            "http://127.0.0.1:5173",
+            "http://127.8.9.10",
+            "http://[::1]:8080",
+        ] {
+            assert!(is_loopback_origin(o), "{o}");
+        }
+        for o in [
+            "null",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://192.168.1.5:3000",
+            "file://",
+            "http://evil.example/localhost",
+            "http://user@localhost",
+            "ftp://localhost",
+        ] {
+            assert!(!is_loopback_origin(o), "{o}");
+        }
+    }
+
     /// Query values decode both escapes; a stray `%` survives.
     #[test]
     fn decodes_query_values() {
