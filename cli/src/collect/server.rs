@@ -266,7 +266,7 @@ fn check_host(req: &Request, access: &Access) -> Result<(), Answer> {
     let name = host_name(host);
     if is_local_name(&name)
         || name.parse::<IpAddr>().is_ok()
-        || access.hosts.iter().any(|h| *h == name)
+        || access.hosts.contains(&name)
     {
         return Ok(());
     }

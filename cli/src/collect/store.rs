@@ -704,7 +704,7 @@ mod tests {
             "screen" | "page" => j["name"] = json!(format!("S{}", i % 5)),
             _ => {}
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             j["userId"] = json!(format!("u{}", i % 11));
         }
         if i % 10 == 9 {
