@@ -1,6 +1,7 @@
 //! [`TrailhoundClient`]: the core's client behind the FFI, with its [`Config`].
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::foreign::{
     DeliveryListener, EventPlugin, HttpTransport, ListenerAdapter, PluginAdapter, TransportAdapter,
 };
 use crate::types::{ContextInfo, DeviceConditions, Stats};
-use crate::value::{to_properties, Value};
+use crate::value::{to_properties, Value, MAX_VALUE_DEPTH};
 
 /// Changes to the default limits and delays; unset fields keep the defaults documented
 /// on the core's `Policy`. Durations are in milliseconds.
@@ -83,89 +84,153 @@ pub struct PolicyOverrides {
     /// Upload request timeout.
     #[uniffi(default = None)]
     pub request_timeout_ms: Option<u64>,
+    /// How long the engine waits for any transport (the app's included) before it
+    /// abandons an upload as a network error; at least `request_timeout_ms`.
+    #[uniffi(default = None)]
+    pub upload_timeout_ms: Option<u64>,
+    /// Most accepted events held in memory while storage fails, before calls get
+    /// `Backpressure`.
+    #[uniffi(default = None)]
+    pub max_uncommitted_events: Option<u64>,
+    /// Most bytes of accepted events held in memory while storage fails.
+    #[uniffi(default = None)]
+    pub max_uncommitted_bytes: Option<u64>,
     /// Inactivity after which a new session starts.
     #[uniffi(default = None)]
     pub session_timeout_ms: Option<u64>,
 }
 
+/// The longest duration any setting or timeout may take: 100 years in milliseconds.
+/// Longer is indistinguishable from "never" for an app, and larger values would overflow
+/// the engine's millisecond arithmetic (`now + delay`, `base * 2^n`) or `Instant` on some
+/// platforms. Longer timeouts are clamped to it; longer policy settings are refused.
+pub const MAX_DURATION_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
+
+/// The largest size or count a policy setting may take: 2^53, far beyond any device and
+/// far from overflowing when the engine adds an event's size to it (also the largest
+/// integer a JavaScript number or an `f64` holds exactly).
+pub const MAX_POLICY_SIZE: u64 = 1 << 53;
+
+/// The most calls that may wait for the background thread (`call_queue_capacity`): 10
+/// times the default. The queue's slots are allocated when the client starts.
+pub const MAX_CALL_QUEUE_CAPACITY: u32 = 100_000;
+
+/// A host timeout in milliseconds as a `Duration` no clock arithmetic can overflow with.
+pub fn timeout_from_ms(ms: u64) -> Duration {
+    Duration::from_millis(ms.min(MAX_DURATION_MS))
+}
+
+fn bad_setting(setting: &str, why: String) -> TrailhoundError {
+    TrailhoundError::Config {
+        detail: format!("policy.{setting}: {why}"),
+    }
+}
+
+fn duration(setting: &str, ms: u64) -> Result<Duration, TrailhoundError> {
+    if ms > MAX_DURATION_MS {
+        return Err(bad_setting(
+            setting,
+            format!("{ms} ms is longer than the maximum of {MAX_DURATION_MS} ms (100 years)"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+fn size(setting: &str, v: u64) -> Result<u64, TrailhoundError> {
+    if v > MAX_POLICY_SIZE {
+        return Err(bad_setting(
+            setting,
+            format!("{v} is larger than the maximum of {MAX_POLICY_SIZE}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A size as `usize`: on a 32-bit device (armeabi-v7a) `as` would silently truncate.
+fn usize_size(setting: &str, v: u64) -> Result<usize, TrailhoundError> {
+    let v = size(setting, v)?;
+    usize::try_from(v)
+        .map_err(|_| bad_setting(setting, format!("{v} does not fit this platform's usize")))
+}
+
+fn fraction(setting: &str, v: f64) -> Result<f64, TrailhoundError> {
+    if !(0.0..=1.0).contains(&v) {
+        return Err(bad_setting(setting, format!("{v} is not between 0 and 1")));
+    }
+    Ok(v)
+}
+
 impl PolicyOverrides {
-    fn apply(&self, p: &mut Policy) {
-        let ms = Duration::from_millis;
-        if let Some(v) = self.max_event_bytes {
-            p.max_event_bytes = v as usize;
+    /// Applies the set fields to `p`. Refuses values the core's own validation cannot
+    /// see: durations and sizes that would overflow its arithmetic, sizes that do not fit
+    /// a 32-bit `usize`, NaN. Ranges and consistency are then the core's
+    /// (`Policy::validate`, run by the builder).
+    pub fn apply(&self, p: &mut Policy) -> Result<(), TrailhoundError> {
+        macro_rules! set {
+            ($field:ident, $conv:ident, $target:ident) => {
+                if let Some(v) = self.$field {
+                    p.$target = $conv(stringify!($field), v.into())?;
+                }
+            };
         }
+        set!(max_event_bytes, usize_size, max_event_bytes);
         if let Some(v) = self.max_nesting_depth {
+            if v as usize > MAX_VALUE_DEPTH {
+                return Err(bad_setting(
+                    "max_nesting_depth",
+                    format!("{v} is deeper than the bindings accept ({MAX_VALUE_DEPTH})"),
+                ));
+            }
             p.max_nesting_depth = v as usize;
         }
-        if let Some(v) = self.max_batch_events {
-            p.max_batch_events = v as usize;
-        }
-        if let Some(v) = self.max_batch_bytes {
-            p.max_batch_bytes = v as usize;
-        }
-        if let Some(v) = self.max_queue_events {
-            p.max_queue_events = v;
-        }
-        if let Some(v) = self.max_queue_bytes {
-            p.max_queue_bytes = v;
-        }
-        if let Some(v) = self.max_event_age_ms {
-            p.max_event_age = ms(v);
-        }
-        if let Some(v) = self.commit_interval_ms {
-            p.commit_interval = ms(v);
-        }
-        if let Some(v) = self.commit_max_events {
-            p.commit_max_events = v as usize;
-        }
+        set!(max_batch_events, usize_size, max_batch_events);
+        set!(max_batch_bytes, usize_size, max_batch_bytes);
+        set!(max_queue_events, size, max_queue_events);
+        set!(max_queue_bytes, size, max_queue_bytes);
+        set!(max_event_age_ms, duration, max_event_age);
+        set!(commit_interval_ms, duration, commit_interval);
+        set!(commit_max_events, usize_size, commit_max_events);
         if let Some(v) = self.call_queue_capacity {
-            p.call_queue_capacity = v as usize;
+            // The runtime's call queue allocates every slot up front: u32::MAX slots
+            // would be an allocation failure, which aborts rather than panics.
+            if v > MAX_CALL_QUEUE_CAPACITY {
+                return Err(bad_setting(
+                    "call_queue_capacity",
+                    format!("{v} is larger than the maximum of {MAX_CALL_QUEUE_CAPACITY}"),
+                ));
+            }
+            p.call_queue_capacity = usize_size("call_queue_capacity", v.into())?;
         }
-        if let Some(v) = self.call_queue_bytes {
-            p.call_queue_bytes = v as usize;
-        }
-        if let Some(v) = self.flush_at {
-            p.flush_at = v;
-        }
-        if let Some(v) = self.prompt_delay_ms {
-            p.prompt_delay = ms(v);
-        }
-        if let Some(v) = self.relaxed_delay_ms {
-            p.relaxed_delay = ms(v);
-        }
-        if let Some(v) = self.max_delay_ms {
-            p.max_delay = ms(v);
-        }
-        if let Some(v) = self.upload_margin_ms {
-            p.upload_margin = ms(v);
-        }
-        if let Some(v) = self.near_cap_fraction {
-            p.near_cap_fraction = v;
-        }
+        set!(call_queue_bytes, usize_size, call_queue_bytes);
+        set!(flush_at, size, flush_at);
+        set!(prompt_delay_ms, duration, prompt_delay);
+        set!(relaxed_delay_ms, duration, relaxed_delay);
+        set!(max_delay_ms, duration, max_delay);
+        set!(upload_margin_ms, duration, upload_margin);
+        set!(near_cap_fraction, fraction, near_cap_fraction);
         if let Some(v) = self.low_battery_level {
-            p.low_battery_level = v;
+            p.low_battery_level = fraction("low_battery_level", v.into())? as f32;
         }
-        if let Some(v) = self.backoff_base_ms {
-            p.backoff_base = ms(v);
-        }
-        if let Some(v) = self.backoff_max_ms {
-            p.backoff_max = ms(v);
-        }
-        if let Some(v) = self.auth_pause_ms {
-            p.auth_pause = ms(v);
-        }
-        if let Some(v) = self.request_timeout_ms {
-            p.request_timeout = ms(v);
-        }
-        if let Some(v) = self.session_timeout_ms {
-            p.session_timeout = ms(v);
-        }
+        set!(backoff_base_ms, duration, backoff_base);
+        set!(backoff_max_ms, duration, backoff_max);
+        set!(auth_pause_ms, duration, auth_pause);
+        set!(request_timeout_ms, duration, request_timeout);
+        set!(upload_timeout_ms, duration, upload_timeout);
+        set!(max_uncommitted_events, usize_size, max_uncommitted_events);
+        set!(max_uncommitted_bytes, usize_size, max_uncommitted_bytes);
+        set!(session_timeout_ms, duration, session_timeout);
+        Ok(())
     }
 }
 
 /// How to start a client. No Android `Context` or iOS object in it: the platform glue
 /// forwards device state separately.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+///
+/// Its `Debug` and `Display` leave the write key out, and the generated Kotlin
+/// `toString()`, Python `repr()`/`str()` and Swift `description`/`debugDescription` are
+/// those (exported below), so that logging a config never logs the key.
+#[derive(Clone, PartialEq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct Config {
     /// The source's write key.
     pub write_key: String,
@@ -185,6 +250,26 @@ pub struct Config {
     /// A fixed retry-jitter seed (tests); random by default.
     #[uniffi(default = None)]
     pub jitter_seed: Option<u64>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("write_key", &format_args!("<redacted>"))
+            .field("endpoint", &self.endpoint)
+            .field("data_dir", &self.data_dir)
+            .field("policy", &self.policy)
+            .field("context", &self.context)
+            .field("conditions", &self.conditions)
+            .field("jitter_seed", &self.jitter_seed)
+            .finish()
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
 }
 
 /// A running client. Every method is safe to call from any thread at once.
@@ -211,10 +296,12 @@ impl TrailhoundClient {
         plugins: Vec<Arc<dyn EventPlugin>>,
         listeners: Vec<Arc<dyn DeliveryListener>>,
     ) -> Result<Arc<Self>, TrailhoundError> {
-        let mut b = trailhound::Builder::new(config.write_key, config.endpoint, config.data_dir);
-        if let Some(p) = &config.policy {
-            b = b.with_policy(|policy| p.apply(policy));
+        let mut policy = Policy::default();
+        if let Some(o) = &config.policy {
+            o.apply(&mut policy)?;
         }
+        let mut b = trailhound::Builder::new(config.write_key, config.endpoint, config.data_dir)
+            .policy(policy);
         if let Some(c) = config.context {
             b = b.context(c.into());
         }
@@ -298,11 +385,12 @@ impl TrailhoundClient {
     }
 
     /// Sends everything queued now and waits until that flush is over (delivered, or
-    /// stopped by an error, the network or backoff), at most `timeout_ms`.
+    /// stopped by an error, the network or backoff), at most `timeout_ms` (clamped to
+    /// [`MAX_DURATION_MS`]).
     pub fn flush_blocking(&self, timeout_ms: u64) -> Result<Stats, TrailhoundError> {
         Ok(self
             .inner
-            .flush_blocking(Duration::from_millis(timeout_ms))?
+            .flush_blocking(timeout_from_ms(timeout_ms))?
             .into())
     }
 
@@ -364,10 +452,11 @@ impl TrailhoundClient {
         self.inner.invalid_calls()
     }
 
-    /// Commits everything, makes one last flush attempt, and stops within `timeout_ms`.
+    /// Commits everything, makes one last flush attempt, and stops within `timeout_ms`
+    /// (clamped to [`MAX_DURATION_MS`]).
     /// Undelivered events stay queued for the next start; later calls fail with `Closed`.
     pub fn shutdown(&self, timeout_ms: u64) -> Result<(), TrailhoundError> {
-        Ok(self.inner.shutdown(Duration::from_millis(timeout_ms))?)
+        Ok(self.inner.shutdown(timeout_from_ms(timeout_ms))?)
     }
 }
 
@@ -379,7 +468,7 @@ mod tests {
     #[test]
     fn overrides_change_only_what_is_set() {
         let mut p = Policy::default();
-        PolicyOverrides::default().apply(&mut p);
+        PolicyOverrides::default().apply(&mut p).unwrap();
         assert_eq!(p, Policy::default());
         let o = PolicyOverrides {
             auth_pause_ms: Some(1_500),
@@ -387,7 +476,7 @@ mod tests {
             call_queue_capacity: Some(7),
             ..PolicyOverrides::default()
         };
-        o.apply(&mut p);
+        o.apply(&mut p).unwrap();
         let expected = Policy {
             auth_pause: Duration::from_millis(1_500),
             low_battery_level: 0.3,

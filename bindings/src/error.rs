@@ -41,6 +41,23 @@ pub enum TrailhoundError {
         /// The timeout that passed.
         timeout_ms: u64,
     },
+    /// Storage kept failing until `shutdown`'s deadline: accepted events (reported to the
+    /// listener as dropped, `StoreFailed`) and maybe the identity or opt-out choice were
+    /// not saved; the detail says which.
+    #[error("{detail}")]
+    Unsaved {
+        /// What was not saved.
+        detail: String,
+        /// Accepted events that were never committed.
+        events: u64,
+    },
+    /// `flush_blocking` or `shutdown` was called from a listener, which runs on the
+    /// background thread it would wait for: the request was made, without waiting.
+    #[error("{detail}")]
+    FromListener {
+        /// Which call.
+        detail: String,
+    },
     /// A host implementation of a foreign trait (transport, plugin, listener) threw.
     #[error("callback failed: {detail}")]
     Callback {
@@ -65,8 +82,10 @@ impl From<trailhound::Error> for TrailhoundError {
             E::Closed => TrailhoundError::Closed,
             E::Backpressure => TrailhoundError::Backpressure,
             E::Timeout(t) => TrailhoundError::Timeout {
-                timeout_ms: t.as_millis() as u64,
+                timeout_ms: u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
             },
+            E::Unsaved { events, .. } => TrailhoundError::Unsaved { detail, events },
+            E::FromListener(_) => TrailhoundError::FromListener { detail },
         }
     }
 }

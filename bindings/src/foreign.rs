@@ -14,7 +14,11 @@ use crate::error::TrailhoundError;
 use crate::types::{apply_event, Event, Notification};
 
 /// One upload request. The body is gzip-compressed JSON; send it as is.
+///
+/// Its `Debug` and `Display` (and so the generated `toString()`, `repr()`, `description`)
+/// show the URL and the body's size, never the headers: `Authorization` carries the key.
 #[derive(Clone, PartialEq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct HttpRequest {
     /// Full URL (`{endpoint}/v1/batch`), always a POST.
     pub url: String,
@@ -31,6 +35,12 @@ impl std::fmt::Debug for HttpRequest {
             .field("url", &self.url)
             .field("body_bytes", &self.body.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
     }
 }
 

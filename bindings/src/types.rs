@@ -178,6 +178,8 @@ pub enum DropReason {
     DiskFull,
     /// The store was corrupt and replaced.
     StoreCorrupt,
+    /// Storage kept failing until shutdown: accepted, never committed.
+    StoreFailed,
     /// The user opted out.
     OptOut,
     /// A plugin dropped the event.
@@ -194,6 +196,7 @@ impl From<CoreDropReason> for DropReason {
             CoreDropReason::TooLarge => DropReason::TooLarge,
             CoreDropReason::DiskFull => DropReason::DiskFull,
             CoreDropReason::StoreCorrupt => DropReason::StoreCorrupt,
+            CoreDropReason::StoreFailed => DropReason::StoreFailed,
             CoreDropReason::OptOut => DropReason::OptOut,
             CoreDropReason::Plugin => DropReason::Plugin,
         }
@@ -295,6 +298,8 @@ pub struct Dropped {
     pub disk_full: u64,
     /// Corrupt store replaced.
     pub store_corrupt: u64,
+    /// Storage failing until shutdown.
+    pub store_failed: u64,
     /// Opt-out.
     pub opt_out: u64,
     /// Dropped by a plugin.
@@ -313,6 +318,7 @@ impl From<CoreDropped> for Dropped {
             too_large: d.too_large,
             disk_full: d.disk_full,
             store_corrupt: d.store_corrupt,
+            store_failed: d.store_failed,
             opt_out: d.opt_out,
             plugin: d.plugin,
             total: d.total(),

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use trailhound::core::message::ValidationError;
 
+use crate::error::TrailhoundError;
+
 /// A JSON value. The host wrappers convert their maps, lists, strings, numbers, booleans
 /// and null into it and refuse anything else.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
@@ -46,53 +48,32 @@ pub enum Value {
     },
 }
 
-/// Converts properties to the core's map; `path` names the bad value in the error.
-pub(crate) fn to_properties(
+/// The deepest nesting the conversion accepts, whatever the policy says: it bounds the
+/// conversion's recursion (and so its stack use on the caller's thread) for hostile
+/// input. The core's own limit (`max_nesting_depth`, default 12) is checked afterwards and
+/// may not be set above this one.
+pub const MAX_VALUE_DEPTH: usize = 128;
+
+/// Converts one host value to JSON, as every call does with its properties and traits.
+/// Refuses a NaN or an infinity ([`TrailhoundError::Invalid`] naming the path) and
+/// nesting deeper than [`MAX_VALUE_DEPTH`]; never panics. Public for fuzzing and tests.
+pub fn to_json(value: Value) -> Result<serde_json::Value, TrailhoundError> {
+    convert(value, "value", 1).map_err(invalid)
+}
+
+/// Converts a properties or traits map to the JSON object the core receives, as
+/// [`crate::TrailhoundClient::track`] does; `path` names the map in errors
+/// (`properties`). Never panics. Public for fuzzing and tests.
+pub fn properties_to_json(
     map: HashMap<String, Value>,
     path: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, ValidationError> {
-    let mut out = serde_json::Map::with_capacity(map.len());
-    for (k, v) in map {
-        let p = format!("{path}.{k}");
-        let json = to_json(v, &p)?;
-        out.insert(k, json);
-    }
-    Ok(out)
+) -> Result<serde_json::Map<String, serde_json::Value>, TrailhoundError> {
+    to_properties(map, path).map_err(invalid)
 }
 
-fn to_json(value: Value, path: &str) -> Result<serde_json::Value, ValidationError> {
-    use serde_json::Value as J;
-    Ok(match value {
-        Value::Null => J::Null,
-        Value::Bool { v } => J::Bool(v),
-        Value::Int { v } => J::from(v),
-        Value::Double { v } => match serde_json::Number::from_f64(v) {
-            Some(n) => J::Number(n),
-            None => {
-                return Err(ValidationError::NotFinite {
-                    path: path.to_owned(),
-                })
-            }
-        },
-        Value::Text { v } => J::String(v),
-        Value::Array { v } => J::Array(
-            v.into_iter()
-                .enumerate()
-                .map(|(i, e)| to_json(e, &format!("{path}[{i}]")))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object { v } => J::Object(to_properties(v, path)?),
-    })
-}
-
-/// The core's map back to values (for plugins).
-pub(crate) fn from_properties(
-    map: &serde_json::Map<String, serde_json::Value>,
-) -> HashMap<String, Value> {
-    map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()
-}
-
-fn from_json(value: &serde_json::Value) -> Value {
+/// The core's JSON back to a value, as a plugin sees it. Total: every JSON value has a
+/// [`Value`] form. Public for fuzzing and tests.
+pub fn from_json(value: &serde_json::Value) -> Value {
     use serde_json::Value as J;
     match value {
         J::Null => Value::Null,
@@ -115,6 +96,72 @@ fn from_json(value: &serde_json::Value) -> Value {
             v: from_properties(v),
         },
     }
+}
+
+/// The core's map back to values (for plugins).
+pub(crate) fn from_properties(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> HashMap<String, Value> {
+    map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()
+}
+
+fn invalid(e: ValidationError) -> TrailhoundError {
+    trailhound::Error::from(e).into()
+}
+
+/// Converts properties to the core's map; `path` names the bad value in the error.
+pub(crate) fn to_properties(
+    map: HashMap<String, Value>,
+    path: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ValidationError> {
+    object(map, path, 1)
+}
+
+/// An object's members, the object itself being at `depth` (a properties map is 1).
+fn object(
+    map: HashMap<String, Value>,
+    path: &str,
+    depth: usize,
+) -> Result<serde_json::Map<String, serde_json::Value>, ValidationError> {
+    let mut out = serde_json::Map::with_capacity(map.len());
+    for (k, v) in map {
+        let p = format!("{path}.{k}");
+        let json = convert(v, &p, depth + 1)?;
+        out.insert(k, json);
+    }
+    Ok(out)
+}
+
+fn convert(value: Value, path: &str, depth: usize) -> Result<serde_json::Value, ValidationError> {
+    use serde_json::Value as J;
+    let nested = matches!(value, Value::Array { .. } | Value::Object { .. });
+    if nested && depth > MAX_VALUE_DEPTH {
+        return Err(ValidationError::TooDeep {
+            path: path.to_owned(),
+            max: MAX_VALUE_DEPTH,
+        });
+    }
+    Ok(match value {
+        Value::Null => J::Null,
+        Value::Bool { v } => J::Bool(v),
+        Value::Int { v } => J::from(v),
+        Value::Double { v } => match serde_json::Number::from_f64(v) {
+            Some(n) => J::Number(n),
+            None => {
+                return Err(ValidationError::NotFinite {
+                    path: path.to_owned(),
+                })
+            }
+        },
+        Value::Text { v } => J::String(v),
+        Value::Array { v } => J::Array(
+            v.into_iter()
+                .enumerate()
+                .map(|(i, e)| convert(e, &format!("{path}[{i}]"), depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object { v } => J::Object(object(v, path, depth)?),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,460 @@
+//! Hostile input to every exported function that takes numbers or values: each gets an
+//! error value or a sane result, and no panic happens anywhere (the FFI edge, the core's
+//! background thread). A panic hook counts panics; this file has no test that panics on
+//! purpose, so the count must stay zero.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+use trailhound_ffi::client::{MAX_CALL_QUEUE_CAPACITY, MAX_DURATION_MS, MAX_POLICY_SIZE};
+use trailhound_ffi::value::{from_json, properties_to_json, to_json, MAX_VALUE_DEPTH};
+use trailhound_ffi::*;
+
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts every panic in this process (on any thread), then reports it as usual.
+fn count_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            default(info);
+        }));
+    });
+}
+
+fn assert_no_panic() {
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a panic happened");
+}
+
+/// Answers every request with the next scripted status, then 200.
+struct Scripted(Mutex<Vec<u16>>);
+impl HttpTransport for Scripted {
+    fn send(&self, _: HttpRequest) -> Result<HttpResponse, TrailhoundError> {
+        let mut s = self.0.lock().unwrap();
+        let status = if s.is_empty() { 200 } else { s.remove(0) };
+        Ok(HttpResponse {
+            status,
+            retry_after: None,
+        })
+    }
+}
+
+fn config(dir: &std::path::Path, policy: Option<PolicyOverrides>) -> Config {
+    Config {
+        write_key: "key".into(),
+        endpoint: "https://collector.example.com".into(),
+        data_dir: dir.to_string_lossy().into_owned(),
+        policy,
+        context: None,
+        conditions: None,
+        jitter_seed: Some(u64::MAX),
+    }
+}
+
+fn client(
+    dir: &std::path::Path,
+    policy: Option<PolicyOverrides>,
+    statuses: Vec<u16>,
+) -> Result<Arc<TrailhoundClient>, TrailhoundError> {
+    let t = Arc::new(Scripted(Mutex::new(statuses)));
+    TrailhoundClient::new(config(dir, policy), Some(t), vec![], vec![])
+}
+
+/// Every policy override at its type's extreme (u64::MAX, u32::MAX, NaN, infinity,
+/// negative) is a `Config` error naming the setting, not a panic or an abort.
+#[test]
+fn extreme_policy_overrides_are_config_errors() {
+    count_panics();
+    let d = PolicyOverrides::default;
+    let cases: Vec<(&str, PolicyOverrides)> = vec![
+        (
+            "max_event_bytes",
+            PolicyOverrides {
+                max_event_bytes: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "max_nesting_depth",
+            PolicyOverrides {
+                max_nesting_depth: Some(u32::MAX),
+                ..d()
+            },
+        ),
+        (
+            "max_batch_events",
+            PolicyOverrides {
+                max_batch_events: Some(0),
+                ..d()
+            },
+        ),
+        (
+            "max_batch_bytes",
+            PolicyOverrides {
+                max_batch_bytes: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "max_queue_events",
+            PolicyOverrides {
+                max_queue_events: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "max_queue_bytes",
+            PolicyOverrides {
+                max_queue_bytes: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "max_event_age_ms",
+            PolicyOverrides {
+                max_event_age_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "commit_interval_ms",
+            PolicyOverrides {
+                commit_interval_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "call_queue_capacity",
+            PolicyOverrides {
+                call_queue_capacity: Some(u32::MAX),
+                ..d()
+            },
+        ),
+        (
+            "call_queue_bytes",
+            PolicyOverrides {
+                call_queue_bytes: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "flush_at",
+            PolicyOverrides {
+                flush_at: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "prompt_delay_ms",
+            PolicyOverrides {
+                prompt_delay_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "relaxed_delay_ms",
+            PolicyOverrides {
+                relaxed_delay_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "max_delay_ms",
+            PolicyOverrides {
+                max_delay_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "upload_margin_ms",
+            PolicyOverrides {
+                upload_margin_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "near_cap_fraction",
+            PolicyOverrides {
+                near_cap_fraction: Some(f64::NAN),
+                ..d()
+            },
+        ),
+        (
+            "near_cap_fraction",
+            PolicyOverrides {
+                near_cap_fraction: Some(f64::INFINITY),
+                ..d()
+            },
+        ),
+        (
+            "low_battery_level",
+            PolicyOverrides {
+                low_battery_level: Some(f32::NAN),
+                ..d()
+            },
+        ),
+        (
+            "low_battery_level",
+            PolicyOverrides {
+                low_battery_level: Some(-1.0),
+                ..d()
+            },
+        ),
+        (
+            "backoff_base",
+            PolicyOverrides {
+                backoff_base_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "backoff_max_ms",
+            PolicyOverrides {
+                backoff_max_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "auth_pause_ms",
+            PolicyOverrides {
+                auth_pause_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "request_timeout_ms",
+            PolicyOverrides {
+                request_timeout_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "upload_timeout_ms",
+            PolicyOverrides {
+                upload_timeout_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "max_uncommitted_events",
+            PolicyOverrides {
+                max_uncommitted_events: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "max_uncommitted_bytes",
+            PolicyOverrides {
+                max_uncommitted_bytes: Some(u64::MAX),
+                ..d()
+            },
+        ),
+        (
+            "session_timeout_ms",
+            PolicyOverrides {
+                session_timeout_ms: Some(u64::MAX),
+                ..d()
+            },
+        ),
+    ];
+    for (setting, policy) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        match client(dir.path(), Some(policy), vec![]) {
+            Err(TrailhoundError::Config { detail }) => {
+                assert!(detail.contains(setting), "{setting}: {detail}")
+            }
+            other => panic!("{setting}: expected a Config error, got {other:?}"),
+        }
+    }
+    assert_no_panic();
+}
+
+/// The largest accepted durations, with the retry and auth-pause arithmetic they feed
+/// exercised by a 503 and a 401, and `u64::MAX` timeouts: sane results, no panic on
+/// either side of the boundary.
+#[test]
+fn largest_accepted_settings_and_timeouts_work() {
+    count_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let max = Some(MAX_DURATION_MS);
+    let policy = PolicyOverrides {
+        max_event_age_ms: max,
+        commit_interval_ms: Some(MAX_DURATION_MS - 1),
+        prompt_delay_ms: Some(0),
+        relaxed_delay_ms: max,
+        max_delay_ms: max,
+        upload_margin_ms: Some(MAX_DURATION_MS - 1),
+        backoff_base_ms: max,
+        backoff_max_ms: max,
+        auth_pause_ms: max,
+        request_timeout_ms: max,
+        upload_timeout_ms: max,
+        session_timeout_ms: max,
+        max_queue_events: Some(MAX_POLICY_SIZE),
+        max_queue_bytes: Some(MAX_POLICY_SIZE),
+        flush_at: Some(MAX_POLICY_SIZE),
+        max_nesting_depth: Some(MAX_VALUE_DEPTH as u32),
+        call_queue_capacity: Some(MAX_CALL_QUEUE_CAPACITY),
+        ..PolicyOverrides::default()
+    };
+    let c = client(dir.path(), Some(policy), vec![503, 401]).unwrap();
+    c.track("a".into(), HashMap::new()).unwrap();
+    // 503: a retry 100 years away. flush() probes again at once: 401, a pause as long.
+    let first = c.flush_blocking(u64::MAX).unwrap();
+    assert_eq!(first.delivered, 0);
+    let second = c.flush_blocking(u64::MAX).unwrap();
+    assert_eq!(second.delivered, 0);
+    assert_eq!(second.retry.auth_status, Some(401));
+    c.shutdown(u64::MAX).unwrap();
+    assert!(matches!(
+        c.flush_blocking(u64::MAX),
+        Err(TrailhoundError::Closed)
+    ));
+    c.shutdown(u64::MAX).unwrap();
+    assert_no_panic();
+}
+
+/// Zero and u64::MAX timeouts, and flushes in a row, return stats or `Timeout`/`Closed`.
+#[test]
+fn extreme_timeouts_are_sane() {
+    count_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), None, vec![]).unwrap();
+    c.track("a".into(), HashMap::new()).unwrap();
+    match c.flush_blocking(0) {
+        Ok(_) | Err(TrailhoundError::Timeout { timeout_ms: 0 }) => {}
+        other => panic!("flush_blocking(0): {other:?}"),
+    }
+    assert_eq!(c.flush_blocking(u64::MAX).unwrap().delivered, 1);
+    c.shutdown(0).ok();
+    c.shutdown(u64::MAX).unwrap();
+    assert_no_panic();
+}
+
+/// NaN, infinite and negative device conditions and context numbers are taken without a
+/// panic, and events still flow.
+#[test]
+fn nan_device_conditions_and_context_are_harmless() {
+    count_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), None);
+    cfg.context = Some(ContextInfo {
+        screen_density: Some(f64::NAN),
+        screen_width: Some(u32::MAX),
+        ..ContextInfo::default()
+    });
+    cfg.conditions = Some(DeviceConditions {
+        battery_level: Some(f32::NEG_INFINITY),
+        charging: None,
+        low_power_mode: false,
+        network: Network::Wifi,
+        metered: false,
+    });
+    let t = Arc::new(Scripted(Mutex::new(vec![])));
+    let c = TrailhoundClient::new(cfg, Some(t), vec![], vec![]).unwrap();
+    for level in [f32::NAN, f32::INFINITY, -5.0, 7.0] {
+        c.set_device_conditions(DeviceConditions {
+            battery_level: Some(level),
+            charging: Some(false),
+            low_power_mode: false,
+            network: Network::Wifi,
+            metered: false,
+        })
+        .unwrap();
+    }
+    c.track("a".into(), HashMap::new()).unwrap();
+    c.shutdown(u64::MAX).unwrap();
+    assert_no_panic();
+}
+
+fn nest(depth: usize) -> Value {
+    let mut v = Value::Null;
+    for i in 0..depth {
+        v = if i % 2 == 0 {
+            Value::Array { v: vec![v] }
+        } else {
+            Value::Object {
+                v: [("k".to_owned(), v)].into(),
+            }
+        };
+    }
+    v
+}
+
+/// The public conversion refuses NaN, infinities and nesting past `MAX_VALUE_DEPTH` with
+/// `Invalid`, takes the extremes of every number, and `from_json` inverts it.
+#[test]
+fn value_conversion_refuses_hostile_values() {
+    count_panics();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let r = to_json(Value::Array {
+            v: vec![Value::Double { v: bad }],
+        });
+        assert!(
+            matches!(r, Err(TrailhoundError::Invalid { ref detail }) if detail.contains("value[0]")),
+            "{r:?}"
+        );
+    }
+    assert!(to_json(nest(MAX_VALUE_DEPTH)).is_ok());
+    match to_json(nest(MAX_VALUE_DEPTH + 1)) {
+        Err(TrailhoundError::Invalid { detail }) => assert!(detail.contains("deeper")),
+        other => panic!("{other:?}"),
+    }
+    let extremes = Value::Array {
+        v: vec![
+            Value::Int { v: i64::MIN },
+            Value::Int { v: i64::MAX },
+            Value::Double { v: f64::MAX },
+            Value::Double {
+                v: f64::MIN_POSITIVE,
+            },
+            Value::Double { v: -0.0 },
+            Value::Text {
+                v: "\u{0}\u{FFFF}".into(),
+            },
+        ],
+    };
+    let json = to_json(extremes.clone()).unwrap();
+    assert_eq!(from_json(&json), extremes);
+    let map: HashMap<String, Value> = [(String::new(), nest(3))].into();
+    assert_eq!(properties_to_json(map, "properties").unwrap().len(), 1);
+    assert_no_panic();
+}
+
+/// Hostile values through the exported calls: an `Invalid` error each, the client works on.
+#[test]
+fn hostile_values_through_calls_are_invalid_errors() {
+    count_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), None, vec![]).unwrap();
+    let deep: HashMap<String, Value> = [("d".to_owned(), nest(MAX_VALUE_DEPTH * 4))].into();
+    let nan: HashMap<String, Value> = [("n".to_owned(), Value::Double { v: f64::NAN })].into();
+    let big: HashMap<String, Value> = [(
+        "b".to_owned(),
+        Value::Text {
+            v: "x".repeat(2 * 1024 * 1024),
+        },
+    )]
+    .into();
+    for props in [deep, nan, big] {
+        assert!(matches!(
+            c.track("e".into(), props.clone()),
+            Err(TrailhoundError::Invalid { .. })
+        ));
+        assert!(matches!(
+            c.identify(Some(String::new()), props),
+            Err(TrailhoundError::Invalid { .. })
+        ));
+    }
+    assert!(matches!(
+        c.track(String::new(), HashMap::new()),
+        Err(TrailhoundError::Invalid { .. })
+    ));
+    assert!(c.alias(String::new()).is_err());
+    c.track("ok".into(), HashMap::new()).unwrap();
+    assert_eq!(c.flush_blocking(u64::MAX).unwrap().delivered, 1);
+    assert_no_panic();
+}
