@@ -84,14 +84,14 @@ pub enum Reply {
         /// The body.
         body: Vec<u8>,
     },
-    /// Exactly these bytes, then the connection is closed (with a reset if `reset`).
+    /// Exactly these bytes, then what `then` says.
     Raw {
         /// What to send.
         bytes: Vec<u8>,
         /// The final status these bytes carry, if they hold a complete head (for the log).
         status: Option<u16>,
-        /// Close with a TCP reset (`SO_LINGER` 0) instead of a clean FIN.
-        reset: bool,
+        /// What becomes of the connection afterwards.
+        then: Then,
     },
     /// A head declaring `declared` body bytes, then only `body`, then a clean close.
     Truncated {
@@ -115,14 +115,36 @@ pub enum Reply {
     },
     /// Resets the connection (`SO_LINGER` 0, then close) without answering.
     Reset,
-    /// These bytes, one every `interval`, then a clean close; stops when the client hangs
-    /// up or the server is dropped.
+    /// `prefix` at once, then `bytes` one every `interval`, then a clean close; stops when
+    /// the client hangs up or the server is dropped.
     Trickle {
-        /// What to send.
+        /// Sent at once (e.g. a complete head before a trickled body).
+        prefix: Vec<u8>,
+        /// The status `prefix` carries, if it holds a complete head (for the log).
+        status: Option<u16>,
+        /// Sent a byte at a time.
         bytes: Vec<u8>,
         /// The pause before each byte.
         interval: Duration,
     },
+    /// No answer at all: the connection is held open, silent, for `hold` (or until the
+    /// client hangs up or the server is dropped), then closed.
+    Silence {
+        /// How long to hold it.
+        hold: Duration,
+    },
+}
+
+/// What becomes of a connection after a [`Reply::Raw`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// A clean close (FIN).
+    Close,
+    /// A TCP reset (`SO_LINGER` 0, then close).
+    Reset,
+    /// Open, read the next request from it: whatever the bytes held beyond one answer is
+    /// left for the client to take as the answer to its next request.
+    KeepOpen,
 }
 
 impl Reply {
@@ -150,8 +172,8 @@ impl Reply {
             Reply::Full { status, .. }
             | Reply::Truncated { status, .. }
             | Reply::Oversized { status, .. } => Some(*status),
-            Reply::Raw { status, .. } => *status,
-            Reply::Reset | Reply::Trickle { .. } => None,
+            Reply::Raw { status, .. } | Reply::Trickle { status, .. } => *status,
+            Reply::Reset | Reply::Silence { .. } => None,
         }
     }
 }
@@ -400,6 +422,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             decode_batch(&mut request);
         }
         request.index = shared.next_index.fetch_add(1, Ordering::AcqRel);
+        let answered_early = early.is_some();
         let reply = early.unwrap_or_else(|| shared.script.on_request(&request));
         request.answered = reply.status_code();
         shared
@@ -407,7 +430,9 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(request);
-        if !answer(reader.get_mut(), reply, shared)? {
+        // After an early answer the rest of the body is still unread: never reuse it.
+        if !answer(reader.get_mut(), reply, shared)? || answered_early {
+            close(reader.get_mut());
             return Ok(());
         }
     }
@@ -431,13 +456,13 @@ fn answer(conn: &mut Conn, reply: Reply, shared: &Shared) -> io::Result<bool> {
             conn.flush()?;
             Ok(true)
         }
-        Reply::Raw { bytes, reset, .. } => {
+        Reply::Raw { bytes, then, .. } => {
             conn.write_all(&bytes)?;
             conn.flush()?;
-            if reset {
-                reset_now(conn);
-            } else {
-                close(conn);
+            match then {
+                Then::Close => close(conn),
+                Then::Reset => reset_now(conn),
+                Then::KeepOpen => return Ok(true),
             }
             Ok(false)
         }
@@ -477,15 +502,17 @@ fn answer(conn: &mut Conn, reply: Reply, shared: &Shared) -> io::Result<bool> {
             reset_now(conn);
             Ok(false)
         }
-        Reply::Trickle { bytes, interval } => {
+        Reply::Trickle {
+            prefix,
+            bytes,
+            interval,
+            ..
+        } => {
+            conn.write_all(&prefix)?;
+            conn.flush()?;
             for b in bytes {
-                // Sleep in small steps so that a dropped server stops at once.
-                let until = Instant::now() + interval;
-                while Instant::now() < until {
-                    if shared.stop.load(Ordering::Acquire) {
-                        return Ok(false);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
+                if !pause(interval, conn, shared) {
+                    return Ok(false);
                 }
                 if conn.write_all(&[b]).and_then(|()| conn.flush()).is_err() {
                     return Ok(false);
@@ -494,7 +521,42 @@ fn answer(conn: &mut Conn, reply: Reply, shared: &Shared) -> io::Result<bool> {
             close(conn);
             Ok(false)
         }
+        Reply::Silence { hold } => {
+            pause(hold, conn, shared);
+            close(conn);
+            Ok(false)
+        }
     }
+}
+
+/// Waits `d` in small steps; `false` as soon as the server is dropped or the client hung
+/// up (seen without consuming anything it sent).
+fn pause(d: Duration, conn: &Conn, shared: &Shared) -> bool {
+    let until = Instant::now() + d;
+    let tcp = conn.tcp();
+    let _ = tcp.set_nonblocking(true);
+    let mut alive = true;
+    while Instant::now() < until {
+        if shared.stop.load(Ordering::Acquire) {
+            alive = false;
+            break;
+        }
+        let mut probe = [0u8; 1];
+        match tcp.peek(&mut probe) {
+            Ok(0) => {
+                alive = false;
+                break;
+            }
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                alive = false;
+                break;
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = tcp.set_nonblocking(false);
+    alive
 }
 
 fn status_line(status: u16) -> String {
