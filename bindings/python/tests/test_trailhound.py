@@ -5,7 +5,13 @@ import threading
 import pytest
 
 from conftest import Collector, free_port
-from trailhound import Notification, PolicyOverrides, Trailhound, TrailhoundError
+from trailhound import (
+    HttpClientTransport,
+    Notification,
+    PolicyOverrides,
+    Trailhound,
+    TrailhoundError,
+)
 
 # Short retry delays so that a retried upload is seconds, not minutes, away.
 FAST = PolicyOverrides(backoff_base_ms=10, backoff_max_ms=50)
@@ -138,17 +144,14 @@ def test_503_is_retried_and_the_listener_hears_it(collector, tmp_path):
 
 def test_exception_in_python_transport_is_a_network_error(collector, tmp_path):
     """A Python transport that raises makes a retried upload, not a crash or a loss."""
-    import urllib.request
-
     calls = []
+    send = HttpClientTransport(timeout=10)
 
     def transport(req):
         calls.append(req.url)
         if len(calls) == 1:
             raise ConnectionError("proxy refused the connection")
-        r = urllib.request.Request(req.url, data=req.body, headers=req.headers, method="POST")
-        with urllib.request.urlopen(r) as resp:
-            return resp.status
+        return send(req)
 
     th = setup(collector.url, tmp_path, transport=transport)
     th.track("via python")

@@ -13,8 +13,11 @@ nothing else is lost. Every decision (queueing, batching, retries) is made in Ru
 
 from __future__ import annotations
 
+import http.client
 import math
+import ssl
 import typing
+import urllib.parse
 
 import trailhound_ffi as _ffi
 from trailhound_ffi import (  # noqa: F401  (re-exported)
@@ -37,7 +40,7 @@ from trailhound_ffi import (  # noqa: F401  (re-exported)
 __all__ = [
     "Trailhound", "TrailhoundError", "Config", "PolicyOverrides", "ContextInfo", "AppInfo",
     "DeviceConditions", "Network", "Notification", "DropReason", "HttpRequest",
-    "HttpResponse", "Stats", "EventType", "to_value", "from_value",
+    "HttpResponse", "Stats", "EventType", "HttpClientTransport", "to_value", "from_value",
 ]
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
@@ -125,6 +128,46 @@ def _dict_to_event(d: dict, original: _ffi.Event) -> _ffi.Event:
     )
 
 
+class HttpClientTransport:
+    """A transport on the standard library's `http.client`, for `transport=`.
+
+    Never follows a redirect: a 3xx is returned as the answer, which the core takes for a
+    misconfigured endpoint (uploads pause, nothing is marked delivered). Following one
+    would send the write key and the events wherever `Location` points; `urllib.request`
+    follows them, so do not build a transport on it. HTTPS verifies certificates with
+    `context` (the default context: the system's CA store, hostname checked). A network
+    error raises, which the core retries with backoff.
+    """
+
+    def __init__(self, timeout: float = 30.0, context: typing.Optional[ssl.SSLContext] = None):
+        self._timeout = timeout
+        self._context = context if context is not None else ssl.create_default_context()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        url = urllib.parse.urlsplit(request.url)
+        if url.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                url.hostname, url.port, timeout=self._timeout, context=self._context
+            )
+        elif url.scheme == "http":
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=self._timeout)
+        else:
+            raise ValueError(f"unsupported URL scheme {url.scheme!r}")
+        try:
+            path = url.path or "/"
+            if url.query:
+                path += "?" + url.query
+            conn.request("POST", path, body=bytes(request.body), headers=dict(request.headers))
+            resp = conn.getresponse()
+            resp.read()  # drained, so that the status line and headers are complete
+            return HttpResponse(status=resp.status, retry_after=resp.getheader("Retry-After"))
+        finally:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"HttpClientTransport(timeout={self._timeout})"
+
+
 class _Transport(_ffi.HttpTransport):
     def __init__(self, send: typing.Callable[[HttpRequest], typing.Any]):
         self._send = send
@@ -153,6 +196,19 @@ class _Listener(_ffi.DeliveryListener):
 
     def on_notification(self, notification: Notification) -> None:
         self._fn(notification)
+
+
+_U64_MAX = 2**64 - 1
+
+
+def _millis(seconds: float) -> int:
+    """Seconds as FFI milliseconds: negative or NaN is 0, beyond 64 bits (or infinity) is
+    the maximum, which Rust clamps to its longest timeout."""
+    if math.isnan(seconds) or seconds <= 0:
+        return 0
+    if math.isinf(seconds) or seconds * 1000 >= _U64_MAX:
+        return _U64_MAX
+    return int(seconds * 1000)
 
 
 class Trailhound:
@@ -228,7 +284,7 @@ class Trailhound:
         if wait is None:
             self._client.flush()
             return None
-        return self._client.flush_blocking(int(wait * 1000))
+        return self._client.flush_blocking(_millis(wait))
 
     def reset(self) -> None:
         self._client.reset()
@@ -267,7 +323,7 @@ class Trailhound:
         return self._client.invalid_calls()
 
     def shutdown(self, timeout: float = 2.0) -> None:
-        self._client.shutdown(int(timeout * 1000))
+        self._client.shutdown(_millis(timeout))
 
     def __enter__(self) -> "Trailhound":
         return self

@@ -51,6 +51,7 @@ data class TrailhoundEvent(
 /**
  * Everything needed to start, with no Android `Context`: the platform glue
  * ([dev.trailhound.android.PlatformGlue]) forwards device state separately.
+ * [toString] leaves the write key out, so that logging a config never logs the key.
  */
 data class TrailhoundConfig(
     val writeKey: String,
@@ -64,7 +65,17 @@ data class TrailhoundConfig(
     val plugins: List<Plugin> = emptyList(),
     val listeners: List<Listener> = emptyList(),
     val jitterSeed: ULong? = null,
-)
+) {
+    // A data class would print every property; the write key must not reach a log.
+    override fun toString(): String =
+        "TrailhoundConfig(writeKey=<redacted>, endpoint=$endpoint, dataDir=$dataDir, " +
+            "policy=$policy, context=$context, conditions=$conditions, " +
+            "transport=${transport?.javaClass?.name}, plugins=${plugins.size}, " +
+            "listeners=${listeners.size}, jitterSeed=$jitterSeed)"
+}
+
+/** Milliseconds for the FFI: a negative duration is zero; Rust clamps very long ones. */
+private fun Duration.toFfiMillis(): ULong = inWholeMilliseconds.coerceAtLeast(0).toULong()
 
 /**
  * The Trailhound client. Every method is safe to call from any thread; `track()` returns
@@ -139,7 +150,7 @@ class Trailhound private constructor(private val client: TrailhoundClient) : Aut
 
     /** Sends now and waits until that flush is over, at most [timeout]. Not on the main thread. */
     fun flushBlocking(timeout: Duration = 5.seconds): Stats =
-        client.flushBlocking(timeout.inWholeMilliseconds.toULong())
+        client.flushBlocking(timeout.toFfiMillis())
 
     fun reset() = client.reset()
     fun optOut() = client.optOut()
@@ -155,7 +166,7 @@ class Trailhound private constructor(private val client: TrailhoundClient) : Aut
 
     /** Commits, tries one last flush within [timeout], and stops; the rest stays queued. */
     fun shutdown(timeout: Duration = 2.seconds) =
-        client.shutdown(timeout.inWholeMilliseconds.toULong())
+        client.shutdown(timeout.toFfiMillis())
 
     override fun close() {
         try {
