@@ -1395,3 +1395,33 @@ fn stats_match_recomputation() {
         assert_eq!(stats.accepted, (round + 1) * 100);
     }
 }
+
+/// `stop` closes idle keep-alive connections and the listener at once (no thread is left
+/// waiting out its read timeout), and `wait` returns.
+#[test]
+fn stop_closes_everything() {
+    let c = Collector::start(Config {
+        read_timeout: Duration::from_secs(120),
+        ..Config::default()
+    })
+    .unwrap();
+    let addr = c.url().trim_start_matches("http://").to_owned();
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // One request with keep-alive, then nothing.
+    write!(idle, "GET /api/stats HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(idle.read(&mut buf).unwrap() > 0);
+    let started = Instant::now();
+    c.stop();
+    c.wait();
+    // Well under the 10 s read timeout the idle connection would otherwise wait out.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(idle.read(&mut buf).unwrap_or(0), 0);
+    assert!(TcpStream::connect(&addr).is_err());
+}

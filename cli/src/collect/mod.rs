@@ -39,7 +39,6 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -321,7 +320,6 @@ impl Collector {
             access,
             request_times: Mutex::new(std::collections::VecDeque::new()),
             max_request_times: config.max_events.max(1),
-            stop: AtomicBool::new(false),
             stopped: (Mutex::new(false), Condvar::new()),
         });
         let limits = http::Limits {
@@ -374,9 +372,11 @@ impl Collector {
         lock(&self.shared.request_times).iter().copied().collect()
     }
 
-    /// Stops serving; [`Collector::wait`] returns. Dropping the collector also stops it.
+    /// Stops serving: closes the listener and every connection (a request being
+    /// handled is answered first); [`Collector::wait`] returns. Dropping the collector
+    /// also stops it.
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::Release);
+        lock(&self.server).stop();
         let (done, cvar) = &self.shared.stopped;
         *lock(done) = true;
         cvar.notify_all();
@@ -398,7 +398,6 @@ impl Drop for Collector {
     /// Stops, closes every connection and joins every server thread.
     fn drop(&mut self) {
         self.stop();
-        lock(&self.server).stop();
     }
 }
 

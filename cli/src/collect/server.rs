@@ -5,7 +5,6 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -41,7 +40,6 @@ pub(crate) struct Shared {
     /// Arrival times of the newest tracking requests, at most `max_request_times`.
     pub request_times: Mutex<VecDeque<SystemTime>>,
     pub max_request_times: usize,
-    pub stop: AtomicBool,
     pub stopped: (Mutex<bool>, Condvar),
 }
 
@@ -264,10 +262,7 @@ fn check_host(req: &Request, access: &Access) -> Result<(), Answer> {
         return Ok(());
     };
     let name = host_name(host);
-    if is_local_name(&name)
-        || name.parse::<IpAddr>().is_ok()
-        || access.hosts.contains(&name)
-    {
+    if is_local_name(&name) || name.parse::<IpAddr>().is_ok() || access.hosts.contains(&name) {
         return Ok(());
     }
     Err(Answer::error(
@@ -569,7 +564,6 @@ mod tests {
             access,
             request_times: Mutex::new(VecDeque::new()),
             max_request_times: 10,
-            stop: AtomicBool::new(false),
             stopped: (Mutex::new(false), Condvar::new()),
         }
     }
