@@ -1479,3 +1479,130 @@ fn waits_survive_a_restart() {
     ));
     run_matrix("restart", cases);
 }
+
+/// A server that closes a kept-alive connection after each answer (as servers do with
+/// idle connections) costs nothing: the next batch goes out on a fresh connection and is
+/// delivered, without a failure or a backoff.
+#[test]
+fn server_closing_idle_connections_costs_no_retry() {
+    let name = "200 then FIN, twice";
+    let run = move || -> Outcome {
+        let script = |_: &Request| {
+            raw(
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                Some(200),
+                Then::Close,
+            )
+        };
+        let mut live = Live::start(HostileServer::start(script), &tags(), |_| {});
+        // Let the FIN arrive before the pooled connection is used again.
+        std::thread::sleep(Duration::from_millis(300));
+        live.track_and_flush(&tags());
+        let done = live.finish()?;
+        done.ledger()?;
+        let (d, x, q) = done.counts();
+        ensure!(
+            (d, x, q) == (2 * N as u64, 0, 0),
+            "delivered {d}, dropped {x}, queued {q}; notes {:?}",
+            done.failures()
+        );
+        ensure!(
+            done.failures().is_empty(),
+            "a closed idle connection cost a failed upload: {:?}",
+            done.failures()
+        );
+        Ok(done.summary())
+    };
+    run_matrix("idle close", vec![(name.to_owned(), Box::new(run))]);
+}
+
+/// Shutting down while a request hangs (the server never answers, the request timeout is
+/// long) returns within its timeout and keeps every event for the next start.
+#[test]
+fn shutdown_during_a_hung_request_keeps_events() {
+    let name = "no answer, shutdown(1 s)";
+    let run = move || -> Outcome {
+        let script = |_: &Request| Reply::Silence {
+            hold: Duration::from_secs(30),
+        };
+        let mut live = Live::open(HostileServer::start(script), |p| {
+            p.request_timeout = Duration::from_secs(20);
+        });
+        for k in 0..N {
+            live.client()
+                .track("Hostile Test", json!({"tag": "ok", "k": k}))
+                .map_err(|e| format!("track: {e}"))?;
+        }
+        live.client().flush().map_err(|e| format!("flush: {e}"))?;
+        ensure!(
+            live.server.wait_for_requests(1, WAIT),
+            "the request never reached the server"
+        );
+        let started = Instant::now();
+        let shut = live.client().shutdown(Duration::from_secs(1));
+        let took = started.elapsed();
+        shut.map_err(|e| format!("shutdown failed after {took:?}: {e}"))?;
+        ensure!(
+            took < Duration::from_secs(5),
+            "shutdown(1 s) took {took:?} with a request hanging"
+        );
+        let done = live.finish()?;
+        done.ledger()?;
+        let (d, x, q) = done.counts();
+        ensure!(
+            (d, x, q) == (0, 0, N as u64),
+            "delivered {d}, dropped {x}, queued {q}"
+        );
+        Ok(format!("shutdown took {took:.1?}; {}", done.summary()))
+    };
+    run_matrix("hung shutdown", vec![(name.to_owned(), Box::new(run))]);
+}
+
+/// An explicit `flush()` does not override a server's `Retry-After` (429 or 503, seconds
+/// or an HTTP date): nothing is sent before the server's time.
+#[test]
+fn flush_respects_retry_after() {
+    let values: Vec<(&str, u16, fn() -> String)> = vec![
+        ("429, 6", 429, || "6".into()),
+        ("503, 6", 503, || "6".into()),
+        ("429, imf-fixdate +6 s", 429, || http_date("imf", 6)),
+    ];
+    let cases = values
+        .into_iter()
+        .map(|(name, status, value)| {
+            let run = move || -> Outcome {
+                let script = move |_: &Request| Reply::with_header(status, "Retry-After", &value());
+                let mut live = Live::start(HostileServer::start(script), &tags(), |p| {
+                    p.backoff_max = Duration::from_secs(10);
+                });
+                let first = live
+                    .requests()
+                    .first()
+                    .map(|r| r.at)
+                    .ok_or("no request was made")?;
+                live.flush_again();
+                live.flush_again();
+                std::thread::sleep(
+                    (first + Duration::from_secs(3)).saturating_duration_since(Instant::now()),
+                );
+                let early = live
+                    .requests()
+                    .iter()
+                    .filter(|r| r.at < first + Duration::from_secs(3))
+                    .count();
+                let done = live.finish()?;
+                let detail = done.expect(Expect::Retried(Some(status)))?;
+                ensure!(
+                    early == 1,
+                    "{early} requests within 3 s of the first: flush() overrode Retry-After"
+                );
+                Ok(detail)
+            };
+            (
+                format!("Retry-After: {name}"),
+                Box::new(run) as Box<dyn FnOnce() -> Outcome + Send>,
+            )
+        })
+        .collect();
+    run_matrix("flush vs retry-after", cases);
+}
