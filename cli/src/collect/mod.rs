@@ -31,6 +31,23 @@
 //!   other origins are refused with 403 (and are not counted as requests), so that a
 //!   site the tester visits cannot feed events into the session either.
 //!
+//! Why any IP address passes the `Host` check: a rebinding page's requests carry the
+//! attacker's DNS name, and a page served from an IP address is of that address's
+//! origin, so it is cross-origin to the collector and the rules above apply. This lets a
+//! phone reach `0.0.0.0:8787` by the laptop's LAN address without naming it.
+//!
+//! # Limits
+//!
+//! - Memory keeps the newest `--max-events` events ([`DEFAULT_MAX_EVENTS`]); `--db`
+//!   keeps every event on disk. `accepted`, `invalid` and the request counters count
+//!   everything; the top lists and events per minute describe the events in memory and
+//!   are updated as each event comes in or goes out, so `/api/stats` costs the same at
+//!   any size. Deduplication covers the events in memory and, with `--db`, every stored
+//!   one.
+//! - Every read waits at most [`Config::read_timeout`]; a request must arrive whole
+//!   within three times that (else 408); bodies over 500 KB are refused (413) without
+//!   being kept; at most 128 connections are open at once (then 503).
+//!
 //! ```no_run
 //! use trailhound_cli::collect::{Collector, Config};
 //! let collector = Collector::start(Config::default())?;
