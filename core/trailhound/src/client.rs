@@ -5,11 +5,11 @@
 //! channel. No call touches the disk or the network.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
 
 use trailhound_core::context::ContextInfo;
 use trailhound_core::message::{self, Properties};
@@ -20,7 +20,13 @@ use trailhound_core::{
 
 use crate::error::Error;
 use crate::transport::Transport;
-use crate::worker::{self, Command, WorkerConfig};
+use crate::worker::{self, Command, Ended, Finish, Gate, Versioned, WorkerConfig};
+
+/// How long `shutdown` waits beyond its timeout for the background thread to finish a
+/// store operation already under way: SQLite cannot be interrupted mid-transaction
+/// without losing what it was committing, and waits up to its 5 s busy timeout for a
+/// database another connection holds locked.
+const STORE_GRACE: Duration = Duration::from_secs(6);
 
 /// Sees every event before it is queued, on the thread that called `track()`: it can add
 /// context, scrub personal data, or drop the event by returning `None`.
@@ -206,10 +212,11 @@ impl Builder {
         let seed = self
             .seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
-        let (tx, rx) = mpsc::sync_channel(self.policy.call_queue_capacity);
+        let (tx, rx) = mpsc::channel();
         let listeners = Arc::new(self.listeners);
         let (ready_tx, ready_rx) = mpsc::channel();
-        let call_bytes = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Gate::default());
+        let finish = Arc::new(Finish::default());
         let config = WorkerConfig {
             policy: self.policy.clone(),
             data_dir: self.data_dir,
@@ -220,8 +227,9 @@ impl Builder {
             conditions: self.conditions,
             seed,
             max_pages: self.max_pages,
-            call_bytes: Arc::clone(&call_bytes),
+            gate: Arc::clone(&gate),
             self_tx: tx.clone(),
+            finish: Arc::clone(&finish),
         };
         let shared_stats = Arc::new(Mutex::new(Stats::default()));
         let worker = worker::spawn(config, rx, ready_tx, Arc::clone(&shared_stats))
@@ -242,16 +250,18 @@ impl Builder {
             shared: Arc::new(Shared {
                 policy: self.policy,
                 tracker: Mutex::new(tracker),
+                identity_version: AtomicU64::new(0),
                 opted_out: AtomicBool::new(opted_out),
                 plugins: self.plugins,
                 listeners,
                 tx,
-                call_bytes,
+                gate,
+                finish,
+                worker_thread: Some(worker.thread().id()),
                 stats: shared_stats,
                 invalid: AtomicU64::new(0),
                 plugin_dropped: AtomicU64::new(0),
                 opted_out_calls: AtomicU64::new(0),
-                closed: AtomicBool::new(false),
             }),
             worker: Mutex::new(Some(worker)),
         })
@@ -304,17 +314,27 @@ pub fn check_endpoint(endpoint: &str) -> Result<String, Error> {
 struct Shared {
     policy: Policy,
     tracker: Mutex<Tracker>,
+    /// Numbers identity changes in the order they are applied (under the tracker lock),
+    /// so that the background thread persists the last one even when a reset overtakes an
+    /// identify whose event waits for storage.
+    identity_version: AtomicU64,
     opted_out: AtomicBool,
     plugins: Vec<Arc<dyn Plugin>>,
     listeners: Arc<Vec<Arc<dyn Listener>>>,
-    tx: SyncSender<Command>,
-    /// Bytes of events sent to the background thread and not yet taken by it.
-    call_bytes: Arc<AtomicUsize>,
+    /// To the background thread; unbounded: the gate bounds events, and a control call
+    /// never blocks (a listener calling `flush()` on the background thread must not wait
+    /// for itself).
+    tx: Sender<Command>,
+    /// Admits calls within the call queue's limits, and closes the client.
+    gate: Arc<Gate>,
+    /// How the background thread ended, once it has.
+    finish: Arc<Finish>,
+    /// The background thread, where listeners run.
+    worker_thread: Option<ThreadId>,
     stats: Arc<Mutex<Stats>>,
     invalid: AtomicU64,
     plugin_dropped: AtomicU64,
     opted_out_calls: AtomicU64,
-    closed: AtomicBool,
 }
 
 /// A running Trailhound client. Cheap to share: wrap it in an `Arc`; every method takes
@@ -431,7 +451,7 @@ impl Client {
     /// [`Call`]s themselves.
     pub fn record(&self, call: Call) -> Result<(), Error> {
         let shared = &*self.shared;
-        if shared.closed.load(Ordering::Acquire) {
+        if shared.gate.is_closed() {
             return Err(Error::Closed);
         }
         if shared.opted_out.load(Ordering::Acquire) {
@@ -470,35 +490,39 @@ impl Client {
         // accepted, so that a refused call changes nothing.
         let identity_change = IdentityChange::of(&msg);
         let event = self.check(message::seal(msg, now, &shared.policy))?;
-        self.enqueue(event)?;
-        if let Some(change) = identity_change {
-            let mut t = lock(&shared.tracker);
-            let identity = t.apply(change).clone();
-            // Sent under the lock: concurrent changes are persisted in the order applied.
-            self.send_control(Command::Identity(identity))?;
-        }
-        Ok(())
-    }
-
-    /// Hands an accepted event to the background thread, within the call queue's limits.
-    fn enqueue(&self, event: trailhound_core::QueuedEvent) -> Result<(), Error> {
-        let shared = &*self.shared;
         let bytes = event.json.len();
-        let waiting = shared.call_bytes.fetch_add(bytes, Ordering::AcqRel);
-        if waiting > 0 && waiting + bytes > shared.policy.call_queue_bytes {
-            shared.call_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            return Err(Error::Backpressure);
-        }
-        match shared.tx.try_send(Command::Event(event)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                shared.call_bytes.fetch_sub(bytes, Ordering::AcqRel);
-                Err(match e {
-                    TrySendError::Full(_) => Error::Backpressure,
-                    TrySendError::Disconnected(_) => Error::Closed,
+        // Admitted, the event is sent and (the gate guarantees) taken and committed
+        // before the background thread stops; refused, nothing changed.
+        shared.gate.admit(
+            bytes,
+            shared.policy.call_queue_capacity,
+            shared.policy.call_queue_bytes,
+        )?;
+        let sent = match identity_change {
+            None => shared.tx.send(Command::Event {
+                event,
+                identity: None,
+            }),
+            Some(change) => {
+                // The identity travels with its event: both are accepted, or neither.
+                // Applied and numbered under the lock, so that concurrent changes are
+                // persisted in the order applied.
+                let mut t = lock(&shared.tracker);
+                let identity = t.apply(change).clone();
+                let version = shared.identity_version.fetch_add(1, Ordering::Relaxed) + 1;
+                shared.tx.send(Command::Event {
+                    event,
+                    identity: Some(Versioned { version, identity }),
                 })
             }
-        }
+        };
+        sent.map_err(|e| {
+            // The background thread is gone (it panicked): nothing was queued.
+            if let Command::Event { event, .. } = e.0 {
+                shared.gate.release(event.json.len());
+            }
+            Error::Closed
+        })
     }
 
     fn check<T, E: Into<Error>>(&self, r: Result<T, E>) -> Result<T, Error> {
@@ -514,11 +538,15 @@ impl Client {
         }
     }
 
+    /// Sends a control call; never blocks (listeners call these on the background thread).
     fn send_control(&self, cmd: Command) -> Result<(), Error> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        let _pass = self.shared.gate.enter()?;
         self.shared.tx.send(cmd).map_err(|_| Error::Closed)
+    }
+
+    /// Whether this is the background thread (a listener is calling).
+    fn in_listener(&self) -> bool {
+        worker::on_thread(self.shared.worker_thread)
     }
 
     /// Asks for everything queued to be sent now; returns at once.
@@ -528,7 +556,14 @@ impl Client {
 
     /// Sends everything queued now and waits until the flush is over (delivered, or
     /// stopped by an error, the network or backoff), at most `timeout`. Returns the stats.
+    ///
+    /// From a listener (which runs on the background thread that does the flush) it
+    /// cannot wait: the flush is requested and [`Error::FromListener`] returned at once.
     pub fn flush_blocking(&self, timeout: Duration) -> Result<Stats, Error> {
+        if self.in_listener() {
+            self.send_control(Command::Flush(None))?;
+            return Err(Error::FromListener("flush_blocking"));
+        }
         let (tx, rx) = mpsc::channel();
         self.send_control(Command::Flush(Some(tx)))?;
         match rx.recv_timeout(timeout) {
@@ -540,22 +575,36 @@ impl Client {
 
     /// Forgets the user: a new anonymous device id, no user id, no traits, a new session.
     pub fn reset(&self) -> Result<(), Error> {
-        let mut t = lock(&self.shared.tracker);
+        let shared = &*self.shared;
+        let mut t = lock(&shared.tracker);
+        let _pass = shared.gate.enter()?;
         let identity = t.reset(Identity::new(uuid::Uuid::new_v4())).clone();
-        // Sent under the lock: concurrent identity changes are persisted in order.
-        self.send_control(Command::Identity(identity))
+        // Numbered under the lock: concurrent identity changes are persisted in order.
+        let version = shared.identity_version.fetch_add(1, Ordering::Relaxed) + 1;
+        shared
+            .tx
+            .send(Command::Identity(Versioned { version, identity }))
+            .map_err(|_| Error::Closed)
     }
 
     /// Stops collection and purges every queued event; persists the choice.
     pub fn opt_out(&self) -> Result<(), Error> {
+        let _pass = self.shared.gate.enter()?;
         self.shared.opted_out.store(true, Ordering::Release);
-        self.send_control(Command::OptOut(true))
+        self.shared
+            .tx
+            .send(Command::OptOut(true))
+            .map_err(|_| Error::Closed)
     }
 
     /// Resumes collection after [`Client::opt_out`]; persists the choice.
     pub fn opt_in(&self) -> Result<(), Error> {
+        let _pass = self.shared.gate.enter()?;
         self.shared.opted_out.store(false, Ordering::Release);
-        self.send_control(Command::OptOut(false))
+        self.shared
+            .tx
+            .send(Command::OptOut(false))
+            .map_err(|_| Error::Closed)
     }
 
     /// Whether the user opted out.
@@ -566,9 +615,13 @@ impl Client {
     /// Reports a change of network, battery or power mode.
     pub fn set_device_conditions(&self, conditions: DeviceConditions) -> Result<(), Error> {
         let mut t = lock(&self.shared.tracker);
+        let _pass = self.shared.gate.enter()?;
         t.set_network(conditions.network);
         // Sent under the lock: the engine sees concurrent changes in the same order.
-        self.send_control(Command::Conditions(conditions))
+        self.shared
+            .tx
+            .send(Command::Conditions(conditions))
+            .map_err(|_| Error::Closed)
     }
 
     /// The app came to the foreground.
@@ -608,33 +661,64 @@ impl Client {
 
     /// Commits everything, makes one last flush attempt if the network is up, and stops,
     /// within `timeout`. Events not delivered stay queued for the next start. Later calls
-    /// return [`Error::Closed`].
+    /// return [`Error::Closed`]; a second `shutdown` waits for (and returns) the outcome
+    /// of the first.
+    ///
+    /// Every call accepted before `shutdown` is committed (or reported). If storage keeps
+    /// failing until `timeout`, what could not be saved is reported to the listener
+    /// (`Dropped` with [`DropReason::StoreFailed`]) and returned as [`Error::Unsaved`]; an
+    /// unsaved opt-out is kept in a marker file and applied at the next start. A store
+    /// operation under way when `timeout` passes is let finish (SQLite cannot be
+    /// interrupted without losing what it commits): up to a few seconds more with a
+    /// database locked by another process. `Duration::MAX` waits as long as it takes.
+    ///
+    /// From a listener (which runs on the background thread) it cannot wait: the
+    /// shutdown starts and [`Error::FromListener`] is returned at once.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
+        self.stop(timeout, true)
+    }
+
+    fn stop(&self, timeout: Duration, flush: bool) -> Result<(), Error> {
+        let shared = &*self.shared;
+        let started = Instant::now();
+        if shared.gate.close() {
+            // The first to close: after the gate closed, no call is admitted, and the
+            // background thread drains every call admitted before, then stops.
+            let _ = shared.tx.send(Command::Stop {
+                deadline: started.checked_add(timeout),
+                flush,
+            });
         }
-        let (tx, rx) = mpsc::channel();
-        let _ = self.shared.tx.send(Command::Shutdown {
-            deadline: std::time::Instant::now() + timeout,
-            done: tx,
-        });
-        let result = match rx.recv_timeout(timeout + Duration::from_millis(500)) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => Ok(()),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout(timeout)),
+        if self.in_listener() {
+            // The background thread is the caller: it stops once the listener returns.
+            return Err(Error::FromListener("shutdown"));
+        }
+        let wait_until = timeout
+            .checked_add(STORE_GRACE)
+            .and_then(|t| started.checked_add(t));
+        let Some(ended) = shared.finish.wait(wait_until) else {
+            return Err(Error::Timeout(timeout));
         };
-        if result.is_ok() {
-            if let Some(handle) = lock(&self.worker).take() {
-                let _ = handle.join();
-            }
+        if let Some(handle) = lock(&self.worker).take() {
+            let _ = handle.join();
         }
-        result
+        match ended {
+            Ended::Clean => Ok(()),
+            Ended::Unsaved(u) => Err(Error::Unsaved {
+                events: u.events,
+                state: u.state,
+                opt_out: u.opt_out,
+            }),
+            Ended::Crashed => Err(Error::Closed),
+        }
     }
 }
 
 impl Drop for Client {
-    /// Commits what is uncommitted and stops the threads (no final flush).
+    /// Commits what is uncommitted and stops the threads. Starts no upload: an answer
+    /// would have no one to hear it.
     fn drop(&mut self) {
-        let _ = self.shutdown(Duration::ZERO);
+        let _ = self.stop(Duration::ZERO, false);
     }
 }
 

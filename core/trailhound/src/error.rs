@@ -37,4 +37,40 @@ pub enum Error {
     /// A blocking call did not finish in time; it goes on in the background.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Storage kept failing until `shutdown`'s deadline: accepted events (`events`), and
+    /// maybe the state (identity, retry state; `state`) or the opt-out choice (`opt_out`),
+    /// could not be saved. The events were reported to the listener as dropped
+    /// (`store_failed`); an unsaved opt-out is kept in a marker file beside the database
+    /// and applied at the next start.
+    #[error("storage kept failing until shutdown: {}", unsaved_text(*.events, *.state, *.opt_out))]
+    Unsaved {
+        /// Accepted events that were never committed.
+        events: u64,
+        /// The identity or retry state was not saved.
+        state: bool,
+        /// Of the state, the opt-out (or opt-in) choice.
+        opt_out: bool,
+    },
+    /// A blocking call (`flush_blocking`, `shutdown`) was made from a listener, which runs
+    /// on the background thread it would wait for: the request was made, without waiting.
+    #[error("{0} cannot wait when called from a listener (listeners run on the background thread it would wait for); the request was made without waiting")]
+    FromListener(&'static str),
+}
+
+fn unsaved_text(events: u64, state: bool, opt_out: bool) -> String {
+    let mut parts = Vec::new();
+    if events > 0 {
+        parts.push(format!(
+            "{events} accepted events were not saved (reported dropped as store_failed)"
+        ));
+    }
+    if opt_out {
+        parts.push("the opt-out choice was not saved in the database".to_owned());
+    } else if state {
+        parts.push("the identity and retry state were not saved".to_owned());
+    }
+    if parts.is_empty() {
+        parts.push("nothing was lost".to_owned());
+    }
+    parts.join("; ")
 }

@@ -4,17 +4,36 @@
 //! run its store operations, hand its requests to the upload thread, pass notifications to
 //! the listeners, sleep until its next timeout. Uploads run on their own thread so that a
 //! slow server never delays group commits (and so never widens the crash window).
+//!
+//! # Calls in, and the gate
+//!
+//! Every call reaches this thread through one unbounded channel, in order. What bounds it
+//! is the [`Gate`]: an event is admitted only while fewer than `call_queue_capacity`
+//! events (and `call_queue_bytes`) wait between the callers and the engine, counting from
+//! the caller's admission until this thread hands the event to the engine. While storage
+//! fails, the engine stops [`accepting`](Engine::accepting) more uncommitted events; this
+//! thread then parks them instead of handing them over, the gate fills, and `track()`
+//! returns `Backpressure`, while control calls (flush, opt-out, conditions, upload answers)
+//! keep flowing: a control send never blocks, so a listener (which runs on this thread)
+//! can call any method without deadlocking it.
+//!
+//! The gate also closes the client: admission and the closed flag are one atomic word, so
+//! a call either is admitted before `shutdown` closes it, and is then always drained and
+//! committed before this thread stops, or returns `Closed`.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use trailhound_core::store::{self, FailureKind};
+use trailhound_core::engine::Unsaved;
+use trailhound_core::store::{self, FailureKind, StoreOp};
 use trailhound_core::{
-    DeviceConditions, Engine, Identity, Lifecycle, Notification, Policy, Stats, UploadResult,
+    DeviceConditions, Engine, Identity, Lifecycle, Notification, Policy, QueuedEvent, Stats,
+    UploadResult,
 };
 
 use crate::client::{now_ms, Listener, WriteKey};
@@ -26,15 +45,188 @@ use crate::transport::{HttpRequest, Transport};
 /// is committed in groups without starving timers.
 const COMMAND_BATCH: usize = 4096;
 
+/// The file, in the data directory, that keeps an opt-out the database could not save
+/// before shutdown (storage failing). Read at the next start, which applies the opt-out
+/// (purging the queue) and removes the file once the database holds the choice: a user's
+/// opt-out is never lost to a failing disk.
+pub(crate) const OPT_OUT_MARKER: &str = "trailhound.opted-out";
+
+/// An identity to persist, numbered in the order the callers changed it. identify and
+/// alias travel with their event; reset alone: the numbers put them back in order.
+pub(crate) struct Versioned {
+    pub version: u64,
+    pub identity: Identity,
+}
+
 pub(crate) enum Command {
-    Event(trailhound_core::QueuedEvent),
-    Identity(Identity),
+    /// An accepted event, with the identity it makes current (identify, alias).
+    Event {
+        event: QueuedEvent,
+        identity: Option<Versioned>,
+    },
+    /// A new identity without an event (reset).
+    Identity(Versioned),
     Conditions(DeviceConditions),
     Lifecycle(Lifecycle),
     Flush(Option<Sender<()>>),
     OptOut(bool),
     UploadDone(u64, UploadResult),
-    Shutdown { deadline: Instant, done: Sender<()> },
+    /// Commit everything, then stop. `flush`: make one last upload attempt (`shutdown`),
+    /// or start none (the client was dropped). `deadline`: `None` for no limit.
+    Stop {
+        deadline: Option<Instant>,
+        flush: bool,
+    },
+}
+
+/// Admission to the background thread: how many events (and bytes) wait between callers
+/// and the engine, and whether the client is closed. See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    /// `CLOSED | events << EVENT_SHIFT | bytes`.
+    word: AtomicU64,
+    /// Control calls between their closed check and their send.
+    controls: AtomicU64,
+}
+
+const CLOSED: u64 = 1 << 63;
+const EVENT_SHIFT: u32 = 40;
+const ONE_EVENT: u64 = 1 << EVENT_SHIFT;
+const BYTES_MASK: u64 = ONE_EVENT - 1;
+/// Limits beyond the word's fields (with room for racing callers) are clamped.
+const MAX_EVENTS: u64 = 1 << 21;
+const MAX_BYTES: u64 = 1 << 38;
+
+/// A control call admitted by [`Gate::enter`]; the send must happen while it lives.
+pub(crate) struct Pass<'a>(&'a Gate);
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.0.controls.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Gate {
+    /// Admits one event of `bytes`, or refuses it: `Closed` after shutdown, `Backpressure`
+    /// when the limits are reached. An admitted event must be sent; this thread releases
+    /// it when the engine takes it.
+    pub fn admit(&self, bytes: usize, max_events: usize, max_bytes: usize) -> Result<(), Error> {
+        let bytes = bytes as u64;
+        if bytes >= MAX_BYTES {
+            return Err(Error::Backpressure);
+        }
+        let add = ONE_EVENT + bytes;
+        let prev = self.word.fetch_add(add, Ordering::SeqCst);
+        let waiting_events = (prev & !CLOSED) >> EVENT_SHIFT;
+        let waiting_bytes = prev & BYTES_MASK;
+        let refused = if prev & CLOSED != 0 {
+            Some(Error::Closed)
+        } else if waiting_events >= (max_events as u64).min(MAX_EVENTS)
+            || (waiting_bytes > 0 && waiting_bytes + bytes > (max_bytes as u64).min(MAX_BYTES))
+        {
+            Some(Error::Backpressure)
+        } else {
+            None
+        };
+        match refused {
+            Some(e) => {
+                self.word.fetch_sub(add, Ordering::SeqCst);
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// An admitted event left the gate: taken by the engine, or its send failed.
+    pub fn release(&self, bytes: usize) {
+        self.word
+            .fetch_sub(ONE_EVENT + bytes as u64, Ordering::SeqCst);
+    }
+
+    /// Admits a control call (never refused for load), or `Closed`.
+    pub fn enter(&self) -> Result<Pass<'_>, Error> {
+        self.controls.fetch_add(1, Ordering::SeqCst);
+        let pass = Pass(self);
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        Ok(pass)
+    }
+
+    /// Closes the gate; true for the call that closed it.
+    pub fn close(&self) -> bool {
+        self.word.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
+    }
+
+    /// Whether the client is closed.
+    pub fn is_closed(&self) -> bool {
+        self.word.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// No admitted event waits for the engine and no admitted control call is still
+    /// being sent: after a drain, nothing admitted is left behind.
+    fn quiet(&self) -> bool {
+        (self.word.load(Ordering::SeqCst) & !CLOSED) >> EVENT_SHIFT == 0
+            && self.controls.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// How the background thread ended, for `shutdown` (any number of callers) to wait on.
+#[derive(Debug, Default)]
+pub(crate) struct Finish {
+    ended: Mutex<Option<Ended>>,
+    cond: Condvar,
+}
+
+/// How the background thread ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Everything accepted was committed (uploads not done stay queued).
+    Clean,
+    /// Storage kept failing until the deadline: this was not saved.
+    Unsaved(Unsaved),
+    /// The thread panicked (a bug): what it held in memory is lost.
+    Crashed,
+}
+
+impl Finish {
+    fn set(&self, ended: Ended) {
+        let mut slot = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(ended);
+        self.cond.notify_all();
+    }
+
+    /// Waits until the thread ended, at most until `deadline` (`None`: no limit).
+    pub fn wait(&self, deadline: Option<Instant>) -> Option<Ended> {
+        let mut slot = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(ended) = *slot {
+                return Some(ended);
+            }
+            slot = match deadline {
+                None => self.cond.wait(slot).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.cond
+                        .wait_timeout(slot, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// Marks the thread crashed if it unwinds before reporting how it ended.
+struct FinishGuard(Arc<Finish>);
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.0.set(Ended::Crashed);
+    }
 }
 
 pub(crate) struct WorkerConfig {
@@ -47,8 +239,9 @@ pub(crate) struct WorkerConfig {
     pub conditions: DeviceConditions,
     pub seed: u64,
     pub max_pages: Option<u32>,
-    pub call_bytes: Arc<AtomicUsize>,
-    pub self_tx: SyncSender<Command>,
+    pub gate: Arc<Gate>,
+    pub self_tx: Sender<Command>,
+    pub finish: Arc<Finish>,
 }
 
 type Ready = Result<(Identity, bool), Error>;
@@ -70,24 +263,46 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("trailhound".into())
         .spawn(move || {
+            let finish = FinishGuard(Arc::clone(&config.finish));
             let Some(mut worker) = Worker::open(config, &ready, stats) else {
                 return;
             };
-            worker.run(rx);
+            let ended = worker.run(rx);
+            // Dropped (the lock file released) before anyone waiting hears of the end, so
+            // that a new client can open the directory as soon as `shutdown` returns.
+            drop(worker);
+            finish.0.set(ended);
         })
 }
 
 struct Worker {
     engine: Engine,
     store: SqliteStore,
-    upload_tx: Sender<(u64, HttpRequest)>,
-    upload_thread: Option<JoinHandle<()>>,
+    data_dir: PathBuf,
+    transport: Arc<dyn Transport>,
+    /// Where upload threads send their answers (this thread's own channel).
+    self_tx: Sender<Command>,
+    /// The upload thread's queue; `None` until the first upload, and after a request was
+    /// abandoned (its thread is left behind, blocked in the transport).
+    upload_tx: Option<Sender<(u64, HttpRequest)>>,
+    /// Upload threads alive, stuck ones included.
+    upload_threads: Arc<AtomicUsize>,
     url: String,
     auth: String,
     listeners: Arc<Vec<Arc<dyn Listener>>>,
     stats: Arc<Mutex<Stats>>,
     flush_waiters: Vec<Sender<()>>,
-    call_bytes: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
+    /// Events admitted but not handed to the engine while it is not accepting.
+    parked: VecDeque<(QueuedEvent, Option<Versioned>)>,
+    /// The newest identity version handed to the engine.
+    identity_version: u64,
+    /// The last store operation failed and the engine will retry it.
+    store_retrying: bool,
+    /// The opt-out marker file exists.
+    marker: bool,
+    /// Whether uploads may start (not once a dropped client is stopping).
+    uploads: bool,
 }
 
 impl Worker {
@@ -126,80 +341,57 @@ impl Worker {
         if let Some(message) = opened.recovered {
             engine.handle_store_replaced(message, now);
         }
-        let (upload_tx, upload_rx) = mpsc::channel::<(u64, HttpRequest)>();
-        let transport = config.transport;
-        let done_tx = config.self_tx;
-        let upload_thread = std::thread::Builder::new()
-            .name("trailhound-upload".into())
-            .spawn(move || {
-                for (id, request) in upload_rx {
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        transport.send(&request)
-                    }))
-                    .unwrap_or_else(|_| {
-                        UploadResult::NetworkError("the transport panicked".into())
-                    });
-                    if done_tx.send(Command::UploadDone(id, result)).is_err() {
-                        break;
-                    }
-                }
-            });
-        let upload_thread = match upload_thread {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = ready.send(Err(Error::Config(format!(
-                    "cannot start the upload thread: {e}"
-                ))));
-                return None;
-            }
-        };
+        let marker = config.data_dir.join(OPT_OUT_MARKER).exists();
+        if marker {
+            // An opt-out the database could not save last time: it holds now (the queue is
+            // purged), and the marker goes once the database has saved it.
+            log::warn!("trailhound: applying an opt-out that storage could not save before");
+            engine.handle_opt_out(true, now);
+        }
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = engine.stats();
         let _ = ready.send(Ok((engine.identity().clone(), engine.opted_out())));
         Some(Worker {
             engine,
             store,
-            upload_tx,
-            upload_thread: Some(upload_thread),
+            data_dir: config.data_dir,
+            transport: config.transport,
+            self_tx: config.self_tx,
+            upload_tx: None,
+            upload_threads: Arc::new(AtomicUsize::new(0)),
             url: config.url,
             auth: trailhound_core::wire::basic_auth(&config.write_key.0),
             listeners: config.listeners,
             stats,
             flush_waiters: Vec::new(),
-            call_bytes: config.call_bytes,
+            gate: config.gate,
+            parked: VecDeque::new(),
+            identity_version: 0,
+            store_retrying: false,
+            marker,
+            uploads: true,
         })
     }
 
-    fn run(&mut self, rx: Receiver<Command>) {
-        let mut shutdown: Option<(Instant, Sender<()>)> = None;
-        loop {
-            self.drive();
-            if let Some((deadline, _)) = &shutdown {
-                if (!self.engine.is_flushing() && self.committed()) || Instant::now() >= *deadline {
+    fn run(&mut self, rx: Receiver<Command>) -> Ended {
+        let (deadline, flush) = 'running: loop {
+            loop {
+                self.feed_parked(false);
+                self.drive();
+                // A commit makes room: hand over more parked events, until none are left or
+                // the engine waits for storage again (its retry is a timer).
+                if self.parked.is_empty() || !self.engine.accepting() {
                     break;
                 }
             }
-            let wait = self
-                .engine
-                .poll_timeout()
-                .map(|t| (t - now_ms()).max(0) as u64);
-            let wait = match &shutdown {
-                Some((deadline, _)) => {
-                    let left = deadline
-                        .saturating_duration_since(Instant::now())
-                        .as_millis() as u64;
-                    Some(wait.map_or(left, |w| w.min(left)))
-                }
-                None => wait,
-            };
-            let first = match wait {
-                Some(ms) => match rx.recv_timeout(Duration::from_millis(ms)) {
+            let first = match self.engine.poll_timeout().map(ms_until) {
+                Some(wait) => match rx.recv_timeout(wait) {
                     Ok(cmd) => Some(cmd),
                     Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Disconnected) => break (Some(Instant::now()), false),
                 },
                 None => match rx.recv() {
                     Ok(cmd) => Some(cmd),
-                    Err(_) => break,
+                    Err(_) => break (Some(Instant::now()), false),
                 },
             };
             let now = now_ms();
@@ -207,43 +399,156 @@ impl Worker {
             let mut next = first;
             let mut handled = 0;
             while let Some(cmd) = next {
-                if let Some(stop) = self.handle(cmd, now) {
-                    shutdown = Some(stop);
+                if let Command::Stop { deadline, flush } = cmd {
+                    break 'running (deadline, flush);
                 }
+                self.handle(cmd, now);
                 handled += 1;
                 if handled >= COMMAND_BATCH {
                     break;
                 }
                 next = rx.try_recv().ok();
             }
+        };
+        self.stop(&rx, deadline, flush)
+    }
+
+    /// Stops: takes every call admitted before the gate closed, commits, makes the last
+    /// flush attempt (`flush`), keeps retrying failing store operations until `deadline`,
+    /// then gives up on what is left, reporting it.
+    fn stop(&mut self, rx: &Receiver<Command>, deadline: Option<Instant>, flush: bool) -> Ended {
+        self.uploads = flush;
+        // Everything admitted before the gate closed is taken, whatever the engine's
+        // memory limit: it is in memory already, and is now committed or reported.
+        self.feed_parked(true);
+        loop {
+            let quiet = self.gate.quiet();
+            while let Ok(cmd) = rx.try_recv() {
+                self.handle_stopping(cmd);
+            }
+            if quiet {
+                break;
+            }
+            // A caller is between its admission and its send (microseconds).
+            std::thread::sleep(Duration::from_micros(200));
         }
-        // Whatever happened, commit what was accepted before stopping.
-        self.engine.handle_commit_now(now_ms());
-        self.drive_store();
+        let now = now_ms();
+        if flush {
+            // Like going to the background: commit everything, and one flush attempt if
+            // the network, backoff and pause allow.
+            self.engine.handle_lifecycle(Lifecycle::Background, now);
+        } else {
+            self.engine.handle_commit_now(now);
+        }
+        let past = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
+        loop {
+            self.drive();
+            let committed = !self.store_retrying && self.engine.stats().uncommitted_events == 0;
+            if committed && !(flush && self.engine.is_flushing()) {
+                break;
+            }
+            if past(deadline) {
+                break;
+            }
+            let mut wait = self.engine.poll_timeout().map(ms_until);
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
+            let cmd = match wait {
+                Some(w) => rx.recv_timeout(w).ok(),
+                None => rx.recv().ok(),
+            };
+            self.engine.handle_timeout(now_ms());
+            if let Some(cmd) = cmd {
+                self.handle_stopping(cmd);
+            }
+            while let Ok(cmd) = rx.try_recv() {
+                self.handle_stopping(cmd);
+            }
+            if past(deadline) {
+                // Starting another store operation now could outlast the deadline by the
+                // busy timeout; give up on what still fails instead.
+                break;
+            }
+        }
+        let now = now_ms();
+        if !self.store_retrying {
+            // Whatever happened (a flush still under way), commit what was accepted.
+            self.engine.handle_commit_now(now);
+            self.drive_store();
+        }
+        let ended = if self.store_retrying {
+            let unsaved = self.engine.handle_give_up(now_ms());
+            if unsaved.opt_out {
+                self.keep_opt_out_choice();
+            }
+            log::error!(
+                "trailhound: storage kept failing until shutdown: {} events not saved{}",
+                unsaved.events,
+                if unsaved.state { ", nor the state" } else { "" }
+            );
+            if unsaved.events == 0 && !unsaved.state {
+                // Only a delete or a load was failing: nothing is lost (delivered events
+                // not yet deleted go again at the next start, with the same messageIds).
+                Ended::Clean
+            } else {
+                Ended::Unsaved(unsaved)
+            }
+        } else {
+            Ended::Clean
+        };
+        self.notify();
         self.publish();
         self.release_flush_waiters();
-        drop(std::mem::replace(&mut self.upload_tx, mpsc::channel().0));
-        if let Some((_, done)) = shutdown {
-            let _ = done.send(());
-        }
-        // The upload thread ends when its channel closes; a request under way finishes
-        // (or times out) on its own, and its result is simply not recorded.
-        drop(self.upload_thread.take());
+        // The upload thread ends when its channel closes; a request under way finishes (or
+        // times out) on its own, and its answer is not recorded: the batch stays queued
+        // and goes again at the next start, with the same messageIds.
+        self.upload_tx = None;
+        ended
     }
 
-    /// Everything accepted is committed (no uncommitted events, no store work left).
-    fn committed(&self) -> bool {
-        self.engine.stats().uncommitted_events == 0
-    }
-
-    /// Feeds one command to the engine; returns the deadline and reply of a shutdown.
-    fn handle(&mut self, cmd: Command, now: i64) -> Option<(Instant, Sender<()>)> {
-        match cmd {
-            Command::Event(ev) => {
-                self.call_bytes.fetch_sub(ev.json.len(), Ordering::AcqRel);
-                self.engine.handle_event(ev, now);
+    /// The opt-out (or opt-in) could not be saved in the database: a marker file keeps
+    /// an opt-out for the next start; an unsaved opt-in removes it (the database, which
+    /// never saw the opt-out, then says opted in).
+    fn keep_opt_out_choice(&mut self) {
+        let path = self.data_dir.join(OPT_OUT_MARKER);
+        let result = if self.engine.opted_out() {
+            std::fs::write(&path, b"opted out; storage could not save it\n")
+        } else {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
             }
-            Command::Identity(identity) => self.engine.handle_identity(identity),
+        };
+        if let Err(e) = result {
+            log::error!(
+                "trailhound: {}: {e}; the opt-out choice is lost",
+                path.display()
+            );
+        }
+    }
+
+    /// A command while stopping: events are taken whatever the engine's memory limit.
+    fn handle_stopping(&mut self, cmd: Command) {
+        match cmd {
+            Command::Event { event, identity } => self.take_event(event, identity),
+            Command::Stop { .. } => {}
+            other => self.handle(other, now_ms()),
+        }
+    }
+
+    /// Feeds one command to the engine.
+    fn handle(&mut self, cmd: Command, now: i64) {
+        match cmd {
+            Command::Event { event, identity } => {
+                if self.parked.is_empty() && self.engine.accepting() {
+                    self.take_event(event, identity);
+                } else {
+                    self.parked.push_back((event, identity));
+                }
+            }
+            Command::Identity(v) => self.take_identity(v),
             Command::Conditions(c) => self.engine.handle_conditions(c, now),
             Command::Lifecycle(l) => self.engine.handle_lifecycle(l, now),
             Command::Flush(waiter) => {
@@ -254,30 +559,114 @@ impl Worker {
             }
             Command::OptOut(out) => self.engine.handle_opt_out(out, now),
             Command::UploadDone(id, result) => self.engine.handle_upload(id, result, now),
-            Command::Shutdown { deadline, done } => {
-                // Like going to the background: commit everything, and one flush attempt
-                // if the network, backoff and auth pause allow.
-                self.engine.handle_lifecycle(Lifecycle::Background, now);
-                return Some((deadline, done));
-            }
+            // Handled by the loops.
+            Command::Stop { .. } => {}
         }
-        None
+    }
+
+    /// Hands parked events to the engine while it accepts them (`all`: regardless).
+    fn feed_parked(&mut self, all: bool) {
+        while all || self.engine.accepting() {
+            let Some((event, identity)) = self.parked.pop_front() else {
+                break;
+            };
+            self.take_event(event, identity);
+        }
+    }
+
+    fn take_event(&mut self, event: QueuedEvent, identity: Option<Versioned>) {
+        self.gate.release(event.json.len());
+        if let Some(v) = identity {
+            self.take_identity(v);
+        }
+        self.engine.handle_event(event, now_ms());
+    }
+
+    /// Persists an identity unless a newer one was already handed over (a reset that
+    /// overtook a parked identify).
+    fn take_identity(&mut self, v: Versioned) {
+        if v.version > self.identity_version {
+            self.identity_version = v.version;
+            self.engine.handle_identity(v.identity);
+        }
     }
 
     fn drive(&mut self) {
         self.drive_store();
-        let now = now_ms();
-        if let Some(t) = self.engine.poll_transmit(now) {
-            let request = HttpRequest::batch(&self.url, &self.auth, t.body);
-            if self.upload_tx.send((t.id, request)).is_err() {
-                self.engine.handle_upload(
-                    t.id,
-                    UploadResult::NetworkError("upload thread stopped".into()),
-                    now,
+        while let Some(id) = self.engine.poll_abandoned() {
+            // The engine gave up on this request (no answer within upload_timeout). The
+            // thread sending it is left behind: it holds only the transport and a sender
+            // for its answer, which will be ignored. Later requests get a fresh thread.
+            if self.upload_tx.take().is_some() {
+                log::warn!(
+                    "trailhound: upload {id} got no answer in time; its thread is left behind \
+                     ({} upload threads alive)",
+                    self.upload_threads.load(Ordering::Relaxed)
                 );
             }
         }
+        let now = now_ms();
+        if self.uploads {
+            if let Some(t) = self.engine.poll_transmit(now) {
+                let request = HttpRequest::batch(&self.url, &self.auth, t.body);
+                if let Err(error) = self.send_upload(t.id, request) {
+                    self.engine
+                        .handle_upload(t.id, UploadResult::NetworkError(error), now);
+                }
+            }
+        }
         self.drive_store();
+        self.notify();
+        self.publish();
+        if !self.engine.is_flushing() {
+            self.release_flush_waiters();
+        }
+    }
+
+    /// Hands a request to the upload thread, starting one if there is none.
+    fn send_upload(&mut self, id: u64, request: HttpRequest) -> Result<(), String> {
+        if self.upload_tx.is_none() {
+            self.upload_tx = Some(self.spawn_uploader()?);
+        }
+        let tx = self.upload_tx.as_ref().expect("just set");
+        tx.send((id, request)).map_err(|_| {
+            self.upload_tx = None;
+            "the upload thread stopped".to_owned()
+        })
+    }
+
+    fn spawn_uploader(&self) -> Result<Sender<(u64, HttpRequest)>, String> {
+        let (tx, rx) = mpsc::channel::<(u64, HttpRequest)>();
+        let transport = Arc::clone(&self.transport);
+        let done_tx = self.self_tx.clone();
+        let alive = Arc::clone(&self.upload_threads);
+        alive.fetch_add(1, Ordering::Relaxed);
+        let spawned = std::thread::Builder::new()
+            .name("trailhound-upload".into())
+            .spawn(move || {
+                for (id, request) in rx {
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        transport.send(&request)
+                    }))
+                    .unwrap_or_else(|_| {
+                        UploadResult::NetworkError("the transport panicked".into())
+                    });
+                    if done_tx.send(Command::UploadDone(id, result)).is_err() {
+                        break;
+                    }
+                }
+                alive.fetch_sub(1, Ordering::Relaxed);
+            });
+        match spawned {
+            Ok(_) => Ok(tx),
+            Err(e) => {
+                self.upload_threads.fetch_sub(1, Ordering::Relaxed);
+                Err(format!("cannot start an upload thread: {e}"))
+            }
+        }
+    }
+
+    fn notify(&mut self) {
         while let Some(n) = self.engine.poll_notification() {
             match &n {
                 Notification::StoreError { error } => log::warn!("trailhound: {error}"),
@@ -289,10 +678,6 @@ impl Worker {
             for l in self.listeners.iter() {
                 call_listener(l.as_ref(), &n);
             }
-        }
-        self.publish();
-        if !self.engine.is_flushing() {
-            self.release_flush_waiters();
         }
     }
 
@@ -307,16 +692,18 @@ impl Worker {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
     }
 
-    /// Runs store operations until the engine has none left.
+    /// Runs store operations until the engine has none left (or waits to retry one).
     fn drive_store(&mut self) {
         loop {
             let now = now_ms();
-            let (result, replaced) = {
+            let (result, replaced, saved_state) = {
                 let Some(op) = self.engine.poll_store(now) else {
                     break;
                 };
+                let insert = matches!(op, StoreOp::Insert(_));
+                let saved_state = matches!(op, StoreOp::SaveState(_));
                 let result = store::execute(&mut self.store, op);
-                match result {
+                let (result, replaced) = match result {
                     Err(f) if f.kind == FailureKind::Corrupt => {
                         match self.store.replace_corrupt() {
                             Ok(message) => (store::execute(&mut self.store, op), Some(message)),
@@ -327,12 +714,40 @@ impl Worker {
                         }
                     }
                     other => (other, None),
-                }
+                };
+                // A full disk drops the events of an insert (reported); every other
+                // failure is retried by the engine.
+                self.store_retrying = match &result {
+                    Ok(_) => false,
+                    Err(f) => !(insert && f.kind == FailureKind::Full),
+                };
+                let saved_state = saved_state && result.is_ok();
+                (result, replaced, saved_state)
             };
+            if saved_state && self.marker {
+                // The database holds the opt-out choice now.
+                let path = self.data_dir.join(OPT_OUT_MARKER);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        log::warn!("trailhound: {}: {e}", path.display());
+                    }
+                }
+                self.marker = false;
+            }
             if let Some(message) = replaced {
                 self.engine.handle_store_replaced(message, now);
             }
             self.engine.handle_store(result, now_ms());
         }
     }
+}
+
+/// Time until `at` (epoch ms), for a channel wait.
+fn ms_until(at: i64) -> Duration {
+    Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64)
+}
+
+/// Whether the current thread is this client's background thread (listeners run there).
+pub(crate) fn on_thread(id: Option<std::thread::ThreadId>) -> bool {
+    id == Some(std::thread::current().id())
 }
