@@ -92,6 +92,32 @@ public struct TrailhoundConfig {
     }
 }
 
+/// The write key stays out of every string form (`print`, `"\(config)"`, `debugPrint`,
+/// `dump`), so that logging a config never logs the key.
+extension TrailhoundConfig: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        "TrailhoundConfig(writeKey: <redacted>, endpoint: \(endpoint), dataDir: \(dataDir))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: ["writeKey": "<redacted>", "endpoint": endpoint, "dataDir": dataDir,
+                                "policy": policy as Any, "context": context as Any],
+               displayStyle: .struct)
+    }
+}
+
+/// Seconds as FFI milliseconds without trapping (`UInt64(x)` traps on NaN, negatives and
+/// overflow): NaN or negative is 0, beyond 64 bits (or infinity) is the maximum, which
+/// Rust clamps to its longest timeout.
+func ffiMillis(_ seconds: TimeInterval) -> UInt64 {
+    let ms = seconds * 1000
+    if ms.isNaN || ms <= 0 { return 0 }
+    if ms >= Double(UInt64.max) { return .max }
+    return UInt64(ms)
+}
+
 public final class Trailhound {
     private static var instance: Trailhound?
     private static let lock = NSLock()
@@ -142,7 +168,7 @@ public final class Trailhound {
     public func flush() throws { try client.flush() }
     /// Blocks; never call it on the main thread.
     public func flushBlocking(timeout: TimeInterval = 5) throws -> Stats {
-        try client.flushBlocking(timeoutMs: UInt64(timeout * 1000))
+        try client.flushBlocking(timeoutMs: ffiMillis(timeout))
     }
     public func reset() throws { try client.reset() }
     public func optOut() throws { try client.optOut() }
@@ -154,15 +180,40 @@ public final class Trailhound {
     public var anonymousId: String { client.anonymousId() }
     public var userId: String? { client.userId() }
     public func stats() -> Stats { client.stats() }
-    public func shutdown(timeout: TimeInterval = 2) throws { try client.shutdown(timeoutMs: UInt64(timeout * 1000)) }
+    public func shutdown(timeout: TimeInterval = 2) throws { try client.shutdown(timeoutMs: ffiMillis(timeout)) }
+}
+
+/// Refuses every HTTP redirect: the task completes with the 3xx response itself, which the
+/// core takes for a misconfigured endpoint (uploads pause; nothing is marked delivered).
+/// Following one would send the write key and the events wherever `Location` points.
+final class RefuseRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    static let shared = RefuseRedirects()
+
+    // `@Sendable` as in the iOS 18 / macOS 15 SDKs; a signature that does not match the
+    // protocol's would silently never be called (the method is optional).
+    func urlSession(_ session: URLSession, task: URLSessionTask,
+                    willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest,
+                    completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
+        completionHandler(nil)
+    }
 }
 
 /// Uploads through URLSession, so the app's proxy settings, ATS and pinning delegate
-/// apply. Called on the SDK's upload thread, which may block.
+/// apply. Called on the SDK's upload thread, which may block. Never follows a redirect:
+/// every task gets `RefuseRedirects` as its own delegate (iOS 15+, macOS 12+), which is
+/// asked before the session's, so this holds for `.shared` and for an app's session too.
 public final class URLSessionTransport: HttpTransport, @unchecked Sendable {
     private let session: URLSession
 
-    public init(session: URLSession = .shared) { self.session = session }
+    /// A session of its own, with `configuration` (proxies, timeouts) and redirects refused.
+    public init(configuration: URLSessionConfiguration = .default) {
+        self.session = URLSession(configuration: configuration, delegate: RefuseRedirects.shared,
+                                  delegateQueue: nil)
+    }
+
+    /// The app's session (certificate pinning in its delegate); redirects are refused per task.
+    public init(session: URLSession) { self.session = session }
 
     public func send(request: HttpRequest) throws -> HttpResponse {
         guard let url = URL(string: request.url) else {
@@ -174,15 +225,18 @@ public final class URLSessionTransport: HttpTransport, @unchecked Sendable {
         for (k, v) in request.headers { req.setValue(v, forHTTPHeaderField: k) }
         let done = DispatchSemaphore(value: 0)
         var result: Result<HttpResponse, Error> = .failure(TrailhoundError.Callback(detail: "no response"))
-        session.dataTask(with: req) { _, response, error in
+        let task = session.dataTask(with: req) { _, response, error in
             if let error = error {
                 result = .failure(TrailhoundError.Callback(detail: error.localizedDescription))
             } else if let http = response as? HTTPURLResponse {
-                result = .success(HttpResponse(status: UInt16(http.statusCode),
+                // With the redirect refused, a 3xx arrives here as the answer.
+                result = .success(HttpResponse(status: UInt16(clamping: http.statusCode),
                                                retryAfter: http.value(forHTTPHeaderField: "Retry-After")))
             }
             done.signal()
-        }.resume()
+        }
+        task.delegate = RefuseRedirects.shared
+        task.resume()
         done.wait()
         return try result.get()
     }

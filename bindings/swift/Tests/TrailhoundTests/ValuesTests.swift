@@ -20,3 +20,46 @@ final class ValuesTests: XCTestCase {
         }
     }
 }
+
+final class SecurityTests: XCTestCase {
+    let key = "sekrit-write-key-4711"
+
+    func testWrapperConfigStringFormsHaveNoKey() {
+        let c = TrailhoundConfig(writeKey: key, endpoint: "https://c.example", dataDir: "/d")
+        var dumped = ""
+        dump(c, to: &dumped)
+        for text in [c.description, c.debugDescription, "\(c)", String(reflecting: c), dumped] {
+            XCTAssertFalse(text.contains("sekrit"), text)
+        }
+        XCTAssertEqual(c.writeKey, key)
+    }
+
+    func testGeneratedConfigDescriptionIsRustsRedactedDisplay() {
+        let c = Config(writeKey: key, endpoint: "https://c.example", dataDir: "/d",
+                       policy: nil, context: nil, conditions: nil, jitterSeed: nil)
+        for text in [c.description, c.debugDescription, "\(c)"] {
+            XCTAssertFalse(text.contains("sekrit"), text)
+            XCTAssertTrue(text.contains("https://c.example"), text)
+        }
+    }
+
+    func testMillisNeverTraps() {
+        XCTAssertEqual(ffiMillis(.nan), 0)
+        XCTAssertEqual(ffiMillis(-1), 0)
+        XCTAssertEqual(ffiMillis(.infinity), .max)
+        XCTAssertEqual(ffiMillis(1e300), .max)
+        XCTAssertEqual(ffiMillis(1.5), 1500)
+    }
+
+    func testRedirectDelegateRefuses() {
+        let url = URL(string: "https://c.example/v1/batch")!
+        let response = HTTPURLResponse(url: url, statusCode: 308, httpVersion: "HTTP/1.1",
+                                       headerFields: ["Location": "https://elsewhere.example/"])!
+        let task = URLSession.shared.dataTask(with: url)
+        var handed: URLRequest? = URLRequest(url: url)
+        RefuseRedirects.shared.urlSession(URLSession.shared, task: task, willPerformHTTPRedirection: response,
+                                          newRequest: URLRequest(url: URL(string: "https://elsewhere.example/")!),
+                                          completionHandler: { handed = $0 })
+        XCTAssertNil(handed)
+    }
+}
