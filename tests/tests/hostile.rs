@@ -30,6 +30,10 @@ const ELSEWHERE: &str = "/elsewhere/v1/batch";
 
 /// `Ok` carries what the client reported, for the matrix printed with `--nocapture`.
 type Outcome = Result<String, String>;
+/// A case of the matrix: its body, run on its own thread.
+type CaseFn = Box<dyn FnOnce() -> Outcome + Send>;
+/// A named case.
+type Case = (String, CaseFn);
 
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
@@ -181,8 +185,7 @@ impl Live {
         );
         // Dropped first: the old client must let go of the data directory before the new
         // one opens it.
-        let old = std::mem::replace(&mut self.client, None);
-        drop(old);
+        drop(self.client.take());
         self.client = Some(build_client(
             &self.server,
             self.dir.path(),
@@ -567,7 +570,7 @@ impl Done {
 }
 
 /// Runs every case in its own thread and fails listing each case that did not behave.
-fn run_matrix(group: &str, cases: Vec<(String, Box<dyn FnOnce() -> Outcome + Send>)>) {
+fn run_matrix(group: &str, cases: Vec<Case>) {
     let handles: Vec<_> = cases
         .into_iter()
         .map(|(name, case)| {
@@ -611,11 +614,7 @@ fn tags() -> Vec<&'static str> {
 }
 
 /// One case: a server with `script`, `N` events, a flush, then the table's verdict.
-fn case(
-    name: impl Into<String>,
-    script: impl Script,
-    expect: Expect,
-) -> (String, Box<dyn FnOnce() -> Outcome + Send>) {
+fn case(name: impl Into<String>, script: impl Script, expect: Expect) -> Case {
     case_with(name, script, |_| {}, expect)
 }
 
@@ -625,7 +624,7 @@ fn case_with(
     script: impl Script,
     policy: fn(&mut Policy),
     expect: Expect,
-) -> (String, Box<dyn FnOnce() -> Outcome + Send>) {
+) -> Case {
     let name = name.into();
     let run = move || -> Outcome {
         let started = Instant::now();
@@ -724,7 +723,7 @@ fn split_statuses_isolate_the_bad_event() {
             let live = Live::start(HostileServer::start(script), &t, |_| {});
             live.finish()?.expect(Expect::Isolated(reason))
         };
-        (name, Box::new(run) as Box<dyn FnOnce() -> Outcome + Send>)
+        (name, Box::new(run) as CaseFn)
     })
     .collect();
     run_matrix("split", cases);
@@ -1012,7 +1011,7 @@ fn smuggled_answer_is_not_a_delivery() {
 /// then a flush once fixed (delivered then, one request per flush).
 #[test]
 fn recovery_delivers_exactly_once() {
-    let mut cases: Vec<(String, Box<dyn FnOnce() -> Outcome + Send>)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     cases.push((
         "503 then 200".to_owned(),
         Box::new(|| -> Outcome {
@@ -1224,6 +1223,9 @@ fn self_signed_tls_fails_closed() {
 
 // ----- Retry-After -----
 
+/// Makes a header value when the server answers (dates are relative to that moment).
+type HeaderValue = fn() -> String;
+
 /// An HTTP date `offset_secs` from now in one of its three forms.
 fn http_date(form: &str, offset_secs: i64) -> String {
     let now = SystemTime::now()
@@ -1244,11 +1246,11 @@ fn http_date(form: &str, offset_secs: i64) -> String {
 /// request) and watches the requests for `window` after the first.
 fn retry_after_case(
     name: String,
-    value: fn() -> String,
+    value: HeaderValue,
     policy: fn(&mut Policy),
     window: Duration,
     check: fn(&Done, &[Request], Duration) -> Result<(), String>,
-) -> (String, Box<dyn FnOnce() -> Outcome + Send>) {
+) -> Case {
     let run = move || -> Outcome {
         let script = move |_: &Request| Reply::with_header(503, "Retry-After", &value());
         let live = Live::start(HostileServer::start(script), &tags(), policy);
@@ -1300,7 +1302,7 @@ fn never_sooner_than_own_backoff(
 /// backoff.
 #[test]
 fn retry_after_never_shortens_own_backoff() {
-    let values: Vec<(&str, fn() -> String)> = vec![
+    let values: Vec<(&str, HeaderValue)> = vec![
         ("0", || "0".into()),
         ("-5", || "-5".into()),
         ("1.5", || "1.5".into()),
@@ -1350,7 +1352,7 @@ fn honoured(done: &Done, seen: &[Request], window: Duration) -> Result<(), Strin
 /// honoured.
 #[test]
 fn retry_after_future_is_honoured() {
-    let values: Vec<(&str, fn() -> String)> = vec![
+    let values: Vec<(&str, HeaderValue)> = vec![
         ("6", || "6".into()),
         ("future imf-fixdate", || http_date("imf", 6)),
         ("future rfc850", || http_date("rfc850", 6)),
@@ -1393,7 +1395,7 @@ fn capped(done: &Done, _seen: &[Request], window: Duration) -> Result<(), String
 /// capped at `backoff_max`.
 #[test]
 fn retry_after_huge_is_capped() {
-    let values: Vec<(&str, fn() -> String)> = vec![
+    let values: Vec<(&str, HeaderValue)> = vec![
         ("99999999999", || "99999999999".into()),
         ("beyond u64", || "99999999999999999999999".into()),
         ("2100 imf-fixdate", || {
@@ -1419,7 +1421,7 @@ fn retry_after_huge_is_capped() {
 /// the app; the new client sends nothing before they are over.
 #[test]
 fn waits_survive_a_restart() {
-    let mut cases: Vec<(String, Box<dyn FnOnce() -> Outcome + Send>)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     cases.push((
         "404 pause".to_owned(),
         Box::new(|| -> Outcome {
@@ -1525,7 +1527,7 @@ fn shutdown_during_a_hung_request_keeps_events() {
         let script = |_: &Request| Reply::Silence {
             hold: Duration::from_secs(30),
         };
-        let mut live = Live::open(HostileServer::start(script), |p| {
+        let live = Live::open(HostileServer::start(script), |p| {
             p.request_timeout = Duration::from_secs(20);
         });
         for k in 0..N {
@@ -1562,7 +1564,7 @@ fn shutdown_during_a_hung_request_keeps_events() {
 /// or an HTTP date): nothing is sent before the server's time.
 #[test]
 fn flush_respects_retry_after() {
-    let values: Vec<(&str, u16, fn() -> String)> = vec![
+    let values: Vec<(&str, u16, HeaderValue)> = vec![
         ("429, 6", 429, || "6".into()),
         ("503, 6", 503, || "6".into()),
         ("429, imf-fixdate +6 s", 429, || http_date("imf", 6)),
@@ -1598,10 +1600,7 @@ fn flush_respects_retry_after() {
                 );
                 Ok(detail)
             };
-            (
-                format!("Retry-After: {name}"),
-                Box::new(run) as Box<dyn FnOnce() -> Outcome + Send>,
-            )
+            (format!("Retry-After: {name}"), Box::new(run) as CaseFn)
         })
         .collect();
     run_matrix("flush vs retry-after", cases);
