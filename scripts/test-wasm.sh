@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests the browser package (wasm/): builds it, runs the wasm-bindgen tests in headless
-# Chromium, the Node smoke test and the playwright e2e test on examples/web, and prints the
-# package's size. Ends with "summary: N passed, N failed, N skipped".
+# Chromium, the Node smoke test and the playwright tests on examples/web (e2e, faults), and
+# prints the package's size. Ends with "summary: N passed, N failed, N skipped".
 #
 # Works on a fresh Debian 12 machine as root: installs what it needs (Debian's rustc-web
 # toolchain for wasm32, the wasm-bindgen CLI at the crate's exact version, Chromium and
@@ -129,6 +129,9 @@ node_suite node "$WASM_DIR/tests/node-smoke.mjs" TRAILHOUND_CLI="$CLI"
 # ---------------------------------------------------------------------------
 step "end-to-end: examples/web in Chromium with playwright-core, to a loopback collector"
 node_suite e2e "$ROOT/examples/web/e2e.test.mjs" TRAILHOUND_COLLECTOR="$CLI"
+
+step "faults in Chromium: redirecting endpoints, two tabs' opt-out and reset"
+node_suite faults "$ROOT/examples/web/faults.test.mjs" TRAILHOUND_COLLECTOR="$CLI"
 
 echo
 echo "==> browser package tests done in $((SECONDS - START)) s"

@@ -13,7 +13,10 @@ export interface PolicyOptions {
   commitIntervalMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** Default 30 000. Also the upload timeout unless `uploadTimeoutMs` is given. */
   requestTimeoutMs?: number;
+  /** How long an upload may go unanswered before it is aborted and retried (at least `requestTimeoutMs`). */
+  uploadTimeoutMs?: number;
   maxQueueEvents?: number;
   maxQueueBytes?: number;
   /** Largest event, serialised (default 32 768 bytes); larger ones throw. */
@@ -23,7 +26,11 @@ export interface PolicyOptions {
 
 export interface LoadOptions {
   writeKey: string;
-  /** `https://collector.example.com` (plain http only for a local collector). Batches go to `/v1/batch`. */
+  /**
+   * `https://collector.example.com[/prefix]`. Batches go to `/v1/batch` under it. Plain
+   * http only to a loopback host (localhost, 127.0.0.0/8, [::1]); no user:pass@, query or
+   * fragment. Checked on what `new URL()` parses; `load` throws otherwise.
+   */
   endpoint: string;
   /** IndexedDB database name (default "trailhound"): one queue per name, shared by the site's tabs. */
   dbName?: string;
@@ -53,12 +60,16 @@ export interface Message {
 
 export type DropReason =
   | "count_cap" | "bytes_cap" | "age" | "rejected" | "too_large"
-  | "disk_full" | "store_corrupt" | "opt_out" | "plugin";
+  | "disk_full" | "store_corrupt" | "store_failed" | "opt_out" | "plugin";
 
 export type Notification =
   | { kind: "delivered"; message_ids: string[] }
   | { kind: "dropped"; reason: DropReason; status?: number; count: number; message_ids: string[] }
   | { kind: "upload_failed"; status: number | null; error: string; attempts: number; retry_in_ms: number }
+  /**
+   * Uploads paused, events kept: 401/403 (the write key), or any status that says the
+   * endpoint is misconfigured (a redirect: 300 when the browser hides its status; 404, …).
+   */
   | { kind: "paused"; status: number; resume_in_ms: number }
   | { kind: "store_error"; error: string };
 

@@ -52,9 +52,25 @@ export function thDeleteDb(name) {
   });
 }
 
-// One upload. Resolves with [status, retryAfter|null]; rejects on a network error, with a
-// timeout so that a hung request cannot stall the queue.
-export async function thFetch(url, auth, body, keepalive, timeoutMs) {
+// An AbortController per upload, so that the driver can cancel a request the engine has
+// given up on (Engine::poll_abandoned); null where there is none.
+export function thController() {
+  return globalThis.AbortController ? new AbortController() : null;
+}
+
+export function thAbort(controller, why) {
+  if (controller) controller.abort(new DOMException(why, "AbortError"));
+}
+
+// One upload. Resolves with [status, retryAfter|null]; rejects on a network error. It has
+// no timer of its own: the engine abandons a request after its upload timeout, and the
+// driver then aborts it through `controller` (Engine::poll_abandoned).
+//
+// Redirects are never followed (`redirect: "manual"`): a 3xx is a misconfigured endpoint,
+// and following it would send the events and the write key wherever it points. Node shows
+// the real 3xx status; a browser hides it behind an "opaqueredirect" response with status
+// 0, reported as 300 so that the engine treats it as the redirect it is.
+export async function thFetch(url, auth, body, keepalive, controller) {
   const init = {
     method: "POST",
     headers: {
@@ -64,10 +80,34 @@ export async function thFetch(url, auth, body, keepalive, timeoutMs) {
     },
     body,
     keepalive,
+    redirect: "manual",
   };
-  if (globalThis.AbortSignal && AbortSignal.timeout) init.signal = AbortSignal.timeout(timeoutMs);
+  if (controller) init.signal = controller.signal;
   const res = await fetch(url, init);
-  return [res.status, res.headers.get("Retry-After")];
+  const status = res.type === "opaqueredirect" ? 300 : res.status;
+  return [status, res.headers.get("Retry-After")];
+}
+
+// The parts of a URL as the WHATWG parser sees them (the core's endpoint rules apply to
+// these, never to the string). Throws a TypeError for what is not a URL. `search` and
+// `hash` are "" both when absent and when bare, so the serialisation tells them apart: a
+// '?' or '#' in it is always a delimiter (elsewhere they are percent-encoded).
+export function thUrl(text) {
+  const u = new URL(text);
+  const href = u.href;
+  const hash = href.indexOf("#");
+  const beforeHash = hash < 0 ? href : href.slice(0, hash);
+  const q = beforeHash.indexOf("?");
+  return {
+    scheme: u.protocol.replace(/:$/, ""),
+    username: u.username,
+    password: u.password === "" ? null : u.password,
+    host: u.hostname,
+    port: u.port === "" ? null : Number(u.port),
+    path: u.pathname,
+    query: q < 0 ? null : beforeHash.slice(q + 1),
+    fragment: hash < 0 ? null : href.slice(hash + 1),
+  };
 }
 
 // The last resort on page hide when keepalive fetch is refused: a beacon cannot carry an

@@ -5,10 +5,24 @@
 //! age) and `meta` (`state`: the persisted state as JSON; `counts`: events and bytes, kept
 //! in the same transaction as every change so that a snapshot never scans the queue;
 //! `nextSeq`: see [`IdbStore::allocate_seqs`]). Each operation is one transaction.
+//!
+//! # Privacy choices shared by tabs
+//!
+//! Every tab's engine saves its whole state record, so a plain write would let a tab that
+//! has not heard of another tab's opt-out or `reset()` write the old choice back. Once
+//! [`IdbStore::share_state`] is called, a state save is a read-modify-write in its
+//! transaction that keeps the stored opt-out and identity unless this tab changed them
+//! since it last saw the store ([`merge`]); and every operation reads the stored record,
+//! so that the driver learns of the other tabs' changes ([`IdbStore::take_seen`]) before
+//! its next one. A load while the stored state says opted out returns nothing: another
+//! tab's opt-out stops this tab's uploads at once, before this tab's engine has heard.
+
+use std::cell::RefCell;
 
 use js_sys::{Object, Reflect};
 use trailhound_core::message::MessageType;
 use trailhound_core::store::{Evicted, FailureKind, Removed, StoreOp, StoreOutcome};
+use trailhound_core::Identity;
 use trailhound_core::{PersistedState, QueuedEvent, StoreFailure, StoreResult, StoreSnapshot};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -32,6 +46,68 @@ pub struct IdbStore {
     /// same seq (an insert with a stored seq replaces that event). Off for the conformance
     /// suite, which checks that the given seqs are kept.
     pub allocate_seqs: bool,
+    /// The privacy choices as this tab last saw them in the store; `None` until
+    /// [`IdbStore::share_state`]: state saves are then plain writes.
+    base: RefCell<Option<Privacy>>,
+    /// Choices another tab stored, not yet taken by the driver.
+    seen: RefCell<Option<Seen>>,
+}
+
+/// The part of the persisted state that is the user's choice, and must never be undone
+/// by another tab's stale copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Privacy {
+    /// The identity (`reset()` makes a new anonymous id; `identify` sets the user).
+    pub identity: Identity,
+    /// The opt-out.
+    pub opted_out: bool,
+}
+
+impl Privacy {
+    fn of(state: &PersistedState) -> Privacy {
+        Privacy {
+            identity: state.identity.clone(),
+            opted_out: state.opted_out,
+        }
+    }
+}
+
+/// Another tab changed the stored choices: `store` is what is stored now, `ours` what this
+/// tab believed it was. The driver applies `merge(ours, current, store)` to its engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    /// What this tab believed was stored.
+    pub ours: Privacy,
+    /// What is stored.
+    pub store: Privacy,
+}
+
+/// A three-way merge of privacy choices: what `mine` changed since `base` wins, everything
+/// else is taken from `theirs` (another tab's changes since `base`).
+///
+/// A new anonymous id is a `reset()`, which replaces the whole identity: this tab's reset
+/// wins over anything, and another tab's reset wins over this tab's `identify` on the
+/// identity it forgot (a forgotten user must not come back). Otherwise the user id and the
+/// traits are taken, each, from whichever side changed them.
+pub fn merge(base: &Privacy, mine: &Privacy, theirs: &Privacy) -> Privacy {
+    let pick = |m: bool| if m { mine } else { theirs };
+    let opted_out = pick(mine.opted_out != base.opted_out).opted_out;
+    let (b, m, t) = (&base.identity, &mine.identity, &theirs.identity);
+    let identity = if m.anonymous_id != b.anonymous_id {
+        m.clone()
+    } else if t.anonymous_id != b.anonymous_id {
+        t.clone()
+    } else {
+        Identity {
+            anonymous_id: m.anonymous_id.clone(),
+            user_id: pick(m.user_id != b.user_id).identity.user_id.clone(),
+            traits: pick(m.traits != b.traits).identity.traits.clone(),
+        }
+    };
+    Privacy {
+        identity,
+        opted_out,
+    }
 }
 
 struct Failure(&'static str);
@@ -133,6 +209,17 @@ fn write_counts(meta: &IdbObjectStore, c: Counts) -> Result<(), JsValue> {
     Ok(())
 }
 
+async fn read_state(meta: &IdbObjectStore) -> Result<Option<PersistedState>, JsValue> {
+    let state = result(&meta.get(&"state".into())?).await?;
+    Ok(match state.as_string() {
+        Some(s) => Some(
+            serde_json::from_str::<PersistedState>(&s)
+                .map_err(|e| js_sys::Error::new(&format!("stored state: {e}")))?,
+        ),
+        None => None,
+    })
+}
+
 /// The smallest `createdMs` stored.
 async fn oldest(events: &IdbObjectStore) -> Result<Option<i64>, JsValue> {
     let req = events.index("created")?.open_cursor()?;
@@ -184,7 +271,37 @@ impl IdbStore {
             db: db.unchecked_into(),
             name: name.to_owned(),
             allocate_seqs: true,
+            base: RefCell::new(None),
+            seen: RefCell::new(None),
         })
+    }
+
+    /// From now on, state saves keep what other tabs chose (see the module docs); `base`
+    /// is the engine's state as loaded (or as created, if the store had none).
+    pub fn share_state(&self, base: Privacy) {
+        *self.base.borrow_mut() = Some(base);
+    }
+
+    /// Another tab's changes to the privacy choices seen by the last operations, if any.
+    pub fn take_seen(&self) -> Option<Seen> {
+        self.seen.borrow_mut().take()
+    }
+
+    /// Notes the stored state read in a transaction: what differs from this tab's view
+    /// was changed by another tab.
+    fn observe(&self, stored: &Privacy) {
+        let mut base = self.base.borrow_mut();
+        let Some(ours) = base.as_mut() else { return };
+        if ours != stored {
+            let mut seen = self.seen.borrow_mut();
+            // Several observations before the driver looks: the first belief, the last store.
+            let first = seen.take().map_or_else(|| ours.clone(), |s| s.ours);
+            *seen = Some(Seen {
+                ours: first,
+                store: stored.clone(),
+            });
+            *ours = stored.clone();
+        }
     }
 
     /// Closes the connection and deletes the database (tests).
@@ -196,6 +313,10 @@ impl IdbStore {
     /// Closes the connection.
     pub fn close(&self) {
         self.db.close();
+    }
+
+    fn shared(&self) -> bool {
+        self.base.borrow().is_some()
     }
 
     fn tx(&self, write: bool) -> Result<(IdbTransaction, IdbObjectStore, IdbObjectStore), JsValue> {
@@ -222,14 +343,10 @@ impl IdbStore {
 
     async fn snapshot_js(&self) -> Result<StoreSnapshot, JsValue> {
         let (_tx, events, meta) = self.tx(false)?;
-        let state = result(&meta.get(&"state".into())?).await?;
-        let state = match state.as_string() {
-            Some(s) => Some(
-                serde_json::from_str::<PersistedState>(&s)
-                    .map_err(|e| js_sys::Error::new(&format!("stored state: {e}")))?,
-            ),
-            None => None,
-        };
+        let state = read_state(&meta).await?;
+        if let Some(st) = &state {
+            self.observe(&Privacy::of(st));
+        }
         let counts = read_counts(&meta).await?;
         let last = events
             .open_cursor_with_range_and_direction(&JsValue::UNDEFINED, IdbCursorDirection::Prev)?;
@@ -275,6 +392,11 @@ impl IdbStore {
         events: &IdbObjectStore,
         meta: &IdbObjectStore,
     ) -> Result<StoreOutcome, JsValue> {
+        // Every operation reads the stored choices in its transaction: see the module docs.
+        let stored = read_state(meta).await?;
+        if let (Some(st), false) = (&stored, matches!(op, StoreOp::SaveState(_))) {
+            self.observe(&Privacy::of(st));
+        }
         Ok(match op {
             StoreOp::Insert(evs) => {
                 let mut counts = read_counts(meta).await?;
@@ -309,6 +431,10 @@ impl IdbStore {
                 max_events,
                 max_bytes,
             } => {
+                if stored.as_ref().is_some_and(|s| s.opted_out) && self.shared() {
+                    // Another tab opted out (this engine would not load if it had).
+                    return Ok(StoreOutcome::Loaded(Vec::new()));
+                }
                 let limit = (*max_events).min(u32::MAX as usize) as u32;
                 let all =
                     result(&events.get_all_with_key_and_limit(&JsValue::UNDEFINED, limit)?).await?;
@@ -410,8 +536,27 @@ impl IdbStore {
                 StoreOutcome::Cleared(removed)
             }
             StoreOp::SaveState(state) => {
-                let json =
-                    serde_json::to_string(state).map_err(|e| js_sys::Error::new(&e.to_string()))?;
+                let mut state = state.clone();
+                let base = self.base.borrow().clone();
+                if let (Some(base), Some(stored)) = (base, &stored) {
+                    let mine = Privacy::of(&state);
+                    let merged = merge(&base, &mine, &Privacy::of(stored));
+                    if merged != mine {
+                        let mut seen = self.seen.borrow_mut();
+                        let first = seen.take().map_or(mine, |s| s.ours);
+                        *seen = Some(Seen {
+                            ours: first,
+                            store: merged.clone(),
+                        });
+                    }
+                    state.identity = merged.identity.clone();
+                    state.opted_out = merged.opted_out;
+                    *self.base.borrow_mut() = Some(merged);
+                } else if self.shared() {
+                    *self.base.borrow_mut() = Some(Privacy::of(&state));
+                }
+                let json = serde_json::to_string(&state)
+                    .map_err(|e| js_sys::Error::new(&e.to_string()))?;
                 meta.put_with_key(&json.into(), &"state".into())?;
                 StoreOutcome::StateSaved
             }

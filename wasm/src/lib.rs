@@ -33,13 +33,14 @@ use trailhound_core::message::{self, Properties};
 use trailhound_core::store::StoreOp;
 use trailhound_core::tracker::{IdentityChange, Tracker};
 use trailhound_core::{
-    Call, DeviceConditions, DropReason, Engine, Identity, Lifecycle, Message, Network,
+    endpoint, Call, DeviceConditions, DropReason, Engine, Identity, Lifecycle, Message, Network,
     Notification, Policy, QueuedEvent, Transmit, UploadResult,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
+use crate::idb::{merge, Privacy};
 use crate::platform::{get, now_ms};
 use crate::queue::Queue;
 
@@ -71,6 +72,11 @@ struct Inner {
     release_lead: Option<Function>,
     /// Another tab changed the queue: re-read its counts before the next operation.
     resync: bool,
+    /// Uploads in flight, with the AbortController that cancels each.
+    in_flight: Vec<(u64, JsValue)>,
+    /// The endpoint answered a fetch with a 2xx, and no redirect since: only then may a
+    /// page hide fall back to `sendBeacon`, which follows redirects (see `send_unsent`).
+    endpoint_ok: bool,
     channel: Option<web_sys::BroadcastChannel>,
     /// The device's conditions as observed; the engine sees the network as offline while
     /// another tab is the uploader.
@@ -207,6 +213,9 @@ fn policy_from(opts: &JsValue) -> Result<Policy, JsError> {
     if let Some(v) = ms("requestTimeoutMs") {
         p.request_timeout = v;
     }
+    // A fetch has no timeout of its own: the engine's is the only clock. It abandons a
+    // request after `upload_timeout`, and the driver aborts that fetch.
+    p.upload_timeout = ms("uploadTimeoutMs").unwrap_or(p.request_timeout);
     if let Some(v) = n("maxQueueEvents") {
         p.max_queue_events = v as u64;
     }
@@ -223,15 +232,36 @@ fn policy_from(opts: &JsValue) -> Result<Policy, JsError> {
     Ok(p)
 }
 
-fn check_endpoint(endpoint: &str) -> Result<String, JsError> {
-    let trimmed = endpoint.trim_end_matches('/');
-    if trimmed.starts_with("https://") || trimmed.starts_with("http://") {
-        Ok(trimmed.to_owned())
-    } else {
-        Err(js_err(format!(
-            "endpoint `{endpoint}` must start with https:// (or http:// for a local collector)"
-        )))
-    }
+/// Parses the endpoint with the browser's own URL parser (`new URL()`) and applies the
+/// core's rules to what it parsed (see `trailhound_core::endpoint`).
+fn check_endpoint(endpoint: &str) -> Result<endpoint::Endpoint, JsError> {
+    let parts = platform::parse_url(endpoint).map_err(|e| {
+        js_err(format!(
+            "endpoint `{endpoint}` is not a URL: {}",
+            platform::error_text(&e)
+        ))
+    })?;
+    let text = |k: &str| get(&parts, k).as_string();
+    let (scheme, username, password, host, path, query, fragment) = (
+        text("scheme").unwrap_or_default(),
+        text("username").unwrap_or_default(),
+        text("password"),
+        text("host").unwrap_or_default(),
+        text("path").unwrap_or_default(),
+        text("query"),
+        text("fragment"),
+    );
+    let parsed = endpoint::UrlParts {
+        scheme: &scheme,
+        username: &username,
+        password: password.as_deref(),
+        host: &host,
+        port: get(&parts, "port").as_f64().map(|p| p as u16),
+        path: &path,
+        query: query.as_deref(),
+        fragment: fragment.as_deref(),
+    };
+    endpoint::check(endpoint, &parsed).map_err(js_err)
 }
 
 /// Runs the engine until it has nothing to do now, then sets the timer.
@@ -263,12 +293,59 @@ fn kick(sh: &Shared) {
     });
 }
 
+/// What the other tabs must hear of: everything but a load (a state save too, so that
+/// they learn of an opt-out or reset at once).
 fn is_write(op: &StoreOp) -> bool {
-    !matches!(op, StoreOp::Load { .. } | StoreOp::SaveState(_))
+    !matches!(op, StoreOp::Load { .. })
+}
+
+/// Applies the privacy choices another tab stored (an opt-out, a reset, an identify) to
+/// this tab's engine and tracker, keeping what this tab changed since (see
+/// [`idb::merge`]). A tab that learns of an opt-out purges and stops like the one that
+/// opted out; its next state save writes the merged choices.
+fn adopt_other_tabs(sh: &Shared) {
+    let mut i = sh.borrow_mut();
+    let i = &mut *i;
+    let Some(seen) = i.queue.take_seen() else {
+        return;
+    };
+    let mine = Privacy {
+        identity: i.tracker.identity().clone(),
+        opted_out: i.engine.opted_out(),
+    };
+    let merged = merge(&seen.ours, &mine, &seen.store);
+    let now = now_ms();
+    if merged.opted_out != mine.opted_out {
+        if merged.opted_out {
+            i.unsent.clear();
+            i.unsent_bytes = 0;
+        }
+        i.engine.handle_opt_out(merged.opted_out, now);
+    }
+    if merged.identity != mine.identity {
+        let identity = i.tracker.adopt(merged.identity).clone();
+        i.engine.handle_identity(identity);
+    }
+}
+
+/// Cancels the fetches the engine gave up on (no answer within `upload_timeout`): their
+/// answers would be ignored, and a hung keepalive request holds the page's budget.
+fn abort_abandoned(sh: &Shared) {
+    let mut i = sh.borrow_mut();
+    while let Some(id) = i.engine.poll_abandoned() {
+        if let Some(pos) = i.in_flight.iter().position(|(t, _)| *t == id) {
+            let (_, controller) = i.in_flight.swap_remove(pos);
+            platform::abort(
+                &controller,
+                "abandoned: no answer within the upload timeout",
+            );
+        }
+    }
 }
 
 /// One pass of the driver: store operations one at a time, then uploads, then listeners.
 async fn drive(sh: &Shared) {
+    sh.borrow_mut().engine.handle_timeout(now_ms());
     loop {
         let (resync, queue) = {
             let mut i = sh.borrow_mut();
@@ -280,6 +357,7 @@ async fn drive(sh: &Shared) {
             if let Ok(snap) = queue.snapshot().await {
                 sh.borrow_mut().engine.handle_store_resync(&snap, now_ms());
             }
+            adopt_other_tabs(sh);
         }
         let op = {
             let mut i = sh.borrow_mut();
@@ -288,15 +366,19 @@ async fn drive(sh: &Shared) {
         if let Some(op) = op {
             let result = queue.execute(&op).await;
             let ok = result.is_ok();
-            let mut i = sh.borrow_mut();
-            i.engine.handle_store(result, now_ms());
-            if ok && is_write(&op) {
-                if let Some(ch) = &i.channel {
-                    let _ = ch.post_message(&JsValue::from_str("changed"));
+            {
+                let mut i = sh.borrow_mut();
+                i.engine.handle_store(result, now_ms());
+                if ok && is_write(&op) {
+                    if let Some(ch) = &i.channel {
+                        let _ = ch.post_message(&JsValue::from_str("changed"));
+                    }
                 }
             }
+            adopt_other_tabs(sh);
             continue;
         }
+        abort_abandoned(sh);
         let transmit = sh.borrow_mut().engine.poll_transmit(now_ms());
         match transmit {
             Some(t) => spawn_local(upload(sh.clone(), t)),
@@ -360,17 +442,16 @@ fn arm_timer(sh: &Shared) {
 }
 
 async fn upload(sh: Shared, t: Transmit) {
-    let (url, auth, timeout) = {
+    let (url, auth) = {
         let i = sh.borrow();
-        (
-            i.url.clone(),
-            i.auth.clone(),
-            i.policy.request_timeout.as_millis() as f64,
-        )
+        (i.url.clone(), i.auth.clone())
     };
+    let controller = platform::controller();
+    sh.borrow_mut().in_flight.push((t.id, controller.clone()));
     // Always keepalive: a batch fits the budget (Policy::browser), so an upload under way
     // finishes even if the page is closed meanwhile.
-    let result = match JsFuture::from(platform::fetch(&url, &auth, &t.body, true, timeout)).await {
+    let sent = platform::fetch(&url, &auth, &t.body, true, &controller);
+    let result = match JsFuture::from(sent).await {
         Ok(v) => {
             let status = js_sys::Reflect::get_u32(&v, 0)
                 .ok()
@@ -386,7 +467,17 @@ async fn upload(sh: Shared, t: Transmit) {
         }
         Err(e) => UploadResult::NetworkError(platform::error_text(&e)),
     };
-    sh.borrow_mut().engine.handle_upload(t.id, result, now_ms());
+    let mut i = sh.borrow_mut();
+    i.in_flight.retain(|(id, _)| *id != t.id);
+    if let UploadResult::Response { status, .. } = &result {
+        match status {
+            200..=299 => i.endpoint_ok = true,
+            300..=399 => i.endpoint_ok = false,
+            _ => {}
+        }
+    }
+    i.engine.handle_upload(t.id, result, now_ms());
+    drop(i);
     kick(&sh);
 }
 
@@ -439,7 +530,7 @@ fn on_page_event(sh: &Shared, kind: &str) {
 /// completes. If the insert does complete, the events are sent again later with the same
 /// messageIds, which collectors deduplicate.
 fn send_unsent(sh: &Shared) {
-    let (events, url, auth, write_key, max) = {
+    let (events, url, auth, write_key, max, beacon_ok) = {
         let i = sh.borrow();
         if i.unsent.is_empty() || !i.conditions.network.is_online() || i.engine.opted_out() {
             return;
@@ -450,6 +541,7 @@ fn send_unsent(sh: &Shared) {
             i.auth.clone(),
             i.write_key.clone(),
             i.policy.max_batch_bytes - trailhound_core::policy::BATCH_ENVELOPE_BYTES,
+            i.endpoint_ok,
         )
     };
     let now = now_ms();
@@ -476,7 +568,15 @@ fn send_unsent(sh: &Shared) {
         }
         budget -= body.len();
         // Fire and forget: nobody will be there to hear the answer.
-        let p = platform::fetch(&url, &auth, &body, true, 30_000.0);
+        let p = platform::fetch(&url, &auth, &body, true, &JsValue::NULL);
+        sent += 1;
+        // A beacon cannot refuse a redirect: it is the fallback only for an endpoint that
+        // has answered this page with a 2xx, not a redirect, so that events and the write
+        // key never follow a redirect to wherever it points. Either way the events stay
+        // queued until a fetch sees a 2xx.
+        if !beacon_ok {
+            continue;
+        }
         let json = beacon_json(&chunk, &write_key, now);
         let url2 = url.clone();
         let fallback = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| {
@@ -485,7 +585,6 @@ fn send_unsent(sh: &Shared) {
         let _ = p.catch(&fallback);
         // The page is going away: the closure lives as long as it does.
         fallback.forget();
-        sent += 1;
     }
     sh.borrow_mut().beacons += sent;
 }
@@ -648,6 +747,10 @@ impl Trailhound {
             context_info(app),
             conditions.network,
         );
+        queue.share_state(Privacy {
+            identity: engine.identity().clone(),
+            opted_out: engine.opted_out(),
+        });
         let channel = if matches!(queue, Queue::Idb(_)) {
             web_sys::BroadcastChannel::new(&format!("trailhound:{db_name}")).ok()
         } else {
@@ -660,7 +763,7 @@ impl Trailhound {
             tracker,
             plugins: Vec::new(),
             listeners: Vec::new(),
-            url: format!("{endpoint}{}", trailhound_core::wire::BATCH_PATH),
+            url: endpoint.batch_url(),
             auth: trailhound_core::wire::basic_auth(&write_key),
             write_key,
             driving: false,
@@ -670,6 +773,8 @@ impl Trailhound {
             leader: false,
             release_lead: None,
             resync: false,
+            in_flight: Vec::new(),
+            endpoint_ok: false,
             channel,
             conditions,
             unsent: Default::default(),
@@ -949,6 +1054,15 @@ impl Trailhound {
             }
             platform::sleep(5.0).await;
         }
+        {
+            let mut i = self.sh.borrow_mut();
+            if !i.driving && i.engine.stats().uncommitted_events > 0 {
+                // Storage kept failing: these events will never be committed. Counted and
+                // reported as dropped (store_failed), never lost silently.
+                i.engine.handle_give_up(now_ms());
+            }
+        }
+        notify(&self.sh);
         let mut i = self.sh.borrow_mut();
         i.closed = true;
         if let Some((_, h)) = i.timer.take() {

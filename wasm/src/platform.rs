@@ -16,8 +16,20 @@ extern "C" {
     pub fn open_db(name: &str) -> Promise;
     #[wasm_bindgen(js_name = thDeleteDb)]
     pub fn delete_db(name: &str) -> Promise;
+    #[wasm_bindgen(js_name = thController)]
+    pub fn controller() -> JsValue;
+    #[wasm_bindgen(js_name = thAbort)]
+    pub fn abort(controller: &JsValue, why: &str);
     #[wasm_bindgen(js_name = thFetch)]
-    pub fn fetch(url: &str, auth: &str, body: &[u8], keepalive: bool, timeout_ms: f64) -> Promise;
+    pub fn fetch(
+        url: &str,
+        auth: &str,
+        body: &[u8],
+        keepalive: bool,
+        controller: &JsValue,
+    ) -> Promise;
+    #[wasm_bindgen(js_name = thUrl, catch)]
+    pub fn parse_url(text: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = thBeacon)]
     pub fn beacon(url: &str, json: &str) -> bool;
     #[wasm_bindgen(js_name = thLead)]

@@ -3,7 +3,7 @@
 use trailhound_core::store::{self, StoreOp};
 use trailhound_core::{MemoryStore, StoreFailure, StoreResult, StoreSnapshot};
 
-use crate::idb::IdbStore;
+use crate::idb::{IdbStore, Privacy, Seen};
 use std::cell::RefCell;
 
 /// Either backend, behind one asynchronous interface.
@@ -69,6 +69,22 @@ impl Queue {
         match self {
             Queue::Idb(s) => s.snapshot().await,
             Queue::Memory { store, .. } => store::QueueStore::snapshot(&mut *store.borrow_mut()),
+        }
+    }
+
+    /// Keep the other tabs' privacy choices from now on (IndexedDB: see [`crate::idb`]; a
+    /// memory queue has no other tabs).
+    pub fn share_state(&self, base: Privacy) {
+        if let Queue::Idb(s) = self {
+            s.share_state(base);
+        }
+    }
+
+    /// Privacy choices another tab stored, seen by the last operations.
+    pub fn take_seen(&self) -> Option<Seen> {
+        match self {
+            Queue::Idb(s) => s.take_seen(),
+            Queue::Memory { .. } => None,
         }
     }
 

@@ -7,9 +7,9 @@
 use std::future::Future;
 
 use trailhound_core::store::conformance::{self, Backend};
-use trailhound_core::store::StoreOp;
-use trailhound_core::{StoreFailure, StoreResult, StoreSnapshot};
-use trailhound_wasm::idb::IdbStore;
+use trailhound_core::store::{StoreOp, StoreOutcome};
+use trailhound_core::{Identity, PersistedState, StoreFailure, StoreResult, StoreSnapshot};
+use trailhound_wasm::idb::{IdbStore, Privacy};
 use trailhound_wasm::Trailhound;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -20,13 +20,17 @@ wasm_bindgen_test_configure!(run_in_browser);
 #[wasm_bindgen(inline_js = r#"
 // A scripted server behind window.fetch: answers with the queued statuses (then 200),
 // records each request's decoded batch, and fails like a dropped connection while the
-// page is "offline".
+// page is "offline". The status "opaqueredirect" answers as a browser does for a redirect
+// under `redirect: "manual"`; `hang` requests never get an answer (and ignore their
+// signal, like a fetch wrapper that drops it), and `aborts` records why a signal fired.
 export function installFakeServer() {
   const server = { requests: [], statuses: [], retryAfter: [], offline: false };
   globalThis.__thServer = server;
   server.started = 0;
   server.refuse = false;
   server.beacons = [];
+  server.hang = 0;
+  server.aborts = [];
   navigator.sendBeacon = (url, blob) => { server.beacons.push(blob.text().then((t) => ({ url, body: JSON.parse(t) }))); return true; };
   globalThis.fetch = (url, init) => {
     // Counted before anything asynchronous: a request started in an event handler counts.
@@ -38,8 +42,11 @@ export function installFakeServer() {
     if (server.refuse) throw new TypeError("keepalive budget exceeded");
     const stream = new Blob([init.body]).stream().pipeThrough(new DecompressionStream("gzip"));
     const body = JSON.parse(await new Response(stream).text());
-    server.requests.push({ url, at: Date.now(), auth: init.headers["Authorization"], keepalive: init.keepalive, ids: body.batch.map((e) => e.messageId), body });
+    server.requests.push({ url, at: Date.now(), auth: init.headers["Authorization"], keepalive: init.keepalive, redirect: init.redirect, ids: body.batch.map((e) => e.messageId), body });
+    if (init.signal) init.signal.addEventListener("abort", () => server.aborts.push(String(init.signal.reason && init.signal.reason.message)));
+    if (server.hang > 0) { server.hang--; return new Promise(() => {}); }
     const status = server.statuses.length ? server.statuses.shift() : 200;
+    if (status === "opaqueredirect") return { type: "opaqueredirect", status: 0, headers: new Headers() };
     const ra = server.retryAfter.length ? server.retryAfter.shift() : null;
     return new Response("{}", { status, headers: ra ? { "Retry-After": ra } : {} });
   };
@@ -453,7 +460,8 @@ async fn two_tabs_share_one_queue() {
 
 /// On page hide, what the page tracked and has not seen delivered goes out at once, inside
 /// the event handler (before any IndexedDB work could finish), as keepalive requests; when
-/// fetch refuses, as a beacon carrying the write key in its body.
+/// fetch refuses, as a beacon carrying the write key in its body (once the endpoint has
+/// answered with a 2xx).
 #[wasm_bindgen_test]
 async fn page_hide_sends_at_once() {
     let server = install_fake_server();
@@ -483,6 +491,13 @@ async fn page_hide_sends_at_once() {
         Some(true)
     );
 
+    // The engine's own upload of the event: the endpoint has answered with a 2xx, so a
+    // beacon (which cannot refuse a redirect) may be the fallback.
+    until("the engine's delivery", 3_000.0, || {
+        num(&th.stats(), "delivered") == 1.0
+    })
+    .await;
+
     // fetch refuses (the keepalive budget is spent): a beacon goes instead.
     js_sys::Reflect::set(&server, &"refuse".into(), &true.into()).unwrap();
     let id2 = th
@@ -508,5 +523,297 @@ async fn page_hide_sends_at_once() {
         .collect();
     assert!(beacon_ids.contains(&id2), "{beacon_ids:?}");
     th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// Listens to every notification; returns them as they come.
+fn listen_all(th: &Trailhound) -> js_sys::Array {
+    let heard = js_sys::Array::new();
+    let h = heard.clone();
+    let listener = Closure::<dyn FnMut(JsValue)>::new(move |n: JsValue| {
+        h.push(&n);
+    });
+    th.on(
+        "*".into(),
+        listener
+            .as_ref()
+            .unchecked_ref::<js_sys::Function>()
+            .clone(),
+    )
+    .map_err(JsValue::from)
+    .unwrap();
+    listener.forget();
+    heard
+}
+
+fn set(v: &JsValue, k: &str, x: impl Into<JsValue>) {
+    js_sys::Reflect::set(v, &k.into(), &x.into()).unwrap();
+}
+
+/// Uploads never follow a redirect (`redirect: "manual"`); the redirect a browser hides
+/// ("opaqueredirect") is neither a delivery nor a drop: the events stay queued and uploads
+/// pause, and a page hide then sends no beacon (a beacon would follow it).
+#[wasm_bindgen_test]
+async fn redirects_are_not_followed() {
+    let server = install_fake_server();
+    set_online(true);
+    set(
+        &server,
+        "statuses",
+        js_sys::Array::of1(&"opaqueredirect".into()),
+    );
+    let db = unique_name("redirect");
+    let th = load(&db, JsValue::UNDEFINED).await;
+    let heard = listen_all(&th);
+    let id = th
+        .track("Redirected".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    until("the redirect to be heard", 5_000.0, || {
+        heard
+            .iter()
+            .any(|n| get(&n, "kind").as_string().as_deref() == Some("paused"))
+    })
+    .await;
+    let reqs = requests(&server);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        get(&reqs[0], "redirect").as_string().as_deref(),
+        Some("manual")
+    );
+    let paused = heard
+        .iter()
+        .find(|n| get(n, "kind").as_string().as_deref() == Some("paused"))
+        .unwrap();
+    assert_eq!(num(&paused, "status"), 300.0);
+    let s = th.stats();
+    assert_eq!(num(&s, "delivered"), 0.0);
+    assert_eq!(num(&s, "queued_events"), 1.0, "the event stays queued");
+    let dropped = get(&s, "dropped");
+    let total: f64 = js_sys::Object::values(dropped.unchecked_ref())
+        .iter()
+        .map(|v: JsValue| v.as_f64().unwrap())
+        .sum();
+    assert_eq!(total, 0.0, "nothing dropped");
+
+    // fetch refused on page hide: no beacon to an endpoint that redirects.
+    set(&server, "refuse", true);
+    page_hide();
+    wait_ms(100.0).await;
+    assert!(
+        num(&server, "started") >= 2.0,
+        "the keepalive fetch was tried"
+    );
+    assert_eq!(
+        js_sys::Array::from(&get(&server, "beacons")).length(),
+        0,
+        "no beacon"
+    );
+    let out = th.export_queue().await.map_err(JsValue::from).unwrap();
+    assert!(out.contains(&id), "still queued: {out}");
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// A fetch that never answers is abandoned by the engine after `uploadTimeoutMs`, and the
+/// driver aborts it; the events are retried and delivered once.
+#[wasm_bindgen_test]
+async fn abandoned_upload_is_aborted() {
+    let server = install_fake_server();
+    set_online(true);
+    set(&server, "hang", 1);
+    let db = unique_name("abandon");
+    let policy = js_sys::JSON::parse(
+        r#"{"requestTimeoutMs": 300, "uploadTimeoutMs": 300, "backoffBaseMs": 50, "backoffMaxMs": 100}"#,
+    )
+    .unwrap();
+    let th = load(&db, policy).await;
+    let id = th
+        .track("Stuck".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    until("delivery after the abandoned request", 5_000.0, || {
+        num(&th.stats(), "delivered") == 1.0
+    })
+    .await;
+    assert_eq!(
+        ids(&server),
+        vec![id.clone(), id],
+        "sent twice, delivered once"
+    );
+    let aborts: Vec<String> = js_sys::Array::from(&get(&server, "aborts"))
+        .iter()
+        .map(|v| v.as_string().unwrap())
+        .collect();
+    assert_eq!(aborts.len(), 1, "{aborts:?}");
+    assert!(aborts[0].contains("abandoned"), "{aborts:?}");
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+fn state(anon: u128, user: Option<&str>, opted_out: bool) -> PersistedState {
+    let mut identity = Identity::new(uuid::Uuid::from_u128(anon));
+    identity.user_id = user.map(str::to_owned);
+    PersistedState {
+        identity,
+        opted_out,
+        retry: Default::default(),
+    }
+}
+
+async fn stored_state(s: &IdbStore) -> PersistedState {
+    s.snapshot().await.unwrap().state.unwrap()
+}
+
+/// Two connections (tabs) saving their whole state: a tab with a stale view never writes
+/// back another tab's opt-out or reset; what it changed itself is kept; it learns of the
+/// other's choice, and loads nothing while the store says opted out.
+#[wasm_bindgen_test]
+async fn state_saves_keep_other_tabs_choices() {
+    let name = unique_name("privacy");
+    let a = IdbStore::open(&name).await.unwrap();
+    let b = IdbStore::open(&name).await.unwrap();
+    let s0 = state(1, None, false);
+    a.execute(&StoreOp::SaveState(s0.clone())).await.unwrap();
+    let base = Privacy {
+        identity: s0.identity.clone(),
+        opted_out: false,
+    };
+    a.share_state(base.clone());
+    b.share_state(base);
+
+    // A opts out; B, which has not heard, identifies and saves.
+    a.execute(&StoreOp::SaveState(state(1, None, true)))
+        .await
+        .unwrap();
+    b.execute(&StoreOp::SaveState(state(1, Some("user-9"), false)))
+        .await
+        .unwrap();
+    let st = stored_state(&a).await;
+    assert!(st.opted_out, "the opt-out was not undone");
+    assert_eq!(
+        st.identity.user_id.as_deref(),
+        Some("user-9"),
+        "B's change kept"
+    );
+    let seen = b.take_seen().expect("B learns of the opt-out");
+    assert!(seen.store.opted_out && !seen.ours.opted_out);
+
+    // B's events are not loaded for upload while the store says opted out.
+    b.execute(&StoreOp::Insert(vec![conformance::event(1, 1, 50)]))
+        .await
+        .unwrap();
+    match b
+        .execute(&StoreOp::Load {
+            max_events: 10,
+            max_bytes: 1 << 20,
+        })
+        .await
+        .unwrap()
+    {
+        StoreOutcome::Loaded(evs) => assert!(evs.is_empty(), "loaded {evs:?}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A resets (new anonymous id); B, still on the old one, saves its traits.
+    a.execute(&StoreOp::SaveState(state(2, None, true)))
+        .await
+        .unwrap();
+    let mut stale = state(1, Some("user-9"), true);
+    stale
+        .identity
+        .traits
+        .insert("plan".into(), serde_json::json!("pro"));
+    b.execute(&StoreOp::SaveState(stale)).await.unwrap();
+    let st = stored_state(&b).await;
+    assert_eq!(
+        st.identity,
+        state(2, None, true).identity,
+        "the reset holds"
+    );
+    assert_eq!(
+        b.take_seen().map(|s| s.store.identity.anonymous_id),
+        Some(st.identity.anonymous_id)
+    );
+    b.close();
+    a.destroy().await.unwrap();
+}
+
+/// Two tabs: A opts out while B uploads; B then identifies and tracks (saving its state).
+/// After both reload, the opt-out holds in both, and nothing B tracked was sent.
+#[wasm_bindgen_test]
+async fn opt_out_in_one_tab_holds_in_the_other() {
+    let server = install_fake_server();
+    set_online(true);
+    let db = unique_name("optout-tabs");
+    let policy = || js_sys::JSON::parse(r#"{"flushAt": 1000, "promptDelayMs": 600000}"#).unwrap();
+    let b = load(&db, policy()).await;
+    let a = Trailhound::load(opts(&db, policy()))
+        .await
+        .map_err(JsValue::from)
+        .unwrap();
+    a.opt_out().map_err(JsValue::from).unwrap();
+    let _ = a.flush(Some(1_000.0)).await;
+    b.identify("user-9".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let _ = b.track("After".into(), JsValue::UNDEFINED);
+    let _ = b.flush(Some(1_000.0)).await;
+    until("B to hear of the opt-out", 3_000.0, || b.is_opted_out()).await;
+    a.close().await.map_err(JsValue::from).unwrap();
+    b.close().await.map_err(JsValue::from).unwrap();
+
+    let b = load(&db, policy()).await;
+    let a = Trailhound::load(opts(&db, policy()))
+        .await
+        .map_err(JsValue::from)
+        .unwrap();
+    assert!(
+        a.is_opted_out() && b.is_opted_out(),
+        "opted out after reload"
+    );
+    assert_eq!(b.export_queue().await.map_err(JsValue::from).unwrap(), "");
+    assert!(
+        requests(&server).is_empty(),
+        "nothing sent: {:?}",
+        ids(&server)
+    );
+    a.close().await.map_err(JsValue::from).unwrap();
+    b.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// Two tabs: A resets (a new anonymous id) while B identifies; after both reload, both
+/// have A's new anonymous id: B's save did not revert it.
+#[wasm_bindgen_test]
+async fn reset_in_one_tab_holds_in_the_other() {
+    install_fake_server();
+    set_online(false);
+    let db = unique_name("reset-tabs");
+    let b = load(&db, JsValue::UNDEFINED).await;
+    let a = Trailhound::load(opts(&db, JsValue::UNDEFINED))
+        .await
+        .map_err(JsValue::from)
+        .unwrap();
+    let _ = b.flush(Some(300.0)).await;
+    let _ = a.flush(Some(300.0)).await;
+    let old = b.anonymous_id();
+    a.reset().map_err(JsValue::from).unwrap();
+    let new = a.anonymous_id();
+    assert_ne!(old, new);
+    let _ = a.flush(Some(1_000.0)).await;
+    b.identify("user-9".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let _ = b.flush(Some(1_000.0)).await;
+    until("B to take the new id", 3_000.0, || b.anonymous_id() == new).await;
+    a.close().await.map_err(JsValue::from).unwrap();
+    b.close().await.map_err(JsValue::from).unwrap();
+
+    for _ in 0..2 {
+        let th = load(&db, JsValue::UNDEFINED).await;
+        assert_eq!(th.anonymous_id(), new, "the reset holds after reload");
+        th.close().await.map_err(JsValue::from).unwrap();
+    }
     JsFuture::from(delete_db(&db)).await.unwrap();
 }

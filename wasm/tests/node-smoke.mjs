@@ -1,6 +1,7 @@
 // Smoke test of the nodejs build (wasm/pkg-node): the parts that need no browser —
 // validation and its errors, stamping, plugins, opt-out, the NDJSON export, the memory
-// fallback where there is no IndexedDB, and one delivery to a loopback server.
+// fallback where there is no IndexedDB, one delivery to a loopback server, the endpoint
+// rules, and redirects (never followed).
 //   node wasm/tests/node-smoke.mjs     (after wasm/build.sh). Prints "node: N passed, N failed".
 import { createRequire } from "node:module";
 import { createServer } from "node:http";
@@ -60,6 +61,32 @@ await test("load refuses missing or bad options", async () => {
     let err;
     try { await Trailhound.load(opts); } catch (e) { err = e; }
     assert(err && re.test(err.message), `${JSON.stringify(opts)}: ${err && err.message}`);
+  }
+});
+
+// The core's endpoint rules, applied to what `new URL()` parsed, never to the string.
+await test("endpoint rules: https anywhere, http only to loopback, no userinfo, query or fragment", async () => {
+  const refused = [
+    ["http://collector.example.com", /plain http/],
+    ["http://localhost:1@evil.example", /user name or password/],
+    ["http://127.0.0.1.evil.example", /plain http/],
+    ["http://0x7f000001.evil.example", /plain http/],
+    ["https://user:pass@collector.example.com", /user name or password/],
+    ["https://collector.example.com/?k=v", /query/],
+    ["https://collector.example.com/?", /query/],
+    ["https://collector.example.com/#top", /fragment/],
+    ["https://collector.example.com#", /fragment/],
+    ["not a url", /not a URL/],
+  ];
+  for (const [ep, re] of refused) {
+    let err;
+    try { await Trailhound.load({ writeKey: "k", endpoint: ep, storage: "memory" }); } catch (e) { err = e; }
+    assert(err instanceof Error && re.test(err.message), `${ep}: ${err && err.message}`);
+    assert(err.message.includes("endpoint"), `${ep}: the message names the endpoint: ${err.message}`);
+  }
+  for (const ep of ["http://127.0.0.1:1", "http://0x7f000001:1", "http://localhost:1/", "http://[::1]:1", "http://127.1.2.3:1", "https://collector.example.com/prefix/"]) {
+    const c = await Trailhound.load({ writeKey: "k", endpoint: ep, storage: "memory" });
+    await c.close();
   }
 });
 
@@ -148,6 +175,30 @@ await test("reset makes a new anonymous id and forgets the user", () => {
   const before = th.anonymousId;
   th.reset();
   assert(th.anonymousId !== before && th.userId === undefined, "reset");
+});
+
+// A collector behind a redirect: the upload must not follow it to the collector, and
+// the events stay queued (uploads pause), for 301, 307 and 308 alike.
+await test("uploads never follow a redirect (301, 307, 308)", async () => {
+  for (const status of [301, 307, 308]) {
+    const before = got.length;
+    const redirector = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.writeHead(status, { Location: `${endpoint}/v1/batch` }).end());
+    });
+    await new Promise((r) => redirector.listen(0, "127.0.0.1", r));
+    const c = await Trailhound.load({ writeKey: "k", endpoint: `http://127.0.0.1:${redirector.address().port}`, storage: "memory" });
+    const heard = [];
+    c.on("*", (n) => heard.push(n));
+    c.track("Redirected", {});
+    const stats = await c.flush(5000);
+    await c.close();
+    redirector.close();
+    assert(got.length === before, `${status}: the collector behind the redirect got ${got.length - before} request(s)`);
+    assert(stats.delivered === 0 && stats.queued_events === 1, `${status}: ${JSON.stringify(stats)}`);
+    const paused = heard.find((n) => n.kind === "paused");
+    assert(paused && paused.status === status, `${status}: heard ${JSON.stringify(heard)}`);
+  }
 });
 
 await th.close();

@@ -82,6 +82,17 @@ impl Tracker {
         &self.identity
     }
 
+    /// Takes an identity another writer of the shared store chose (a second browser tab):
+    /// a new anonymous id is that tab's `reset()`, and starts a new session here too; a
+    /// changed user id or traits keep the session.
+    pub fn adopt(&mut self, identity: Identity) -> &Identity {
+        if identity.anonymous_id != self.identity.anonymous_id {
+            return self.reset(identity);
+        }
+        self.identity = identity;
+        &self.identity
+    }
+
     /// Stamps a call: touches the session (a new one after `policy.session_timeout` of
     /// inactivity), then builds the message with the identity and context.
     pub fn stamp(

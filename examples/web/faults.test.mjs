@@ -1,0 +1,186 @@
+// Faults in real Chromium pages (playwright-core), against the real `trailhound collect`:
+// - an endpoint that redirects (301, 307, 308) to the collector: nothing may follow it;
+// - two tabs of one site (two pages in one browser context, sharing IndexedDB): an opt-out
+//   or a reset in one must not be undone by the other tab's state save.
+//
+//   node examples/web/faults.test.mjs     (after wasm/build.sh and scripts/test-wasm.sh's npm install)
+// TRAILHOUND_COLLECTOR=path/to/trailhound (default target/debug/trailhound).
+// Prints "faults: N passed, N failed".
+import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const require = createRequire(join(here, "..", "..", "wasm", "tools", "package.json"));
+const { chromium } = require("playwright-core");
+
+const children = [];
+function start(cmd, args, pattern) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(child);
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${cmd}: no "${pattern}" line in 60 s`)), 60_000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(new RegExp(pattern + " (http://\\S+)"));
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, ms, fn) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+let passed = 0, failed = 0;
+function check(name, ok, detail = "") {
+  if (ok) passed++; else failed++;
+  console.log(`${ok ? "ok" : "FAILED"}: ${name}${ok ? "" : " " + detail}`);
+}
+
+// A misconfigured endpoint: answers every batch with `status` and a Location pointing at
+// the real collector (with the CORS headers a browser needs to show it to the page).
+async function redirector(status, target) {
+  const hits = [];
+  const server = createServer((req, res) => {
+    const cors = {
+      "Access-Control-Allow-Origin": req.headers.origin || "*",
+      "Access-Control-Allow-Headers": "Authorization, Content-Type, Content-Encoding",
+      "Access-Control-Allow-Methods": "POST, OPTIONS",
+    };
+    req.resume();
+    req.on("end", () => {
+      if (req.method === "OPTIONS") return void res.writeHead(204, cors).end();
+      hits.push(req.method);
+      res.writeHead(status, { ...cors, Location: `${target}/v1/batch` }).end();
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${server.address().port}`, hits, close: () => server.close() };
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), "th-faults-"));
+let browser;
+try {
+  const collectorBin = process.env.TRAILHOUND_COLLECTOR || join(here, "../../target/debug/trailhound");
+  const collector = await start(collectorBin, ["collect", "--listen", "127.0.0.1:0", "--db", join(dataDir, "collect.db")], "trailhound collect: listening on");
+  const site = await start(process.execPath, [join(here, "serve.mjs"), "0"], "serving on");
+  const events = async () => (await (await fetch(`${collector}/api/events?limit=10000`)).json()).events;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const pageUrl = (endpoint, key) => `${site}/?endpoint=${encodeURIComponent(endpoint)}&writeKey=${key}`;
+  const open = async (context, url) => {
+    const page = await context.newPage();
+    page.on("pageerror", (e) => console.log("page error:", e.message));
+    await page.goto(url);
+    await page.waitForFunction(() => window.thReady === true);
+    return page;
+  };
+  const reload = async (page) => {
+    await page.reload();
+    await page.waitForFunction(() => window.thReady === true);
+  };
+
+  // 1. Redirects: the events stay queued in the page, uploads pause, and nothing reaches
+  //    the collector the redirect points at (not even on page hide).
+  for (const status of [301, 307, 308]) {
+    const r = await redirector(status, collector);
+    const key = `redirect-${status}`;
+    const context = await browser.newContext();
+    const page = await open(context, pageUrl(r.url, key));
+    const result = await page.evaluate(async () => {
+      const heard = [];
+      window.th.on("*", (n) => heard.push(n));
+      window.th.track("Redirected", { n: 1 });
+      const stats = await window.th.flush(5000);
+      return { heard, stats };
+    });
+    const paused = result.heard.find((n) => n.kind === "paused");
+    check(`${status}: the upload was answered by the redirect, not followed`, r.hits.length >= 1 && paused && paused.status === 300,
+      `hits ${r.hits.length}, heard ${JSON.stringify(result.heard)}`);
+    check(`${status}: the events stay queued, not delivered or dropped`,
+      result.stats.delivered === 0 && result.stats.queued_events === 2 && Object.values(result.stats.dropped).every((n) => n === 0),
+      JSON.stringify(result.stats));
+    await page.close({ runBeforeUnload: true });
+    await context.close();
+    r.close();
+  }
+  // The page hide's keepalive requests went out synchronously with the close; give them
+  // time to arrive, were they to follow the redirect.
+  await sleep(1000);
+  const leaked = (await events()).filter((e) => e.name === "Redirected" || e.name === "Player");
+  check("nothing reached the collector behind the redirects", leaked.length === 0, JSON.stringify(leaked));
+
+  // 2. Two tabs, opt-out: A opts out; B (the uploader) then identifies and tracks, saving
+  //    its state. After both reload, both are opted out and nothing B tracked was sent.
+  {
+    const context = await browser.newContext();
+    const url = pageUrl(collector, "tabs-optout");
+    const b = await open(context, url);
+    const a = await open(context, url);
+    await a.evaluate(async () => { window.th.optOut(); await window.th.flush(1000); });
+    await b.evaluate(async () => {
+      window.th.identify("user-9", { plan: "pro" });
+      window.th.track("After Opt Out", {});
+      window.th.track("After Opt Out", {});
+      await window.th.flush(2000);
+    });
+    await reload(b);
+    await reload(a);
+    const opted = await Promise.all([a, b].map((p) => p.evaluate(() => window.th.isOptedOut())));
+    check("opt-out in tab A holds in both tabs after B's save and a reload", opted.every(Boolean), JSON.stringify(opted));
+    const queued = await b.evaluate(() => window.th.exportQueue());
+    check("tab B's queue was purged", queued === "", queued);
+    // A marker from A after opting in again: once it arrives, anything B sent earlier has too.
+    await a.evaluate(async () => { window.th.optIn(); window.th.track("Marker", {}); await window.th.flush(3000); });
+    await until("the marker", 10_000, async () => (await events()).some((e) => e.name === "Marker"));
+    const sent = (await events()).filter((e) => e.name === "After Opt Out" || e.userId === "user-9");
+    check("nothing tab B tracked after the opt-out was sent", sent.length === 0, JSON.stringify(sent));
+    await context.close();
+  }
+
+  // 3. Two tabs, reset: A resets (a new anonymous id); B identifies and saves. After both
+  //    reload, both have A's new id.
+  {
+    const context = await browser.newContext();
+    const url = pageUrl(collector, "tabs-reset");
+    const b = await open(context, url);
+    const a = await open(context, url);
+    await until("one anonymous id for both tabs", 5_000, async () =>
+      (await a.evaluate(() => window.th.anonymousId)) === (await b.evaluate(() => window.th.anonymousId)));
+    const old = await a.evaluate(() => window.th.anonymousId);
+    const fresh = await a.evaluate(async () => { window.th.reset(); await window.th.flush(1000); return window.th.anonymousId; });
+    await b.evaluate(async () => { window.th.identify("user-10", {}); await window.th.flush(2000); });
+    await reload(b);
+    await reload(a);
+    const ids = await Promise.all([a, b].map((p) => p.evaluate(() => window.th.anonymousId)));
+    check("reset in tab A holds in both tabs after B's save and a reload", fresh !== old && ids.every((id) => id === fresh),
+      `old ${old}, new ${fresh}, after reload ${JSON.stringify(ids)}`);
+    await context.close();
+  }
+} catch (e) {
+  check("faults run", false, e.stack || String(e));
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  for (const c of children) c.kill();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+console.log(`faults: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
