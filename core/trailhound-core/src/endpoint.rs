@@ -155,7 +155,13 @@ mod tests {
         for host in ["localhost", "127.0.0.1", "127.9.9.9", "[::1]", "LOCALHOST"] {
             assert!(check("x", &parts("http", host)).is_ok(), "{host}");
         }
-        for host in ["example.com", "10.0.0.1", "[::2]", "localhost.evil", "0.0.0.0"] {
+        for host in [
+            "example.com",
+            "10.0.0.1",
+            "[::2]",
+            "localhost.evil",
+            "0.0.0.0",
+        ] {
             assert!(check("x", &parts("http", host)).is_err(), "{host}");
         }
         assert!(check("x", &parts("ftp", "localhost")).is_err());

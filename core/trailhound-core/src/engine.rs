@@ -187,9 +187,10 @@ pub struct Engine {
 
     upload: Upload,
     splits: Vec<Vec<QueuedEvent>>,
-    /// The events of the current upload (ready, in flight, split) are no longer in the
-    /// store: it was corrupt and replaced while they were out. Unless delivered (or
-    /// dropped by the server's answer) they are inserted again, never lost silently.
+    /// The store was corrupt and replaced while the current upload (ready, in flight,
+    /// split) was out: its events were put back into `pending`, to be committed to the new
+    /// store at once. Until the upload ends, an answer that settles them (delivered,
+    /// rejected) also takes them out of `pending`, so that each is counted once.
     upload_orphaned: bool,
     /// Requests given up on after [`Policy::upload_timeout`], for the runtime to cancel.
     abandoned: VecDeque<u64>,
@@ -426,22 +427,24 @@ impl Engine {
         self.state_dirty = true;
         self.opt_out_unsaved = true;
         if opted_out {
-            let dropped = std::mem::take(&mut self.pending);
+            let mut dropped = std::mem::take(&mut self.pending);
             self.pending_bytes = 0;
             self.pending_since = None;
-            self.note_dropped(DropReason::OptOut, &dropped);
-            let mut unsent: Vec<QueuedEvent> = self.splits.drain(..).flatten().collect();
-            if matches!(self.upload, Upload::Ready(_)) {
-                if let Upload::Ready(events) = std::mem::replace(&mut self.upload, Upload::Idle) {
-                    unsent.extend(events);
+            if self.upload_orphaned {
+                // Copies of the batch in flight: its answer decides their fate (below).
+                if let Upload::InFlight { events, .. } = &self.upload {
+                    let out: std::collections::HashSet<u64> =
+                        events.iter().map(|e| e.seq).collect();
+                    dropped.retain(|e| !out.contains(&e.seq));
                 }
             }
-            if self.upload_orphaned {
-                // Not in the (replaced) store, so the Clear below cannot count them.
-                self.note_dropped(DropReason::OptOut, &unsent);
-                if !matches!(self.upload, Upload::InFlight { .. }) {
-                    self.upload_orphaned = false;
-                }
+            self.note_dropped(DropReason::OptOut, &dropped);
+            self.splits.clear();
+            if matches!(self.upload, Upload::Ready(_)) {
+                self.upload = Upload::Idle;
+            }
+            if !matches!(self.upload, Upload::InFlight { .. }) {
+                self.upload_orphaned = false;
             }
             // A batch in flight is left to the server's answer (see handle_upload), so that
             // it is counted once: delivered, or dropped for the opt-out.
@@ -508,8 +511,7 @@ impl Engine {
                 error: if unsaved.opt_out {
                     "storage failed until shutdown: the opt-out choice was not saved".into()
                 } else {
-                    "storage failed until shutdown: identity and retry state were not saved"
-                        .into()
+                    "storage failed until shutdown: identity and retry state were not saved".into()
                 },
             });
         }
@@ -526,10 +528,30 @@ impl Engine {
     pub fn handle_store_replaced(&mut self, error: String, now_ms: i64) {
         self.tick(now_ms);
         let mut lost = std::mem::take(&mut self.stored);
-        let uploading = self.upload_events_count();
-        if uploading > 0 {
+        // Events whose delete is still to run were settled already (delivered or dropped,
+        // and counted then): not lost again.
+        let settled: u64 = self
+            .ops
+            .iter()
+            .chain(self.in_flight_op.as_ref())
+            .map(|op| match op {
+                StoreOp::Delete(seqs) => seqs.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        lost.events = lost.events.saturating_sub(settled);
+        self.ops.retain(|op| !matches!(op, StoreOp::Delete(_)));
+        let pending: std::collections::HashSet<u64> = self.pending.iter().map(|e| e.seq).collect();
+        let mut uploading = self.upload_events();
+        // Copies already waiting in `pending` (a store replaced twice during one upload)
+        // were not in the store.
+        uploading.retain(|e| !pending.contains(&e.seq));
+        if !uploading.is_empty() {
+            // Not lost: put back, to be committed to the new store at once.
+            lost.events = lost.events.saturating_sub(uploading.len() as u64);
             self.upload_orphaned = true;
-            lost.events = lost.events.saturating_sub(uploading);
+            self.readopt(uploading);
+            self.force_commit = true;
         }
         self.stored_oldest_ms = None;
         self.stats
@@ -698,9 +720,6 @@ impl Engine {
                 let wait = server_wait.map_or(own, |w| w.max(own));
                 self.state.retry.next_attempt_ms = Some(now_ms + wait.as_millis() as i64);
                 self.state.retry.server_directed = server_wait.is_some_and(|w| w >= own);
-                if self.upload_orphaned {
-                    self.readopt(events);
-                }
                 self.state_dirty = true;
                 self.stats.retries += 1;
                 self.stats.last_error = Some(error.clone());
@@ -734,9 +753,6 @@ impl Engine {
                          batch endpoint); uploads paused, events kept"
                     )
                 });
-                if self.upload_orphaned {
-                    self.readopt(events);
-                }
                 self.notifications.push_back(Notification::Paused {
                     status,
                     resume_in_ms: self.policy.auth_pause.as_millis() as u64,
@@ -880,23 +896,12 @@ impl Engine {
     }
 
     fn end_burst(&mut self) {
-        let splits = std::mem::take(&mut self.splits);
+        self.splits.clear();
         self.burst = false;
         self.flush_requested = false;
         if !matches!(self.upload, Upload::InFlight { .. }) {
-            if let Upload::Ready(events) = std::mem::replace(&mut self.upload, Upload::Idle) {
-                if self.upload_orphaned {
-                    self.readopt(events);
-                }
-            }
-        }
-        if self.upload_orphaned {
-            for split in splits {
-                self.readopt(split);
-            }
-            if !matches!(self.upload, Upload::InFlight { .. }) {
-                self.upload_orphaned = false;
-            }
+            self.upload = Upload::Idle;
+            self.upload_orphaned = false;
         }
     }
 
@@ -919,6 +924,17 @@ impl Engine {
 
     /// Deletes sent (or rejected) events and moves on to the next split or batch.
     fn remove_sent(&mut self, events: &[QueuedEvent]) {
+        if self.upload_orphaned {
+            let done: std::collections::HashSet<u64> = events.iter().map(|e| e.seq).collect();
+            let before = self.pending.len();
+            self.pending.retain(|e| !done.contains(&e.seq));
+            if self.pending.len() != before {
+                self.pending_bytes = self.pending.iter().map(QueuedEvent::bytes).sum();
+                if self.pending.is_empty() {
+                    self.pending_since = None;
+                }
+            }
+        }
         self.ops
             .push_back(StoreOp::Delete(events.iter().map(|e| e.seq).collect()));
         self.upload = match self.splits.pop() {
@@ -930,17 +946,18 @@ impl Engine {
         };
     }
 
-    /// How many events the current upload holds (ready, in flight, split).
-    fn upload_events_count(&self) -> u64 {
-        let current = match &self.upload {
-            Upload::Ready(events) | Upload::InFlight { events, .. } => events.len(),
-            Upload::Idle | Upload::Loading => 0,
+    /// The events of the current upload (ready, in flight, split).
+    fn upload_events(&self) -> Vec<QueuedEvent> {
+        let mut all: Vec<QueuedEvent> = match &self.upload {
+            Upload::Ready(events) | Upload::InFlight { events, .. } => events.clone(),
+            Upload::Idle | Upload::Loading => Vec::new(),
         };
-        (current + self.splits.iter().map(Vec::len).sum::<usize>()) as u64
+        all.extend(self.splits.iter().flatten().cloned());
+        all
     }
 
-    /// Events of an orphaned upload (see `upload_orphaned`) that the server did not take:
-    /// back into memory, ahead of what was accepted since, to be inserted again.
+    /// Events of an upload whose store was replaced (see `upload_orphaned`): back into
+    /// memory, ahead of what was accepted since, to be committed to the new store.
     fn readopt(&mut self, mut events: Vec<QueuedEvent>) {
         if events.is_empty() {
             return;
@@ -1122,10 +1139,10 @@ impl Engine {
                     self.forget(r, oldest_ms, now_ms);
                 }
             }
-            (StoreOp::SaveState(saved), StoreOutcome::StateSaved) => {
-                if saved.opted_out == self.state.opted_out {
-                    self.opt_out_unsaved = false;
-                }
+            (StoreOp::SaveState(saved), StoreOutcome::StateSaved)
+                if saved.opted_out == self.state.opted_out =>
+            {
+                self.opt_out_unsaved = false;
             }
             (_, StoreOutcome::Cleared(removed)) => {
                 if removed.events > 0 {

@@ -261,6 +261,11 @@ impl MemoryStore {
         self.by_age.first().map(|&(created, _)| created)
     }
 
+    /// The `messageId`s held, in `seq` order (tests: which events an eviction took).
+    pub fn message_ids(&self) -> Vec<String> {
+        self.events.values().map(|e| e.message_id.clone()).collect()
+    }
+
     fn remove(&mut self, seq: u64) -> Removed {
         match self.events.remove(&seq) {
             Some(ev) => {

@@ -211,6 +211,22 @@ struct Arrival {
 
 type Responder = Box<dyn FnMut(&Request) -> UploadResult>;
 
+/// Reads the `messageId`s a store holds, so that the harness can tell which events an
+/// operation removed (evictions and purges report counts, not ids).
+pub type IdProbe<S> = Box<dyn Fn(&S) -> Vec<String>>;
+
+/// An event that left the store without an acknowledgement, as the harness saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// When (virtual clock).
+    pub at_ms: i64,
+    /// How: `"evict"`, `"clear"` (opt-out purge) or `"replaced"` (the store was corrupt
+    /// and replaced while holding it).
+    pub how: &'static str,
+    /// The event.
+    pub message_id: String,
+}
+
 /// The engine, a store, a scripted server and a virtual clock. See the
 /// [module documentation](self).
 pub struct Harness<S: QueueStore = MemoryStore> {
@@ -227,6 +243,7 @@ pub struct Harness<S: QueueStore = MemoryStore> {
     responder: Option<Responder>,
     arrivals: Vec<Arrival>,
     steps_at_instant: (i64, u32),
+    probe: Option<IdProbe<S>>,
 
     /// Every request sent, oldest first.
     pub requests: Vec<Request>,
@@ -238,13 +255,20 @@ pub struct Harness<S: QueueStore = MemoryStore> {
     pub delivered: BTreeMap<String, Vec<i64>>,
     /// Every store operation executed, oldest first.
     pub store_calls: Vec<StoreCall>,
+    /// Events that left the store without an acknowledgement (needs an id probe: set
+    /// for a [`MemoryStore`], [`Harness::set_id_probe`] for others).
+    pub removals: Vec<Removal>,
+    /// Requests the engine abandoned ([`Engine::poll_abandoned`]).
+    pub abandoned: Vec<u64>,
 }
 
 impl Harness<MemoryStore> {
     /// A fresh device at `start_ms` with an empty [`MemoryStore`], default (online,
     /// unknown network, no battery) conditions and a server that answers 200 at once.
     pub fn new(policy: Policy, seed: u64, start_ms: i64) -> Self {
-        Harness::with_store(MemoryStore::new(), policy, seed, start_ms)
+        let mut h = Harness::with_store(MemoryStore::new(), policy, seed, start_ms);
+        h.set_id_probe(MemoryStore::message_ids);
+        h
     }
 }
 
@@ -273,6 +297,9 @@ impl<S: QueueStore> Harness<S> {
             tracked: Vec::new(),
             delivered: BTreeMap::new(),
             store_calls: Vec::new(),
+            probe: None,
+            removals: Vec::new(),
+            abandoned: Vec::new(),
         };
         h.rebuild_context();
         h.settle();
@@ -476,10 +503,33 @@ impl<S: QueueStore> Harness<S> {
         self.settle();
     }
 
+    /// Lets the harness read the `messageId`s `S` holds, to record [`Harness::removals`].
+    pub fn set_id_probe(&mut self, probe: impl Fn(&S) -> Vec<String> + 'static) {
+        self.probe = Some(Box::new(probe));
+    }
+
+    /// The `messageId`s of [`Harness::removals`] made by `how`.
+    pub fn removed_ids(&self, how: &str) -> Vec<String> {
+        self.removals
+            .iter()
+            .filter(|r| r.how == how)
+            .map(|r| r.message_id.clone())
+            .collect()
+    }
+
     /// The runtime found the store corrupt and replaced it with `fresh`; returns the old
     /// one.
     pub fn replace_store(&mut self, fresh: S, error: &str) -> S {
         let old = std::mem::replace(&mut self.store, fresh);
+        if let Some(probe) = &self.probe {
+            for message_id in probe(&old) {
+                self.removals.push(Removal {
+                    at_ms: self.now_ms,
+                    how: "replaced",
+                    message_id,
+                });
+            }
+        }
         self.engine
             .handle_store_replaced(error.to_owned(), self.now_ms);
         self.settle();
@@ -566,7 +616,24 @@ impl<S: QueueStore> Harness<S> {
         loop {
             let mut progressed = false;
             while let Some(op) = self.engine.poll_store(self.now_ms).cloned() {
+                let how = match op {
+                    crate::StoreOp::Evict { .. } => Some("evict"),
+                    crate::StoreOp::Clear { .. } => Some("clear"),
+                    _ => None,
+                };
+                let before = how.and(self.probe.as_ref()).map(|p| p(&self.store));
                 let result = execute(&mut self.store, &op);
+                if let (Some(how), Some(before), Some(probe)) = (how, before, &self.probe) {
+                    let after: std::collections::HashSet<String> =
+                        probe(&self.store).into_iter().collect();
+                    for message_id in before.into_iter().filter(|id| !after.contains(id)) {
+                        self.removals.push(Removal {
+                            at_ms: self.now_ms,
+                            how,
+                            message_id,
+                        });
+                    }
+                }
                 let events = match (&op, &result) {
                     (crate::StoreOp::Insert(evs), _) => evs.len(),
                     (_, Ok(crate::store::StoreOutcome::Loaded(evs))) => evs.len(),
@@ -589,6 +656,10 @@ impl<S: QueueStore> Harness<S> {
             }
             while let Some(n) = self.engine.poll_notification() {
                 self.notifications.push((self.now_ms, n));
+                progressed = true;
+            }
+            while let Some(id) = self.engine.poll_abandoned() {
+                self.abandoned.push(id);
                 progressed = true;
             }
             if !progressed {
@@ -678,5 +749,80 @@ impl<S: QueueStore> Harness<S> {
         self.engine.handle_upload(id, result, self.now_ms);
         self.step();
         true
+    }
+}
+
+/// A [`MemoryStore`] that fails chosen operations a given number of times: busy, full,
+/// I/O errors, injected where the engine meets them.
+#[derive(Debug, Default)]
+pub struct FlakyStore {
+    /// The store underneath.
+    pub inner: MemoryStore,
+    /// The operation (`"insert"`, `"load"`, …) that fails, how, and how many more times.
+    pub failing: Option<(&'static str, FailureKind, u32)>,
+}
+
+impl FlakyStore {
+    /// Makes `op` fail with `kind` the next `times` times it is called.
+    pub fn fail(&mut self, op: &'static str, kind: FailureKind, times: u32) {
+        self.failing = Some((op, kind, times));
+    }
+
+    fn check(&mut self, op: &'static str) -> Result<(), crate::StoreFailure> {
+        if let Some((failing, kind, left)) = &mut self.failing {
+            if *failing == op && *left > 0 {
+                *left -= 1;
+                return Err(crate::StoreFailure {
+                    kind: *kind,
+                    op,
+                    message: "injected".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl QueueStore for FlakyStore {
+    fn snapshot(&mut self) -> Result<crate::StoreSnapshot, crate::StoreFailure> {
+        self.inner.snapshot()
+    }
+    fn insert(&mut self, events: &[crate::QueuedEvent]) -> Result<(), crate::StoreFailure> {
+        self.check("insert")?;
+        self.inner.insert(events)
+    }
+    fn load(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<crate::QueuedEvent>, crate::StoreFailure> {
+        self.check("load")?;
+        self.inner.load(max_events, max_bytes)
+    }
+    fn delete(
+        &mut self,
+        seqs: &[u64],
+    ) -> Result<(crate::store::Removed, Option<i64>), crate::StoreFailure> {
+        self.check("delete")?;
+        self.inner.delete(seqs)
+    }
+    fn evict(
+        &mut self,
+        max_events: u64,
+        max_bytes: u64,
+        min_created_ms: i64,
+        spare_through: u64,
+    ) -> Result<(crate::store::Evicted, Option<i64>), crate::StoreFailure> {
+        self.check("evict")?;
+        self.inner
+            .evict(max_events, max_bytes, min_created_ms, spare_through)
+    }
+    fn clear(&mut self, spare_through: u64) -> Result<crate::store::Removed, crate::StoreFailure> {
+        self.check("clear")?;
+        self.inner.clear(spare_through)
+    }
+    fn save_state(&mut self, state: &crate::PersistedState) -> Result<(), crate::StoreFailure> {
+        self.check("save_state")?;
+        self.inner.save_state(state)
     }
 }
