@@ -274,6 +274,11 @@ impl HostileServer {
         format!("{scheme}://{}", self.addr)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Every request read so far, in order.
     pub fn requests(&self) -> Vec<Request> {
         self.shared

@@ -88,6 +88,8 @@ enum Expect {
 
 /// A client started against a hostile server, with everything it reported.
 struct Live {
+    /// The endpoint the client sends to.
+    url: String,
     server: HostileServer,
     /// `None` only in the middle of a restart.
     client: Option<Client>,
@@ -116,14 +118,14 @@ type Notes = Arc<Mutex<Vec<Notification>>>;
 /// A client on `server` with the test's plugin (recording each event's `messageId` and
 /// `tag`) and listener (recording every notification).
 fn build_client(
-    server: &HostileServer,
+    url: &str,
     dir: &std::path::Path,
     policy: &Policy,
     ids: &Ids,
     notes: &Notes,
 ) -> Client {
     let (i, n) = (Arc::clone(ids), Arc::clone(notes));
-    Builder::new("hostile-key", server.url(), dir)
+    Builder::new("hostile-key", url, dir)
         .conditions(wifi())
         .jitter_seed(7)
         .policy(policy.clone())
@@ -153,14 +155,21 @@ impl Live {
 
     /// Starts a client on `server`, with the base policy changed by `policy`.
     fn open(server: HostileServer, policy: fn(&mut Policy)) -> Live {
+        let url = server.url();
+        Live::open_at(server, url, policy)
+    }
+
+    /// Starts a client sending to `url` (where `server`, or nothing, listens).
+    fn open_at(server: HostileServer, url: String, policy: fn(&mut Policy)) -> Live {
         let dir = tempfile::tempdir().expect("tempdir");
         let ids = Arc::new(Mutex::new(Vec::new()));
         let notes = Arc::new(Mutex::new(Vec::new()));
         let mut p = Policy::default();
         base_policy(&mut p);
         policy(&mut p);
-        let client = Some(build_client(&server, dir.path(), &p, &ids, &notes));
+        let client = Some(build_client(&url, dir.path(), &p, &ids, &notes));
         Live {
+            url,
             server,
             client,
             dir,
@@ -187,7 +196,7 @@ impl Live {
         // one opens it.
         drop(self.client.take());
         self.client = Some(build_client(
-            &self.server,
+            &self.url,
             self.dir.path(),
             &self.policy,
             &self.ids,
@@ -239,6 +248,7 @@ impl Live {
     /// Shuts the client down and reads what stayed queued.
     fn finish(self) -> Result<Done, String> {
         let Live {
+            url: _,
             server,
             client,
             dir,
@@ -749,7 +759,7 @@ fn auth_statuses_pause() {
 /// never requested (a redirect must not carry the write key or the events elsewhere).
 #[test]
 fn redirects_pause_and_are_never_followed() {
-    let cases = [300, 301, 302, 303, 304, 305, 307, 308]
+    let mut cases: Vec<Case> = [300, 301, 302, 303, 304, 305, 307, 308]
         .into_iter()
         .map(|s| {
             case(
@@ -765,6 +775,24 @@ fn redirects_pause_and_are_never_followed() {
             )
         })
         .collect();
+    for s in [302u16, 307, 308] {
+        cases.push((
+            format!("{s} to another host"),
+            Box::new(move || -> Outcome {
+                let other = HostileServer::start(|_: &Request| Reply::status(200));
+                let location = format!("{}/v1/batch", other.url());
+                let script = move |_: &Request| Reply::with_header(s, "Location", &location);
+                let live = Live::start(HostileServer::start(script), &tags(), |_| {});
+                let done = live.finish()?;
+                ensure!(
+                    other.connections() == 0,
+                    "the client connected to the redirect's host {} time(s)",
+                    other.connections()
+                );
+                done.expect(Expect::Paused(s))
+            }),
+        ));
+    }
     run_matrix("3xx", cases);
 }
 
@@ -1218,7 +1246,48 @@ fn self_signed_tls_fails_closed() {
         );
         done.expect(Expect::Retried(None))
     };
-    run_matrix("tls", vec![(name.to_owned(), Box::new(run))]);
+    let mut cases: Vec<Case> = vec![(name.to_owned(), Box::new(run))];
+    cases.push((
+        "https:// to a plain HTTP server".to_owned(),
+        Box::new(|| -> Outcome {
+            let server = HostileServer::start(|_: &Request| Reply::status(200));
+            let url = format!("https://{}", server.addr());
+            let mut live = Live::open_at(server, url, |p| {
+                p.request_timeout = Duration::from_secs(2);
+            });
+            live.track_and_flush(&tags());
+            live.finish()?.expect(Expect::Retried(None))
+        }),
+    ));
+    cases.push((
+        "http:// to a TLS server".to_owned(),
+        Box::new(|| -> Outcome {
+            let (_, config) = self_signed();
+            let server = HostileServer::start_tls(config, |_: &Request| Reply::status(200));
+            let url = format!("http://{}", server.addr());
+            let mut live = Live::open_at(server, url, |p| {
+                p.request_timeout = Duration::from_secs(2);
+            });
+            live.track_and_flush(&tags());
+            live.finish()?.expect(Expect::Retried(None))
+        }),
+    ));
+    run_matrix("tls", cases);
+}
+
+/// `http://localhost:PORT` reaches a server listening on 127.0.0.1 only (the name may
+/// resolve to ::1 first).
+#[test]
+fn localhost_reaches_an_ipv4_only_server() {
+    let name = "localhost, 200";
+    let run = move || -> Outcome {
+        let server = HostileServer::start(|_: &Request| Reply::status(200));
+        let url = format!("http://localhost:{}", server.addr().port());
+        let mut live = Live::open_at(server, url, |_| {});
+        live.track_and_flush(&tags());
+        live.finish()?.expect(Expect::Delivered)
+    };
+    run_matrix("localhost", vec![(name.to_owned(), Box::new(run))]);
 }
 
 // ----- Retry-After -----
