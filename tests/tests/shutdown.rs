@@ -36,6 +36,9 @@ fn offline() -> DeviceConditions {
 
 type Notes = Arc<Mutex<Vec<Notification>>>;
 
+/// A call's name and what it returned.
+type Outcome = (&'static str, Result<(), String>);
+
 fn builder(endpoint: &str, dir: &Path, notes: &Notes) -> Builder {
     let notes = Arc::clone(notes);
     Builder::new("test-key", endpoint, dir)
@@ -286,7 +289,7 @@ fn listener_calling_back_does_not_deadlock() {
     let c = Collector::start();
     let dir = tempfile::tempdir().unwrap();
     let slot: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
-    let results: Arc<Mutex<Vec<(&'static str, Result<(), String>)>>> = Arc::default();
+    let results: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let fired = Arc::new(AtomicBool::new(false));
     let listener = {

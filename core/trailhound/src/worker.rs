@@ -341,7 +341,12 @@ impl Worker {
         if let Some(message) = opened.recovered {
             engine.handle_store_replaced(message, now);
         }
-        let marker = config.data_dir.join(OPT_OUT_MARKER).exists();
+        let mut marker = config.data_dir.join(OPT_OUT_MARKER).exists();
+        if marker && engine.opted_out() {
+            // The database got the opt-out after all.
+            let _ = std::fs::remove_file(config.data_dir.join(OPT_OUT_MARKER));
+            marker = false;
+        }
         if marker {
             // An opt-out the database could not save last time: it holds now (the queue is
             // purged), and the marker goes once the database has saved it.
