@@ -296,6 +296,12 @@ impl TrailhoundClient {
         plugins: Vec<Arc<dyn EventPlugin>>,
         listeners: Vec<Arc<dyn DeliveryListener>>,
     ) -> Result<Arc<Self>, TrailhoundError> {
+        if config.data_dir.trim().is_empty() {
+            // Would be the process's working directory: `/` on Android, not the app's.
+            return Err(TrailhoundError::Config {
+                detail: "data_dir is empty; pass a directory the app owns".into(),
+            });
+        }
         let mut policy = Policy::default();
         if let Some(o) = &config.policy {
             o.apply(&mut policy)?;

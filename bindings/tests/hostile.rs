@@ -458,3 +458,93 @@ fn hostile_values_through_calls_are_invalid_errors() {
     assert_eq!(c.flush_blocking(u64::MAX).unwrap().delivered, 1);
     assert_no_panic();
 }
+
+/// Hostile strings in the config (NUL bytes, empty, not URLs) are errors; a huge one is
+/// no panic.
+#[test]
+fn hostile_config_strings_are_errors() {
+    count_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let ok_dir = dir.path().to_string_lossy().into_owned();
+    let cases = [
+        ("https://collector.example.com", "bad\0dir".to_owned()),
+        ("https://collector.example.com", String::new()),
+        ("", ok_dir.clone()),
+        ("https://exa\0mple.com", ok_dir.clone()),
+        ("http://[::1", ok_dir.clone()),
+        ("https://", ok_dir.clone()),
+    ];
+    for (endpoint, data_dir) in cases {
+        let mut c = config(dir.path(), None);
+        c.endpoint = endpoint.into();
+        c.data_dir = data_dir.clone();
+        let t = Arc::new(Scripted(Mutex::new(vec![])));
+        let r = TrailhoundClient::new(c, Some(t), vec![], vec![]);
+        assert!(r.is_err(), "{endpoint:?} {data_dir:?} was accepted");
+    }
+    // A 1 MiB host name: accepted or refused, but no panic.
+    let mut c = config(dir.path(), None);
+    c.endpoint = format!("https://{}.example.com", "a".repeat(1 << 20));
+    let t = Arc::new(Scripted(Mutex::new(vec![])));
+    if let Ok(client) = TrailhoundClient::new(c, Some(t), vec![], vec![]) {
+        client.shutdown(0).ok();
+    }
+    assert_no_panic();
+}
+
+/// Answers with the scripted status and `Retry-After`, then 200.
+struct ScriptedRetryAfter(Mutex<Vec<(u16, Option<&'static str>)>>);
+impl HttpTransport for ScriptedRetryAfter {
+    fn send(&self, _: HttpRequest) -> Result<HttpResponse, TrailhoundError> {
+        let mut s = self.0.lock().unwrap();
+        let (status, retry_after) = if s.is_empty() {
+            (200, None)
+        } else {
+            s.remove(0)
+        };
+        Ok(HttpResponse {
+            status,
+            retry_after: retry_after.map(str::to_owned),
+        })
+    }
+}
+
+/// A host transport answering nonsense (status 0, 1xx, 3xx, 600, 65535; `Retry-After` of
+/// u64::MAX seconds, negative, year 9999, garbage) gets no panic out of the core.
+#[test]
+fn hostile_transport_answers_do_not_panic() {
+    count_panics();
+    let script: Vec<(u16, Option<&'static str>)> = vec![
+        (0, None),
+        (100, None),
+        (199, None),
+        (299, None),
+        (304, None),
+        (399, None),
+        (429, Some("18446744073709551615")),
+        (503, Some("-5")),
+        (503, Some("Fri, 31 Dec 9999 23:59:59 GMT")),
+        (503, Some("Thu, 01 Jan 1970 00:00:00 GMT")),
+        (429, Some("1e308")),
+        (503, Some("\u{0}\u{FFFF}")),
+        (600, None),
+        (u16::MAX, None),
+    ];
+    for answer in script {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Arc::new(ScriptedRetryAfter(Mutex::new(vec![answer])));
+        let policy = PolicyOverrides {
+            backoff_base_ms: Some(1),
+            backoff_max_ms: Some(10),
+            ..PolicyOverrides::default()
+        };
+        let c = TrailhoundClient::new(config(dir.path(), Some(policy)), Some(t), vec![], vec![])
+            .unwrap();
+        c.track("a".into(), HashMap::new()).unwrap();
+        let first = c.flush_blocking(u64::MAX).unwrap();
+        assert!(first.requests >= 1, "{answer:?}");
+        c.flush_blocking(u64::MAX).unwrap();
+        c.shutdown(u64::MAX).unwrap();
+    }
+    assert_no_panic();
+}
