@@ -759,3 +759,30 @@ fn redirect_is_not_delivery() {
     assert!(paused, "{:?}", notes.lock().unwrap());
     client.shutdown(WAIT).unwrap();
 }
+
+/// The built-in transport with an unbounded timeout (`Duration::MAX` in the policy) sends
+/// normally: no overflow panic computing its deadlines.
+#[test]
+fn ureq_transport_with_unbounded_timeout_sends() {
+    let c = Collector::start();
+    let transport = trailhound::UreqTransport::new(Duration::MAX).unwrap();
+    let body = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(br#"{"batch":[],"sentAt":"2026-01-01T00:00:00.000Z"}"#)
+            .unwrap();
+        gz.finish().unwrap()
+    };
+    let url = format!("{}/v1/batch", c.url());
+    let req = trailhound::HttpRequest::batch(&url, "Basic dGVzdC1rZXk6", body);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        trailhound::Transport::send(&transport, &req)
+    }));
+    assert_eq!(
+        result.ok(),
+        Some(trailhound::UploadResult::Response {
+            status: 200,
+            retry_after: None
+        })
+    );
+}

@@ -72,11 +72,18 @@ pub struct UreqTransport {
     agent: ureq::Agent,
 }
 
+/// The longest request timeout the ureq transport applies.
+#[cfg(feature = "ureq")]
+const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
 #[cfg(feature = "ureq")]
 impl UreqTransport {
-    /// A transport whose requests time out after `timeout` (connect included).
+    /// A transport whose requests time out after `timeout` (connect included). Longer
+    /// than a day counts as a day: ureq adds the timeout to the clock, which overflows
+    /// (and panics) for unbounded values such as `Duration::MAX`.
     pub fn new(timeout: std::time::Duration) -> Result<Self, String> {
         use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+        let timeout = timeout.min(MAX_TIMEOUT);
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
