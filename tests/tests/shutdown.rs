@@ -484,3 +484,51 @@ fn storage_stall_bounds_memory_then_recovers() {
     assert_eq!(c.events().len() as u64, accepted);
     client.shutdown(WAIT).unwrap();
 }
+
+/// `shutdown` from a listener (on the background thread) returns at once instead of
+/// waiting for itself; the client stops, and a later `shutdown` from the app returns
+/// the outcome.
+#[test]
+fn shutdown_from_a_listener_does_not_wait_for_itself() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let slot: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
+    let answer: Arc<Mutex<Option<String>>> = Arc::default();
+    let listener = {
+        let (slot, answer) = (Arc::clone(&slot), Arc::clone(&answer));
+        move |n: &Notification| {
+            if !matches!(n, Notification::Delivered { .. }) {
+                return;
+            }
+            if let Some(client) = slot.get().and_then(Weak::upgrade) {
+                let r = client.shutdown(Duration::from_secs(3600));
+                *answer.lock().unwrap() = Some(format!("{r:?}"));
+            }
+        }
+    };
+    let client = Arc::new(
+        Builder::new("test-key", c.url(), dir.path())
+            .conditions(wifi())
+            .listener(listener)
+            .build()
+            .unwrap(),
+    );
+    slot.set(Arc::downgrade(&client)).unwrap();
+    client.track("First", json!({})).unwrap();
+    client.flush().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while answer.lock().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Some(answer) = answer.lock().unwrap().clone() else {
+        std::mem::forget(client);
+        panic!("the listener's shutdown never returned");
+    };
+    assert!(answer.contains("FromListener"), "{answer}");
+    assert!(matches!(
+        client.track("Late", json!({})),
+        Err(Error::Closed)
+    ));
+    client.shutdown(WAIT).unwrap();
+    assert!(queued(dir.path()).is_empty(), "First was delivered");
+}
