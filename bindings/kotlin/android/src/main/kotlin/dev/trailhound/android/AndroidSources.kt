@@ -145,7 +145,8 @@ object TrailhoundAndroid {
         val th = Trailhound.setup(
             TrailhoundConfig(
                 writeKey, endpoint, app.filesDir.resolve("trailhound").path, context = info,
-                // The AAR is built without the Rust HTTP client; pass an OkHttp Transport here to use OkHttp.
+                // The AAR is built without the Rust HTTP client; pass an OkHttp Transport here to use
+                // OkHttp, built with followRedirects(false) and followSslRedirects(false).
                 transport = UrlConnectionTransport(),
             ),
         )
