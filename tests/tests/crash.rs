@@ -4,8 +4,8 @@
 //!
 //! The child (`src/bin/crash_child.rs`) records, right where each `track()` returned, the
 //! event's number and the `CLOCK_MONOTONIC` time into a file through the page cache, which
-//! survives a SIGKILL. The parent reads the same clock right after `kill()` returned, so
-//! acceptance and kill times are on one clock and no pipe latency counts. The child also
+//! survives a SIGKILL. The parent reads the same clock right before `kill()`, so acceptance
+//! and kill times are on one clock and no pipe latency counts. The child also
 //! records when `stats()` showed each commit done, which bounds how long a commit takes
 //! (the "one commit under way" of the README's crash window).
 
@@ -80,9 +80,11 @@ struct Trial {
     commits: Vec<Commit>,
     /// Events on disk: numbers 0..stored (checked gap-free).
     stored: u64,
-    /// CLOCK_MONOTONIC right after `kill()` returned.
+    /// CLOCK_MONOTONIC right before `kill()`: the child lived at least until then, so an
+    /// event lost although accepted more than the window before this is a certain breach
+    /// (the parent may be preempted around `kill()`; timing after it could overstate).
     killed_at: u64,
-    /// How long the `kill()` call took (the uncertainty of `killed_at`).
+    /// How long the `kill()` call took (how much later the child may have died).
     kill_call: Duration,
 }
 
@@ -188,9 +190,9 @@ fn trial(exe: &Path, pattern: &'static str, offset: Duration, seed: u64) -> Tria
         .spawn()
         .unwrap();
     std::thread::sleep(offset.saturating_sub(spawned.elapsed()));
-    let before = monotonic_ns();
-    child.kill().unwrap(); // SIGKILL
     let killed_at = monotonic_ns();
+    child.kill().unwrap(); // SIGKILL
+    let kill_returned = monotonic_ns();
     let output = child.wait_with_output().unwrap();
     assert_eq!(
         output.status.signal(),
@@ -247,7 +249,7 @@ fn trial(exe: &Path, pattern: &'static str, offset: Duration, seed: u64) -> Tria
         commits,
         stored,
         killed_at,
-        kill_call: Duration::from_nanos(killed_at - before),
+        kill_call: Duration::from_nanos(kill_returned - killed_at),
     }
 }
 
