@@ -532,3 +532,37 @@ fn shutdown_from_a_listener_does_not_wait_for_itself() {
     client.shutdown(WAIT).unwrap();
     assert!(queued(dir.path()).is_empty(), "First was delivered");
 }
+
+/// Control calls pile up no further than a bound while the background thread waits on a
+/// locked database: a loop calling `flush()` gets `Backpressure` instead of growing memory,
+/// and the client works normally once storage recovers.
+#[test]
+fn control_calls_are_bounded_while_storage_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = Notes::default();
+    let client = builder("https://collector.invalid", dir.path(), &notes)
+        .build()
+        .unwrap();
+    let lock = lock_database(dir.path());
+    client.track("Blocked", json!({"t": 0, "i": 0})).unwrap();
+    // Commits at once: the background thread now waits on the lock (busy timeout).
+    client.app_backgrounded().unwrap();
+    let mut calls = 0u64;
+    let refused = loop {
+        match client.flush() {
+            Ok(()) => calls += 1,
+            Err(Error::Backpressure) => break true,
+            Err(e) => panic!("{e}"),
+        }
+        if calls >= 1_000_000 {
+            break false;
+        }
+    };
+    assert!(refused, "{calls} flush calls queued without bound");
+    drop(lock);
+    let stats = wait_stats(&client, |s| s.accepted == 1 && s.uncommitted_events == 0);
+    assert_eq!(stats.queued_events, 1);
+    client.flush().unwrap();
+    client.shutdown(WAIT).unwrap();
+    assert_eq!(queued(dir.path()).len(), 1);
+}

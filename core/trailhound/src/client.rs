@@ -541,7 +541,15 @@ impl Client {
     /// Sends a control call; never blocks (listeners call these on the background thread).
     fn send_control(&self, cmd: Command) -> Result<(), Error> {
         let _pass = self.shared.gate.enter()?;
-        self.shared.tx.send(cmd).map_err(|_| Error::Closed)
+        self.send_admitted(cmd)
+    }
+
+    /// Sends a control call admitted by the gate (its pass held by the caller).
+    fn send_admitted(&self, cmd: Command) -> Result<(), Error> {
+        self.shared.tx.send(cmd).map_err(|_| {
+            self.shared.gate.took_control();
+            Error::Closed
+        })
     }
 
     /// Whether this is the background thread (a listener is calling).
@@ -581,30 +589,21 @@ impl Client {
         let identity = t.reset(Identity::new(uuid::Uuid::new_v4())).clone();
         // Numbered under the lock: concurrent identity changes are persisted in order.
         let version = shared.identity_version.fetch_add(1, Ordering::Relaxed) + 1;
-        shared
-            .tx
-            .send(Command::Identity(Versioned { version, identity }))
-            .map_err(|_| Error::Closed)
+        self.send_admitted(Command::Identity(Versioned { version, identity }))
     }
 
     /// Stops collection and purges every queued event; persists the choice.
     pub fn opt_out(&self) -> Result<(), Error> {
         let _pass = self.shared.gate.enter()?;
         self.shared.opted_out.store(true, Ordering::Release);
-        self.shared
-            .tx
-            .send(Command::OptOut(true))
-            .map_err(|_| Error::Closed)
+        self.send_admitted(Command::OptOut(true))
     }
 
     /// Resumes collection after [`Client::opt_out`]; persists the choice.
     pub fn opt_in(&self) -> Result<(), Error> {
         let _pass = self.shared.gate.enter()?;
         self.shared.opted_out.store(false, Ordering::Release);
-        self.shared
-            .tx
-            .send(Command::OptOut(false))
-            .map_err(|_| Error::Closed)
+        self.send_admitted(Command::OptOut(false))
     }
 
     /// Whether the user opted out.
@@ -618,10 +617,7 @@ impl Client {
         let _pass = self.shared.gate.enter()?;
         t.set_network(conditions.network);
         // Sent under the lock: the engine sees concurrent changes in the same order.
-        self.shared
-            .tx
-            .send(Command::Conditions(conditions))
-            .map_err(|_| Error::Closed)
+        self.send_admitted(Command::Conditions(conditions))
     }
 
     /// The app came to the foreground.

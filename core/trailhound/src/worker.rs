@@ -79,6 +79,20 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// Sent under [`Gate::enter`] (and so counted in `controls_waiting`).
+    fn is_gated_control(&self) -> bool {
+        matches!(
+            self,
+            Command::Identity(_)
+                | Command::Conditions(_)
+                | Command::Lifecycle(_)
+                | Command::Flush(_)
+                | Command::OptOut(_)
+        )
+    }
+}
+
 /// Admission to the background thread: how many events (and bytes) wait between callers
 /// and the engine, and whether the client is closed. See the module documentation.
 #[derive(Debug, Default)]
@@ -87,12 +101,19 @@ pub(crate) struct Gate {
     word: AtomicU64,
     /// Control calls between their closed check and their send.
     controls: AtomicU64,
+    /// Control calls sent and not yet taken by the background thread.
+    controls_waiting: AtomicU64,
 }
 
 const CLOSED: u64 = 1 << 63;
 const EVENT_SHIFT: u32 = 40;
 const ONE_EVENT: u64 = 1 << EVENT_SHIFT;
 const BYTES_MASK: u64 = ONE_EVENT - 1;
+/// Most control calls (flush, conditions, opt-out, reset, lifecycle) waiting for the
+/// background thread, say while a store operation waits on a locked database: far more
+/// than any app makes, few enough (a few MB) that a loop calling `flush()` cannot grow
+/// memory without bound. Beyond it, they return `Backpressure`.
+const MAX_CONTROLS_WAITING: u64 = 65_536;
 /// Limits beyond the word's fields (with room for racing callers) are clamped.
 const MAX_EVENTS: u64 = 1 << 21;
 const MAX_BYTES: u64 = 1 << 38;
@@ -143,14 +164,26 @@ impl Gate {
             .fetch_sub(ONE_EVENT + bytes as u64, Ordering::SeqCst);
     }
 
-    /// Admits a control call (never refused for load), or `Closed`.
+    /// Admits a control call, or `Closed` (or `Backpressure`, past
+    /// [`MAX_CONTROLS_WAITING`]). The background thread calls [`Gate::took_control`] when
+    /// it takes the command.
     pub fn enter(&self) -> Result<Pass<'_>, Error> {
         self.controls.fetch_add(1, Ordering::SeqCst);
         let pass = Pass(self);
         if self.is_closed() {
             return Err(Error::Closed);
         }
+        if self.controls_waiting.fetch_add(1, Ordering::SeqCst) >= MAX_CONTROLS_WAITING {
+            self.controls_waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Backpressure);
+        }
         Ok(pass)
+    }
+
+    /// The background thread took a control call admitted by [`Gate::enter`] (or its send
+    /// failed).
+    pub fn took_control(&self) {
+        self.controls_waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Closes the gate; true for the call that closed it.
@@ -538,13 +571,15 @@ impl Worker {
     fn handle_stopping(&mut self, cmd: Command) {
         match cmd {
             Command::Event { event, identity } => self.take_event(event, identity),
-            Command::Stop { .. } => {}
             other => self.handle(other, now_ms()),
         }
     }
 
     /// Feeds one command to the engine.
     fn handle(&mut self, cmd: Command, now: i64) {
+        if cmd.is_gated_control() {
+            self.gate.took_control();
+        }
         match cmd {
             Command::Event { event, identity } => {
                 if self.parked.is_empty() && self.engine.accepting() {
