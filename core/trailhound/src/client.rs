@@ -46,7 +46,9 @@ where
 
 /// Hears what became of events: delivered, dropped (and why), upload failures, pauses and
 /// storage errors. Called on the background thread: return quickly. A panic in a listener
-/// is caught and logged; it never stops delivery.
+/// is caught and logged; it never stops delivery. A listener may call the client (none of
+/// its calls blocks that thread); the blocking ones, `flush_blocking` and `shutdown`,
+/// return [`Error::FromListener`] at once instead of waiting for the thread they run on.
 pub trait Listener: Send + Sync + 'static {
     /// One notification.
     fn on_notification(&self, notification: &Notification);

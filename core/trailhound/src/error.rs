@@ -29,9 +29,11 @@ pub enum Error {
     /// The client was shut down.
     #[error("the Trailhound client is shut down")]
     Closed,
-    /// The background thread is far behind (storage stalled): more calls or bytes are
-    /// waiting for it than the policy's `call_queue_capacity` / `call_queue_bytes`. This
-    /// call was not accepted; try again later.
+    /// The background thread is far behind (storage stalled): more events or bytes are
+    /// waiting for it than the policy's `call_queue_capacity` / `call_queue_bytes` (the
+    /// engine stops taking events while `max_uncommitted_events` / `_bytes` wait
+    /// uncommitted), or, for control calls (flush, conditions, opt-out), 65 536 of them.
+    /// This call was not accepted and changed nothing; try again later.
     #[error("too many calls are waiting for storage; this one was not accepted")]
     Backpressure,
     /// A blocking call did not finish in time; it goes on in the background.
