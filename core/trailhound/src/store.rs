@@ -2330,6 +2330,8 @@ mod tests {
         cycle(store);
     }
 
+    type Cycle = fn(&mut SqliteStore);
+
     /// Measures what `secure_delete` (and incremental auto_vacuum) cost on a 10 000-event
     /// insert and delete cycle, against neither in the same run: time (the median of
     /// `TRAILHOUND_ROUNDS`, default 7) and bytes written. Under callgrind, the inclusive
@@ -2341,7 +2343,7 @@ mod tests {
             .ok()
             .and_then(|r| r.parse().ok())
             .unwrap_or(7);
-        let configs: [(&str, fn(&mut SqliteStore)); 3] = [
+        let configs: [(&str, Cycle); 3] = [
             ("before (no secure_delete, no auto_vacuum)", cycle_before),
             ("secure_delete", cycle_secure_delete),
             ("secure_delete + incremental auto_vacuum", cycle_now),
