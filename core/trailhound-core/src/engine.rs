@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 
 use crate::conditions::DeviceConditions;
 use crate::message::{Identity, QueuedEvent};
-use crate::policy::{Policy, BATCH_ENVELOPE_BYTES};
+use crate::policy::{millis, Policy, BATCH_ENVELOPE_BYTES};
 use crate::report::{DropReason, Notification, Stats};
 use crate::retry::{self, Jitter, RetryState};
 use crate::schedule::{self, QueueLoad, Tier};
@@ -142,7 +142,7 @@ pub struct Unsaved {
 fn clamp_deadlines(retry: &mut RetryState, policy: &Policy, now_ms: i64) -> bool {
     let mut changed = false;
     let mut clamp = |t: &mut Option<i64>, longest: std::time::Duration| {
-        let max = now_ms.saturating_add(longest.as_millis() as i64);
+        let max = now_ms.saturating_add(millis(longest));
         if let Some(at) = t {
             if *at > max {
                 *at = max;
@@ -468,11 +468,11 @@ impl Engine {
                 // The transport never answered: give up on it (the runtime cancels it via
                 // poll_abandoned) and retry like any network error. A late answer is ignored.
                 self.abandoned.push_back(id);
-                let secs = self.policy.upload_timeout.as_secs();
+                let waited = self.policy.upload_timeout;
                 self.handle_upload(
                     id,
                     UploadResult::NetworkError(format!(
-                        "no answer within {secs} s: the request was abandoned"
+                        "no answer within {waited:?}: the request was abandoned"
                     )),
                     now_ms,
                 );
@@ -718,7 +718,7 @@ impl Engine {
                 // against a server that is shedding load.
                 let own = retry::backoff(attempts, &self.policy, &mut self.jitter);
                 let wait = server_wait.map_or(own, |w| w.max(own));
-                self.state.retry.next_attempt_ms = Some(now_ms + wait.as_millis() as i64);
+                self.state.retry.next_attempt_ms = Some(now_ms.saturating_add(millis(wait)));
                 self.state.retry.server_directed = server_wait.is_some_and(|w| w >= own);
                 self.state_dirty = true;
                 self.stats.retries += 1;
@@ -727,7 +727,7 @@ impl Engine {
                     status,
                     error,
                     attempts,
-                    retry_in_ms: wait.as_millis() as u64,
+                    retry_in_ms: millis(wait) as u64,
                 });
                 self.end_burst();
                 // These events were due: retry them when the wait is over, whatever the
@@ -741,7 +741,7 @@ impl Engine {
                 self.upload = Upload::Ready(first);
             }
             Verdict::Pause(status) => {
-                let until = now_ms + self.policy.auth_pause.as_millis() as i64;
+                let until = now_ms.saturating_add(millis(self.policy.auth_pause));
                 self.state.retry.auth_paused_until_ms = Some(until);
                 self.state.retry.auth_status = Some(status);
                 self.state_dirty = true;
@@ -755,7 +755,7 @@ impl Engine {
                 });
                 self.notifications.push_back(Notification::Paused {
                     status,
-                    resume_in_ms: self.policy.auth_pause.as_millis() as u64,
+                    resume_in_ms: millis(self.policy.auth_pause) as u64,
                 });
                 self.end_burst();
                 self.flush_requested = true;
@@ -807,7 +807,7 @@ impl Engine {
         self.upload = Upload::InFlight {
             id,
             events,
-            deadline_ms: now_ms.saturating_add(self.policy.upload_timeout.as_millis() as i64),
+            deadline_ms: now_ms.saturating_add(millis(self.policy.upload_timeout)),
         };
         Some(transmit)
     }
@@ -834,7 +834,7 @@ impl Engine {
             at(if self.force_commit {
                 self.last_now
             } else {
-                since + self.policy.commit_interval.as_millis() as i64
+                since.saturating_add(millis(self.policy.commit_interval))
             });
         }
         if let Some(t) = self.upload_due_at() {
@@ -846,7 +846,9 @@ impl Engine {
         };
         if let Some(oldest) = self.stored_oldest_ms.filter(|_| !self.evict_is_futile()) {
             // Eviction takes events strictly older than the cap: wake one ms later.
-            at(oldest + self.policy.max_event_age.as_millis() as i64 + 1);
+            at(oldest
+                .saturating_add(millis(self.policy.max_event_age))
+                .saturating_add(1));
         }
         // Every timer above leads to a store operation (a commit, a load, an eviction):
         // after a store failure, none is due before the retry, and the retry itself is a
@@ -1043,8 +1045,10 @@ impl Engine {
         }
         let upload_due = self.upload_due_at().is_some_and(|t| t <= now_ms);
         if !self.pending.is_empty() {
-            let commit_at = self.pending_since.unwrap_or(now_ms)
-                + self.policy.commit_interval.as_millis() as i64;
+            let commit_at = self
+                .pending_since
+                .unwrap_or(now_ms)
+                .saturating_add(millis(self.policy.commit_interval));
             if self.force_commit
                 || upload_due
                 || now_ms >= commit_at
@@ -1057,7 +1061,7 @@ impl Engine {
             }
         }
         self.force_commit = false;
-        let age_floor = now_ms - self.policy.max_event_age.as_millis() as i64;
+        let age_floor = now_ms.saturating_sub(millis(self.policy.max_event_age));
         let over_caps = self.stored.events > self.policy.max_queue_events
             || self.stored.bytes > self.policy.max_queue_bytes
             || self.stored_oldest_ms.is_some_and(|t| t < age_floor);

@@ -184,6 +184,12 @@ impl Default for Policy {
     }
 }
 
+/// A duration in whole milliseconds, saturating: `Duration::MAX` (or any wait longer
+/// than `i64::MAX` ms) is "forever", never a wrapped negative number.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A setting that cannot work, found by [`Policy::validate`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid setting `{setting}`: {reason}")]

@@ -84,7 +84,7 @@ pub fn due_at(tier: Tier, load: QueueLoad, now_ms: i64, policy: &Policy) -> Opti
         || load.bytes as f64 >= policy.max_queue_bytes as f64 * policy.near_cap_fraction;
     let full_batch = load.events >= policy.max_batch_events as u64
         || load.bytes >= (policy.max_batch_bytes / 2) as u64;
-    let after = |d: std::time::Duration| since.saturating_add(d.as_millis() as i64);
+    let after = |d: std::time::Duration| since.saturating_add(crate::policy::millis(d));
     let due = match tier {
         Tier::Offline => return None,
         _ if near_cap => now_ms,
@@ -192,7 +192,7 @@ mod tests {
             bytes: events * 300,
             oldest_since_ms: Some(1_000),
         };
-        let ms = |d: std::time::Duration| d.as_millis() as i64;
+        let ms = |d: std::time::Duration| crate::policy::millis(d);
         assert_eq!(
             due_at(Tier::Prompt, load(1), 2_000, &p),
             Some(1_000 + ms(p.prompt_delay))

@@ -102,7 +102,7 @@ impl Tracker {
         now_ms: i64,
         policy: &Policy,
     ) -> Result<Message, ValidationError> {
-        let timeout = policy.session_timeout.as_millis() as i64;
+        let timeout = crate::policy::millis(policy.session_timeout);
         if self.session.touch(now_ms, timeout).1 {
             self.rebuild_context();
         }
@@ -161,7 +161,7 @@ mod tests {
             |m: &Message| serde_json::to_value(m).unwrap()["context"]["sessionId"].clone();
         let a = t.stamp(track("a"), "m1".into(), 1_000, &policy).unwrap();
         let b = t.stamp(track("b"), "m2".into(), 2_000, &policy).unwrap();
-        let late = 2_000 + policy.session_timeout.as_millis() as i64 + 1;
+        let late = 2_000 + crate::policy::millis(policy.session_timeout) + 1;
         let c = t.stamp(track("c"), "m3".into(), late, &policy).unwrap();
         assert_eq!(session(&a), session(&b));
         assert_ne!(session(&b), session(&c));

@@ -318,3 +318,28 @@ fn clamped_deadlines_are_saved() {
         other => panic!("expected a state save, got {other:?}"),
     }
 }
+
+/// Limits set to `Duration::MAX` mean "forever", never a wrapped negative deadline: with
+/// every timing at its maximum, events are still committed and delivered, and nothing is
+/// abandoned.
+#[test]
+fn unbounded_durations_do_not_wrap() {
+    let policy = Policy {
+        request_timeout: Duration::MAX,
+        upload_timeout: Duration::MAX,
+        backoff_max: Duration::MAX,
+        auth_pause: Duration::MAX,
+        max_event_age: Duration::MAX,
+        session_timeout: Duration::MAX,
+        ..Policy::default()
+    };
+    policy.validate().unwrap();
+    let mut h = Harness::new(policy, 7, T0);
+    h.set_latency(100);
+    h.script([status(503)]);
+    let ids = track_n(&mut h, 20);
+    h.advance(HOUR);
+    assert!(h.abandoned.is_empty(), "{:?}", h.abandoned);
+    assert!(ids.iter().all(|id| h.delivery_count(id) == 1));
+    assert_eq!(h.stats().dropped.total(), 0);
+}
