@@ -1051,9 +1051,12 @@ fn open_connection(path: &Path, mode: Mode) -> Result<(Connection, u32), OpenErr
         schema::init(&mut conn, found)
             .map_err(schema::not_ours)
             .map_err(&sqlite)?;
-        schema::ensure_auto_vacuum(&conn).map_err(&sqlite)?;
     }
     schema::check(&conn).map_err(&sqlite)?;
+    if mode != Mode::ReadOnly {
+        // After the check: a foreign file is moved aside, not rewritten first.
+        schema::ensure_auto_vacuum(&conn).map_err(&sqlite)?;
+    }
     // Sound: closing checkpoints again, so that a closed database is one self-contained
     // file (QA tools copy just that file).
     schema::keep_wal_on_close(&conn, false).map_err(&sqlite)?;
