@@ -22,6 +22,10 @@ export interface PolicyOptions {
   /** Largest event, serialised (default 32 768 bytes); larger ones throw. */
   maxEventBytes?: number;
   maxBatchEvents?: number;
+  /** Most events accepted but not yet in IndexedDB (default 10 000); past it, calls throw. */
+  maxUncommittedEvents?: number;
+  /** Most bytes accepted but not yet in IndexedDB (default 4 MiB); past it, calls throw. */
+  maxUncommittedBytes?: number;
 }
 
 export interface LoadOptions {
@@ -103,6 +107,8 @@ export interface Stats {
   invalidCalls: number;
   pluginDropped: number;
   optedOutCalls: number;
+  /** Calls refused because too much waited uncommitted (storage failing or behind). */
+  backpressureCalls: number;
   /** Keepalive requests sent on page hide for events not yet in IndexedDB. */
   beacons: number;
 }

@@ -89,6 +89,7 @@ struct Inner {
     invalid: u64,
     plugin_dropped: u64,
     opted_out_calls: u64,
+    backpressure_calls: u64,
     beacons: u64,
     closed: bool,
     keep: Vec<Closure<dyn FnMut(JsValue)>>,
@@ -227,6 +228,12 @@ fn policy_from(opts: &JsValue) -> Result<Policy, JsError> {
     }
     if let Some(v) = n("maxBatchEvents") {
         p.max_batch_events = v as usize;
+    }
+    if let Some(v) = n("maxUncommittedEvents") {
+        p.max_uncommitted_events = v as usize;
+    }
+    if let Some(v) = n("maxUncommittedBytes") {
+        p.max_uncommitted_bytes = v as usize;
     }
     p.validate().map_err(js_err)?;
     Ok(p)
@@ -694,7 +701,8 @@ impl Trailhound {
     /// Options: `writeKey`, `endpoint` (required); `dbName` (default `"trailhound"`);
     /// `storage: "memory"` to skip IndexedDB; `app: {name, version, build, namespace}`;
     /// `policy: {flushAt, promptDelayMs, commitIntervalMs, backoffBaseMs, backoffMaxMs,
-    /// requestTimeoutMs, maxQueueEvents, maxQueueBytes, maxEventBytes, maxBatchEvents}`.
+    /// requestTimeoutMs, uploadTimeoutMs, maxQueueEvents, maxQueueBytes, maxEventBytes,
+    /// maxBatchEvents, maxUncommittedEvents, maxUncommittedBytes}`.
     pub async fn load(opts: JsValue) -> Result<Trailhound, JsError> {
         let write_key = opt_string(&get(&opts, "writeKey"), "writeKey")?
             .filter(|k| !k.is_empty())
@@ -782,6 +790,7 @@ impl Trailhound {
             invalid: 0,
             plugin_dropped: 0,
             opted_out_calls: 0,
+            backpressure_calls: 0,
             beacons: 0,
             closed: false,
             keep: Vec::new(),
@@ -976,6 +985,7 @@ impl Trailhound {
             m.insert("invalidCalls".into(), i.invalid.into());
             m.insert("pluginDropped".into(), i.plugin_dropped.into());
             m.insert("optedOutCalls".into(), i.opted_out_calls.into());
+            m.insert("backpressureCalls".into(), i.backpressure_calls.into());
             m.insert("beacons".into(), i.beacons.into());
         }
         to_js(&v)
@@ -1127,6 +1137,14 @@ impl Trailhound {
             if i.engine.opted_out() {
                 i.opted_out_calls += 1;
                 return Ok(String::new());
+            }
+            if !i.engine.accepting() {
+                // Storage is failing or far behind: memory must not grow without bound.
+                i.backpressure_calls += 1;
+                return Err(js_err(
+                    "too many events are waiting for storage (IndexedDB failing or behind); \
+                     this one was not accepted",
+                ));
             }
             let i = &mut *i;
             let msg = i.tracker.stamp(

@@ -817,3 +817,36 @@ async fn reset_in_one_tab_holds_in_the_other() {
     }
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
+
+/// While too many events wait uncommitted (here: a burst within one task, before any
+/// IndexedDB commit can run), calls throw instead of memory growing; once committed,
+/// calls are accepted again.
+#[wasm_bindgen_test]
+async fn uncommitted_events_are_bounded() {
+    install_fake_server();
+    set_online(false);
+    let db = unique_name("bounded");
+    let policy =
+        js_sys::JSON::parse(r#"{"commitIntervalMs": 60000, "maxUncommittedEvents": 256}"#).unwrap();
+    let th = load(&db, policy).await;
+    let mut accepted = 0;
+    let mut refused = Vec::new();
+    for _ in 0..300 {
+        match th.track("Burst".into(), JsValue::UNDEFINED) {
+            Ok(_) => accepted += 1,
+            Err(e) => refused.push(get(&JsValue::from(e), "message").as_string().unwrap()),
+        }
+    }
+    assert_eq!((accepted, refused.len()), (256, 44));
+    assert!(refused[0].contains("not accepted"), "{}", refused[0]);
+    assert_eq!(num(&th.stats(), "backpressureCalls"), 44.0);
+    until("the commit", 5_000.0, || {
+        num(&th.stats(), "uncommitted_events") == 0.0
+    })
+    .await;
+    th.track("After".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
