@@ -16,7 +16,15 @@
 //! allocated inside the inserting transaction, so they never collide); only the tab holding
 //! the Web Lock `trailhound-uploader:<db>` uploads, so an event is never sent by two tabs at
 //! once. Tabs tell each other of changes on a `BroadcastChannel`, and each re-reads the
-//! queue's counts from the store before its next operation.
+//! queue's counts from the store before its next operation. State saves merge instead of
+//! overwriting, so that no tab undoes another's opt-out or reset, and a tab adopts the
+//! other tabs' choices before its next operation (see [`idb`]).
+//!
+//! # Redirects and timeouts
+//!
+//! No fetch follows a redirect (`redirect: "manual"`; a 3xx pauses uploads, see
+//! `js/platform.js`), and a fetch has no timer of its own: the engine abandons a request
+//! after `upload_timeout` and the driver aborts it.
 #![deny(missing_docs)]
 
 pub mod idb;
