@@ -1,0 +1,176 @@
+//! Helpers shared by the fuzz targets: JSON values built from fuzzer bytes, and an
+//! independent measure of nesting.
+//!
+//! A [`Json`] tree is `Arbitrary`, so that the fuzzer mutates the structure of properties
+//! (kinds, keys, depth) rather than JSON text that mostly fails to parse. `Wrap` nests a
+//! value in many containers at once, so that deep inputs are reached without a byte per
+//! level.
+
+use arbitrary::{Arbitrary, Result, Unstructured};
+use serde_json::{Map, Value};
+
+/// Deepest `Wrap` the generator makes: far beyond any policy's nesting limit (the core's
+/// default is 12), well within the fuzzer thread's stack.
+pub const MAX_WRAP: usize = 200;
+
+/// A JSON value as the fuzzer builds it.
+#[derive(Debug, Clone)]
+pub enum Json {
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// An unsigned integer (above `i64::MAX` when the fuzzer picks so).
+    UInt(u64),
+    /// A float; NaN and infinities have no JSON form and become `null` in [`Json::to_value`].
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// An array.
+    Array(Vec<Json>),
+    /// An object.
+    Object(Vec<(String, Json)>),
+    /// `depth` arrays (or objects, keyed `key`) around a value.
+    Wrap {
+        /// How many levels.
+        depth: usize,
+        /// Objects instead of arrays.
+        objects: bool,
+        /// The key of each object level.
+        key: String,
+        /// The innermost value.
+        inner: Box<Json>,
+    },
+}
+
+impl<'a> Arbitrary<'a> for Json {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Json::arbitrary_depth(u, 0)
+    }
+}
+
+impl Json {
+    fn arbitrary_depth(u: &mut Unstructured<'_>, depth: u32) -> Result<Self> {
+        // Containers get rarer with depth so that trees stay small; Wrap makes depth cheap.
+        let kinds = if depth >= 6 || u.is_empty() { 6 } else { 9 };
+        Ok(match u.choose_index(kinds)? {
+            0 => Json::Null,
+            1 => Json::Bool(u.arbitrary()?),
+            2 => Json::Int(u.arbitrary()?),
+            3 => Json::UInt(u.arbitrary()?),
+            4 => Json::Float(u.arbitrary()?),
+            5 => Json::Str(u.arbitrary()?),
+            6 => {
+                let n = u.int_in_range(0..=4)?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(Json::arbitrary_depth(u, depth + 1)?);
+                }
+                Json::Array(v)
+            }
+            7 => {
+                let n = u.int_in_range(0..=4)?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push((u.arbitrary()?, Json::arbitrary_depth(u, depth + 1)?));
+                }
+                Json::Object(v)
+            }
+            _ => Json::Wrap {
+                depth: u.int_in_range(1..=MAX_WRAP)?,
+                objects: u.arbitrary()?,
+                key: u.arbitrary()?,
+                inner: Box::new(Json::arbitrary_depth(u, depth + 1)?),
+            },
+        })
+    }
+
+    /// The serde_json value (non-finite floats become `null`: JSON cannot carry them, and
+    /// serde_json's `Value` cannot hold them).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Int(i) => Value::from(*i),
+            Json::UInt(i) => Value::from(*i),
+            Json::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Json::Str(s) => Value::String(s.clone()),
+            Json::Array(v) => Value::Array(v.iter().map(Json::to_value).collect()),
+            Json::Object(v) => Value::Object(
+                v.iter()
+                    .map(|(k, j)| (k.clone(), j.to_value()))
+                    .collect::<Map<_, _>>(),
+            ),
+            Json::Wrap {
+                depth,
+                objects,
+                key,
+                inner,
+            } => {
+                let mut v = inner.to_value();
+                for _ in 0..*depth {
+                    v = if *objects {
+                        let mut m = Map::new();
+                        m.insert(key.clone(), v);
+                        Value::Object(m)
+                    } else {
+                        Value::Array(vec![v])
+                    };
+                }
+                v
+            }
+        }
+    }
+}
+
+/// Properties from the fuzzer: a built tree, or raw bytes parsed as JSON (what a host
+/// that hands over JSON text sends).
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Props {
+    /// Members built from a tree.
+    Tree(Vec<(String, Json)>),
+    /// Bytes that may or may not be a JSON object.
+    Raw(Vec<u8>),
+}
+
+impl Props {
+    /// The properties map, or `None` when the raw bytes are not a JSON object.
+    pub fn to_map(&self) -> Option<Map<String, Value>> {
+        match self {
+            Props::Tree(members) => Some(
+                members
+                    .iter()
+                    .map(|(k, j)| (k.clone(), j.to_value()))
+                    .collect(),
+            ),
+            Props::Raw(bytes) => match serde_json::from_slice(bytes) {
+                Ok(Value::Object(m)) => Some(m),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Containers on the deepest path of `v`: 0 for a scalar, 1 for `[]` or `{"a": 1}`.
+/// Written here, not taken from the core, so that the targets check the core against an
+/// independent count. Iterative: a deep value must not overflow the checker's stack.
+pub fn nesting(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, above)) = stack.pop() {
+        match v {
+            Value::Array(items) => {
+                deepest = deepest.max(above + 1);
+                stack.extend(items.iter().map(|i| (i, above + 1)));
+            }
+            Value::Object(map) => {
+                deepest = deepest.max(above + 1);
+                stack.extend(map.values().map(|i| (i, above + 1)));
+            }
+            _ => deepest = deepest.max(above),
+        }
+    }
+    deepest
+}
