@@ -151,8 +151,11 @@ try {
     // A marker from A after opting in again: once it arrives, anything B sent earlier has too.
     await a.evaluate(async () => { window.th.optIn(); window.th.track("Marker", {}); await window.th.flush(3000); });
     await until("the marker", 10_000, async () => (await events()).some((e) => e.name === "Marker"));
-    const sent = (await events()).filter((e) => e.name === "After Opt Out" || e.userId === "user-9");
-    check("nothing tab B tracked after the opt-out was sent", sent.length === 0, JSON.stringify(sent));
+    // B's identify may have been accepted before B heard of the opt-out (its identity then
+    // keeps user-9, which A's marker carries), but its event, like B's tracks, never leaves.
+    const sent = (await events()).filter((e) => e.name === "After Opt Out" || e.type === "identify");
+    check("nothing tab B tracked after the opt-out was sent", sent.length === 0,
+      JSON.stringify(sent.map((e) => ({ type: e.type, name: e.name, userId: e.userId, id: e.id, receivedAt: e.receivedAt }))));
     await context.close();
   }
 
