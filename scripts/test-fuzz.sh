@@ -3,7 +3,8 @@
 # in fuzz/ with libFuzzer and AddressSanitizer, and runs each one for a bounded time,
 # starting from its committed corpus (fuzz/corpus/<target>). Any crash, panic, timeout or
 # out-of-memory fails the target; its input is saved under fuzz/artifacts/<target>/
-# (gitignored) and can be replayed with `cargo fuzz run <target> <file>`.
+# (gitignored) and can be replayed with `cargo fuzz run <target> <file>`. fuzz/dicts/ holds
+# libFuzzer dictionaries (tokens of each input format) for the targets that have one.
 #
 # Works on a fresh Debian 12 machine with rustup stable: cargo-fuzz is installed (pinned)
 # if missing. cargo-fuzz passes nightly flags (-Zsanitizer, -Cpasses=sancov-module);
@@ -69,11 +70,16 @@ for target in $TARGETS; do
     # committed corpus is only read.
     mkdir -p "$WORK/$target" "fuzz/corpus/$target"
     log="$WORK/$target.log"
+    # Tokens of the input's format (JSON keys, URL pieces), where the target has them.
+    dict=()
+    if [ -f "fuzz/dicts/$target.dict" ]; then
+        dict=(-dict="fuzz/dicts/$target.dict")
+    fi
     set +e
     cargo fuzz run -s "$SANITIZER" --target-dir "$TARGET_DIR" "$target" \
         "$WORK/$target" "fuzz/corpus/$target" -- \
         -max_total_time="$FUZZ_SECONDS" -max_len="$(max_len "$target")" \
-        -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
+        -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" >"$log" 2>&1
     rc=$?
     set -e
     # The final stats and, on a failure, the crash report with its input's path.

@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (header, body) = data.split_at(HEADER);
+    // The server's own clock: some time between 1970 and 2200, never a client's value.
     let received_at_ms = i64::from_le_bytes(header[3..11].try_into().unwrap());
+    let received_at_ms = received_at_ms.rem_euclid(7_258_118_400_000);
     let received_at = DateTime::<Utc>::from_timestamp_millis(received_at_ms).unwrap_or_default();
     // 0x80 and up: `/v1/batch`; else a single-event endpoint (`/v1/track`…).
     let path_type = (header[1] < 0x80).then(|| TYPES[usize::from(header[1]) % TYPES.len()]);

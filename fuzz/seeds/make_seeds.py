@@ -137,7 +137,6 @@ def sqlite_store(cli):
         with open(db, "rb") as f:
             content = f.read()
         put("sqlite_store", ops + bytes([0]) + struct.pack("<I", 0) + content)
-        put("sqlite_store", bytes(32) + bytes([2]) + struct.pack("<I", 0) + content)
         # The same database with a WAL that SQLite wrote: copied while the writer is open.
         wal_dir = os.path.join(tmp, "wal")
         os.makedirs(wal_dir)
