@@ -4,7 +4,10 @@
 //! - [`hostile`]: a raw-TCP server that misbehaves: any status, cut or endless bodies,
 //!   resets, trickles, an untrusted TLS certificate.
 //! - [`sim`]: the day-long scheduling simulation: Trailhound's policy against a fixed baseline.
+//! - [`util`]: device conditions, a recording client builder, a bounded wait on stats,
+//!   the monotonic clock and a seeded PRNG, shared by the tests and the crash child.
 
 pub mod collector;
 pub mod hostile;
 pub mod sim;
+pub mod util;

@@ -17,50 +17,13 @@ use std::time::{Duration, Instant};
 
 use trailhound::store::SqliteStore;
 use trailhound::Policy;
+use trailhound_tests::util::{monotonic_ns, SplitMix64};
 
 /// SIGKILL trials in the test: enough that kills land in every phase of a commit cycle.
 const TRIALS: u64 = 120;
 
 /// Set to a number to rerun the trials of an earlier run (each run prints its seed).
 const SEED_ENV: &str = "TRAILHOUND_CRASH_SEED";
-
-/// `CLOCK_MONOTONIC` in nanoseconds, the clock the child stamps acceptances with.
-fn monotonic_ns() -> u64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: std::ffi::c_long,
-        tv_nsec: std::ffi::c_long,
-    }
-    extern "C" {
-        fn clock_gettime(clock: std::ffi::c_int, tp: *mut Timespec) -> std::ffi::c_int;
-    }
-    const CLOCK_MONOTONIC: std::ffi::c_int = 1;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { clock_gettime(CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// splitmix64, for reproducible kill moments and child seeds.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// A commit the child saw in `stats()`: the committed count, published between the two times.
 struct Commit {
@@ -292,7 +255,7 @@ fn sigkill_loses_at_most_the_commit_window() {
                 .as_nanos() as u64
         });
     eprintln!("{SEED_ENV}={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     let policy = Policy::default();
 
     // A private copy of the child: a concurrent `cargo build` relinking the original
@@ -314,7 +277,7 @@ fn sigkill_loses_at_most_the_commit_window() {
             &exe,
             pattern,
             Duration::from_millis(offset_ms),
-            rng.next(),
+            rng.next_u64(),
         ));
     }
 

@@ -16,10 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use trailhound::{
-    Builder, Client, DeviceConditions, DropReason, Error, Network, Notification, Policy, Stats,
-};
+use trailhound::{Builder, Client, DropReason, Error, Notification, Policy, Stats};
 use trailhound_tests::hostile::{HostileServer, Reply, Request, ResetMidRequest, Script, Then};
+use trailhound_tests::util::wifi;
 
 /// Events tracked per case.
 const N: usize = 8;
@@ -41,15 +40,6 @@ macro_rules! ensure {
             return Err(format!($($fmt)+));
         }
     };
-}
-
-fn wifi() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Wifi,
-        battery_level: Some(0.9),
-        charging: Some(true),
-        ..DeviceConditions::default()
-    }
 }
 
 /// Backoff of 1 s (so that a tight loop shows as hundreds of requests against a handful),
@@ -243,6 +233,20 @@ impl Live {
     /// Requests the server has read so far.
     fn requests(&self) -> Vec<Request> {
         self.server.requests()
+    }
+
+    /// When the server read the first request.
+    fn first_request_at(&self) -> Result<Instant, String> {
+        self.requests()
+            .first()
+            .map(|r| r.at)
+            .ok_or_else(|| "no request was made".to_owned())
+    }
+
+    /// Sleeps until `end` (bounded: one sleep), then counts the requests read before it.
+    fn requests_before(&self, end: Instant) -> usize {
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        self.requests().iter().filter(|r| r.at < end).count()
     }
 
     /// Shuts the client down and reads what stayed queued.
@@ -439,6 +443,18 @@ impl Done {
             self.stats.dropped.total(),
             self.queued.len() as u64,
         )
+    }
+
+    /// The ledger, then `(delivered, dropped, queued)` is `want`; `meant` says what that is.
+    fn ledger_and_counts(&self, want: (u64, u64, u64), meant: &str) -> Result<(), String> {
+        self.ledger()?;
+        let (d, x, q) = self.counts();
+        ensure!(
+            (d, x, q) == want,
+            "expected {meant}; delivered {d}, dropped {x}, queued {q}; notes {:?}",
+            self.notes
+        );
+        Ok(())
     }
 
     /// Batch requests (POST to `/v1/batch`) the server read.
@@ -654,19 +670,36 @@ fn raw(bytes: &str, status: Option<u16>, then: Then) -> Reply {
     }
 }
 
-/// Every 2xx delivers the batch, once; so does a 103 Early Hints followed by a 200.
-#[test]
-fn success_statuses_are_delivered() {
-    let mut cases: Vec<_> = [200, 201, 202, 204, 299]
-        .into_iter()
-        .map(|s| {
+/// A script answering request number `index` with `at` and every other with `otherwise`.
+fn status_at(index: usize, at: u16, otherwise: u16) -> impl Script {
+    move |r: &Request| {
+        if r.index == index {
+            Reply::status(at)
+        } else {
+            Reply::status(otherwise)
+        }
+    }
+}
+
+/// One [`case`] a status: a server answering every request with it, and the verdict
+/// `expect` gives for it.
+fn status_cases(statuses: &[u16], expect: fn(u16) -> Expect) -> Vec<Case> {
+    statuses
+        .iter()
+        .map(|&s| {
             case(
                 format!("{s}"),
                 move |_: &Request| Reply::status(s),
-                Expect::Delivered,
+                expect(s),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Every 2xx delivers the batch, once; so does a 103 Early Hints followed by a 200.
+#[test]
+fn success_statuses_are_delivered() {
+    let mut cases = status_cases(&[200, 201, 202, 204, 299], |_| Expect::Delivered);
     cases.push(case(
         "103 then 200",
         |_: &Request| {
@@ -695,16 +728,9 @@ fn success_statuses_are_delivered() {
 /// 408, 429 and 5xx but 501/505 keep the events and report `UploadFailed` with the status.
 #[test]
 fn retryable_statuses_keep_events() {
-    let cases = [408, 429, 500, 502, 503, 504, 511, 599]
-        .into_iter()
-        .map(|s| {
-            case(
-                format!("{s}"),
-                move |_: &Request| Reply::status(s),
-                Expect::Retried(Some(s)),
-            )
-        })
-        .collect();
+    let cases = status_cases(&[408, 429, 500, 502, 503, 504, 511, 599], |s| {
+        Expect::Retried(Some(s))
+    });
     run_matrix("retryable", cases);
 }
 
@@ -742,16 +768,7 @@ fn split_statuses_isolate_the_bad_event() {
 /// 401 and 403 pause uploads and keep every event.
 #[test]
 fn auth_statuses_pause() {
-    let cases = [401, 403]
-        .into_iter()
-        .map(|s| {
-            case(
-                format!("{s}"),
-                move |_: &Request| Reply::status(s),
-                Expect::Paused(s),
-            )
-        })
-        .collect();
+    let cases = status_cases(&[401, 403], Expect::Paused);
     run_matrix("auth", cases);
 }
 
@@ -800,16 +817,10 @@ fn redirects_pause_and_are_never_followed() {
 /// misconfigured endpoint: paused, events kept, never delivered, never dropped.
 #[test]
 fn other_statuses_pause_and_never_drop() {
-    let mut cases: Vec<_> = [402, 404, 405, 409, 410, 418, 451, 501, 505, 600, 999]
-        .into_iter()
-        .map(|s| {
-            case(
-                format!("{s}"),
-                move |_: &Request| Reply::status(s),
-                Expect::Paused(s),
-            )
-        })
-        .collect();
+    let mut cases = status_cases(
+        &[402, 404, 405, 409, 410, 418, 451, 501, 505, 600, 999],
+        Expect::Paused,
+    );
     cases.push(case(
         "101 final",
         |_: &Request| {
@@ -1023,12 +1034,10 @@ fn smuggled_answer_is_not_a_delivery() {
         let mut live = Live::start(HostileServer::start(script), &tags(), |_| {});
         live.track_and_flush(&tags());
         let done = live.finish()?;
-        done.ledger()?;
-        let (d, x, q) = done.counts();
-        ensure!(
-            d == N as u64 && x == 0 && q == N as u64,
-            "expected the first {N} delivered and the second {N} kept; delivered {d}, dropped {x}, queued {q}"
-        );
+        done.ledger_and_counts(
+            (N as u64, 0, N as u64),
+            "the first batch delivered and the second kept",
+        )?;
         Ok(done.summary())
     };
     run_matrix("smuggled", vec![(name.to_owned(), Box::new(run))]);
@@ -1043,13 +1052,7 @@ fn recovery_delivers_exactly_once() {
     cases.push((
         "503 then 200".to_owned(),
         Box::new(|| -> Outcome {
-            let script = |r: &Request| {
-                if r.index == 0 {
-                    Reply::status(503)
-                } else {
-                    Reply::status(200)
-                }
-            };
+            let script = status_at(0, 503, 200);
             let live = Live::start(HostileServer::start(script), &tags(), |_| {});
             ensure!(
                 live.wait_until(|s| s.delivered >= N as u64),
@@ -1057,12 +1060,7 @@ fn recovery_delivers_exactly_once() {
                 live.client().stats()
             );
             let done = live.finish()?;
-            done.ledger()?;
-            let (d, x, q) = done.counts();
-            ensure!(
-                d == N as u64 && x == 0 && q == 0,
-                "delivered {d}, dropped {x}, queued {q}"
-            );
+            done.ledger_and_counts((N as u64, 0, 0), "all delivered")?;
             ensure!(
                 done.batch_requests() == 2,
                 "{} requests for one failure and one success",
@@ -1074,13 +1072,7 @@ fn recovery_delivers_exactly_once() {
     cases.push((
         "2nd of 3 batches 503".to_owned(),
         Box::new(|| -> Outcome {
-            let script = |r: &Request| {
-                if r.index == 1 {
-                    Reply::status(503)
-                } else {
-                    Reply::status(200)
-                }
-            };
+            let script = status_at(1, 503, 200);
             let live = Live::start(HostileServer::start(script), &tags(), |p| {
                 p.max_batch_events = 3;
             });
@@ -1090,35 +1082,22 @@ fn recovery_delivers_exactly_once() {
                 live.client().stats()
             );
             let done = live.finish()?;
-            done.ledger()?;
-            let (d, x, q) = done.counts();
-            ensure!(
-                d == N as u64 && x == 0 && q == 0,
-                "delivered {d}, dropped {x}, queued {q}"
-            );
+            done.ledger_and_counts((N as u64, 0, 0), "all delivered")?;
             Ok(done.summary())
         }),
     ));
     cases.push((
         "2nd of 3 batches 401".to_owned(),
         Box::new(|| -> Outcome {
-            let script = |r: &Request| {
-                if r.index == 0 {
-                    Reply::status(200)
-                } else {
-                    Reply::status(401)
-                }
-            };
+            let script = status_at(0, 200, 401);
             let live = Live::start(HostileServer::start(script), &tags(), |p| {
                 p.max_batch_events = 3;
             });
             let done = live.finish()?;
-            done.ledger()?;
-            let (d, x, q) = done.counts();
-            ensure!(
-                (d, x, q) == (3, 0, N as u64 - 3),
-                "expected the first batch of 3 delivered and the rest kept; delivered {d}, dropped {x}, queued {q}"
-            );
+            done.ledger_and_counts(
+                (3, 0, N as u64 - 3),
+                "the first batch of 3 delivered and the rest kept",
+            )?;
             ensure!(
                 done.pauses() == vec![401] && done.batch_requests() == 2,
                 "pauses {:?} after {} requests, expected one 401 after 2",
@@ -1148,16 +1127,10 @@ fn recovery_delivers_exactly_once() {
                 fixed.store(true, std::sync::atomic::Ordering::Release);
                 live.flush_again(); // the probe that finds it fixed
                 let done = live.finish()?;
-                done.ledger()?;
-                let (d, x, q) = done.counts();
+                done.ledger_and_counts((N as u64, 0, 0), "all delivered")?;
                 ensure!(
                     (after_pause, after_probe) == (1, 2),
                     "requests after the pause {after_pause}, after the probe {after_probe}: expected 1 then 2"
-                );
-                ensure!(
-                    d == N as u64 && x == 0 && q == 0,
-                    "delivered {d}, dropped {x}, queued {q}; notes {:?}",
-                    done.notes
                 );
                 ensure!(
                     done.pauses() == vec![status, status],
@@ -1250,29 +1223,34 @@ fn self_signed_tls_fails_closed() {
     cases.push((
         "https:// to a plain HTTP server".to_owned(),
         Box::new(|| -> Outcome {
-            let server = HostileServer::start(|_: &Request| Reply::status(200));
-            let url = format!("https://{}", server.addr());
-            let mut live = Live::open_at(server, url, |p| {
-                p.request_timeout = Duration::from_secs(2);
-            });
-            live.track_and_flush(&tags());
-            live.finish()?.expect(Expect::Retried(None))
+            wrong_scheme(
+                HostileServer::start(|_: &Request| Reply::status(200)),
+                "https",
+            )
         }),
     ));
     cases.push((
         "http:// to a TLS server".to_owned(),
         Box::new(|| -> Outcome {
             let (_, config) = self_signed();
-            let server = HostileServer::start_tls(config, |_: &Request| Reply::status(200));
-            let url = format!("http://{}", server.addr());
-            let mut live = Live::open_at(server, url, |p| {
-                p.request_timeout = Duration::from_secs(2);
-            });
-            live.track_and_flush(&tags());
-            live.finish()?.expect(Expect::Retried(None))
+            wrong_scheme(
+                HostileServer::start_tls(config, |_: &Request| Reply::status(200)),
+                "http",
+            )
         }),
     ));
     run_matrix("tls", cases);
+}
+
+/// A client sending to `scheme://` the address of `server`, which speaks the other
+/// scheme, with a 2 s request timeout: a network error, every event kept for a retry.
+fn wrong_scheme(server: HostileServer, scheme: &str) -> Outcome {
+    let url = format!("{scheme}://{}", server.addr());
+    let mut live = Live::open_at(server, url, |p| {
+        p.request_timeout = Duration::from_secs(2);
+    });
+    live.track_and_flush(&tags());
+    live.finish()?.expect(Expect::Retried(None))
 }
 
 /// `http://localhost:PORT` reaches a server listening on 127.0.0.1 only (the name may
@@ -1323,11 +1301,7 @@ fn retry_after_case(
     let run = move || -> Outcome {
         let script = move |_: &Request| Reply::with_header(503, "Retry-After", &value());
         let live = Live::start(HostileServer::start(script), &tags(), policy);
-        let first = live
-            .requests()
-            .first()
-            .map(|r| r.at)
-            .ok_or("no request was made")?;
+        let first = live.first_request_at()?;
         // Bounded: one sleep to the end of the window.
         std::thread::sleep((first + window).saturating_duration_since(Instant::now()));
         let seen: Vec<Request> = live
@@ -1499,12 +1473,7 @@ fn waits_survive_a_restart() {
             live.restart()?;
             std::thread::sleep(Duration::from_millis(1500));
             let done = live.finish()?;
-            done.ledger()?;
-            let (d, x, q) = done.counts();
-            ensure!(
-                (d, x, q) == (0, 0, N as u64),
-                "delivered {d}, dropped {x}, queued {q}"
-            );
+            done.ledger_and_counts((0, 0, N as u64), "all kept")?;
             ensure!(
                 done.batch_requests() == 1,
                 "{} requests: the restarted client forgot the pause",
@@ -1520,27 +1489,11 @@ fn waits_survive_a_restart() {
             let mut live = Live::start(HostileServer::start(script), &tags(), |p| {
                 p.backoff_max = Duration::from_secs(10);
             });
-            let first = live
-                .requests()
-                .first()
-                .map(|r| r.at)
-                .ok_or("no request was made")?;
+            let first = live.first_request_at()?;
             live.restart()?;
-            std::thread::sleep(
-                (first + Duration::from_secs(3)).saturating_duration_since(Instant::now()),
-            );
-            let early = live
-                .requests()
-                .iter()
-                .filter(|r| r.at < first + Duration::from_secs(3))
-                .count();
+            let early = live.requests_before(first + Duration::from_secs(3));
             let done = live.finish()?;
-            done.ledger()?;
-            let (d, x, q) = done.counts();
-            ensure!(
-                (d, x, q) == (0, 0, N as u64),
-                "delivered {d}, dropped {x}, queued {q}"
-            );
+            done.ledger_and_counts((0, 0, N as u64), "all kept")?;
             ensure!(
                 early == 1,
                 "{early} requests within 3 s of the first: the restarted client forgot Retry-After"
@@ -1570,13 +1523,7 @@ fn server_closing_idle_connections_costs_no_retry() {
         std::thread::sleep(Duration::from_millis(300));
         live.track_and_flush(&tags());
         let done = live.finish()?;
-        done.ledger()?;
-        let (d, x, q) = done.counts();
-        ensure!(
-            (d, x, q) == (2 * N as u64, 0, 0),
-            "delivered {d}, dropped {x}, queued {q}; notes {:?}",
-            done.failures()
-        );
+        done.ledger_and_counts((2 * N as u64, 0, 0), "both batches delivered")?;
         ensure!(
             done.failures().is_empty(),
             "a closed idle connection cost a failed upload: {:?}",
@@ -1618,12 +1565,7 @@ fn shutdown_during_a_hung_request_keeps_events() {
             "shutdown(1 s) took {took:?} with a request hanging"
         );
         let done = live.finish()?;
-        done.ledger()?;
-        let (d, x, q) = done.counts();
-        ensure!(
-            (d, x, q) == (0, 0, N as u64),
-            "delivered {d}, dropped {x}, queued {q}"
-        );
+        done.ledger_and_counts((0, 0, N as u64), "all kept")?;
         Ok(format!("shutdown took {took:.1?}; {}", done.summary()))
     };
     run_matrix("hung shutdown", vec![(name.to_owned(), Box::new(run))]);
@@ -1646,21 +1588,10 @@ fn flush_respects_retry_after() {
                 let mut live = Live::start(HostileServer::start(script), &tags(), |p| {
                     p.backoff_max = Duration::from_secs(10);
                 });
-                let first = live
-                    .requests()
-                    .first()
-                    .map(|r| r.at)
-                    .ok_or("no request was made")?;
+                let first = live.first_request_at()?;
                 live.flush_again();
                 live.flush_again();
-                std::thread::sleep(
-                    (first + Duration::from_secs(3)).saturating_duration_since(Instant::now()),
-                );
-                let early = live
-                    .requests()
-                    .iter()
-                    .filter(|r| r.at < first + Duration::from_secs(3))
-                    .count();
+                let early = live.requests_before(first + Duration::from_secs(3));
                 let done = live.finish()?;
                 let detail = done.expect(Expect::Retried(Some(status)))?;
                 ensure!(

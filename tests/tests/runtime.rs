@@ -5,53 +5,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use trailhound::{Builder, Client, DeviceConditions, DropReason, Error, Network, Notification};
+use trailhound::{Builder, Client, DropReason, Error, Notification};
 use trailhound_tests::collector::{Collector, Reply};
+use trailhound_tests::util::{offline, recording_builder, wait_stats, wifi, Notes};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn wifi() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Wifi,
-        battery_level: Some(0.9),
-        charging: Some(true),
-        ..DeviceConditions::default()
-    }
-}
-
-fn offline() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Offline,
-        ..wifi()
-    }
-}
-
-type Notes = Arc<Mutex<Vec<Notification>>>;
-
+/// A recording client builder on `c`, on Wi-Fi, with a backoff capped at 2 s.
 fn builder(c: &Collector, dir: &std::path::Path, notes: &Notes) -> Builder {
-    let notes = Arc::clone(notes);
-    Builder::new("test-key", c.url(), dir)
-        .conditions(wifi())
-        .jitter_seed(1)
-        .with_policy(|p| {
-            p.backoff_base = Duration::from_millis(100);
-            p.backoff_max = Duration::from_secs(2);
-        })
-        .listener(move |n: &Notification| notes.lock().unwrap().push(n.clone()))
+    recording_builder(c.url(), dir, notes, Duration::from_secs(2)).conditions(wifi())
 }
 
 /// Waits until the background thread has taken `n` events and committed (or dropped)
 /// all of them.
 fn committed(client: &Client, n: u64) -> trailhound::Stats {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let stats = client.stats();
-        let done = stats.accepted == n && stats.uncommitted_events == 0;
-        if done || std::time::Instant::now() > deadline {
-            return stats;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_stats(client, WAIT, |s| {
+        s.accepted == n && s.uncommitted_events == 0
+    })
 }
 
 fn start(c: &Collector, dir: &std::path::Path) -> (Client, Notes) {
@@ -696,6 +666,15 @@ fn panicking_plugin_is_contained() {
     client.shutdown(WAIT).unwrap();
 }
 
+/// An empty Segment batch, gzipped as the engine sends it.
+fn empty_batch_gzipped() -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(br#"{"batch":[],"sentAt":"2026-01-01T00:00:00.000Z"}"#)
+        .unwrap();
+    gz.finish().unwrap()
+}
+
 /// The built-in transport never follows a redirect: a 301 (or 307, 308) answer to the batch
 /// POST comes back to the engine as that status, and the redirect's target is never asked.
 #[test]
@@ -703,13 +682,7 @@ fn ureq_transport_returns_redirects_unfollowed() {
     let c = Collector::start();
     c.serve_path("/landing", 200);
     let transport = trailhound::UreqTransport::new(Duration::from_secs(10)).unwrap();
-    let body = {
-        use std::io::Write;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(br#"{"batch":[],"sentAt":"2026-01-01T00:00:00.000Z"}"#)
-            .unwrap();
-        gz.finish().unwrap()
-    };
+    let body = empty_batch_gzipped();
     let url = format!("{}/v1/batch", c.url());
     for status in [301, 302, 303, 307, 308] {
         c.script([Reply::redirect(status, "/landing")]);
@@ -766,13 +739,7 @@ fn redirect_is_not_delivery() {
 fn ureq_transport_with_unbounded_timeout_sends() {
     let c = Collector::start();
     let transport = trailhound::UreqTransport::new(Duration::MAX).unwrap();
-    let body = {
-        use std::io::Write;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(br#"{"batch":[],"sentAt":"2026-01-01T00:00:00.000Z"}"#)
-            .unwrap();
-        gz.finish().unwrap()
-    };
+    let body = empty_batch_gzipped();
     let url = format!("{}/v1/batch", c.url());
     let req = trailhound::HttpRequest::batch(&url, "Basic dGVzdC1rZXk6", body);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

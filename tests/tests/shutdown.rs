@@ -11,44 +11,33 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use trailhound::store::SqliteStore;
-use trailhound::{
-    Builder, Client, DeviceConditions, DropReason, Error, Network, Notification, UploadResult,
-};
+use trailhound::{Builder, Client, DropReason, Error, Notification, UploadResult};
 use trailhound_tests::collector::Collector;
+use trailhound_tests::util::{self, offline, recording_builder, wifi, Notes};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn wifi() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Wifi,
-        battery_level: Some(0.9),
-        charging: Some(true),
-        ..DeviceConditions::default()
-    }
-}
-
-fn offline() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Offline,
-        ..wifi()
-    }
-}
-
-type Notes = Arc<Mutex<Vec<Notification>>>;
 
 /// A call's name and what it returned.
 type Outcome = (&'static str, Result<(), String>);
 
+/// A recording client builder, offline, with a backoff capped at 1 s.
 fn builder(endpoint: &str, dir: &Path, notes: &Notes) -> Builder {
-    let notes = Arc::clone(notes);
-    Builder::new("test-key", endpoint, dir)
-        .conditions(offline())
-        .jitter_seed(1)
-        .with_policy(|p| {
-            p.backoff_base = Duration::from_millis(100);
-            p.backoff_max = Duration::from_secs(1);
-        })
-        .listener(move |n: &Notification| notes.lock().unwrap().push(n.clone()))
+    recording_builder(endpoint, dir, notes, Duration::from_secs(1)).conditions(offline())
+}
+
+/// A client on nowhere reachable, offline: what it accepts stays queued.
+fn start_offline(dir: &Path, notes: &Notes) -> Client {
+    builder("https://collector.invalid", dir, notes)
+        .build()
+        .unwrap()
+}
+
+/// A client on the collector `c`, on Wi-Fi.
+fn start_online(c: &Collector, dir: &Path, notes: &Notes) -> Client {
+    builder(c.url(), dir, notes)
+        .conditions(wifi())
+        .build()
+        .unwrap()
 }
 
 /// `(t, i)` of every event in the queue of `dir` (the client must be shut down).
@@ -80,14 +69,7 @@ fn lock_database(dir: &Path) -> rusqlite::Connection {
 
 /// Waits (bounded) until `done` holds for the client's stats.
 fn wait_stats(client: &Client, done: impl Fn(&trailhound::Stats) -> bool) -> trailhound::Stats {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let stats = client.stats();
-        if done(&stats) || Instant::now() > deadline {
-            return stats;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    util::wait_stats(client, WAIT, done)
 }
 
 fn store_failed(notes: &Notes) -> (u64, usize) {
@@ -174,10 +156,7 @@ fn unbounded_timeouts_do_not_panic() {
     let c = Collector::start();
     let dir = tempfile::tempdir().unwrap();
     let notes = Notes::default();
-    let client = builder(c.url(), dir.path(), &notes)
-        .conditions(wifi())
-        .build()
-        .unwrap();
+    let client = start_online(&c, dir.path(), &notes);
     client.track("Before", json!({})).unwrap();
     let stats = client.flush_blocking(Duration::MAX).unwrap();
     assert_eq!(stats.delivered, 1);
@@ -198,9 +177,7 @@ fn unbounded_timeouts_do_not_panic() {
 fn storage_failing_until_shutdown_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let notes = Notes::default();
-    let client = builder("https://collector.invalid", dir.path(), &notes)
-        .build()
-        .unwrap();
+    let client = start_offline(dir.path(), &notes);
     let lock = lock_database(dir.path());
     for i in 0..20 {
         client.track("Unsaved", json!({"t": 0, "i": i})).unwrap();
@@ -223,9 +200,7 @@ fn storage_failing_until_shutdown_is_reported() {
 fn unsaved_opt_out_holds_at_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let notes = Notes::default();
-    let client = builder("https://collector.invalid", dir.path(), &notes)
-        .build()
-        .unwrap();
+    let client = start_offline(dir.path(), &notes);
     for i in 0..5 {
         client.track("Before", json!({"t": 0, "i": i})).unwrap();
     }
@@ -241,9 +216,7 @@ fn unsaved_opt_out_holds_at_next_start() {
     );
     drop(lock);
 
-    let client = builder("https://collector.invalid", dir.path(), &notes)
-        .build()
-        .unwrap();
+    let client = start_offline(dir.path(), &notes);
     assert!(client.is_opted_out(), "the opt-out holds");
     let stats = wait_stats(&client, |s| s.queued_events == 0);
     assert_eq!(stats.queued_events, 0, "the queue was purged");
@@ -251,9 +224,7 @@ fn unsaved_opt_out_holds_at_next_start() {
     client.shutdown(WAIT).unwrap();
     assert!(queued(dir.path()).is_empty());
     // Saved in the database now: it holds without the marker too.
-    let client = builder("https://collector.invalid", dir.path(), &notes)
-        .build()
-        .unwrap();
+    let client = start_offline(dir.path(), &notes);
     assert!(client.is_opted_out());
     client.shutdown(WAIT).unwrap();
 }
@@ -265,10 +236,7 @@ fn drop_commits_without_uploading() {
     let c = Collector::start();
     let dir = tempfile::tempdir().unwrap();
     let notes = Notes::default();
-    let client = builder(c.url(), dir.path(), &notes)
-        .conditions(wifi())
-        .build()
-        .unwrap();
+    let client = start_online(&c, dir.path(), &notes);
     for i in 0..3 {
         client
             .track("Dropped Client", json!({"t": 0, "i": i}))
@@ -540,9 +508,7 @@ fn shutdown_from_a_listener_does_not_wait_for_itself() {
 fn control_calls_are_bounded_while_storage_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let notes = Notes::default();
-    let client = builder("https://collector.invalid", dir.path(), &notes)
-        .build()
-        .unwrap();
+    let client = start_offline(dir.path(), &notes);
     let lock = lock_database(dir.path());
     client.track("Blocked", json!({"t": 0, "i": 0})).unwrap();
     // Commits at once: the background thread now waits on the lock (busy timeout).

@@ -35,6 +35,13 @@ fn marked(seqs: std::ops::RangeInclusive<u64>, size: usize) -> Vec<QueuedEvent> 
     .collect()
 }
 
+/// Inserts marked events 1 to `events` (a multiple of 500) of 400 bytes each, 500 a commit.
+fn fill(store: &mut SqliteStore, events: u64) {
+    for first in (1..=events).step_by(500) {
+        store.insert(&marked(first..=first + 499, 400)).unwrap();
+    }
+}
+
 fn open(dir: &Path) -> SqliteStore {
     let opened = SqliteStore::open(dir).unwrap();
     assert_eq!(opened.recovered, None);
@@ -163,9 +170,7 @@ fn client_opt_out_leaves_no_event_bytes() {
 fn file_shrinks_after_queue_drains() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    for first in (1..=20_000u64).step_by(500) {
-        store.insert(&marked(first..=first + 499, 400)).unwrap();
-    }
+    fill(&mut store, 20_000);
     drop(store);
     let full = db_size(dir.path());
     assert!(full > 8_000_000, "{full}");
@@ -193,9 +198,7 @@ fn file_shrinks_after_queue_drains() {
 fn file_shrinks_after_eviction() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    for first in (1..=10_000u64).step_by(500) {
-        store.insert(&marked(first..=first + 499, 400)).unwrap();
-    }
+    fill(&mut store, 10_000);
     store.evict(10, u64::MAX, 0, 0).unwrap();
     drop(store);
     let size = db_size(dir.path());

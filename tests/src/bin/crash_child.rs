@@ -20,40 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `CLOCK_MONOTONIC` in nanoseconds (the clock `std::time::Instant` reads on Linux, whose
-/// value std does not expose).
-fn monotonic_ns() -> u64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: std::ffi::c_long,
-        tv_nsec: std::ffi::c_long,
-    }
-    extern "C" {
-        fn clock_gettime(clock: std::ffi::c_int, tp: *mut Timespec) -> std::ffi::c_int;
-    }
-    const CLOCK_MONOTONIC: std::ffi::c_int = 1;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { clock_gettime(CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// splitmix64: the pauses and burst lengths, reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n.max(1)
-    }
-}
+use trailhound_tests::util::{monotonic_ns, SplitMix64};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -63,7 +30,7 @@ fn main() {
     let commit_log_path = args.next().expect(usage);
     let pattern = args.next().expect(usage);
     let seed: u64 = args.next().and_then(|s| s.parse().ok()).expect(usage);
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     let open = |path: &str| {
         std::fs::OpenOptions::new()
             .write(true)
