@@ -2,43 +2,21 @@
 //! one here; the Kotlin and Python suites do the same from the host).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use trailhound_ffi::*;
 
-fn config(dir: &std::path::Path) -> Config {
-    Config {
-        write_key: "key".into(),
-        endpoint: "https://collector.example.com".into(),
-        data_dir: dir.to_string_lossy().into_owned(),
-        policy: None,
-        context: None,
-        conditions: None,
-        jitter_seed: None,
-    }
-}
+mod common;
 
-struct Recorder(Mutex<Vec<HttpRequest>>);
-impl HttpTransport for Recorder {
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TrailhoundError> {
-        self.0.lock().unwrap().push(request);
-        Ok(HttpResponse {
-            status: 200,
-            retry_after: None,
-        })
-    }
+fn config(dir: &std::path::Path) -> Config {
+    common::config("key", dir)
 }
 
 /// With one, uploads go through it with the write key and gzip headers.
 #[test]
 fn uploads_go_through_the_app_transport() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = Arc::new(Recorder(Mutex::new(vec![])));
-    let client =
-        TrailhoundClient::new(config(dir.path()), Some(rec.clone()), vec![], vec![]).unwrap();
-    client.track("a".into(), HashMap::new()).unwrap();
-    assert_eq!(client.flush_blocking(5_000).unwrap().delivered, 1);
-    let sent = rec.0.lock().unwrap();
+    let (_client, sent) = common::deliver_one(config(dir.path()));
     assert_eq!(sent[0].url, "https://collector.example.com/v1/batch");
     assert_eq!(
         sent[0].headers.get("Content-Encoding").map(String::as_str),

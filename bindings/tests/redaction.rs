@@ -2,8 +2,7 @@
 //! Kotlin `toString()`, Python `repr()`/`str()` and Swift `description` of `Config` and
 //! `HttpRequest` are these (exported with `#[uniffi::export(Debug, Display)]`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod common;
 
 use trailhound_ffi::*;
 
@@ -18,24 +17,9 @@ fn assert_no_key(text: &str) {
 
 fn config(dir: &std::path::Path) -> Config {
     Config {
-        write_key: KEY.into(),
-        endpoint: "https://collector.example.com".into(),
-        data_dir: dir.to_string_lossy().into_owned(),
         policy: Some(PolicyOverrides::default()),
         context: Some(ContextInfo::default()),
-        conditions: None,
-        jitter_seed: None,
-    }
-}
-
-struct Recorder(Mutex<Vec<HttpRequest>>);
-impl HttpTransport for Recorder {
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TrailhoundError> {
-        self.0.lock().unwrap().push(request);
-        Ok(HttpResponse {
-            status: 200,
-            retry_after: None,
-        })
+        ..common::config(KEY, dir)
     }
 }
 
@@ -55,13 +39,8 @@ fn config_debug_and_display_have_no_key() {
 #[test]
 fn real_request_and_client_debug_have_no_key() {
     let dir = tempfile::tempdir().unwrap();
-    let rec = Arc::new(Recorder(Mutex::new(vec![])));
-    let client =
-        TrailhoundClient::new(config(dir.path()), Some(rec.clone()), vec![], vec![]).unwrap();
-    client.track("a".into(), HashMap::new()).unwrap();
-    assert_eq!(client.flush_blocking(5_000).unwrap().delivered, 1);
+    let (client, sent) = common::deliver_one(config(dir.path()));
     assert_no_key(&format!("{client:?}"));
-    let sent = rec.0.lock().unwrap();
     let req = &sent[0];
     assert_eq!(
         req.headers.get("Authorization").map(String::as_str),
