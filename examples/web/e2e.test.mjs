@@ -5,65 +5,18 @@
 //   node examples/web/e2e.test.mjs      (after wasm/build.sh and scripts/test-wasm.sh's npm install)
 // The collector is the real `trailhound collect`: TRAILHOUND_COLLECTOR=path/to/trailhound, or
 // target/debug/trailhound (`cargo build -p trailhound-cli`). Prints "e2e: N passed, N failed".
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const here = fileURLToPath(new URL(".", import.meta.url));
-const require = createRequire(join(here, "..", "..", "wasm", "tools", "package.json"));
-const { chromium } = require("playwright-core");
-
-const children = [];
-function start(cmd, args, pattern) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
-    children.push(child);
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`${cmd}: no "${pattern}" line in 60 s`)), 60_000);
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(new RegExp(pattern + " (http://\\S+)"));
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.on("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(what, ms, fn) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-let passed = 0, failed = 0;
-function check(name, ok, detail = "") {
-  if (ok) passed++; else failed++;
-  console.log(`${ok ? "ok" : "FAILED"}: ${name}${ok ? "" : " " + detail}`);
-}
+import { check, chromium, chromiumOptions, finish, sleep, startServers, stopChildren, until } from "./harness.mjs";
 
 const dataDir = mkdtempSync(join(tmpdir(), "th-e2e-"));
 let context;
 try {
-  const collectorBin = process.env.TRAILHOUND_COLLECTOR || join(here, "../../target/debug/trailhound");
-  const collector = await start(collectorBin, ["collect", "--listen", "127.0.0.1:0", "--db", join(dataDir, "collect.db")], "trailhound collect: listening on");
+  const { collectorBin, collector, site, events } = await startServers(dataDir);
   console.log(`collector: ${collectorBin} at ${collector}`);
-  const site = await start(process.execPath, [join(here, "serve.mjs"), "0"], "serving on");
-  const events = async () => (await (await fetch(`${collector}/api/events?limit=10000`)).json()).events;
 
-  context = await chromium.launchPersistentContext(join(dataDir, "profile"), {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  context = await chromium.launchPersistentContext(join(dataDir, "profile"), chromiumOptions);
   const url = `${site}/?endpoint=${encodeURIComponent(collector)}&writeKey=e2e-key`;
   const expected = new Map(); // "type name" -> count
   const expect = (key, n = 1) => expected.set(key, (expected.get(key) ?? 0) + n);
@@ -142,8 +95,7 @@ try {
   check("e2e run", false, e.stack || String(e));
 } finally {
   if (context) await context.close().catch(() => {});
-  for (const c of children) c.kill();
+  stopChildren();
   rmSync(dataDir, { recursive: true, force: true });
 }
-console.log(`e2e: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish("e2e");
