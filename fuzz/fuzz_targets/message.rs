@@ -153,7 +153,7 @@ fuzz_target!(|input: Input| {
                 serde_json::from_str(&back.json).unwrap(),
             );
             assert!(
-                same_up_to_float_ulp(&a, &b),
+                trailhound_fuzz::same_up_to_float_ulp(&a, &b),
                 "import changed the event:\n{}\n{}",
                 ev.json,
                 back.json
@@ -177,26 +177,4 @@ fuzz_target!(|input: Input| {
 fn year(ms: i64) -> i64 {
     use chrono::Datelike as _;
     chrono::DateTime::from_timestamp_millis(ms).map_or(1970, |t| i64::from(t.year()))
-}
-
-/// Equal, except that floats may differ in their last bits.
-fn same_up_to_float_ulp(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    use serde_json::Value as J;
-    match (a, b) {
-        (J::Number(x), J::Number(y)) if x.is_f64() && y.is_f64() => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            // Both sides went through the best-effort parser: a few ULPs apart at most.
-            x == y || x.to_bits().abs_diff(y.to_bits()) <= 4
-        }
-        (J::Array(x), J::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_up_to_float_ulp(x, y))
-        }
-        (J::Object(x), J::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((kx, x), (ky, y))| kx == ky && same_up_to_float_ulp(x, y))
-        }
-        _ => a == b,
-    }
 }

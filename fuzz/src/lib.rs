@@ -174,3 +174,27 @@ pub fn nesting(v: &Value) -> usize {
     }
     deepest
 }
+
+/// Equal, except that floats may differ in their last bits: serde_json parses floats
+/// best-effort (the workspace does not enable its `float_roundtrip` feature), so a float
+/// written and read back may come back an ULP or two off.
+pub fn same_up_to_float_ulp(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (a, b) {
+        (J::Number(x), J::Number(y)) if x.is_f64() && y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            // Both sides went through the best-effort parser: a few ULPs apart at most.
+            x == y || x.to_bits().abs_diff(y.to_bits()) <= 4
+        }
+        (J::Array(x), J::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_up_to_float_ulp(x, y))
+        }
+        (J::Object(x), J::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((kx, x), (ky, y))| kx == ky && same_up_to_float_ulp(x, y))
+        }
+        _ => a == b,
+    }
+}
