@@ -60,6 +60,18 @@ pub fn wait_stats(client: &Client, within: Duration, done: impl Fn(&Stats) -> bo
     }
 }
 
+/// Polls `done` every 10 ms until it holds (`true`) or `within` has passed (`false`).
+pub fn wait_until(within: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock `std::time::Instant` reads on Linux, whose
 /// value std does not expose, and one that two processes on one machine share.
 pub fn monotonic_ns() -> u64 {

@@ -1289,8 +1289,26 @@ fn http_date(form: &str, offset_secs: i64) -> String {
     t.format(format).to_string()
 }
 
-/// Tracks against a server answering 503 with `Retry-After: value()` (computed at each
-/// request) and watches the requests for `window` after the first.
+/// Runs the matrix `group`: one case a `(name, value)`, each tracking against a server
+/// answering 503 with `Retry-After: value()` (computed at each request) and watching the
+/// requests for `window` after the first, then `check`ing what it saw.
+fn retry_after_matrix(
+    group: &str,
+    values: Vec<(&str, HeaderValue)>,
+    policy: fn(&mut Policy),
+    window: Duration,
+    check: fn(&Done, &[Request], Duration) -> Result<(), String>,
+) {
+    let cases = values
+        .into_iter()
+        .map(|(name, value)| {
+            retry_after_case(format!("Retry-After: {name}"), value, policy, window, check)
+        })
+        .collect();
+    run_matrix(group, cases);
+}
+
+/// One case of [`retry_after_matrix`].
 fn retry_after_case(
     name: String,
     value: HeaderValue,
@@ -1358,19 +1376,13 @@ fn retry_after_never_shortens_own_backoff() {
             "Sun, 06 Nov 1994 08:49:37 GMT".into()
         }),
     ];
-    let cases = values
-        .into_iter()
-        .map(|(name, value)| {
-            retry_after_case(
-                format!("Retry-After: {name}"),
-                value,
-                |_| {},
-                Duration::from_secs(4),
-                never_sooner_than_own_backoff,
-            )
-        })
-        .collect();
-    run_matrix("retry-after past", cases);
+    retry_after_matrix(
+        "retry-after past",
+        values,
+        |_| {},
+        Duration::from_secs(4),
+        never_sooner_than_own_backoff,
+    );
 }
 
 /// The first retry honoured a wait of about 6 s: it was announced as at least 3 s (dates
@@ -1401,19 +1413,13 @@ fn retry_after_future_is_honoured() {
         ("future rfc850", || http_date("rfc850", 6)),
         ("future asctime", || http_date("asctime", 6)),
     ];
-    let cases = values
-        .into_iter()
-        .map(|(name, value)| {
-            retry_after_case(
-                format!("Retry-After: {name}"),
-                value,
-                |p| p.backoff_max = Duration::from_secs(10),
-                Duration::from_secs(3),
-                honoured,
-            )
-        })
-        .collect();
-    run_matrix("retry-after future", cases);
+    retry_after_matrix(
+        "retry-after future",
+        values,
+        |p| p.backoff_max = Duration::from_secs(10),
+        Duration::from_secs(3),
+        honoured,
+    );
 }
 
 /// Every retry was announced at exactly `backoff_max` (the server asked for longer) and
@@ -1445,19 +1451,13 @@ fn retry_after_huge_is_capped() {
             "Fri, 01 Jan 2100 00:00:00 GMT".into()
         }),
     ];
-    let cases = values
-        .into_iter()
-        .map(|(name, value)| {
-            retry_after_case(
-                format!("Retry-After: {name}"),
-                value,
-                |p| p.backoff_max = Duration::from_secs(2),
-                Duration::from_secs(8),
-                capped,
-            )
-        })
-        .collect();
-    run_matrix("retry-after huge", cases);
+    retry_after_matrix(
+        "retry-after huge",
+        values,
+        |p| p.backoff_max = Duration::from_secs(2),
+        Duration::from_secs(8),
+        capped,
+    );
 }
 
 /// Waits stay persisted: a pause (404) and a server's `Retry-After` outlive a restart of

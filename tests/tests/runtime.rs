@@ -619,11 +619,7 @@ fn custom_transport_faults() {
         .track("Through A Custom Transport", json!({}))
         .unwrap();
     client.flush().unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while client.stats().delivered < 1 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let stats = client.stats();
+    let stats = wait_stats(&client, WAIT, |s| s.delivered >= 1);
     assert_eq!(stats.delivered, 1);
     assert_eq!(
         stats.retries, 2,

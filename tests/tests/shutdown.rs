@@ -40,6 +40,16 @@ fn start_online(c: &Collector, dir: &Path, notes: &Notes) -> Client {
         .unwrap()
 }
 
+/// Builds the client and puts it where its listener finds it (`slot`), then tracks one
+/// event and flushes: the listener hears the delivery on the background thread.
+fn start_reachable(builder: Builder, slot: &OnceLock<Weak<Client>>) -> Arc<Client> {
+    let client = Arc::new(builder.build().unwrap());
+    slot.set(Arc::downgrade(&client)).unwrap();
+    client.track("First", json!({})).unwrap();
+    client.flush().unwrap();
+    client
+}
+
 /// `(t, i)` of every event in the queue of `dir` (the client must be shut down).
 fn queued(dir: &Path) -> BTreeSet<(u64, u64)> {
     let store = SqliteStore::open(dir).unwrap().store;
@@ -291,21 +301,14 @@ fn listener_calling_back_does_not_deadlock() {
             done.store(true, Ordering::SeqCst);
         }
     };
-    let client = Arc::new(
+    let client = start_reachable(
         Builder::new("test-key", c.url(), dir.path())
             .conditions(wifi())
             .with_policy(|p| p.call_queue_capacity = 64)
-            .listener(listener)
-            .build()
-            .unwrap(),
+            .listener(listener),
+        &slot,
     );
-    slot.set(Arc::downgrade(&client)).unwrap();
-    client.track("First", json!({})).unwrap();
-    client.flush().unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    util::wait_until(WAIT, || done.load(Ordering::SeqCst));
     if !done.load(Ordering::SeqCst) {
         // Deadlocked: dropping the client would hang this test too.
         std::mem::forget(client);
@@ -474,20 +477,13 @@ fn shutdown_from_a_listener_does_not_wait_for_itself() {
             }
         }
     };
-    let client = Arc::new(
+    let client = start_reachable(
         Builder::new("test-key", c.url(), dir.path())
             .conditions(wifi())
-            .listener(listener)
-            .build()
-            .unwrap(),
+            .listener(listener),
+        &slot,
     );
-    slot.set(Arc::downgrade(&client)).unwrap();
-    client.track("First", json!({})).unwrap();
-    client.flush().unwrap();
-    let deadline = Instant::now() + WAIT;
-    while answer.lock().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    util::wait_until(WAIT, || answer.lock().unwrap().is_some());
     let Some(answer) = answer.lock().unwrap().clone() else {
         std::mem::forget(client);
         panic!("the listener's shutdown never returned");
