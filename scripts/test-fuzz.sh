@@ -62,7 +62,16 @@ fi
 echo "build: $((SECONDS - t0)) s"
 
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+# The targets' own files (queue databases, data directories) go on tmpfs when there is
+# one, and are deleted at the end even when a crashed run could not clean up.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    TRAILHOUND_FUZZ_TMP="$(mktemp -d -p /dev/shm trailhound-fuzz.XXXXXX)"
+else
+    TRAILHOUND_FUZZ_TMP="$WORK/files"
+    mkdir -p "$TRAILHOUND_FUZZ_TMP"
+fi
+export TRAILHOUND_FUZZ_TMP
+trap 'rm -rf "$WORK" "$TRAILHOUND_FUZZ_TMP"' EXIT
 FAILED_TARGETS=()
 for target in $TARGETS; do
     step "fuzz $target for ${FUZZ_SECONDS} s"

@@ -22,7 +22,7 @@ use trailhound_ffi::{
     AppInfo, Config, ContextInfo, DeviceConditions, Event, EventPlugin, HttpRequest, HttpResponse,
     HttpTransport, Network, PolicyOverrides, TrailhoundClient, TrailhoundError, Value,
 };
-use trailhound_fuzz::Json;
+use trailhound_fuzz::{tempdir, Json};
 
 /// A transport with no network: every upload is a network error (retried with backoff).
 struct NoNetwork;
@@ -279,18 +279,6 @@ fn hostile_config(h: HostileConfig, dir: &tempfile::TempDir) -> Config {
         }),
         jitter_seed: h.jitter_seed,
     }
-}
-
-fn tempdir() -> tempfile::TempDir {
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
-        "/dev/shm"
-    } else {
-        "/tmp"
-    };
-    tempfile::Builder::new()
-        .prefix("trailhound-fuzz-")
-        .tempdir_in(base)
-        .expect("temp dir")
 }
 
 /// The host's value for a fuzzer tree. Floats are passed as they are, NaN included: a

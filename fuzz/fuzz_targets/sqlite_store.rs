@@ -9,8 +9,6 @@
 //! `[OPS_BYTES bytes: the operations][1 byte: flags][4 bytes LE: wal length][db][wal]`.
 #![no_main]
 
-use std::path::Path;
-
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use trailhound::store::{SqliteStore, DB_FILE};
@@ -66,16 +64,7 @@ fuzz_target!(|data: &[u8]| {
         (files, &[][..])
     };
 
-    // tmpfs: SQLite's fsyncs cost nothing there.
-    let base = if Path::new("/dev/shm").is_dir() {
-        Path::new("/dev/shm")
-    } else {
-        Path::new("/tmp")
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("trailhound-fuzz-")
-        .tempdir_in(base)
-        .expect("temp dir");
+    let dir = trailhound_fuzz::tempdir();
     let db_path = dir.path().join(DB_FILE);
     std::fs::write(&db_path, db).unwrap();
     if flags & 1 == 1 {

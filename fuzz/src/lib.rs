@@ -198,3 +198,19 @@ pub fn same_up_to_float_ulp(a: &serde_json::Value, b: &serde_json::Value) -> boo
         _ => a == b,
     }
 }
+
+/// A fresh directory for a target's files: under `$TRAILHOUND_FUZZ_TMP` when set
+/// (scripts/test-fuzz.sh points it at a directory it deletes afterwards, so that what a
+/// crashed or aborted run leaves behind goes too), else on tmpfs (`/dev/shm`), where
+/// SQLite's fsyncs cost nothing, else in `/tmp`.
+pub fn tempdir() -> tempfile::TempDir {
+    let base = match std::env::var_os("TRAILHOUND_FUZZ_TMP") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None if std::path::Path::new("/dev/shm").is_dir() => "/dev/shm".into(),
+        None => std::env::temp_dir(),
+    };
+    tempfile::Builder::new()
+        .prefix("trailhound-fuzz-")
+        .tempdir_in(base)
+        .expect("a temporary directory")
+}
