@@ -296,7 +296,7 @@ fn largest_accepted_settings_and_timeouts_work() {
         max_queue_events: Some(MAX_POLICY_SIZE),
         max_queue_bytes: Some(MAX_POLICY_SIZE),
         flush_at: Some(MAX_POLICY_SIZE),
-        max_nesting_depth: Some(MAX_VALUE_DEPTH as u32),
+        max_nesting_depth: Some(trailhound::core::policy::MAX_NESTING_DEPTH as u32),
         call_queue_capacity: Some(MAX_CALL_QUEUE_CAPACITY),
         ..PolicyOverrides::default()
     };

@@ -322,10 +322,15 @@ pub fn check(
         ));
     }
 
-    let timestamp = match (sent_at, original_timestamp) {
-        (Some(sent), Some(original)) => received_at - (sent - original),
-        _ => given.unwrap_or(received_at),
+    // Clock-skew correction; a skew too large to represent (the client's dates are the
+    // client's to choose) keeps the given timestamp instead of overflowing.
+    let corrected = match (sent_at, original_timestamp) {
+        (Some(sent), Some(original)) => {
+            received_at.checked_sub_signed(sent.signed_duration_since(original))
+        }
+        _ => None,
     };
+    let timestamp = corrected.unwrap_or_else(|| given.unwrap_or(received_at));
 
     Checked {
         message_id,
@@ -405,6 +410,18 @@ mod tests {
         let c = check(&good(), None, None, at("2026-11-26T12:00:05Z"));
         assert_eq!(c.errors, Vec::<String>::new());
         assert_eq!(c.name.as_deref(), Some("Song Played"));
+    }
+
+    /// A skew too large to represent (dates 500 000 years apart, found by the collector
+    /// fuzz target) keeps the given timestamp instead of panicking.
+    #[test]
+    fn absurd_skew_does_not_overflow() {
+        let mut e = good();
+        e["originalTimestamp"] = json!("-262143-01-01T00:00:00+0000");
+        assert!(parse_iso8601("-262143-01-01T00:00:00+0000").is_some());
+        let sent = json!("+262142-12-31T23:59:59+0000");
+        let c = check(&e, None, Some(&sent), at("2026-11-26T12:00:05Z"));
+        assert_eq!(c.errors, Vec::<String>::new());
     }
 
     /// The skew correction moves a device clock that is an hour fast back to ours.

@@ -355,7 +355,9 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> anyhow::Result<i64> {
         .get(..s.len().saturating_sub(1))
         .and_then(|n| n.parse().ok());
     match n {
-        Some(n) if unit_ms > 0 && n >= 0 => Ok(now.timestamp_millis() - n * unit_ms),
+        Some(n) if unit_ms > 0 && n >= 0 => Ok(n
+            .checked_mul(unit_ms)
+            .map_or(i64::MIN, |age| now.timestamp_millis().saturating_sub(age))),
         _ => bail!(
             "--since {s:?}: expected an RFC 3339 time (2026-11-26T09:00:00Z), a date \
              (2026-11-26) or an age (90s, 30m, 2h, 7d)"

@@ -87,8 +87,23 @@ pub fn is_loopback_host(host: &str) -> bool {
     host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The rule on the endpoint's text, applied before any parser sees it: plain ASCII
+/// without percent-escapes. Internationalised hosts go in their `xn--` form. Parsers
+/// disagree on (and have had bugs in: idna's ASCII-only adapter asserts on mixed-case
+/// Unicode hosts) escaped and non-ASCII hosts; a collector endpoint never needs either.
+pub fn precheck(original: &str) -> Result<(), EndpointError> {
+    if !original.is_ascii() || original.contains('%') {
+        return Err(EndpointError {
+            endpoint: original.to_owned(),
+            reason: "must be plain ASCII without percent-escapes \
+                     (write an internationalised host in its xn-- form)",
+        });
+    }
+    Ok(())
+}
+
 /// Applies the endpoint rules (see the [module documentation](self)) to `parts`, which a
-/// WHATWG URL parser made of `original`.
+/// WHATWG URL parser made of `original` after [`precheck`] passed.
 pub fn check(original: &str, parts: &UrlParts<'_>) -> Result<Endpoint, EndpointError> {
     let refuse = |reason| {
         Err(EndpointError {
@@ -96,6 +111,7 @@ pub fn check(original: &str, parts: &UrlParts<'_>) -> Result<Endpoint, EndpointE
             reason,
         })
     };
+    precheck(original)?;
     let scheme = parts.scheme.to_ascii_lowercase();
     if scheme != "https" && scheme != "http" {
         return refuse("must start with https://");
@@ -192,6 +208,20 @@ mod tests {
         };
         let e = check("https://example.com#a", &fragment).unwrap_err();
         assert!(e.to_string().contains("https://example.com#a"), "{e}");
+    }
+
+    /// Non-ASCII and percent-escaped endpoints are refused before parsing.
+    #[test]
+    fn precheck_refuses_non_ascii_and_escapes() {
+        for bad in [
+            "https://Aé/",
+            "https://A%C3%A9/",
+            "https://x.example/%2e%2e",
+            "http:L\u{100080}",
+        ] {
+            assert!(precheck(bad).is_err(), "{bad}");
+        }
+        assert!(precheck("https://xn--bcher-kva.example/v").is_ok());
     }
 
     /// The base keeps the port and the path prefix, without a trailing slash.

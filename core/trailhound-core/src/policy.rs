@@ -204,6 +204,10 @@ pub struct PolicyError {
 /// when filling a batch so that the whole body stays within [`Policy::max_batch_bytes`].
 pub const BATCH_ENVELOPE_BYTES: usize = 64;
 
+/// Deepest [`Policy::max_nesting_depth`] allowed: serde_json and most JSON parsers refuse
+/// more than 128 levels, and the event envelope and a batch add levels of their own.
+pub const MAX_NESTING_DEPTH: usize = 100;
+
 /// Longest `messageId` collectors accept (Segment's limit).
 pub const MAX_MESSAGE_ID_LEN: usize = 100;
 
@@ -229,7 +233,14 @@ impl Policy {
         if self.max_event_bytes == 0 {
             return err("max_event_bytes", "must be positive");
         }
-        if self.max_batch_bytes < self.max_event_bytes + BATCH_ENVELOPE_BYTES {
+        if self.max_nesting_depth > MAX_NESTING_DEPTH {
+            return err(
+                "max_nesting_depth",
+                "must be at most 100: JSON parsers (serde_json among them, and so collectors) \
+                 refuse documents nested deeper than 128 levels, and the event adds its own",
+            );
+        }
+        if self.max_batch_bytes < self.max_event_bytes.saturating_add(BATCH_ENVELOPE_BYTES) {
             return err(
                 "max_batch_bytes",
                 "must fit at least one event of max_event_bytes",
@@ -304,6 +315,22 @@ mod tests {
     #[test]
     fn defaults_validate() {
         Policy::default().validate().unwrap();
+    }
+
+    /// Nesting deeper than JSON parsers read back is refused (found by the message fuzz
+    /// target: at 128 levels events were accepted that no collector could parse).
+    #[test]
+    fn nesting_deeper_than_parsers_read_is_refused() {
+        let p = Policy {
+            max_nesting_depth: 128,
+            ..Policy::default()
+        };
+        assert_eq!(p.validate().unwrap_err().setting, "max_nesting_depth");
+        let p = Policy {
+            max_nesting_depth: MAX_NESTING_DEPTH,
+            ..Policy::default()
+        };
+        p.validate().unwrap();
     }
 
     /// A batch that cannot hold the largest event is refused.

@@ -292,6 +292,7 @@ fn default_transport(_: &Policy) -> Result<Arc<dyn Transport>, Error> {
 /// implement) and the rules are [`trailhound_core::endpoint::check`]'s, the same in the
 /// browser package.
 pub fn check_endpoint(endpoint: &str) -> Result<String, Error> {
+    trailhound_core::endpoint::precheck(endpoint).map_err(|e| Error::Config(e.to_string()))?;
     let url = url::Url::parse(endpoint.trim()).map_err(|e| {
         Error::Config(format!(
             "endpoint `{endpoint}`: not a URL ({e}); expected https://host[:port][/prefix]"
@@ -758,6 +759,9 @@ mod tests {
             "http://127.0.0.1.nip.io",
             "javascript:alert(1)",
             "http://0x7f000001.example",
+            // Found by the endpoint fuzz target: idna's ASCII-only adapter asserted.
+            "https://Aé/",
+            "https://A%C3%A9/",
         ] {
             assert!(check_endpoint(bad).is_err(), "{bad} was accepted");
         }
