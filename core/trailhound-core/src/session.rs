@@ -22,7 +22,9 @@ impl Session {
     pub fn touch(&mut self, now_ms: i64, timeout_ms: i64) -> (i64, bool) {
         let expired = match self.id {
             None => true,
-            Some(start) => now_ms.saturating_sub(self.last_activity_ms) > timeout_ms || now_ms < start,
+            Some(start) => {
+                now_ms.saturating_sub(self.last_activity_ms) > timeout_ms || now_ms < start
+            }
         };
         if expired {
             self.id = Some(now_ms);
