@@ -224,6 +224,16 @@ fn unsaved_opt_out_holds_at_next_start() {
         matches!(err, Error::Unsaved { opt_out: true, .. }),
         "shutdown says the opt-out was not saved: {err}"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let marker = std::fs::metadata(dir.path().join("trailhound.opted-out")).unwrap();
+        assert_eq!(
+            marker.permissions().mode() & 0o777,
+            0o600,
+            "the marker is private"
+        );
+    }
     drop(lock);
 
     let client = start_offline(dir.path(), &notes);

@@ -106,8 +106,9 @@ pub struct Removed {
 impl Removed {
     /// Adds another removal.
     pub fn add(&mut self, other: Removed) {
-        self.events += other.events;
-        self.bytes += other.bytes;
+        // Saturating: sizes can come from a damaged file.
+        self.events = self.events.saturating_add(other.events);
+        self.bytes = self.bytes.saturating_add(other.bytes);
     }
 }
 

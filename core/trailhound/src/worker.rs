@@ -552,7 +552,7 @@ impl Worker {
     fn keep_opt_out_choice(&mut self) {
         let path = self.data_dir.join(OPT_OUT_MARKER);
         let result = if self.engine.opted_out() {
-            std::fs::write(&path, b"opted out; storage could not save it\n")
+            write_private(&path, b"opted out; storage could not save it\n")
         } else {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -790,4 +790,17 @@ fn ms_until(at: i64) -> Duration {
 /// Whether the current thread is this client's background thread (listeners run there).
 pub(crate) fn on_thread(id: Option<std::thread::ThreadId>) -> bool {
     id == Some(std::thread::current().id())
+}
+
+/// Writes a small file readable by the app's user only (0600 on Unix), like the queue.
+fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents)
 }
