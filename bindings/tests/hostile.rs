@@ -283,7 +283,10 @@ fn largest_accepted_settings_and_timeouts_work() {
     let policy = PolicyOverrides {
         max_event_age_ms: max,
         commit_interval_ms: Some(MAX_DURATION_MS - 1),
-        prompt_delay_ms: Some(0),
+        // Uploads start only from the flushes below: with a prompt_delay of 0 the event's
+        // own scheduled upload raced the first flush, and a third request (200) could
+        // land before the second flush_blocking returned.
+        prompt_delay_ms: max,
         relaxed_delay_ms: max,
         max_delay_ms: max,
         upload_margin_ms: Some(MAX_DURATION_MS - 1),
