@@ -487,13 +487,10 @@ impl Engine {
     pub fn handle_give_up(&mut self, now_ms: i64) -> Unsaved {
         self.tick(now_ms);
         let mut lost = std::mem::take(&mut self.pending);
+        // An insert is only ever the operation in flight: `ops` holds deletes, clears
+        // and evictions.
         if let Some(StoreOp::Insert(events)) = &self.in_flight_op {
             lost.extend(events.iter().cloned());
-        }
-        for op in &self.ops {
-            if let StoreOp::Insert(events) = op {
-                lost.extend(events.iter().cloned());
-            }
         }
         self.pending_bytes = 0;
         self.pending_since = None;
