@@ -2383,6 +2383,105 @@ mod tests {
         }
     }
 
+    /// `write_bytes` (bytes this process sent to the block layer, as the page cache
+    /// accounts them) and `wchar` (bytes passed to `write`) from `/proc/self/io` (Linux).
+    fn process_io() -> (u64, u64) {
+        let io = fs::read_to_string("/proc/self/io").unwrap_or_default();
+        let field = |name: &str| {
+            io.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("write_bytes:"), field("wchar:"))
+    }
+
+    /// `n` typical events (a track with five properties and a phone's context), sealed as
+    /// `track()` seals them.
+    fn typical(n: u64) -> Vec<QueuedEvent> {
+        let policy = Policy::default();
+        let identity = Identity::new(uuid::Uuid::from_u128(7));
+        let ctx = trailhound_core::message::Context::new(trailhound_core::context::build(
+            &trailhound_core::testing::phone_context(),
+            &identity.anonymous_id,
+            trailhound_core::Network::Wifi,
+            Some(1_700_000_000_000),
+        ));
+        (1..=n)
+            .map(|i| {
+                let call = Call::Track {
+                    event: "Song Played".into(),
+                    properties: json!({
+                        "title": "Eine kleine Nachtmusik",
+                        "artist": "W. A. Mozart",
+                        "seconds": 215 + (i % 100),
+                        "shuffle": i % 2 == 0,
+                        "rating": 4.5,
+                    })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                };
+                let id = uuid::Uuid::from_u128(u128::from(i) << 64 | 0xabcd).to_string();
+                let ms = 1_700_000_000_000 + i as i64;
+                let msg = stamp(call, &identity, &ctx, id, ms, &policy).unwrap();
+                let mut ev = seal(msg, ms, &policy).unwrap();
+                ev.seq = i;
+                ev
+            })
+            .collect()
+    }
+
+    /// Measures the bytes written per event for 100 000 typical events inserted in
+    /// commits of 500 and delivered (loaded and deleted) in batches of 500: all inserted
+    /// then drained, and interleaved with about 2 000 waiting. Prints `write_bytes` and
+    /// `wchar` per event against the event's wire size, and the insert rate.
+    #[test]
+    #[ignore = "measurement: cargo test --release -p trailhound --lib -- --ignored --nocapture write_amplification"]
+    fn write_amplification() {
+        let n: u64 = std::env::var("TRAILHOUND_EVENTS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(100_000);
+        let evs = typical(n);
+        let json = evs[0].bytes();
+        let deliver = |store: &mut SqliteStore| {
+            let batch = store.load(500, 1 << 20).unwrap();
+            let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
+            store.delete(&seqs).unwrap();
+            !batch.is_empty()
+        };
+        for scenario in ["fill then drain", "interleaved"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = open(dir.path());
+            let (wb, wc) = process_io();
+            let start = Instant::now();
+            let mut insert_secs = 0.0;
+            for chunk in evs.chunks(500) {
+                let t = Instant::now();
+                store.insert(chunk).unwrap();
+                insert_secs += t.elapsed().as_secs_f64();
+                if scenario == "interleaved" && chunk[0].seq > 2_000 {
+                    deliver(&mut store);
+                }
+            }
+            while deliver(&mut store) {}
+            drop(store);
+            let secs = start.elapsed().as_secs_f64();
+            let (wb2, wc2) = process_io();
+            let per = |b: u64| b as f64 / n as f64;
+            eprintln!(
+                "{scenario}: {n} events of {json} B: write_bytes {:.0} B/event (x{:.2}), \
+                 wchar {:.0} B/event (x{:.2}); inserts {:.0} rows/s; whole cycle {:.2} s",
+                per(wb2 - wb),
+                per(wb2 - wb) / json as f64,
+                per(wc2 - wc),
+                per(wc2 - wc) / json as f64,
+                n as f64 / insert_secs,
+                secs
+            );
+        }
+    }
+
     /// The store can move to the runtime's thread, and open errors can cross threads.
     #[test]
     fn types_are_send() {
