@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use trailhound_core::{
 
 use crate::error::Error;
 use crate::transport::Transport;
-use crate::worker::{self, Command, Ended, Finish, Gate, Versioned, WorkerConfig};
+use crate::worker::{self, Bell, Command, Ended, Finish, Gate, Mailbox, Versioned, WorkerConfig};
 
 /// How long `shutdown` waits beyond its timeout for the background thread to finish a
 /// store operation already under way: SQLite cannot be interrupted mid-transaction
@@ -215,6 +215,7 @@ impl Builder {
             .seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
         let (tx, rx) = mpsc::channel();
+        let mailbox = Mailbox::new(tx, Arc::new(Bell::new(self.policy.commit_max_events)));
         let listeners = Arc::new(self.listeners);
         let (ready_tx, ready_rx) = mpsc::channel();
         let gate = Arc::new(Gate::default());
@@ -230,7 +231,7 @@ impl Builder {
             seed,
             max_pages: self.max_pages,
             gate: Arc::clone(&gate),
-            self_tx: tx.clone(),
+            mailbox: mailbox.clone(),
             finish: Arc::clone(&finish),
         };
         let shared_stats = Arc::new(Mutex::new(Stats::default()));
@@ -256,7 +257,7 @@ impl Builder {
                 opted_out: AtomicBool::new(opted_out),
                 plugins: self.plugins,
                 listeners,
-                tx,
+                mailbox,
                 gate,
                 finish,
                 worker_thread: Some(worker.thread().id()),
@@ -327,7 +328,7 @@ struct Shared {
     /// To the background thread; unbounded: the gate bounds events, and a control call
     /// never blocks (a listener calling `flush()` on the background thread must not wait
     /// for itself).
-    tx: Sender<Command>,
+    mailbox: Mailbox,
     /// Admits calls within the call queue's limits, and closes the client.
     gate: Arc<Gate>,
     /// How the background thread ended, once it has.
@@ -502,7 +503,7 @@ impl Client {
             shared.policy.call_queue_bytes,
         )?;
         let sent = match identity_change {
-            None => shared.tx.send(Command::Event {
+            None => shared.mailbox.post_event(Command::Event {
                 event,
                 identity: None,
             }),
@@ -513,7 +514,7 @@ impl Client {
                 let mut t = lock(&shared.tracker);
                 let identity = t.apply(change).clone();
                 let version = shared.identity_version.fetch_add(1, Ordering::Relaxed) + 1;
-                shared.tx.send(Command::Event {
+                shared.mailbox.post_event(Command::Event {
                     event,
                     identity: Some(Versioned { version, identity }),
                 })
@@ -549,7 +550,7 @@ impl Client {
 
     /// Sends a control call admitted by the gate (its pass held by the caller).
     fn send_admitted(&self, cmd: Command) -> Result<(), Error> {
-        self.shared.tx.send(cmd).map_err(|_| {
+        self.shared.mailbox.post(cmd).map_err(|_| {
             self.shared.gate.took_control();
             Error::Closed
         })
@@ -683,7 +684,7 @@ impl Client {
         if shared.gate.close() {
             // The first to close: after the gate closed, no call is admitted, and the
             // background thread drains every call admitted before, then stops.
-            let _ = shared.tx.send(Command::Stop {
+            let _ = shared.mailbox.post(Command::Stop {
                 deadline: started.checked_add(timeout),
                 flush,
             });

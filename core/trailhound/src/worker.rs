@@ -20,13 +20,30 @@
 //! The gate also closes the client: admission and the closed flag are one atomic word, so
 //! a call either is admitted before `shutdown` closes it, and is then always drained and
 //! committed before this thread stops, or returns `Closed`.
+//!
+//! # Waking this thread: the bell
+//!
+//! This thread never blocks inside the channel's `recv` (then every send would wake it: a
+//! futex syscall on the caller's thread, and two threads contending for every event). It
+//! drains the channel with `try_recv` and sleeps with [`std::thread::park_timeout`] until
+//! the engine's [`poll_timeout`](Engine::poll_timeout). A sender rings the [`Bell`]
+//! (unparks this thread) only when the engine must act now:
+//!
+//! - the first event while no commit is due (so that the engine arms its commit timer),
+//!   and every `commit_max_events`-th event after it (group commit, bounded memory);
+//! - every control call (flush, conditions, lifecycle, opt-out, identity, stop) and every
+//!   upload answer.
+//!
+//! Any other event waits in the channel, at most until the commit timer that is already
+//! armed, and is committed with the events of that timer: within `commit_interval` of its
+//! own acceptance. See [`Bell`] for why no wake-up is ever lost.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SendError, Sender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use trailhound_core::engine::Unsaved;
@@ -44,6 +61,20 @@ use crate::transport::{HttpRequest, Transport};
 /// Most commands handled between two store drives, so that a flood of `track()` calls
 /// is committed in groups without starving timers.
 const COMMAND_BATCH: usize = 4096;
+
+/// What a drain of the channel found.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// The channel is empty.
+    Empty,
+    /// [`COMMAND_BATCH`] commands taken; more may wait.
+    More,
+    /// A stop (or every sender gone).
+    Stop {
+        deadline: Option<Instant>,
+        flush: bool,
+    },
+}
 
 /// The file, in the data directory, that keeps an opt-out the database could not save
 /// before shutdown (storage failing). Read at the next start, which applies the opt-out
@@ -204,6 +235,138 @@ impl Gate {
     }
 }
 
+/// Wakes the engine thread when, and only when, the engine must act now (see the module
+/// documentation).
+///
+/// `sent` counts the events sent since the engine thread last reset it, plus what the
+/// engine thread adds while a commit is due ([`Bell::arm`]). A sender sends first and
+/// counts after; it rings when its count is 1 (the first while no commit is due) or a
+/// multiple of `commit_max_events`. Control calls always ring. The engine thread resets the
+/// count (swap to 0) before each drain of the channel, and checks and clears `rung` right
+/// before it parks.
+///
+/// No wake-up is lost. Take an event E whose send happened before its count C (an atomic
+/// read-modify-write of `sent`; every access is `SeqCst`).
+/// 1. If a reset follows C in `sent`'s order, the drain after that reset takes E: E's send
+///    happened before C, C before the reset, the reset before the drain. The engine thread
+///    never parks between a reset and its drain.
+/// 2. Otherwise let R be the last reset before C. After R's drain the engine thread either
+///    loops (its next reset follows C: case 1) or parks, and it parks only if `rung` was
+///    clear. Then either
+///    (a) it armed the bell: a commit is due, the park ends at its deadline at the latest,
+///    and the reset after it (case 1) drains E into that commit, which is no later than
+///    `commit_interval` after E was accepted (the timer started before E); or
+///    (b) the count was 0 after R, so the first count after R (C or an earlier one) saw 1
+///    and rang: set `rung`, then unparked. If `rung` was set before the engine thread
+///    checked it, the thread did not park. If not, the unpark came after the check: it
+///    wakes the park, or leaves a token that ends it at once (nothing runs between the
+///    check and the park that could take the token). Either way the thread loops to a
+///    reset after C: case 1.
+///
+/// `rung` is needed because code running on the engine thread (a listener that blocks on
+/// a channel) may park too, and take a token meant for the loop.
+#[derive(Debug)]
+pub(crate) struct Bell {
+    sent: AtomicUsize,
+    /// `Policy::commit_max_events`.
+    every: usize,
+    rung: AtomicBool,
+    /// The engine thread, set when it starts.
+    thread: OnceLock<Thread>,
+    /// Rings since start (tests count them).
+    rings: AtomicU64,
+}
+
+impl Bell {
+    pub fn new(commit_max_events: usize) -> Bell {
+        Bell {
+            sent: AtomicUsize::new(0),
+            every: commit_max_events.max(1),
+            rung: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            rings: AtomicU64::new(0),
+        }
+    }
+
+    /// An event was sent: rings if it is the first while no commit is due, or completes a
+    /// group of `commit_max_events`.
+    fn event_sent(&self) {
+        let n = self.sent.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        if n == 1 || n % self.every == 0 {
+            self.ring();
+        }
+    }
+
+    /// Wakes the engine thread.
+    fn ring(&self) {
+        self.rings.fetch_add(1, Ordering::Relaxed);
+        self.rung.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+
+    /// How many times the bell rang.
+    #[cfg(test)]
+    pub fn rings(&self) -> u64 {
+        self.rings.load(Ordering::Relaxed)
+    }
+
+    /// The engine thread, before it drains the channel.
+    fn reset(&self) {
+        self.sent.swap(0, Ordering::SeqCst);
+    }
+
+    /// The engine thread, after its drain: a commit of `uncommitted` events is due and its
+    /// timer will wake this thread, so the next event need not ring, and the group
+    /// commit's ring comes when these and the new ones make `commit_max_events` (or
+    /// earlier: events already drained may be counted twice).
+    fn arm(&self, uncommitted: u64) {
+        let base = usize::try_from(uncommitted)
+            .unwrap_or(usize::MAX)
+            .min(self.every - 1)
+            .max(1);
+        self.sent.fetch_add(base, Ordering::SeqCst);
+    }
+
+    /// The engine thread, right before it parks: whether a ring came since the last check.
+    fn take_ring(&self) -> bool {
+        self.rung.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// The way into the engine thread: its channel, and the bell.
+#[derive(Clone)]
+pub(crate) struct Mailbox {
+    tx: Sender<Command>,
+    bell: Arc<Bell>,
+}
+
+impl Mailbox {
+    pub fn new(tx: Sender<Command>, bell: Arc<Bell>) -> Mailbox {
+        Mailbox { tx, bell }
+    }
+
+    /// Sends an accepted event; rings only as [`Bell`] says.
+    pub fn post_event(&self, cmd: Command) -> Result<(), SendError<Command>> {
+        self.tx.send(cmd)?;
+        self.bell.event_sent();
+        Ok(())
+    }
+
+    /// Sends a command the engine acts on at once, and rings.
+    pub fn post(&self, cmd: Command) -> Result<(), SendError<Command>> {
+        let sent = self.tx.send(cmd);
+        self.bell.ring();
+        sent
+    }
+
+    #[cfg(test)]
+    pub fn bell(&self) -> &Bell {
+        &self.bell
+    }
+}
+
 /// How the background thread ended, for `shutdown` (any number of callers) to wait on.
 #[derive(Debug, Default)]
 pub(crate) struct Finish {
@@ -273,7 +436,8 @@ pub(crate) struct WorkerConfig {
     pub seed: u64,
     pub max_pages: Option<u32>,
     pub gate: Arc<Gate>,
-    pub self_tx: Sender<Command>,
+    /// This thread's own mailbox, for the upload thread's answers.
+    pub mailbox: Mailbox,
     pub finish: Arc<Finish>,
 }
 
@@ -296,6 +460,7 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("trailhound".into())
         .spawn(move || {
+            let _ = config.mailbox.bell.thread.set(std::thread::current());
             let finish = FinishGuard(Arc::clone(&config.finish));
             let Some(mut worker) = Worker::open(config, &ready, stats) else {
                 return;
@@ -313,8 +478,8 @@ struct Worker {
     store: SqliteStore,
     data_dir: PathBuf,
     transport: Arc<dyn Transport>,
-    /// Where upload threads send their answers (this thread's own channel).
-    self_tx: Sender<Command>,
+    /// Where upload threads send their answers (this thread's own channel and bell).
+    mailbox: Mailbox,
     /// The upload thread's queue; `None` until the first upload, and after a request was
     /// abandoned (its thread is left behind, blocked in the transport).
     upload_tx: Option<Sender<(u64, HttpRequest)>>,
@@ -324,6 +489,8 @@ struct Worker {
     auth: String,
     listeners: Arc<Vec<Arc<dyn Listener>>>,
     stats: Arc<Mutex<Stats>>,
+    /// What `stats` holds.
+    published: Stats,
     flush_waiters: Vec<Sender<()>>,
     gate: Arc<Gate>,
     /// Events admitted but not handed to the engine while it is not accepting.
@@ -386,19 +553,21 @@ impl Worker {
             log::warn!("trailhound: applying an opt-out that storage could not save before");
             engine.handle_opt_out(true, now);
         }
-        *stats.lock().unwrap_or_else(|e| e.into_inner()) = engine.stats();
+        let published = engine.stats();
+        *stats.lock().unwrap_or_else(|e| e.into_inner()) = published.clone();
         let _ = ready.send(Ok((engine.identity().clone(), engine.opted_out())));
         Some(Worker {
             engine,
             store,
             data_dir: config.data_dir,
             transport: config.transport,
-            self_tx: config.self_tx,
+            mailbox: config.mailbox,
             upload_tx: None,
             upload_threads: Arc::new(AtomicUsize::new(0)),
             url: config.url,
             auth: trailhound_core::wire::basic_auth(&config.write_key.0),
             listeners: config.listeners,
+            published,
             stats,
             flush_waiters: Vec::new(),
             gate: config.gate,
@@ -411,7 +580,15 @@ impl Worker {
     }
 
     fn run(&mut self, rx: Receiver<Command>) -> Ended {
-        let (deadline, flush) = 'running: loop {
+        let (deadline, flush) = loop {
+            // Reset before draining: see `Bell` for why no wake-up is lost.
+            self.mailbox.bell.reset();
+            let now = now_ms();
+            self.engine.handle_timeout(now);
+            let drained = self.take_commands(&rx, now);
+            if let Drained::Stop { deadline, flush } = drained {
+                break (deadline, flush);
+            }
             loop {
                 self.feed_parked(false);
                 self.drive();
@@ -421,34 +598,56 @@ impl Worker {
                     break;
                 }
             }
-            let first = match self.engine.poll_timeout().map(ms_until) {
-                Some(wait) => match rx.recv_timeout(wait) {
-                    Ok(cmd) => Some(cmd),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break (Some(Instant::now()), false),
-                },
-                None => match rx.recv() {
-                    Ok(cmd) => Some(cmd),
-                    Err(_) => break (Some(Instant::now()), false),
-                },
-            };
-            let now = now_ms();
-            self.engine.handle_timeout(now);
-            let mut next = first;
-            let mut handled = 0;
-            while let Some(cmd) = next {
-                if let Command::Stop { deadline, flush } = cmd {
-                    break 'running (deadline, flush);
-                }
-                self.handle(cmd, now);
-                handled += 1;
-                if handled >= COMMAND_BATCH {
-                    break;
-                }
-                next = rx.try_recv().ok();
+            let uncommitted = self.publish();
+            if drained == Drained::More {
+                continue;
             }
+            self.sleep(uncommitted);
         };
         self.stop(&rx, deadline, flush)
+    }
+
+    /// Hands the commands waiting in the channel to the engine, at most [`COMMAND_BATCH`]
+    /// (so that a flood is committed in groups without starving timers).
+    fn take_commands(&mut self, rx: &Receiver<Command>, now: i64) -> Drained {
+        for _ in 0..COMMAND_BATCH {
+            match rx.try_recv() {
+                Ok(Command::Stop { deadline, flush }) => return Drained::Stop { deadline, flush },
+                Ok(cmd) => self.handle(cmd, now),
+                Err(TryRecvError::Empty) => return Drained::Empty,
+                // Cannot happen while this thread holds its own mailbox; stop all the same.
+                Err(TryRecvError::Disconnected) => {
+                    return Drained::Stop {
+                        deadline: Some(Instant::now()),
+                        flush: false,
+                    }
+                }
+            }
+        }
+        Drained::More
+    }
+
+    /// Parks until the engine's next timeout or a ring. With `uncommitted` events, a
+    /// commit is due: its timer wakes this thread, and the bell is armed so that events
+    /// sent meanwhile do not ring (they join that commit).
+    fn sleep(&mut self, uncommitted: u64) {
+        let timeout = self.engine.poll_timeout();
+        let bell = &self.mailbox.bell;
+        if uncommitted > 0 && timeout.is_some() {
+            bell.arm(uncommitted);
+        }
+        if bell.take_ring() {
+            return;
+        }
+        match timeout {
+            Some(at) => {
+                let wait = until(at);
+                if !wait.is_zero() {
+                    std::thread::park_timeout(wait);
+                }
+            }
+            None => std::thread::park(),
+        }
     }
 
     /// Stops: takes every call admitted before the gate closed, commits, makes the last
@@ -481,7 +680,7 @@ impl Worker {
         let past = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
         loop {
             self.drive();
-            let committed = !self.store_retrying && self.engine.stats().uncommitted_events == 0;
+            let committed = !self.store_retrying && self.publish() == 0;
             if committed && !(flush && self.engine.is_flushing()) {
                 break;
             }
@@ -537,7 +736,7 @@ impl Worker {
             Ended::Clean
         };
         self.notify();
-        self.publish();
+        let _ = self.publish();
         self.release_flush_waiters();
         // The upload thread ends when its channel closes; a request under way finishes (or
         // times out) on its own, and its answer is not recorded: the batch stays queued
@@ -657,8 +856,9 @@ impl Worker {
         }
         self.drive_store();
         self.notify();
-        self.publish();
-        if !self.engine.is_flushing() {
+        if !self.engine.is_flushing() && !self.flush_waiters.is_empty() {
+            // The waiters read the stats next.
+            self.publish();
             self.release_flush_waiters();
         }
     }
@@ -678,7 +878,7 @@ impl Worker {
     fn spawn_uploader(&self) -> Result<Sender<(u64, HttpRequest)>, String> {
         let (tx, rx) = mpsc::channel::<(u64, HttpRequest)>();
         let transport = Arc::clone(&self.transport);
-        let done_tx = self.self_tx.clone();
+        let done_tx = self.mailbox.clone();
         let alive = Arc::clone(&self.upload_threads);
         alive.fetch_add(1, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
@@ -691,7 +891,7 @@ impl Worker {
                     .unwrap_or_else(|_| {
                         UploadResult::NetworkError("the transport panicked".into())
                     });
-                    if done_tx.send(Command::UploadDone(id, result)).is_err() {
+                    if done_tx.post(Command::UploadDone(id, result)).is_err() {
                         break;
                     }
                 }
@@ -727,9 +927,17 @@ impl Worker {
         }
     }
 
-    fn publish(&self) {
+    /// Makes the engine's stats what `Client::stats` reads, if they changed; returns the
+    /// uncommitted events. Called once per wake-up (before parking, before releasing flush
+    /// waiters, at the end), not per event.
+    fn publish(&mut self) -> u64 {
         let stats = self.engine.stats();
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        let uncommitted = stats.uncommitted_events;
+        if stats != self.published {
+            self.published = stats.clone();
+            *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        }
+        uncommitted
     }
 
     /// Runs store operations until the engine has none left (or waits to retry one).
@@ -785,6 +993,18 @@ impl Worker {
 /// Time until `at` (epoch ms), for a channel wait.
 fn ms_until(at: i64) -> Duration {
     Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64)
+}
+
+/// Time until the wall clock reads `at` (epoch ms) or later, to the microsecond: a park
+/// that ends in the millisecond before `at` would find nothing due and park again.
+fn until(at: i64) -> Duration {
+    let Ok(at) = u64::try_from(at) else {
+        return Duration::ZERO;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(at).saturating_sub(now)
 }
 
 /// Whether the current thread is this client's background thread (listeners run there).
