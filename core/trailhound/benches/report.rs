@@ -1,8 +1,9 @@
-//! The performance report: percentile latencies, throughputs and peak memory, each beside a
-//! baseline measured in the same run, printed as one table with the targets.
+//! The performance report: percentile latencies, throughputs, CPU, disk writes, wake-ups
+//! and peak memory, each beside a baseline measured in the same run, printed as one table
+//! with the targets.
 //!
 //! ```text
-//! cargo bench -p trailhound --bench report              # full run, about a minute
+//! cargo bench -p trailhound --bench report              # full run, about a minute and a half
 //! cargo bench -p trailhound --bench report -- --quick   # a tenth of the events
 //! TRAILHOUND_BENCH_QUICK=1 cargo bench -p trailhound --bench report
 //! TRAILHOUND_BENCH_ONLY=a,e cargo bench -p trailhound --bench report   # some parts only
@@ -18,11 +19,39 @@
 //!   every event committed; baseline: the same rows inserted with rusqlite into a table of
 //!   the same shape, in one transaction with a prepared statement, same PRAGMAs.
 //! - (c) end to end: events per second from the first `track()` until the loopback
-//!   collector acknowledged them all.
+//!   collector acknowledged them all (roomy queue, calls retried when refused).
 //! - (d) peak memory (VmHWM) of a child process that queues a million events offline;
 //!   baseline: a child that only builds the same events.
 //! - (e) where `track()`'s time goes: its steps timed in isolation on this thread, and the
 //!   same work's latency without the background thread.
+//!
+//! Issue 10's figures, all from ONE fresh child process of this binary with the DEFAULT
+//! policy (endpoint: a lean loopback collector in this parent process, whose CPU does not
+//! count; wifi while charging; the phone context), so that its RSS, CPU and
+//! `/proc/self/io` are the SDK's alone (`TRAILHOUND_BENCH_ONLY=f`):
+//!
+//! - (f) paced `track()`: 2,000 calls at 2 kHz (each on its 500 us slot, the engine thread
+//!   idle in between), each timed, refused calls counted and included; baseline: the same
+//!   pacing of `mpsc::Sender::send` of a `String` of the event's size to a consumer parked
+//!   in `recv()`, in the same child before the client exists.
+//! - (g) burst: then 100,000 back-to-back `track()` calls, never retried; refused calls
+//!   counted and included; baseline: the same burst of `send` on the bare channel (after the
+//!   client shut down). Peak RSS (VmHWM, reset after the baseline) over paced + burst +
+//!   delivery; baseline: a child that only builds the events.
+//! - (h) CPU per event, all threads of the child (`getrusage`), from the burst's first
+//!   `track()` until the SDK knows the collector acknowledged every event; baseline: the
+//!   floor, the sum of the pieces measured alone in this process (CPU time of this thread):
+//!   track()'s own work, seal, SQLite insert (groups of 256), load, gzip and delete
+//!   (batches of 500).
+//! - (i) end to end: the burst's events per second from its first `track()` until all are
+//!   acknowledged; the collector counts distinct `messageId`s and duplicates.
+//! - (j) disk bytes dirtied per event (`/proc/self/io` `write_bytes`) from before the burst
+//!   until delivered and the client shut down (its last checkpoint included); baseline: the
+//!   bytes one event adds to a batch body before gzip.
+//! - (k) idle wake-ups (`TRAILHOUND_BENCH_ONLY=k`): context switches of every thread of
+//!   another child over a window (3 s, 1 s quick) with (i) a client with an empty queue,
+//!   (ii) a client with events waiting under cellular conditions (held until `max_delay`);
+//!   baseline: the same window before the client exists.
 //!
 //! Misses are reported, never asserted: the machine is shared and noisy.
 
@@ -38,9 +67,11 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use trailhound::core::message::{self, Identity};
-use trailhound::{Builder, Call, Client, Network, Policy};
-use trailhound_tests::collector::Collector;
+use trailhound::core::store::QueueStore;
+use trailhound::{Builder, Call, Client, DeviceConditions, Network, Policy};
 
+use common::collector::LeanCollector;
+use common::sys;
 use common::{app_context, offline, properties, track_retry, wifi, EVENT};
 
 /// Set in the child processes of (d): `rss` queues events, `baseline` only builds them.
@@ -53,6 +84,12 @@ const QUICK_ENV: &str = "TRAILHOUND_BENCH_QUICK";
 const ONLY_ENV: &str = "TRAILHOUND_BENCH_ONLY";
 /// Overrides `Policy::call_queue_capacity` in every client (an experiment knob).
 const CALL_QUEUE_ENV: &str = "TRAILHOUND_BENCH_CALL_QUEUE";
+/// The collector's URL, for the children of (f) and (k).
+const URL_ENV: &str = "TRAILHOUND_BENCH_URL";
+/// How many paced calls the child of (f) makes.
+const PACED_ENV: &str = "TRAILHOUND_BENCH_PACED";
+/// The idle window of (k), in milliseconds.
+const WINDOW_ENV: &str = "TRAILHOUND_BENCH_WINDOW_MS";
 
 /// How long to wait for anything (commits, deliveries) before giving up on a measurement.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -66,6 +103,14 @@ struct Sizes {
     e2e: u64,
     memory: u64,
     breakdown: u64,
+    /// (f): paced calls.
+    paced: u64,
+    /// (g): burst calls.
+    burst: u64,
+    /// (h): events of the floor's pieces.
+    pieces: u64,
+    /// (k): each idle window.
+    window: Duration,
 }
 
 impl Sizes {
@@ -78,6 +123,10 @@ impl Sizes {
             e2e: 50_000,
             memory: 1_000_000,
             breakdown: 100_000,
+            paced: 2_000,
+            burst: 100_000,
+            pieces: 20_000,
+            window: Duration::from_secs(3),
         };
         Sizes {
             warmup: full.warmup / divisor,
@@ -86,6 +135,15 @@ impl Sizes {
             e2e: full.e2e / divisor,
             memory: full.memory / divisor,
             breakdown: full.breakdown / divisor,
+            paced: full.paced / divisor,
+            burst: full.burst / divisor,
+            pieces: full.pieces / divisor,
+            // 3 s full, 1 s quick, 100 ms for the smoke run.
+            window: match divisor {
+                1 => full.window,
+                10 => Duration::from_secs(1),
+                _ => Duration::from_millis(100),
+            },
         }
     }
 }
@@ -149,15 +207,6 @@ fn mean_us(ns: &[u64]) -> f64 {
     ns.iter().sum::<u64>() as f64 / ns.len().max(1) as f64 / 1_000.0
 }
 
-/// `kB` value of a `/proc/self/status` field.
-fn proc_status_kb(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
-
 // ----- the table -----
 
 #[derive(Clone, Copy)]
@@ -166,8 +215,16 @@ enum Target {
     None,
     /// The measured value must be at most this.
     AtMost(f64),
+    /// The measured value must be at least this.
+    AtLeast(f64),
     /// The ratio measured / baseline must be at least this.
     RatioAtLeast(f64),
+    /// The ratio measured / baseline must be at most this.
+    RatioAtMost(f64),
+    /// The value must be at most the first, and the ratio at most the second.
+    AtMostAndRatioAtMost(f64, f64),
+    /// The value must exceed the baseline by at most this.
+    AboveBaselineAtMost(f64),
 }
 
 struct Row {
@@ -220,7 +277,7 @@ fn fmt_value(v: f64, unit: &str) -> String {
         return "n/a".into();
     }
     match unit {
-        "ev/s" => format!("{:.0} {unit}", v),
+        "ev/s" | "calls" | "B" => format!("{:.0} {unit}", v),
         _ if v >= 100.0 => format!("{v:.0} {unit}"),
         _ if v >= 10.0 => format!("{v:.1} {unit}"),
         _ => format!("{v:.2} {unit}"),
@@ -243,20 +300,32 @@ fn print_table(rows: &[Row]) {
         .iter()
         .map(|r| {
             let ratio = r.baseline.map(|b| r.value / b);
+            let verdict = |pass: bool| if pass { "PASS" } else { "MISS" }.to_owned();
             let (target, verdict) = match r.target {
                 Target::None => ("-".to_owned(), "-".to_owned()),
                 Target::AtMost(max) => (
                     format!("<= {}", fmt_value(max, r.unit)),
-                    if r.value <= max { "PASS" } else { "MISS" }.to_owned(),
+                    verdict(r.value <= max),
+                ),
+                Target::AtLeast(min) => (
+                    format!(">= {}", fmt_value(min, r.unit)),
+                    verdict(r.value >= min),
                 ),
                 Target::RatioAtLeast(min) => (
                     format!("ratio >= {min}"),
-                    if ratio.is_some_and(|x| x >= min) {
-                        "PASS"
-                    } else {
-                        "MISS"
-                    }
-                    .to_owned(),
+                    verdict(ratio.is_some_and(|x| x >= min)),
+                ),
+                Target::RatioAtMost(max) => (
+                    format!("ratio <= {max}"),
+                    verdict(ratio.is_some_and(|x| x <= max)),
+                ),
+                Target::AtMostAndRatioAtMost(max, ratio_max) => (
+                    format!("<= {} and ratio <= {ratio_max}", fmt_value(max, r.unit)),
+                    verdict(r.value <= max && ratio.is_some_and(|x| x <= ratio_max)),
+                ),
+                Target::AboveBaselineAtMost(extra) => (
+                    format!("<= baseline + {}", fmt_value(extra, r.unit)),
+                    verdict(r.baseline.is_some_and(|b| r.value <= b + extra)),
                 ),
             };
             [
@@ -482,27 +551,24 @@ fn raw_insert(rows: &[RawRow]) -> Duration {
     t.elapsed()
 }
 
-/// The rows of a queue database, as stored.
+/// The rows of a queue database, as the store gives them back (through its API, so that
+/// this follows the schema).
 fn read_rows(db: &Path) -> Vec<RawRow> {
-    let src = Connection::open(db).expect("open the queue");
-    let mut stmt = src
-        .prepare(
-            "SELECT seq, message_id, created_ms, bytes, json, type, name FROM events ORDER BY seq",
-        )
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
+    let store = trailhound::store::SqliteStore::open_file(db, true).expect("open the queue");
+    let mut rows = Vec::new();
+    store
+        .iter_events(|e| {
+            rows.push((
+                e.seq as i64,
+                e.message_id.clone(),
+                e.created_ms,
+                e.bytes() as i64,
+                e.json.body().to_owned(),
+                Some(e.kind.as_str().to_owned()),
+                e.name.clone(),
+            ));
+            true
         })
-        .and_then(|rows| rows.collect())
         .expect("read the queue");
     rows
 }
@@ -576,7 +642,7 @@ fn durable(sizes: &Sizes, rows: &mut Vec<Row>) {
 
 fn end_to_end(sizes: &Sizes, rows: &mut Vec<Row>) {
     let n = sizes.e2e;
-    let collector = Collector::start();
+    let collector = LeanCollector::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let client = Builder::new("bench-key", collector.url(), dir.path())
         .context(app_context())
@@ -618,14 +684,14 @@ fn end_to_end(sizes: &Sizes, rows: &mut Vec<Row>) {
             "ev/s",
         )
         .note(format!(
-            "first track() to delivered == {n}: {elapsed:.2?} (track loop {tracked:.2?}); \
-             {} requests, {} retries, {} KiB gzip sent, {flushes} flush_blocking calls, \
-             {refused} calls refused; collector has all {n} distinct events: {}, {} duplicates \
-             (the test collector decodes and clones every batch on the same 2 cores)",
+            "in this process, roomy queue, calls retried when refused; first track() to \
+             delivered == {n}: {elapsed:.2?} (track loop {tracked:.2?}); {} requests, {} retries, \
+             {} KiB gzip sent, {flushes} flush_blocking calls, {refused} calls refused; the lean \
+             collector has all {n} distinct events: {}, {} duplicates",
             stats.requests,
             stats.retries,
             stats.bytes_sent / 1024,
-            collector.wait_for_events(n as usize, Duration::ZERO),
+            collector.wait_for(n, Duration::ZERO),
             collector.duplicates()
         )),
     );
@@ -656,8 +722,8 @@ fn child(mode: &str) {
             }
             let committed = wait_committed(&client, n);
             let stats = client.stats();
-            println!("vmhwm_kb={}", proc_status_kb("VmHWM").unwrap_or(0));
-            println!("vmrss_kb={}", proc_status_kb("VmRSS").unwrap_or(0));
+            println!("vmhwm_kb={}", sys::status_kb("VmHWM").unwrap_or(0));
+            println!("vmrss_kb={}", sys::status_kb("VmRSS").unwrap_or(0));
             println!("committed={committed}");
             println!("queued={}", stats.queued_events);
             println!("queued_bytes={}", stats.queued_bytes);
@@ -672,20 +738,28 @@ fn child(mode: &str) {
             for i in 0..n {
                 black_box(properties(i));
             }
-            println!("vmhwm_kb={}", proc_status_kb("VmHWM").unwrap_or(0));
-            println!("vmrss_kb={}", proc_status_kb("VmRSS").unwrap_or(0));
+            println!("vmhwm_kb={}", sys::status_kb("VmHWM").unwrap_or(0));
+            println!("vmrss_kb={}", sys::status_kb("VmRSS").unwrap_or(0));
             println!("seconds={:.2}", started.elapsed().as_secs_f64());
         }
+        "sdk" => sdk_child(n),
+        "idle" => idle_child(),
         other => panic!("unknown {CHILD_ENV}={other}"),
     }
 }
 
 /// Runs the child in `mode` and returns its `key=value` lines.
 fn run_child(mode: &str, n: u64) -> Vec<(String, String)> {
+    run_child_with(mode, n, &[])
+}
+
+/// Runs the child in `mode` with more environment variables.
+fn run_child_with(mode: &str, n: u64, env: &[(&str, String)]) -> Vec<(String, String)> {
     let exe = std::env::current_exe().expect("current exe");
     let out = Command::new(exe)
         .env(CHILD_ENV, mode)
         .env(CHILD_EVENTS_ENV, n.to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("run the child");
     if !out.status.success() {
@@ -705,6 +779,11 @@ fn get(kv: &[(String, String)], key: &str) -> String {
     kv.iter()
         .find(|(k, _)| k == key)
         .map_or_else(|| "?".into(), |(_, v)| v.clone())
+}
+
+/// A number the child printed, NaN if it did not.
+fn getf(kv: &[(String, String)], key: &str) -> f64 {
+    get(kv, key).parse().unwrap_or(f64::NAN)
 }
 
 fn memory(sizes: &Sizes, rows: &mut Vec<Row>) {
@@ -734,6 +813,765 @@ fn memory(sizes: &Sizes, rows: &mut Vec<Row>) {
                 get(&rss, "vmrss_kb").parse::<u64>().map_or(0, |kb| kb >> 10),
                 get(&base, "seconds"),
             )),
+    );
+}
+
+// ----- (f)-(j): issue 10, one child with the default policy -----
+
+/// The pacing of (f): 2 kHz.
+const PERIOD: Duration = Duration::from_micros(500);
+/// The end of each slot is spun rather than slept: a sleep overshoots by up to the timer
+/// slack (50 us by default) plus the scheduler's latency.
+const SPIN: Duration = Duration::from_micros(80);
+/// How long a child waits for deliveries before giving up on a measurement.
+const CHILD_PATIENCE: Duration = Duration::from_secs(60);
+/// Events tracked before the idle window (ii): fewer than a batch, so they wait.
+const HELD_EVENTS: u64 = 10;
+
+/// Per-call latencies of a run, refused calls included.
+struct Calls {
+    ns: Vec<u64>,
+    refused: u64,
+}
+
+impl Calls {
+    fn with_capacity(n: u64) -> Calls {
+        Calls {
+            ns: Vec::with_capacity(n as usize),
+            refused: 0,
+        }
+    }
+
+    fn push(&mut self, ns: u64, refused: bool) {
+        self.ns.push(ns);
+        self.refused += u64::from(refused);
+    }
+
+    /// Prints `<prefix>_calls`, `_refused`, `_p50`, `_p99`, `_p999`, `_max` and `_mean`
+    /// (microseconds) for the parent.
+    fn print(mut self, prefix: &str) {
+        let mean = mean_us(&self.ns);
+        self.ns.sort_unstable();
+        println!("{prefix}_calls={}", self.ns.len());
+        println!("{prefix}_refused={}", self.refused);
+        for (key, q) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999), ("max", 1.0)] {
+            println!("{prefix}_{key}={}", quantile_us(&self.ns, q));
+        }
+        println!("{prefix}_mean={mean}");
+    }
+}
+
+/// Runs `call(i)` at the start of each 500 us slot of a 2 kHz clock, `n` times (a call
+/// whose slot has passed, because the previous one overran, goes at once). `call` returns
+/// its latency in nanoseconds and whether it was refused. Also returns how late each call
+/// started, sorted, to show the pacing's precision.
+fn paced(n: u64, mut call: impl FnMut(u64) -> (u64, bool)) -> (Calls, Vec<u64>) {
+    let mut calls = Calls::with_capacity(n);
+    let mut late = Vec::with_capacity(n as usize);
+    let start = Instant::now() + PERIOD;
+    for i in 0..n {
+        let slot = start + PERIOD * i as u32;
+        let now = Instant::now();
+        if slot > now + SPIN {
+            std::thread::sleep(slot - now - SPIN);
+        }
+        while Instant::now() < slot {
+            std::hint::spin_loop();
+        }
+        late.push(Instant::now().duration_since(slot).as_nanos() as u64);
+        let (ns, refused) = call(i);
+        calls.push(ns, refused);
+    }
+    late.sort_unstable();
+    (calls, late)
+}
+
+/// The baselines' channel: a consumer thread parked in `recv()` between sends.
+fn bare_channel() -> (
+    std::sync::mpsc::Sender<String>,
+    std::thread::JoinHandle<u64>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let consumer = std::thread::spawn(move || {
+        let mut bytes = 0;
+        while let Ok(s) = rx.recv() {
+            bytes += s.len() as u64;
+        }
+        bytes
+    });
+    (tx, consumer)
+}
+
+/// `track()` of event `i`, timed (the properties are built before the clock starts, as
+/// the app builds them): nanoseconds, and whether it was refused (`Backpressure`).
+fn timed_track(client: &Client, i: u64) -> (u64, bool) {
+    let props = properties(i);
+    let t = Instant::now();
+    let r = client.track(EVENT, props);
+    let ns = t.elapsed().as_nanos() as u64;
+    match r {
+        Ok(()) => (ns, false),
+        Err(trailhound::Error::Backpressure) => (ns, true),
+        Err(e) => panic!("track failed: {e}"),
+    }
+}
+
+/// Polls the stats until `n` events are delivered or dropped; gives up after
+/// [`CHILD_PATIENCE`]. Returns the last stats and whether all were.
+fn wait_delivered(client: &Client, n: u64) -> (trailhound::Stats, bool) {
+    let deadline = Instant::now() + CHILD_PATIENCE;
+    loop {
+        let s = client.stats();
+        if s.delivered + s.dropped.total() >= n {
+            return (s, true);
+        }
+        if Instant::now() > deadline {
+            eprintln!("gave up waiting for {n} deliveries: {s:?}");
+            return (s, false);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A data directory on the disk the project is on (`target/tmp`): `/tmp` may be a tmpfs,
+/// where nothing would ever count as written.
+fn disk_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("trailhound-bench")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir in target/tmp")
+}
+
+/// Bytes of the files in `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
+/// The child of (f)-(j): paced calls, then the burst of `burst` calls, on one client with
+/// the default policy. Prints `key=value` lines.
+fn sdk_child(burst: u64) {
+    let paced_n: u64 = std::env::var(PACED_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let url = std::env::var(URL_ENV).expect("the collector's URL");
+    let json_len = common::wire_event_bytes();
+    let template = "x".repeat(json_len);
+    println!("json_bytes={json_len}");
+
+    // Baseline of (f), before the client exists.
+    let (tx, consumer) = bare_channel();
+    let (bare, _) = paced(paced_n, |_| {
+        let s = template.clone();
+        let t = Instant::now();
+        tx.send(s).expect("the consumer is alive");
+        (t.elapsed().as_nanos() as u64, false)
+    });
+    drop(tx);
+    black_box(consumer.join().expect("consumer"));
+    bare.print("bare_paced");
+    // The peak RSS from here on is the SDK's.
+    println!("rss_reset={}", sys::reset_peak_rss());
+    println!("rss_start_kb={}", sys::status_kb("VmRSS").unwrap_or(0));
+
+    // (f) paced.
+    let dir = disk_dir();
+    let client = Builder::new("bench-key", url, dir.path())
+        .context(app_context())
+        .conditions(wifi())
+        .build()
+        .expect("client");
+    let mut paced_accepted = 0;
+    let (ours, late) = paced(paced_n, |i| {
+        let (ns, refused) = timed_track(&client, i);
+        paced_accepted += u64::from(!refused);
+        (ns, refused)
+    });
+    ours.print("paced");
+    println!("paced_late_p50={}", quantile_us(&late, 0.5));
+    println!("paced_late_p99={}", quantile_us(&late, 0.99));
+    let t = Instant::now();
+    // As an app that is done does: the last events need not wait for prompt_delay.
+    let _ = client.flush();
+    let (before, _) = wait_delivered(&client, paced_accepted);
+    println!("paced_delivered_ms={}", t.elapsed().as_millis());
+    // The deletes and the commit that follow the last paced delivery stay out of the
+    // burst's window.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = trailhound::Stats {
+        delivered: before.delivered,
+        dropped: before.dropped,
+        requests: before.requests,
+        retries: before.retries,
+        bytes_sent: before.bytes_sent,
+        ..Default::default()
+    };
+
+    // (g) burst, (h) CPU, (i) end to end, (j) disk.
+    let mut calls = Calls::with_capacity(burst);
+    let io0 = sys::io();
+    let cpu0 = sys::process_cpu();
+    let exact0 = sys::process_cpu_time();
+    let caller0 = sys::thread_cpu_time();
+    let started = Instant::now();
+    for i in 0..burst {
+        let (ns, refused) = timed_track(&client, paced_n + i);
+        calls.push(ns, refused);
+    }
+    let burst_loop = started.elapsed();
+    let burst_accepted = burst - calls.refused;
+    let _ = client.flush();
+    let (after, all) = wait_delivered(&client, paced_accepted + burst_accepted);
+    let e2e = started.elapsed();
+    let cpu1 = sys::process_cpu();
+    let exact1 = sys::process_cpu_time();
+    let caller1 = sys::thread_cpu_time();
+    client.shutdown(Duration::from_secs(30)).expect("shutdown");
+    let shut = started.elapsed();
+    let io1 = sys::io();
+    println!("vmhwm_kb={}", sys::status_kb("VmHWM").unwrap_or(0));
+    println!("vmrss_kb={}", sys::status_kb("VmRSS").unwrap_or(0));
+    drop(client);
+    println!("dir_bytes_after={}", dir_bytes(dir.path()));
+    calls.print("burst");
+    println!("burst_accepted={burst_accepted}");
+    println!("burst_loop_s={}", burst_loop.as_secs_f64());
+    println!("e2e_s={}", e2e.as_secs_f64());
+    println!("shutdown_s={}", (shut - e2e).as_secs_f64());
+    println!("all_delivered={all}");
+    println!("delivered={}", after.delivered - before.delivered);
+    println!("dropped={}", after.dropped.total() - before.dropped.total());
+    println!("requests={}", after.requests - before.requests);
+    println!("retries={}", after.retries - before.retries);
+    println!("bytes_sent={}", after.bytes_sent - before.bytes_sent);
+    if let (Some(e0), Some(e1), Some(t0), Some(t1)) = (exact0, exact1, caller0, caller1) {
+        println!("cpu_s={}", e1.saturating_sub(e0).as_secs_f64());
+        println!("cpu_caller_s={}", t1.saturating_sub(t0).as_secs_f64());
+    }
+    if let (Some(c0), Some(c1)) = (cpu0, cpu1) {
+        // getrusage's split, scaled to the exact total above by the parent.
+        let all = c1.since(&c0);
+        println!("cpu_user_s={}", all.user.as_secs_f64());
+        println!("cpu_sys_s={}", all.sys.as_secs_f64());
+        println!("switches={}", all.voluntary + all.involuntary);
+    }
+    if let (Some(a), Some(b)) = (io0, io1) {
+        let d = b.since(&a);
+        println!("write_bytes={}", d.write_bytes);
+        println!("cancelled_write_bytes={}", d.cancelled_write_bytes);
+        println!("wchar={}", d.wchar);
+    }
+
+    // Baseline of (g), once the client is gone.
+    let (tx, consumer) = bare_channel();
+    let mut bare = Calls::with_capacity(burst);
+    for _ in 0..burst {
+        let s = template.clone();
+        let t = Instant::now();
+        tx.send(s).expect("the consumer is alive");
+        bare.push(t.elapsed().as_nanos() as u64, false);
+    }
+    drop(tx);
+    black_box(consumer.join().expect("consumer"));
+    bare.print("bare_burst");
+}
+
+/// CPU time of this thread spent in `f` (user + system), and the wall time.
+fn cpu_of<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
+    let c0 = sys::thread_cpu_time();
+    let t = Instant::now();
+    let out = f();
+    let wall = t.elapsed();
+    let cpu = match (c0, sys::thread_cpu_time()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => wall,
+    };
+    (out, cpu, wall)
+}
+
+/// The floor of (h): what every event costs at least, each piece alone on this thread.
+struct Floor {
+    /// (name, CPU ns per event, wall ns per event).
+    pieces: Vec<(&'static str, f64, f64)>,
+    /// Building the properties (the app's work, not the SDK's), CPU ns per event.
+    properties_ns: f64,
+}
+
+impl Floor {
+    fn sum_us(&self) -> f64 {
+        self.pieces.iter().map(|p| p.1).sum::<f64>() / 1_000.0
+    }
+}
+
+fn floor(n: u64) -> Floor {
+    let n = n.max(1);
+    let policy = Policy::default();
+    let per = |d: Duration, count: u64| d.as_nanos() as f64 / count.max(1) as f64;
+    let mut pieces = Vec::new();
+
+    let (_, props_cpu, _) = cpu_of(|| {
+        for i in 0..n {
+            black_box(properties(i));
+        }
+    });
+
+    // track()'s own work on the caller's thread: message id, clock, stamp.
+    let identity = Identity::new(uuid::Uuid::new_v4());
+    let ctx = trailhound::core::message::Context::new(trailhound::core::context::build(
+        &app_context(),
+        &identity.anonymous_id,
+        Network::Wifi,
+        Some(1_700_000_000_000),
+    ));
+    let calls: Vec<Call> = (0..n)
+        .map(|i| {
+            let Value::Object(props) = properties(i) else {
+                unreachable!("properties() is an object")
+            };
+            Call::Track {
+                event: EVENT.into(),
+                properties: props,
+            }
+        })
+        .collect();
+    let (messages, cpu, wall) = cpu_of(|| {
+        calls
+            .into_iter()
+            .map(|call| {
+                let id = uuid::Uuid::new_v4().hyphenated().to_string();
+                let at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                message::stamp(call, &identity, &ctx, id, at, &policy).expect("valid")
+            })
+            .collect::<Vec<_>>()
+    });
+    pieces.push((
+        "track(): message id, clock, stamp",
+        per(cpu, n),
+        per(wall, n),
+    ));
+
+    let (mut events, cpu, wall) = cpu_of(|| {
+        messages
+            .into_iter()
+            .map(|m| message::seal(m, 1_700_000_000_000, &policy).expect("valid"))
+            .collect::<Vec<_>>()
+    });
+    pieces.push(("seal (serialise)", per(cpu, n), per(wall, n)));
+    for (i, e) in events.iter_mut().enumerate() {
+        e.seq = i as u64 + 1;
+    }
+
+    let dir = disk_dir();
+    let mut store = trailhound::store::SqliteStore::open(dir.path())
+        .expect("open the store")
+        .store;
+    let ((), cpu, wall) = cpu_of(|| {
+        for group in events.chunks(policy.commit_max_events) {
+            QueueStore::insert(&mut store, group).expect("insert");
+        }
+    });
+    pieces.push(("SQLite insert, groups of 256", per(cpu, n), per(wall, n)));
+    drop(events);
+
+    let (mut load, mut gzip, mut delete) = (
+        [Duration::ZERO; 2],
+        [Duration::ZERO; 2],
+        [Duration::ZERO; 2],
+    );
+    let mut done = 0u64;
+    loop {
+        let (batch, c, w) = cpu_of(|| {
+            QueueStore::load(&mut store, policy.max_batch_events, policy.max_batch_bytes)
+                .expect("load")
+        });
+        if batch.is_empty() {
+            break;
+        }
+        load[0] += c;
+        load[1] += w;
+        let (body, c, w) =
+            cpu_of(|| trailhound::core::wire::build_batch_body(&batch, 1_700_000_000_000));
+        black_box(body);
+        gzip[0] += c;
+        gzip[1] += w;
+        let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
+        let (_, c, w) = cpu_of(|| QueueStore::delete(&mut store, &seqs).expect("delete"));
+        delete[0] += c;
+        delete[1] += w;
+        done += batch.len() as u64;
+    }
+    pieces.push((
+        "SQLite load, batches of 500",
+        per(load[0], done),
+        per(load[1], done),
+    ));
+    pieces.push((
+        "gzip batch body, 500 events",
+        per(gzip[0], done),
+        per(gzip[1], done),
+    ));
+    pieces.push((
+        "SQLite delete, batches of 500",
+        per(delete[0], done),
+        per(delete[1], done),
+    ));
+    Floor {
+        pieces,
+        properties_ns: per(props_cpu, n),
+    }
+}
+
+fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let collector = LeanCollector::start();
+    let kv = run_child_with(
+        "sdk",
+        sizes.burst,
+        &[
+            (URL_ENV, collector.url().to_owned()),
+            (PACED_ENV, sizes.paced.to_string()),
+        ],
+    );
+    let n = |key: &str| getf(&kv, key).max(0.0) as u64;
+    let tracked = n("paced_calls") - n("paced_refused") + n("burst_accepted");
+    let arrived = collector.wait_for(tracked, Duration::from_secs(2));
+    let base = run_child("baseline", sizes.paced + sizes.burst);
+    let floor = floor(sizes.pieces);
+    let json_len = getf(&kv, "json_bytes");
+
+    // (f) paced.
+    let tag = format!("(f) paced 2 kHz track(), {} calls", count(sizes.paced));
+    let refused = (
+        (n("paced_refused"), n("paced_calls")),
+        (n("bare_paced_refused"), n("bare_paced_calls")),
+    );
+    let row = |q: &str, key: &str| {
+        Row::new(
+            format!("{tag} {q}"),
+            getf(&kv, &format!("paced_{key}")),
+            Some(getf(&kv, &format!("bare_paced_{key}"))),
+            "us",
+        )
+        .refused(refused.0, refused.1)
+    };
+    rows.push(row("p50", "p50").note(format!(
+        "a fresh client, default policy, wifi while charging, {json_len:.0}-byte events; each call \
+         on its 500 us slot (started late by p50 {:.1} us, p99 {:.1} us); the engine thread idles \
+         between calls and uploads go on (flush_at); refused calls count and are not retried; \
+         baseline: mpsc send of a String of the event's size to a consumer parked in recv(), \
+         same pacing, same child; paced events delivered {} ms after a flush() at the end",
+        getf(&kv, "paced_late_p50"),
+        getf(&kv, "paced_late_p99"),
+        get(&kv, "paced_delivered_ms"),
+    )));
+    rows.push(row("p99", "p99").target(Target::AtMostAndRatioAtMost(25.0, 2.0)));
+    rows.push(row("p99.9", "p999"));
+    rows.push(row("max", "max"));
+
+    // (g) burst.
+    let tag = format!("(g) burst track(), {} calls", count(sizes.burst));
+    let refused = (
+        (n("burst_refused"), n("burst_calls")),
+        (n("bare_burst_refused"), n("bare_burst_calls")),
+    );
+    let row = |q: &str, key: &str| {
+        Row::new(
+            format!("{tag} {q}"),
+            getf(&kv, &format!("burst_{key}")),
+            Some(getf(&kv, &format!("bare_burst_{key}"))),
+            "us",
+        )
+        .refused(refused.0, refused.1)
+    };
+    rows.push(row("p50", "p50").note(format!(
+        "right after (f), same client: back-to-back calls, never retried, refused ones included; \
+         loop {:.2} s; mean {:.2} us; baseline: mpsc send of a String of the event's size to \
+         a consumer thread, same child, after the client shut down",
+        getf(&kv, "burst_loop_s"),
+        getf(&kv, "burst_mean"),
+    )));
+    rows.push(row("p99", "p99").target(Target::AtMost(5.0)));
+    rows.push(row("p99.9", "p999"));
+    rows.push(row("max", "max"));
+    rows.push(
+        Row::new(
+            format!("{tag}: refused"),
+            n("burst_refused") as f64,
+            None,
+            "calls",
+        )
+        .target(Target::AtMost(0.0)),
+    );
+    let mb = |kv: &[(String, String)], key: &str| getf(kv, key) / 1024.0;
+    rows.push(
+        Row::new(
+            "(g) peak RSS over (f) + (g) + delivery",
+            mb(&kv, "vmhwm_kb"),
+            Some(mb(&base, "vmhwm_kb")),
+            "MB",
+        )
+        .target(Target::AtMost(20.0))
+        .note(format!(
+            "VmHWM of the child, reset (clear_refs: {}) before the client was built, when VmRSS \
+             was {:.1} MB; VmRSS after shutdown {:.1} MB; baseline: a child that only builds \
+             the {} events' properties",
+            get(&kv, "rss_reset"),
+            mb(&kv, "rss_start_kb"),
+            mb(&kv, "vmrss_kb"),
+            count(sizes.paced + sizes.burst),
+        )),
+    );
+
+    // (h) CPU per event.
+    let delivered = getf(&kv, "delivered");
+    let per_event_us = |key: &str| getf(&kv, key) * 1e6 / delivered;
+    let complete = get(&kv, "all_delivered") == "true" && n("dropped") == 0;
+    let cpu = if complete {
+        per_event_us("cpu_s")
+    } else {
+        f64::NAN
+    };
+    rows.push(
+        Row::new(
+            "(h) CPU per event, all threads, track() to acknowledged",
+            cpu,
+            Some(floor.sum_us()),
+            "us",
+        )
+        .target(Target::AtMost(8.0))
+        .note(format!(
+            "CPU time of the whole child (CLOCK_PROCESS_CPUTIME_ID, every thread) from the \
+             burst's first track() until the stats show all {delivered:.0} delivered ({:.0}% \
+             user, {:.0}% system by getrusage); baseline: the floor, the sum of the pieces \
+             below; the caller's thread includes building the properties ({:.2} us, the app's \
+             work) and polling the stats",
+            100.0 * getf(&kv, "cpu_user_s") / (getf(&kv, "cpu_user_s") + getf(&kv, "cpu_sys_s")),
+            100.0 * getf(&kv, "cpu_sys_s") / (getf(&kv, "cpu_user_s") + getf(&kv, "cpu_sys_s")),
+            floor.properties_ns / 1_000.0,
+        )),
+    );
+    rows.push(Row::new(
+        "(h) .. of which the caller's thread",
+        per_event_us("cpu_caller_s"),
+        None,
+        "us",
+    ));
+    rows.push(Row::new(
+        "(h) .. of which the SDK's threads",
+        (getf(&kv, "cpu_s") - getf(&kv, "cpu_caller_s")) * 1e6 / delivered,
+        None,
+        "us",
+    ));
+    for (i, (name, cpu_ns, _)) in floor.pieces.iter().enumerate() {
+        let row = Row::new(format!("(h) floor: {name}"), cpu_ns / 1_000.0, None, "us");
+        rows.push(if i == 0 {
+            row.note(format!(
+                "each piece alone on the parent's thread, CPU time per event over {} events \
+                 (wall per event: {})",
+                count(sizes.pieces),
+                floor
+                    .pieces
+                    .iter()
+                    .map(|p| format!("{:.2} us", p.2 / 1_000.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else {
+            row
+        });
+    }
+
+    // (i) end to end.
+    let eps = if complete {
+        delivered / getf(&kv, "e2e_s")
+    } else {
+        f64::NAN
+    };
+    rows.push(
+        Row::new(
+            format!(
+                "(i) end to end, the burst's {} events",
+                count(n("burst_accepted"))
+            ),
+            eps,
+            None,
+            "ev/s",
+        )
+        .target(Target::AtLeast(100_000.0))
+        .note(format!(
+            "first track() of the burst until the stats show all delivered: {:.2} s; {} \
+             requests, {} retries, {} KiB gzip, {} dropped; the lean collector (this process, \
+             gunzips and counts messageIds, one thread per connection) received {} distinct of \
+             the {tracked} tracked ({}), {} duplicates, {} requests, {} bad, {} connections",
+            getf(&kv, "e2e_s"),
+            get(&kv, "requests"),
+            get(&kv, "retries"),
+            n("bytes_sent") / 1024,
+            get(&kv, "dropped"),
+            collector.distinct(),
+            if arrived { "all" } else { "NOT all" },
+            collector.duplicates(),
+            collector.requests(),
+            collector.bad_requests(),
+            collector.connections(),
+        )),
+    );
+
+    // (j) disk.
+    let accepted = getf(&kv, "burst_accepted");
+    rows.push(
+        Row::new(
+            "(j) disk bytes dirtied per event",
+            getf(&kv, "write_bytes") / accepted,
+            Some(json_len),
+            "B",
+        )
+        .target(Target::RatioAtMost(1.5))
+        .note(format!(
+            "/proc/self/io write_bytes of the child from before the burst until delivered and \
+             shut down ({:.2} s of it in shutdown), over the burst's accepted events; \
+             cancelled_write_bytes {:.0} B/event, wchar {:.0} B/event; files left {} KiB; \
+             baseline: the bytes one event adds to a batch before gzip",
+            getf(&kv, "shutdown_s"),
+            getf(&kv, "cancelled_write_bytes") / accepted,
+            getf(&kv, "wchar") / accepted,
+            n("dir_bytes_after") / 1024,
+        )),
+    );
+}
+
+// ----- (k) idle wake-ups -----
+
+/// Cellular: events wait for a full batch or `max_delay`.
+fn cellular() -> DeviceConditions {
+    DeviceConditions {
+        network: Network::Cellular,
+        battery_level: Some(0.8),
+        charging: Some(false),
+        ..DeviceConditions::default()
+    }
+}
+
+/// The child of (k): three windows, each printed as `<label>_switches` (every thread's
+/// context switches), `<label>_threads` (per thread name) and `<label>_rusage` (the
+/// process's, ended threads included).
+fn idle_child() {
+    let window = Duration::from_millis(
+        std::env::var(WINDOW_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3_000),
+    );
+    let url = std::env::var(URL_ENV).expect("the collector's URL");
+    let settle = Duration::from_millis(500);
+    let measure = |label: &str| {
+        let before = sys::task_switches();
+        let r0 = sys::process_cpu();
+        std::thread::sleep(window);
+        let r1 = sys::process_cpu();
+        let after = sys::task_switches();
+        let per = sys::switches_between(&before, &after);
+        println!(
+            "{label}_switches={}",
+            per.iter().map(|(_, n)| n).sum::<u64>()
+        );
+        println!(
+            "{label}_threads={}",
+            per.iter()
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let (Some(a), Some(b)) = (r0, r1) {
+            let d = b.since(&a);
+            println!("{label}_rusage={}", d.voluntary + d.involuntary);
+        }
+    };
+    // This process's own start-up is over before the baseline window.
+    std::thread::sleep(settle);
+    measure("none");
+    let dir = disk_dir();
+    let client = Builder::new("bench-key", url, dir.path())
+        .context(app_context())
+        .conditions(wifi())
+        .build()
+        .expect("client");
+    std::thread::sleep(settle);
+    measure("empty");
+    client
+        .set_device_conditions(cellular())
+        .expect("conditions");
+    for i in 0..HELD_EVENTS {
+        track_retry(&client, i, BACKOFF);
+    }
+    wait_committed(&client, HELD_EVENTS);
+    std::thread::sleep(settle);
+    let s = client.stats();
+    measure("waiting");
+    let s2 = client.stats();
+    println!("waiting_queued={}", s.queued_events);
+    println!("waiting_requests={}", s2.requests - s.requests);
+    client.shutdown(Duration::from_secs(10)).expect("shutdown");
+}
+
+fn idle(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let collector = LeanCollector::start();
+    let kv = run_child_with(
+        "idle",
+        0,
+        &[
+            (URL_ENV, collector.url().to_owned()),
+            (WINDOW_ENV, sizes.window.as_millis().to_string()),
+        ],
+    );
+    let per_min = |key: &str| getf(&kv, key) * 60.0 / sizes.window.as_secs_f64();
+    let baseline = per_min("none_switches");
+    let policy = Policy::default();
+    let held = policy.max_delay.saturating_sub(policy.upload_margin);
+    rows.push(
+        Row::new(
+            "(k) idle wake-ups, (i) empty queue",
+            per_min("empty_switches"),
+            Some(baseline),
+            "wakes/min",
+        )
+        .target(Target::AboveBaselineAtMost(0.0))
+        .note(format!(
+            "context switches of every thread of a child over a {:.1?} window (per thread: {}), \
+             a client built {:?} before, wifi; baseline: the same window before the client \
+             existed (per thread: {}); process-wide (getrusage): {} vs {}",
+            sizes.window,
+            get(&kv, "empty_threads"),
+            Duration::from_millis(500),
+            get(&kv, "none_threads"),
+            get(&kv, "empty_rusage"),
+            get(&kv, "none_rusage"),
+        )),
+    );
+    rows.push(
+        Row::new(
+            format!("(k) idle wake-ups, (ii) {HELD_EVENTS} events held for max_delay"),
+            per_min("waiting_switches"),
+            Some(baseline),
+            "wakes/min",
+        )
+        .target(Target::AboveBaselineAtMost(0.0))
+        .note(format!(
+            "same client on cellular, {} events queued and committed before the window; their \
+             upload is due {held:?} after they were tracked, beyond the window, and no commit \
+             is due: no wake-up is owed (per thread: {}); process-wide: {}; requests in the \
+             window: {}",
+            get(&kv, "waiting_queued"),
+            get(&kv, "waiting_threads"),
+            get(&kv, "waiting_rusage"),
+            get(&kv, "waiting_requests"),
+        )),
     );
 }
 
@@ -957,9 +1795,13 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     let only = std::env::var(ONLY_ENV).unwrap_or_default();
-    let mut step = |name: &str, f: &dyn Fn(&Sizes, &mut Vec<Row>)| {
-        let key = &name[1..2];
-        if !only.is_empty() && !only.split(',').any(|o| o.trim() == key) {
+    // Each part runs when ONLY names one of its keys (f's child measures f to j).
+    let mut step = |keys: &str, name: &str, f: &dyn Fn(&Sizes, &mut Vec<Row>)| {
+        if !only.is_empty()
+            && !only
+                .split(',')
+                .any(|o| keys.split(',').any(|k| k == o.trim()))
+        {
             return;
         }
         let t = Instant::now();
@@ -967,11 +1809,17 @@ fn main() {
         f(&sizes, &mut rows);
         eprintln!("  {name} took {:.1?}", t.elapsed());
     };
-    step("(a) latency", &latency);
-    step("(b) durable throughput", &durable);
-    step("(c) end to end", &end_to_end);
-    step("(d) memory", &memory);
-    step("(e) breakdown", &breakdown);
+    step("a", "(a) latency", &latency);
+    step("b", "(b) durable throughput", &durable);
+    step("c", "(c) end to end", &end_to_end);
+    step("d", "(d) memory", &memory);
+    step("e", "(e) breakdown", &breakdown);
+    step(
+        "f,g,h,i,j",
+        "(f)-(j) paced, burst, CPU, end to end, disk (default policy, child)",
+        &issue10,
+    );
+    step("k", "(k) idle wake-ups", &idle);
     println!();
     println!(
         "Trailhound performance report ({}; {} CPUs; ratios are trailhound / baseline, same run)",

@@ -3,6 +3,9 @@
 // Each bench uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod collector;
+pub mod sys;
+
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -78,6 +81,15 @@ pub fn typical_events(count: u64) -> (Vec<Message>, Vec<QueuedEvent>) {
         events.push(ev);
     }
     (messages, events)
+}
+
+/// The bytes one typical event adds to a batch body before gzip (its wire JSON and the
+/// comma before it): what the disk figures are compared with.
+pub fn wire_event_bytes() -> usize {
+    let (_, events) = typical_events(2);
+    let one = trailhound::core::wire::batch_json(&events[..1], 1_700_000_000_000).len();
+    let two = trailhound::core::wire::batch_json(&events, 1_700_000_000_000).len();
+    two - one
 }
 
 /// Tracks event `i`, retrying after `pause` while the background thread is behind
