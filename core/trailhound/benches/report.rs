@@ -886,6 +886,15 @@ fn paced(n: u64, mut call: impl FnMut(u64) -> (u64, bool)) -> (Calls, Vec<u64>) 
     (calls, late)
 }
 
+/// Context switches per thread name between two snapshots, as `name n, name n`.
+fn per_thread(before: &[sys::TaskSwitches], after: &[sys::TaskSwitches]) -> String {
+    sys::switches_between(before, after)
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The baselines' channel: a consumer thread parked in `recv()` between sends.
 fn bare_channel() -> (
     std::sync::mpsc::Sender<String>,
@@ -987,11 +996,14 @@ fn sdk_child(burst: u64) {
         .build()
         .expect("client");
     let mut paced_accepted = 0;
+    let tasks0 = sys::task_switches();
     let (ours, late) = paced(paced_n, |i| {
         let (ns, refused) = timed_track(&client, i);
         paced_accepted += u64::from(!refused);
         (ns, refused)
     });
+    let tasks1 = sys::task_switches();
+    println!("paced_threads={}", per_thread(&tasks0, &tasks1));
     ours.print("paced");
     println!("paced_late_p50={}", quantile_us(&late, 0.5));
     println!("paced_late_p99={}", quantile_us(&late, 0.99));
@@ -1014,6 +1026,7 @@ fn sdk_child(burst: u64) {
 
     // (g) burst, (h) CPU, (i) end to end, (j) disk.
     let mut calls = Calls::with_capacity(burst);
+    let tasks0 = sys::task_switches();
     let io0 = sys::io();
     let cpu0 = sys::process_cpu();
     let exact0 = sys::process_cpu_time();
@@ -1031,6 +1044,8 @@ fn sdk_child(burst: u64) {
     let cpu1 = sys::process_cpu();
     let exact1 = sys::process_cpu_time();
     let caller1 = sys::thread_cpu_time();
+    let tasks1 = sys::task_switches();
+    println!("burst_threads={}", per_thread(&tasks0, &tasks1));
     client.shutdown(Duration::from_secs(30)).expect("shutdown");
     let shut = started.elapsed();
     let io1 = sys::io();
@@ -1265,10 +1280,12 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
          on its 500 us slot (started late by p50 {:.1} us, p99 {:.1} us); the engine thread idles \
          between calls and uploads go on (flush_at); refused calls count and are not retried; \
          baseline: mpsc send of a String of the event's size to a consumer parked in recv(), \
-         same pacing, same child; paced events delivered {} ms after a flush() at the end",
+         same pacing, same child; paced events delivered {} ms after a flush() at the end; \
+         context switches during the paced calls, per thread: {}",
         getf(&kv, "paced_late_p50"),
         getf(&kv, "paced_late_p99"),
         get(&kv, "paced_delivered_ms"),
+        get(&kv, "paced_threads"),
     )));
     rows.push(row("p99", "p99").target(Target::AtMostAndRatioAtMost(25.0, 2.0)));
     rows.push(row("p99.9", "p999"));
@@ -1350,10 +1367,14 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
              burst's first track() until the stats show all {delivered:.0} delivered ({:.0}% \
              user, {:.0}% system by getrusage); baseline: the floor, the sum of the pieces \
              below; the caller's thread includes building the properties ({:.2} us, the app's \
-             work) and polling the stats",
+             work) and polling the stats; context switches in the window {} ({:.3} per \
+             event), per live thread: {}",
             100.0 * getf(&kv, "cpu_user_s") / (getf(&kv, "cpu_user_s") + getf(&kv, "cpu_sys_s")),
             100.0 * getf(&kv, "cpu_sys_s") / (getf(&kv, "cpu_user_s") + getf(&kv, "cpu_sys_s")),
             floor.properties_ns / 1_000.0,
+            get(&kv, "switches"),
+            getf(&kv, "switches") / delivered,
+            get(&kv, "burst_threads"),
         )),
     );
     rows.push(Row::new(
@@ -1481,13 +1502,11 @@ fn idle_child() {
             "{label}_switches={}",
             per.iter().map(|(_, n)| n).sum::<u64>()
         );
-        println!(
-            "{label}_threads={}",
-            per.iter()
-                .map(|(name, n)| format!("{name} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        println!("{label}_threads={}", per_thread(&before, &after));
+        let mut names: Vec<_> = after.iter().map(|t| t.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        println!("{label}_alive={}", names.join(", "));
         if let (Some(a), Some(b)) = (r0, r1) {
             let d = b.since(&a);
             println!("{label}_rusage={}", d.voluntary + d.involuntary);
@@ -1544,11 +1563,12 @@ fn idle(sizes: &Sizes, rows: &mut Vec<Row>) {
         .target(Target::AboveBaselineAtMost(0.0))
         .note(format!(
             "context switches of every thread of a child over a {:.1?} window (per thread: {}), \
-             a client built {:?} before, wifi; baseline: the same window before the client \
-             existed (per thread: {}); process-wide (getrusage): {} vs {}",
+             a client built {:?} before, wifi (threads alive: {}); baseline: the same window \
+             before the client existed (per thread: {}); process-wide (getrusage): {} vs {}",
             sizes.window,
             get(&kv, "empty_threads"),
             Duration::from_millis(500),
+            get(&kv, "empty_alive"),
             get(&kv, "none_threads"),
             get(&kv, "empty_rusage"),
             get(&kv, "none_rusage"),
@@ -1565,10 +1585,11 @@ fn idle(sizes: &Sizes, rows: &mut Vec<Row>) {
         .note(format!(
             "same client on cellular, {} events queued and committed before the window; their \
              upload is due {held:?} after they were tracked, beyond the window, and no commit \
-             is due: no wake-up is owed (per thread: {}); process-wide: {}; requests in the \
-             window: {}",
+             is due: no wake-up is owed (per thread: {}; alive: {}); process-wide: {}; requests \
+             in the window: {}",
             get(&kv, "waiting_queued"),
             get(&kv, "waiting_threads"),
+            get(&kv, "waiting_alive"),
             get(&kv, "waiting_rusage"),
             get(&kv, "waiting_requests"),
         )),
