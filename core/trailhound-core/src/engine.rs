@@ -20,6 +20,7 @@
 //! it, so that a clock set back by a day does not stall uploads for a day.
 
 use std::collections::VecDeque;
+use std::io::Write;
 
 use crate::conditions::DeviceConditions;
 use crate::message::{Identity, QueuedEvent};
@@ -75,11 +76,92 @@ pub enum UploadResult {
     NetworkError(String),
 }
 
+/// A batch ready to be sent, and its body once built.
+#[derive(Debug)]
+struct Batch {
+    events: Vec<QueuedEvent>,
+    body: Option<Body>,
+}
+
+impl Batch {
+    fn new(events: Vec<QueuedEvent>) -> Batch {
+        Batch { events, body: None }
+    }
+
+    /// A batch whose body is compressed now, up to its `sentAt` (a batch prepared while
+    /// another is on the wire).
+    fn prepared(events: Vec<QueuedEvent>) -> Batch {
+        let body = Body::start(&events);
+        Batch { events, body }
+    }
+}
+
+/// A batch body compressed up to the `sentAt` it gets when it is sent: `{"batch":[…]`
+/// went through the compressor and a sync flush, so that sending only adds the tail
+/// `],"sentAt":"…"}` and the gzip trailer (microseconds), not the whole compression.
+#[derive(Debug)]
+struct Body {
+    gz: flate2::write::GzEncoder<Vec<u8>>,
+    /// Uncompressed bytes written so far.
+    raw_bytes: usize,
+}
+
+/// The end of a batch body: what follows the last event.
+fn body_tail(sent_at_ms: i64) -> String {
+    format!("],\"sentAt\":\"{}\"}}", crate::message::iso8601(sent_at_ms))
+}
+
+impl Body {
+    /// `None` if the wire form does not end as [`body_tail`] says (then the body is built
+    /// whole when sent, as [`wire::batch_json`] makes it).
+    fn start(events: &[QueuedEvent]) -> Option<Body> {
+        let raw = wire::batch_json(events, 0);
+        let tail = body_tail(0);
+        let head = raw.strip_suffix(tail.as_bytes())?;
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(head.len() / 4 + 64),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(head).ok()?;
+        gz.flush().ok()?;
+        Some(Body {
+            gz,
+            raw_bytes: head.len(),
+        })
+    }
+
+    /// The compressed body stamped with `sentAt`, and its uncompressed size.
+    fn finish(mut self, sent_at_ms: i64) -> (Vec<u8>, usize) {
+        let tail = body_tail(sent_at_ms);
+        self.gz
+            .write_all(tail.as_bytes())
+            .expect("writing to a Vec cannot fail");
+        let body = self.gz.finish().expect("writing to a Vec cannot fail");
+        (body, self.raw_bytes + tail.len())
+    }
+}
+
+/// The batch after the one in flight, prepared while that one is on the wire.
+#[derive(Debug)]
+enum Next {
+    None,
+    /// Being read from the store (see [`Upload::Loading`]).
+    Loading {
+        skip_through: u64,
+    },
+    Ready(Batch),
+}
+
 #[derive(Debug)]
 enum Upload {
     Idle,
-    Loading,
-    Ready(Vec<QueuedEvent>),
+    /// A batch is being read from the store; events up to `skip_through` in the result are
+    /// the batch in flight or already settled (a load made while a batch was on the wire
+    /// reads from the front of the store), and are skipped.
+    Loading {
+        skip_through: u64,
+    },
+    Ready(Batch),
     InFlight {
         id: u64,
         events: Vec<QueuedEvent>,
@@ -186,6 +268,13 @@ pub struct Engine {
     futile_evict: Option<(u64, u64)>,
 
     upload: Upload,
+    /// The batch after the one in flight, prepared while that one is on the wire, so that
+    /// it goes out as soon as the answer comes.
+    next: Next,
+    /// Events settled (delivered, rejected) whose delete waits until the prepared batch
+    /// that follows them has been handed out: the delete must not stand between an
+    /// answer and the next request. Spared like the batch in flight.
+    held_delete: Vec<u64>,
     splits: Vec<Vec<QueuedEvent>>,
     /// The store was corrupt and replaced while the current upload (ready, in flight,
     /// split) was out: its events were put back into `pending`, to be committed to the new
@@ -198,7 +287,21 @@ pub struct Engine {
     opt_out_unsaved: bool,
     flush_requested: bool,
     burst: bool,
+    /// A burst goes on at least until every event up to this `seq` has been sent (the
+    /// events waiting when it started, or when a flush was asked for).
+    burst_through: u64,
     next_transmit_id: u64,
+
+    /// Events of recent commits, oldest first, at most one batch's worth
+    /// ([`Policy::max_batch_events`], [`Policy::max_batch_bytes`]), kept after their insert
+    /// succeeded so that the next batch needs no store load. Only trusted while
+    /// `recent_complete`: they are then exactly the stored events after those being
+    /// uploaded (ready, in flight, prepared, split) or deleted.
+    recent: VecDeque<QueuedEvent>,
+    recent_bytes: u64,
+    recent_complete: bool,
+    /// Changes whenever [`Engine::stats`] may have.
+    stats_version: u64,
 
     notifications: VecDeque<Notification>,
     stats: Stats,
@@ -217,6 +320,7 @@ impl Engine {
         new_identity: Identity,
         now_ms: i64,
     ) -> Self {
+        let policy_batches_from_memory = policy.batches_from_memory;
         let (state, state_dirty) = match snapshot.state {
             Some(mut state) => {
                 let clamped = clamp_deadlines(&mut state.retry, &policy, now_ms);
@@ -261,13 +365,20 @@ impl Engine {
             evict_queued: false,
             futile_evict: None,
             upload: Upload::Idle,
+            next: Next::None,
+            held_delete: Vec::new(),
             splits: Vec::new(),
             upload_orphaned: false,
             abandoned: VecDeque::new(),
             opt_out_unsaved: false,
             flush_requested: false,
             burst: false,
+            burst_through: 0,
             next_transmit_id: 1,
+            recent: VecDeque::new(),
+            recent_bytes: 0,
+            recent_complete: snapshot.events == 0 && policy_batches_from_memory,
+            stats_version: 0,
             notifications: VecDeque::new(),
             stats,
         }
@@ -302,6 +413,12 @@ impl Engine {
         s
     }
 
+    /// A number that changes whenever [`Engine::stats`] may have changed, so that a
+    /// runtime can publish the counters only then instead of cloning them on every turn.
+    pub fn stats_version(&self) -> u64 {
+        self.stats_version
+    }
+
     /// Whether the runtime may hand over more events: false while the events waiting in
     /// memory uncommitted (storage failing) reach [`Policy::max_uncommitted_events`] or
     /// [`Policy::max_uncommitted_bytes`]. The runtime then stops taking calls from its call
@@ -327,6 +444,8 @@ impl Engine {
             && matches!(self.upload, Upload::Idle)
             && !self.flush_requested
             && !self.burst
+            && self.held_delete.is_empty()
+            && matches!(self.next, Next::None)
     }
 
     /// True while a flush is under way or due now: a request is being loaded, sent or
@@ -346,6 +465,7 @@ impl Engine {
     /// [`Policy::commit_interval`] or [`Policy::commit_max_events`], whichever comes first.
     pub fn handle_event(&mut self, mut event: QueuedEvent, now_ms: i64) {
         self.tick(now_ms);
+        self.stats_version += 1;
         if self.state.opted_out {
             self.stats.dropped.add(DropReason::OptOut, 1);
             return;
@@ -372,12 +492,13 @@ impl Engine {
     /// `Retry-After` still holds.
     pub fn handle_conditions(&mut self, conditions: DeviceConditions, now_ms: i64) {
         self.tick(now_ms);
+        self.stats_version += 1;
         let was_online = self.conditions.network.is_online();
         self.conditions = conditions;
         if !was_online && conditions.network.is_online() {
             self.clear_own_backoff();
             if self.has_waiting() {
-                self.flush_requested = true;
+                self.request_flush();
             }
         }
     }
@@ -390,7 +511,7 @@ impl Engine {
         if lifecycle == Lifecycle::Background {
             self.force_commit = true;
             if self.has_waiting() {
-                self.flush_requested = true;
+                self.request_flush();
             }
         }
     }
@@ -399,6 +520,7 @@ impl Engine {
     /// backoff and an auth pause (one probe request), but not a server's `Retry-After`.
     pub fn handle_flush(&mut self, now_ms: i64) {
         self.tick(now_ms);
+        self.stats_version += 1;
         self.force_commit = true;
         self.clear_own_backoff();
         if self.state.retry.auth_paused_until_ms.take().is_some() {
@@ -406,14 +528,16 @@ impl Engine {
             self.state_dirty = true;
         }
         if self.has_waiting() {
-            self.flush_requested = true;
+            self.request_flush();
         }
     }
 
-    /// Commits everything without waiting for the commit interval (shutdown).
+    /// Commits everything without waiting for the commit interval (shutdown). Deletes of
+    /// delivered events held for a prepared batch go too: it may never be sent.
     pub fn handle_commit_now(&mut self, now_ms: i64) {
         self.tick(now_ms);
         self.force_commit = true;
+        self.release_held_delete();
     }
 
     /// `opt_out()` (true) purges the queue and stops collection; `opt_in()` (false) resumes
@@ -423,6 +547,7 @@ impl Engine {
         if self.state.opted_out == opted_out {
             return;
         }
+        self.stats_version += 1;
         self.state.opted_out = opted_out;
         self.state_dirty = true;
         self.opt_out_unsaved = true;
@@ -440,8 +565,12 @@ impl Engine {
             }
             self.note_dropped(DropReason::OptOut, &dropped);
             self.splits.clear();
+            // A prepared batch is purged with the queue; a load under way is ignored.
+            self.next = Next::None;
+            self.drop_recent();
             if matches!(self.upload, Upload::Ready(_)) {
                 self.upload = Upload::Idle;
+                self.release_held_delete();
             }
             if !matches!(self.upload, Upload::InFlight { .. }) {
                 self.upload_orphaned = false;
@@ -465,6 +594,7 @@ impl Engine {
         } = self.upload
         {
             if now_ms >= deadline_ms {
+                self.stats_version += 1;
                 // The transport never answered: give up on it (the runtime cancels it via
                 // poll_abandoned) and retry like any network error. A late answer is ignored.
                 self.abandoned.push_back(id);
@@ -524,6 +654,7 @@ impl Engine {
     /// otherwise they are inserted into the new store.
     pub fn handle_store_replaced(&mut self, error: String, now_ms: i64) {
         self.tick(now_ms);
+        self.stats_version += 1;
         let mut lost = std::mem::take(&mut self.stored);
         // Events whose delete is still to run were settled already (delivered or dropped,
         // and counted then): not lost again.
@@ -535,9 +666,14 @@ impl Engine {
                 StoreOp::Delete(seqs) => seqs.len() as u64,
                 _ => 0,
             })
-            .sum();
+            .sum::<u64>()
+            + self.held_delete.len() as u64;
         lost.events = lost.events.saturating_sub(settled);
         self.ops.retain(|op| !matches!(op, StoreOp::Delete(_)));
+        self.held_delete.clear();
+        // A prepared batch was only in the lost store, like the rest of the queue.
+        self.next = Next::None;
+        self.drop_recent();
         let pending: std::collections::HashSet<u64> = self.pending.iter().map(|e| e.seq).collect();
         let mut uploading = self.upload_events();
         // Copies already waiting in `pending` (a store replaced twice during one upload)
@@ -576,6 +712,8 @@ impl Engine {
     /// the truth, so that caps, schedules and flushes see the other writer's events.
     pub fn handle_store_resync(&mut self, snapshot: &StoreSnapshot, now_ms: i64) {
         self.tick(now_ms);
+        self.stats_version += 1;
+        self.drop_recent();
         self.stored = Removed {
             events: snapshot.events,
             bytes: snapshot.bytes,
@@ -596,13 +734,17 @@ impl Engine {
         let Some(op) = self.in_flight_op.take() else {
             return;
         };
+        self.stats_version += 1;
         let failure = match result {
             Ok(outcome) => {
                 self.apply_store_outcome(op, outcome, now_ms);
+                self.note_store_empty();
                 return;
             }
             Err(failure) => failure,
         };
+        // Whatever failed, what the store holds is no longer known for sure.
+        self.drop_recent();
         self.stats.last_error = Some(failure.to_string());
         match (op, failure.kind) {
             (StoreOp::Insert(events), FailureKind::Full) => {
@@ -620,8 +762,12 @@ impl Engine {
                 self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
             }
             (StoreOp::Load { .. }, _) => {
-                // The flush goes on (`burst` stays set) once the store is retried.
-                self.upload = Upload::Idle;
+                // The flush goes on (`burst` stays set) once the store is retried; a batch
+                // being prepared is loaded again after the one in flight.
+                if matches!(self.upload, Upload::Loading { .. }) {
+                    self.upload = Upload::Idle;
+                }
+                self.next = Next::None;
                 self.store_retry_at = Some(now_ms + STORE_RETRY_MS);
             }
             (StoreOp::SaveState(_), _) => {
@@ -675,6 +821,7 @@ impl Engine {
                 return;
             }
         };
+        self.stats_version += 1;
         let (status, retry_after, error) = match result {
             UploadResult::Response {
                 status,
@@ -729,13 +876,15 @@ impl Engine {
                 self.end_burst();
                 // These events were due: retry them when the wait is over, whatever the
                 // schedule would say of a fresh queue.
-                self.flush_requested = true;
+                self.request_flush();
             }
             Verdict::Split => {
+                // The halves go before anything prepared after them.
+                self.unprepare();
                 let mut first = events;
                 let second = first.split_off(first.len() / 2);
                 self.splits.push(second);
-                self.upload = Upload::Ready(first);
+                self.upload = Upload::Ready(Batch::new(first));
             }
             Verdict::Pause(status) => {
                 let until = now_ms.saturating_add(millis(self.policy.auth_pause));
@@ -755,7 +904,7 @@ impl Engine {
                     resume_in_ms: millis(self.policy.auth_pause) as u64,
                 });
                 self.end_burst();
-                self.flush_requested = true;
+                self.request_flush();
             }
             Verdict::Drop(reason) => {
                 self.stats.last_error = Some(format!("{error}: events rejected"));
@@ -782,15 +931,21 @@ impl Engine {
     /// The next upload request to send, if any. Its `sentAt` is `now_ms`.
     pub fn poll_transmit(&mut self, now_ms: i64) -> Option<Transmit> {
         self.tick(now_ms);
-        let events = match std::mem::replace(&mut self.upload, Upload::Idle) {
-            Upload::Ready(events) => events,
+        let Batch { events, body } = match std::mem::replace(&mut self.upload, Upload::Idle) {
+            Upload::Ready(batch) => batch,
             other => {
                 self.upload = other;
                 return None;
             }
         };
-        let raw = wire::batch_json(&events, now_ms);
-        let body = wire::gzip(&raw);
+        self.stats_version += 1;
+        let (body, raw_len) = match body {
+            Some(body) => body.finish(now_ms),
+            None => {
+                let raw = wire::batch_json(&events, now_ms);
+                (wire::gzip(&raw), raw.len())
+            }
+        };
         let id = self.next_transmit_id;
         self.next_transmit_id += 1;
         self.stats.requests += 1;
@@ -799,7 +954,7 @@ impl Engine {
             id,
             body,
             events: events.len(),
-            raw_bytes: raw.len(),
+            raw_bytes: raw_len,
         };
         self.upload = Upload::InFlight {
             id,
@@ -864,6 +1019,7 @@ impl Engine {
     fn tick(&mut self, now_ms: i64) {
         let delta = now_ms - self.last_now;
         if delta < -CLOCK_JUMP_MS {
+            self.stats_version += 1;
             // The wall clock went back: move our own deadlines back with it.
             let shift = |t: &mut Option<i64>| {
                 if let Some(t) = t {
@@ -894,8 +1050,15 @@ impl Engine {
         }
     }
 
+    /// Asks for a flush: every event accepted so far goes, batch after batch.
+    fn request_flush(&mut self) {
+        self.flush_requested = true;
+        self.burst_through = self.next_seq.saturating_sub(1);
+    }
+
     fn end_burst(&mut self) {
         self.splits.clear();
+        self.unprepare();
         self.burst = false;
         self.flush_requested = false;
         if !matches!(self.upload, Upload::InFlight { .. }) {
@@ -934,22 +1097,159 @@ impl Engine {
                 }
             }
         }
-        self.ops
-            .push_back(StoreOp::Delete(events.iter().map(|e| e.seq).collect()));
-        self.upload = match self.splits.pop() {
-            Some(next) => Upload::Ready(next),
-            None => {
-                self.upload_orphaned = false;
-                Upload::Idle
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        if let Some(split) = self.splits.pop() {
+            self.ops.push_back(StoreOp::Delete(seqs));
+            self.upload = Upload::Ready(Batch::new(split));
+            return;
+        }
+        self.upload_orphaned = false;
+        self.upload = Upload::Idle;
+        let last = seqs.iter().copied().max().unwrap_or(0);
+        if self.burst && last >= self.burst_through && self.tier() == Tier::Prompt {
+            // Everything waiting when the flush started is sent: on mains power, events
+            // tracked since wait for the schedule (gathering), not a request per answer.
+            self.burst = false;
+        }
+        let go_on = self.burst && self.upload_due_at().is_some_and(|t| t <= self.last_now);
+        match std::mem::replace(&mut self.next, Next::None) {
+            Next::Ready(batch) if go_on => {
+                // The prepared batch goes now; the delete waits until it has been handed
+                // out, so that it does not stand between this answer and that request.
+                self.upload = Upload::Ready(batch);
+                self.held_delete.extend(seqs);
+                return;
             }
+            Next::Loading { skip_through } if go_on => {
+                self.upload = Upload::Loading { skip_through };
+            }
+            other => {
+                self.next = other;
+                self.unprepare();
+            }
+        }
+        self.ops.push_back(StoreOp::Delete(seqs));
+    }
+
+    /// Moves held deletes into the operations, ahead of what was queued after them.
+    fn release_held_delete(&mut self) {
+        if !self.held_delete.is_empty() {
+            let seqs = std::mem::take(&mut self.held_delete);
+            self.ops.push_front(StoreOp::Delete(seqs));
+        }
+    }
+
+    /// Gives up the prepared batch: its events are stored and are the next to send, so
+    /// they go back to the front of `recent` if that is trusted (else they are simply
+    /// loaded again). A load under way for it is ignored when it completes.
+    fn unprepare(&mut self) {
+        if let Next::Ready(batch) = std::mem::replace(&mut self.next, Next::None) {
+            if self.recent_complete {
+                for e in batch.events.into_iter().rev() {
+                    self.recent_bytes += e.bytes();
+                    self.recent.push_front(e);
+                }
+                self.trim_recent();
+            }
+        }
+    }
+
+    /// Forgets `recent`: the next batches are loaded from the store until it is known
+    /// again what the store holds.
+    fn drop_recent(&mut self) {
+        self.recent.clear();
+        self.recent_bytes = 0;
+        self.recent_complete = false;
+    }
+
+    /// Keeps `recent` within one batch's worth, or forgets it.
+    fn trim_recent(&mut self) {
+        if self.recent.len() > self.policy.max_batch_events
+            || self.recent_bytes > self.policy.max_batch_bytes as u64
+        {
+            self.drop_recent();
+        }
+    }
+
+    /// Events of the upload (ready, in flight, prepared, split) and settled events whose
+    /// delete is held: with `recent`, everything stored while `recent_complete`.
+    fn front_count(&self) -> u64 {
+        let current = match &self.upload {
+            Upload::Ready(b) => b.events.len(),
+            Upload::InFlight { events, .. } => events.len(),
+            Upload::Idle | Upload::Loading { .. } => 0,
         };
+        let next = match &self.next {
+            Next::Ready(b) => b.events.len(),
+            Next::None | Next::Loading { .. } => 0,
+        };
+        let splits: usize = self.splits.iter().map(Vec::len).sum();
+        (current + next + splits + self.held_delete.len()) as u64
+    }
+
+    /// The next batch from `recent`, if it can be trusted to be exactly the front of what
+    /// is stored after the upload: no store operation is outstanding or queued (the
+    /// callers make sure), and the counts agree. Otherwise `recent` is forgotten.
+    fn take_recent(&mut self) -> Option<Vec<QueuedEvent>> {
+        if !self.recent_complete || self.recent.is_empty() {
+            return None;
+        }
+        let after = self.uploading_through();
+        if self.stored.events != self.front_count() + self.recent.len() as u64
+            || self.recent.front().is_some_and(|e| e.seq <= after)
+        {
+            self.drop_recent();
+            return None;
+        }
+        let max_bytes = (self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES) as u64;
+        let (mut n, mut bytes) = (0usize, 0u64);
+        for e in &self.recent {
+            if n >= self.policy.max_batch_events || (n > 0 && bytes + e.bytes() > max_bytes) {
+                break;
+            }
+            bytes += e.bytes();
+            n += 1;
+        }
+        self.recent_bytes -= bytes;
+        Some(self.recent.drain(..n).collect())
+    }
+
+    /// With nothing stored and no upload, `recent` (empty) is exactly what is stored.
+    fn note_store_empty(&mut self) {
+        if self.policy.batches_from_memory
+            && self.stored.events == 0
+            && matches!(self.upload, Upload::Idle)
+            && matches!(self.next, Next::None)
+            && self.held_delete.is_empty()
+        {
+            self.recent.clear();
+            self.recent_bytes = 0;
+            self.recent_complete = true;
+        }
+    }
+
+    /// Whether to prepare the batch after the one in flight now: it will go as soon as
+    /// the answer comes (the flush goes on after it), and nothing else decides first.
+    fn may_prepare_next(&self) -> bool {
+        let Upload::InFlight { events, .. } = &self.upload else {
+            return false;
+        };
+        let last = events.iter().map(|e| e.seq).max().unwrap_or(0);
+        let tier = self.tier();
+        matches!(self.next, Next::None)
+            && self.splits.is_empty()
+            && !self.upload_orphaned
+            && !self.state.opted_out
+            && self.burst
+            && tier != Tier::Offline
+            && (last < self.burst_through || tier != Tier::Prompt)
     }
 
     /// The events of the current upload (ready, in flight, split).
     fn upload_events(&self) -> Vec<QueuedEvent> {
         let mut all: Vec<QueuedEvent> = match &self.upload {
-            Upload::Ready(events) | Upload::InFlight { events, .. } => events.clone(),
-            Upload::Idle | Upload::Loading => Vec::new(),
+            Upload::Ready(Batch { events, .. }) | Upload::InFlight { events, .. } => events.clone(),
+            Upload::Idle | Upload::Loading { .. } => Vec::new(),
         };
         all.extend(self.splits.iter().flatten().cloned());
         all
@@ -972,15 +1272,24 @@ impl Engine {
         }
     }
 
-    /// The last `seq` of the events being uploaded (ready, in flight or split), 0 for none:
-    /// eviction spares them, so that an event is never both delivered and dropped.
+    /// The last `seq` of the events being uploaded (ready, in flight, prepared or split) or
+    /// settled with their delete held, 0 for none: eviction spares them, so that an event
+    /// is never both delivered and dropped.
     fn uploading_through(&self) -> u64 {
         let last = |events: &[QueuedEvent]| events.iter().map(|e| e.seq).max().unwrap_or(0);
         let current = match &self.upload {
-            Upload::Ready(events) | Upload::InFlight { events, .. } => last(events),
-            Upload::Idle | Upload::Loading => 0,
+            Upload::Ready(Batch { events, .. }) | Upload::InFlight { events, .. } => last(events),
+            Upload::Idle | Upload::Loading { .. } => 0,
         };
-        self.splits.iter().map(|s| last(s)).fold(current, u64::max)
+        let next = match &self.next {
+            Next::Ready(b) => last(&b.events),
+            Next::None | Next::Loading { .. } => 0,
+        };
+        let held = self.held_delete.iter().copied().max().unwrap_or(0);
+        self.splits
+            .iter()
+            .map(|s| last(s))
+            .fold(current.max(next).max(held), u64::max)
     }
 
     /// An eviction now would remove nothing, like the last one: wait for a change.
@@ -1024,6 +1333,10 @@ impl Engine {
     }
 
     fn next_store_op(&mut self, now_ms: i64) -> Option<StoreOp> {
+        if !matches!(self.upload, Upload::Ready(_)) {
+            // The batch prepared after the deleted ones has been handed out.
+            self.release_held_delete();
+        }
         if let Some(op) = self.ops.pop_front() {
             return Some(op);
         }
@@ -1034,6 +1347,7 @@ impl Engine {
         }
         if let Some(paused_until) = self.state.retry.auth_paused_until_ms {
             if now_ms >= paused_until {
+                self.stats_version += 1;
                 // The pause is over: the next upload is a probe.
                 self.state.retry.auth_paused_until_ms = None;
                 self.state.retry.auth_status = None;
@@ -1080,14 +1394,45 @@ impl Engine {
         if upload_due {
             if !self.burst {
                 self.stats.flushes += 1;
+                self.stats_version += 1;
+                self.burst_through = self.burst_through.max(self.next_seq.saturating_sub(1));
             }
             self.burst = true;
             self.flush_requested = false;
-            self.upload = Upload::Loading;
+            if let Some(events) = self.take_recent() {
+                self.upload = Upload::Ready(Batch::new(events));
+                return None;
+            }
+            self.upload = Upload::Loading { skip_through: 0 };
             return Some(StoreOp::Load {
                 max_events: self.policy.max_batch_events,
                 max_bytes: self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES,
             });
+        }
+        if self.may_prepare_next() {
+            if let Some(events) = self.take_recent() {
+                self.next = Next::Ready(Batch::prepared(events));
+                return None;
+            }
+            if self.recent_complete {
+                // Nothing stored after the batch in flight.
+                return None;
+            }
+            let Upload::InFlight { events, .. } = &self.upload else {
+                return None;
+            };
+            let count = events.len();
+            if self.stored.events > count as u64 {
+                // The store's front is the batch in flight: read past it.
+                let bytes: u64 = events.iter().map(QueuedEvent::bytes).sum();
+                let skip_through = events.iter().map(|e| e.seq).max().unwrap_or(0);
+                self.next = Next::Loading { skip_through };
+                return Some(StoreOp::Load {
+                    max_events: count + self.policy.max_batch_events,
+                    max_bytes: (bytes as usize)
+                        .saturating_add(self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES),
+                });
+            }
         }
         None
     }
@@ -1096,23 +1441,56 @@ impl Engine {
         match (op, outcome) {
             (StoreOp::Insert(events), StoreOutcome::Inserted) => {
                 let first = events.iter().map(|e| e.created_ms).min();
+                let bytes = events.iter().map(QueuedEvent::bytes).sum::<u64>();
                 self.stored.events += events.len() as u64;
-                self.stored.bytes += events.iter().map(QueuedEvent::bytes).sum::<u64>();
+                self.stored.bytes += bytes;
                 self.stored_oldest_ms = match (self.stored_oldest_ms, first) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-            }
-            (_, StoreOutcome::Loaded(events)) => {
-                // An opt-out may have arrived while an asynchronous store was loading.
-                if events.is_empty() || self.state.opted_out {
-                    self.upload = Upload::Idle;
-                    self.burst = false;
-                } else {
-                    self.upload = Upload::Ready(events);
+                if self.recent_complete {
+                    self.recent_bytes += bytes;
+                    self.recent.extend(events);
+                    self.trim_recent();
                 }
             }
-            (_, StoreOutcome::Deleted { removed, oldest_ms }) => {
+            (_, StoreOutcome::Loaded(mut events)) => {
+                // The whole store came back: nothing is stored after these.
+                let whole_store = events.len() as u64 == self.stored.events;
+                let for_upload = match (&self.upload, &self.next) {
+                    (Upload::Loading { skip_through }, _) => Some((true, *skip_through)),
+                    (_, Next::Loading { skip_through }) => Some((false, *skip_through)),
+                    // Given up on meanwhile (the batch in flight failed): ignored.
+                    _ => None,
+                };
+                let Some((for_upload, skip_through)) = for_upload else {
+                    return;
+                };
+                events.retain(|e| e.seq > skip_through);
+                // An opt-out may have arrived while an asynchronous store was loading.
+                let nothing = events.is_empty() || self.state.opted_out;
+                if whole_store && !self.state.opted_out && self.policy.batches_from_memory {
+                    self.recent.clear();
+                    self.recent_bytes = 0;
+                    self.recent_complete = true;
+                }
+                match (for_upload, nothing) {
+                    (true, true) => {
+                        self.upload = Upload::Idle;
+                        self.burst = false;
+                    }
+                    (true, false) => self.upload = Upload::Ready(Batch::new(events)),
+                    (false, true) => self.next = Next::None,
+                    (false, false) => self.next = Next::Ready(Batch::prepared(events)),
+                }
+            }
+            (StoreOp::Delete(seqs), StoreOutcome::Deleted { removed, oldest_ms }) => {
+                // Deletes name settled events, which `recent` never holds; anything else
+                // (events missing, or one of `recent`) means the counts cannot be trusted.
+                let first_recent = self.recent.front().map_or(u64::MAX, |e| e.seq);
+                if removed.events != seqs.len() as u64 || seqs.iter().any(|&s| s >= first_recent) {
+                    self.drop_recent();
+                }
                 self.forget(removed, oldest_ms, now_ms)
             }
             (
@@ -1121,6 +1499,9 @@ impl Engine {
             ) => {
                 self.evict_queued = false;
                 let Evicted { age, count, bytes } = evicted;
+                if age.events + count.events + bytes.events > 0 {
+                    self.drop_recent();
+                }
                 // Nothing evictable: what is over a cap is being uploaded.
                 self.futile_evict = (age.events + count.events + bytes.events == 0)
                     .then_some((spare_through, self.stored.events));
@@ -1146,6 +1527,7 @@ impl Engine {
                 self.opt_out_unsaved = false;
             }
             (_, StoreOutcome::Cleared(removed)) => {
+                self.drop_recent();
                 if removed.events > 0 {
                     self.stats.dropped.add(DropReason::OptOut, removed.events);
                     self.notifications.push_back(Notification::Dropped {

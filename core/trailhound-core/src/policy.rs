@@ -82,6 +82,19 @@ pub struct Policy {
     /// How long an event waits on an unconstrained connection before it is sent anyway.
     pub prompt_delay: Duration,
 
+    /// On an unconstrained connection, how long the oldest waiting event is held once
+    /// `flush_at` events are queued, so that a burst of calls goes out as a few full
+    /// batches instead of a request every `flush_at` events (a full batch goes at once).
+    ///
+    /// Measured on the engine's virtual clock (`tests/schedule.rs`, 50 ms round trips):
+    /// with no gathering, a program tracking 200 events/s made 1 request per 20 events
+    /// (50 per 1,000), at 2,000/s one per 65 ms round trip; with 1 s, 2 per 1,000 at either
+    /// rate (full batches), for about 1 s more delivery delay, on mains power where a
+    /// request costs CPU, not battery. Calls at 1 per second and slower are unaffected
+    /// (they reach `flush_at` long after the gathering ends). Never longer than
+    /// `prompt_delay`, which it is cut to.
+    pub prompt_gather: Duration,
+
     /// How long events wait on wifi while on battery, so that several minutes of use go
     /// out in one burst. 10 minutes: a typical session of use is one radio wake-up.
     pub relaxed_delay: Duration,
@@ -145,6 +158,15 @@ pub struct Policy {
     /// 8 MiB of events in memory whatever storage does.
     pub max_uncommitted_bytes: usize,
 
+    /// Whether batches may be taken from the events the engine just committed, instead of
+    /// being read back from the store ([`crate::Engine`]'s `recent` events).
+    ///
+    /// True where the engine is the store's only writer and the store keeps the `seq`s the
+    /// engine gives (SQLite, whose directory lock admits one client; memory): it saves a
+    /// store read per batch. False where another writer may add events unseen, or the
+    /// store numbers events itself (IndexedDB shared by a site's tabs).
+    pub batches_from_memory: bool,
+
     /// Inactivity after which the next event starts a new session.
     ///
     /// 30 minutes is the de facto industry definition (Google Analytics, Amplitude, Segment).
@@ -167,6 +189,7 @@ impl Default for Policy {
             call_queue_bytes: 4 * 1024 * 1024,
             flush_at: 20,
             prompt_delay: Duration::from_secs(30),
+            prompt_gather: Duration::from_secs(1),
             relaxed_delay: Duration::from_secs(10 * 60),
             max_delay: Duration::from_secs(15 * 60),
             upload_margin: Duration::from_secs(30),
@@ -179,6 +202,7 @@ impl Default for Policy {
             upload_timeout: Duration::from_secs(60),
             max_uncommitted_events: 10_000,
             max_uncommitted_bytes: 4 * 1024 * 1024,
+            batches_from_memory: true,
             session_timeout: Duration::from_secs(30 * 60),
         }
     }
@@ -223,6 +247,8 @@ impl Policy {
     pub fn browser() -> Self {
         Policy {
             max_batch_bytes: KEEPALIVE_BUDGET_BYTES - 4 * 1024,
+            // Tabs share one IndexedDB queue, and IndexedDB numbers the events itself.
+            batches_from_memory: false,
             ..Policy::default()
         }
     }

@@ -3,7 +3,7 @@
 //! | conditions                                   | tier      | an upload is due when                                  |
 //! |----------------------------------------------|-----------|--------------------------------------------------------|
 //! | offline                                      | Offline   | never; a flush as soon as the network returns          |
-//! | wifi, ethernet or unknown, charging or mains | Prompt    | `flush_at` events are queued, or the oldest waited `prompt_delay` |
+//! | wifi, ethernet or unknown, charging or mains | Prompt    | a full batch is queued, or `flush_at` events are queued and the oldest waited `prompt_gather`, or the oldest waited `prompt_delay` |
 //! | wifi, ethernet or unknown, on battery        | Relaxed   | a full batch is queued, or the oldest waited `relaxed_delay` |
 //! | cellular or metered                          | Cellular  | a full batch is queued, or the oldest waited `max_delay - upload_margin` |
 //! | battery low (not charging), low-power mode, or the app in the background on battery | Hold | the oldest waited `max_delay - upload_margin` |
@@ -11,7 +11,11 @@
 //!
 //! Independently of the tier: going to the background, an explicit `flush()` and the
 //! network coming back each start one flush; a flush sends everything queued, batch after
-//! batch, so that the radio wakes once. Backoff and an auth pause defer all of it.
+//! batch, so that the radio wakes once. Backoff and an auth pause defer all of it. On the
+//! Prompt tier (mains power: requests cost CPU, not radio wake-ups) a flush ends once the
+//! events waiting when it started are sent, and events tracked meanwhile wait for the
+//! schedule again: otherwise steady tracking would keep a flush going with a request per
+//! round trip. On the other tiers it takes everything, while the radio is awake.
 //!
 //! Held uploads start `upload_margin` before `max_delay` so that they land within it: with
 //! the network up, no event waits longer than `max_delay` for delivery.
@@ -88,7 +92,10 @@ pub fn due_at(tier: Tier, load: QueueLoad, now_ms: i64, policy: &Policy) -> Opti
     let due = match tier {
         Tier::Offline => return None,
         _ if near_cap => now_ms,
-        Tier::Prompt if load.events >= policy.flush_at => now_ms,
+        Tier::Prompt if full_batch => now_ms,
+        Tier::Prompt if load.events >= policy.flush_at => {
+            after(policy.prompt_gather.min(policy.prompt_delay))
+        }
         Tier::Prompt => after(policy.prompt_delay),
         Tier::Relaxed | Tier::Cellular if full_batch => now_ms,
         Tier::Relaxed => after(policy.relaxed_delay),
@@ -199,7 +206,22 @@ mod tests {
         );
         assert_eq!(
             due_at(Tier::Prompt, load(p.flush_at), 2_000, &p),
-            Some(2_000)
+            Some(1_000 + ms(p.prompt_gather)),
+            "flush_at events: gathered for prompt_gather after the oldest"
+        );
+        assert_eq!(
+            due_at(Tier::Prompt, load(p.max_batch_events as u64), 2_000, &p),
+            Some(2_000),
+            "a full batch goes at once"
+        );
+        let no_gather = Policy {
+            prompt_delay: std::time::Duration::ZERO,
+            ..Policy::default()
+        };
+        assert_eq!(
+            due_at(Tier::Prompt, load(no_gather.flush_at), 2_000, &no_gather),
+            Some(1_000),
+            "gathering is cut to prompt_delay"
         );
         assert_eq!(
             due_at(Tier::Relaxed, load(p.flush_at), 2_000, &p),

@@ -14,6 +14,24 @@ fn harness() -> Harness {
     Harness::new(Policy::default(), 7, T0)
 }
 
+/// A harness whose prompt uploads go at the `flush_at`-th event, without gathering: the
+/// set-up of tests about what happens to a request.
+fn eager() -> Harness {
+    let policy = Policy {
+        prompt_gather: std::time::Duration::ZERO,
+        ..Policy::default()
+    };
+    Harness::new(policy, 7, T0)
+}
+
+/// A policy whose batches are always read back from the store.
+fn loads_only() -> Policy {
+    Policy {
+        batches_from_memory: false,
+        ..Policy::default()
+    }
+}
+
 /// How long held tiers (cellular, low battery, background) wait: `max_delay` less the
 /// margin that lets the upload land within it.
 fn held(p: &Policy) -> i64 {
@@ -217,7 +235,7 @@ fn retry_after_is_capped() {
 /// `flush()` skips our own backoff, but not a server's `Retry-After`.
 #[test]
 fn flush_overrides_backoff_but_not_retry_after() {
-    let mut h = harness();
+    let mut h = eager();
     h.script([status(503), status(503)]);
     track_n(&mut h, 20);
     h.advance(SECOND / 4);
@@ -361,7 +379,7 @@ fn bad_request_isolates_the_bad_event() {
 /// A 401 pauses uploads for `auth_pause` while events keep queuing; then one probe carries them all.
 #[test]
 fn unauthorized_pauses_then_probes() {
-    let mut h = harness();
+    let mut h = eager();
     let pause = ms(h.engine().policy().auth_pause);
     h.script([status(401)]);
     track_n(&mut h, 20);
@@ -411,7 +429,7 @@ fn flush_probes_an_auth_pause_at_once() {
 /// Retry state is persisted: an engine rebuilt from the store's snapshot waits for the same `next_attempt_ms`.
 #[test]
 fn retry_state_survives_a_restart() {
-    let mut h = harness();
+    let mut h = eager();
     h.script([retry_after(503, "600")]);
     let ids = track_n(&mut h, 20);
     h.advance(MINUTE);
@@ -677,13 +695,7 @@ fn opt_out_purges_and_persists() {
 #[test]
 fn opt_out_during_a_load_sends_nothing() {
     let mut store = MemoryStore::new();
-    let mut engine = Engine::new(
-        Policy::default(),
-        1,
-        store.snapshot().unwrap(),
-        identity(1),
-        T0,
-    );
+    let mut engine = Engine::new(loads_only(), 1, store.snapshot().unwrap(), identity(1), T0);
     engine.handle_event(conformance::event(0, T0, 300), T0);
     engine.handle_flush(T0);
     let load = loop {
@@ -823,7 +835,7 @@ fn flush_ends_when_the_queue_is_empty() {
     );
 }
 
-/// On wifi while charging, an upload goes at the `flush_at`-th event, or `prompt_delay` after the first.
+/// On wifi while charging, an upload goes at the `flush_at`-th event (the oldest waited longer than `prompt_gather`), or `prompt_delay` after the first.
 #[test]
 fn prompt_tier_sends_at_flush_at_or_prompt_delay() {
     let mut h = harness();
@@ -971,7 +983,7 @@ fn clock_jumping_back_does_not_stall_uploads() {
     assert_eq!(h.requests[0].at_ms, jumped + hold - 5 * MINUTE);
 
     // A server's Retry-After, too, counts elapsed time.
-    let mut h = harness();
+    let mut h = eager();
     h.script([retry_after(503, "600")]);
     track_n(&mut h, 20);
     h.advance(MINUTE);
@@ -1007,6 +1019,11 @@ fn several_batches_go_back_to_back_in_one_flush() {
 
 fn flaky() -> Harness<FlakyStore> {
     Harness::with_store(FlakyStore::default(), Policy::default(), 7, T0)
+}
+
+/// A flaky store whose batches are always loaded (so that a load can fail).
+fn flaky_loads() -> Harness<FlakyStore> {
+    Harness::with_store(FlakyStore::default(), loads_only(), 7, T0)
 }
 
 fn store_errors<S: QueueStore>(h: &Harness<S>) -> usize {
@@ -1052,7 +1069,7 @@ fn busy_store_retries_commits() {
 /// A busy store while a flush loads its batch retries that flush shortly, not at the next scheduled upload.
 #[test]
 fn busy_store_during_a_flush_retries_the_flush() {
-    let mut h = flaky();
+    let mut h = flaky_loads();
     h.set_conditions(cellular(0.9));
     track_n(&mut h, 3);
     h.advance(SECOND);
