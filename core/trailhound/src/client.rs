@@ -516,15 +516,13 @@ impl Client {
                 let version = shared.identity_version.fetch_add(1, Ordering::Relaxed) + 1;
                 shared.mailbox.post_event(Command::Event {
                     event,
-                    identity: Some(Versioned { version, identity }),
+                    identity: Some(Box::new(Versioned { version, identity })),
                 })
             }
         };
-        sent.map_err(|e| {
+        sent.map_err(|_| {
             // The background thread is gone (it panicked): nothing was queued.
-            if let Command::Event { event, .. } = e.0 {
-                shared.gate.release(event.json.len());
-            }
+            shared.gate.release(bytes);
             Error::Closed
         })
     }
@@ -593,7 +591,7 @@ impl Client {
         let identity = t.reset(Identity::new(uuid::Uuid::new_v4())).clone();
         // Numbered under the lock: concurrent identity changes are persisted in order.
         let version = shared.identity_version.fetch_add(1, Ordering::Relaxed) + 1;
-        self.send_admitted(Command::Identity(Versioned { version, identity }))
+        self.send_admitted(Command::Identity(Box::new(Versioned { version, identity })))
     }
 
     /// Stops collection and purges every queued event; persists the choice.
@@ -789,6 +787,41 @@ mod tests {
     fn write_key_is_redacted() {
         let b = Builder::new("sekrit-key", "https://x.example", "/tmp/x");
         assert!(!format!("{b:?}").contains("sekrit"));
+    }
+
+    /// The bell rings for the first event while no commit is due, for each group of
+    /// `commit_max_events` and for each control call, not for each event.
+    #[test]
+    fn rings_only_when_the_engine_must_act() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Builder::new("k", "https://collector.invalid", dir.path())
+            .conditions(DeviceConditions {
+                network: trailhound_core::Network::Offline,
+                ..DeviceConditions::default()
+            })
+            .with_policy(|p| {
+                p.commit_interval = Duration::from_secs(30);
+                p.commit_max_events = 50;
+            })
+            .build()
+            .unwrap();
+        let bell = client.shared.mailbox.bell();
+        let rings = || bell.rings();
+        for i in 0..200 {
+            client
+                .track("Rung?", serde_json::json!({ "i": i }))
+                .unwrap();
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // The first event, each group of 50 and the first event after each group's commit
+        // (7 or 8), with room for events that came while the engine thread was between its
+        // drain and arming the bell on a loaded machine: far from one ring per event.
+        let events = rings();
+        assert!((5..=40).contains(&events), "{events} rings for 200 events");
+        client.flush().unwrap();
+        assert_eq!(rings(), events + 1, "a control call rings");
     }
 
     /// The client is shareable between threads.

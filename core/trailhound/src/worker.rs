@@ -41,7 +41,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SendError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -93,10 +93,11 @@ pub(crate) enum Command {
     /// An accepted event, with the identity it makes current (identify, alias).
     Event {
         event: QueuedEvent,
-        identity: Option<Versioned>,
+        /// Boxed: rare, and it would double the size of every event's channel slot.
+        identity: Option<Box<Versioned>>,
     },
     /// A new identity without an event (reset).
-    Identity(Versioned),
+    Identity(Box<Versioned>),
     Conditions(DeviceConditions),
     Lifecycle(Lifecycle),
     Flush(Option<Sender<()>>),
@@ -292,7 +293,7 @@ impl Bell {
     /// group of `commit_max_events`.
     fn event_sent(&self) {
         let n = self.sent.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
-        if n == 1 || n % self.every == 0 {
+        if n == 1 || n.is_multiple_of(self.every) {
             self.ring();
         }
     }
@@ -335,6 +336,10 @@ impl Bell {
     }
 }
 
+/// The engine thread is gone (it panicked): the command was dropped.
+#[derive(Debug)]
+pub(crate) struct Gone;
+
 /// The way into the engine thread: its channel, and the bell.
 #[derive(Clone)]
 pub(crate) struct Mailbox {
@@ -348,15 +353,15 @@ impl Mailbox {
     }
 
     /// Sends an accepted event; rings only as [`Bell`] says.
-    pub fn post_event(&self, cmd: Command) -> Result<(), SendError<Command>> {
-        self.tx.send(cmd)?;
+    pub fn post_event(&self, cmd: Command) -> Result<(), Gone> {
+        self.tx.send(cmd).map_err(|_| Gone)?;
         self.bell.event_sent();
         Ok(())
     }
 
     /// Sends a command the engine acts on at once, and rings.
-    pub fn post(&self, cmd: Command) -> Result<(), SendError<Command>> {
-        let sent = self.tx.send(cmd);
+    pub fn post(&self, cmd: Command) -> Result<(), Gone> {
+        let sent = self.tx.send(cmd).map_err(|_| Gone);
         self.bell.ring();
         sent
     }
@@ -494,7 +499,7 @@ struct Worker {
     flush_waiters: Vec<Sender<()>>,
     gate: Arc<Gate>,
     /// Events admitted but not handed to the engine while it is not accepting.
-    parked: VecDeque<(QueuedEvent, Option<Versioned>)>,
+    parked: VecDeque<(QueuedEvent, Option<Box<Versioned>>)>,
     /// The newest identity version handed to the engine.
     identity_version: u64,
     /// The last store operation failed and the engine will retry it.
@@ -787,7 +792,7 @@ impl Worker {
                     self.parked.push_back((event, identity));
                 }
             }
-            Command::Identity(v) => self.take_identity(v),
+            Command::Identity(v) => self.take_identity(*v),
             Command::Conditions(c) => self.engine.handle_conditions(c, now),
             Command::Lifecycle(l) => self.engine.handle_lifecycle(l, now),
             Command::Flush(waiter) => {
@@ -813,10 +818,10 @@ impl Worker {
         }
     }
 
-    fn take_event(&mut self, event: QueuedEvent, identity: Option<Versioned>) {
+    fn take_event(&mut self, event: QueuedEvent, identity: Option<Box<Versioned>>) {
         self.gate.release(event.json.len());
         if let Some(v) = identity {
-            self.take_identity(v);
+            self.take_identity(*v);
         }
         self.engine.handle_event(event, now_ms());
     }
