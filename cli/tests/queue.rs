@@ -405,8 +405,13 @@ fn older_schema_is_read_through_a_copy() {
     let db = data.join("trailhound.db");
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
+        // Version 1: whole messages, no type, name or shared contexts.
         conn.execute_batch(
-            "DROP INDEX events_created_ms;
+            "UPDATE events SET json = json_set(json, '$.context',
+                 json((SELECT c.json FROM contexts c WHERE c.id = context_id)))
+             WHERE context_id IS NOT NULL;
+             ALTER TABLE events DROP COLUMN context_id; DROP TABLE contexts;
+             DROP INDEX events_created_ms;
              ALTER TABLE events DROP COLUMN type; ALTER TABLE events DROP COLUMN name;
              PRAGMA user_version = 1;",
         )

@@ -20,13 +20,15 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(ev.json.len() <= policy.max_event_bytes);
     assert!(!ev.message_id.is_empty());
-    let parsed: serde_json::Value = serde_json::from_str(&ev.json).expect("stored JSON parses");
+    let parsed: serde_json::Value =
+        serde_json::from_str(&ev.json.wire()).expect("stored JSON parses");
     assert_eq!(parsed["messageId"].as_str(), Some(ev.message_id.as_str()));
-    let again = QueuedEvent::from_json(&ev.json, &policy).expect("an imported event imports again");
+    let again =
+        QueuedEvent::from_json(&ev.json.wire(), &policy).expect("an imported event imports again");
     if again.json != ev.json {
         let (a, b): (serde_json::Value, serde_json::Value) = (
-            serde_json::from_str(&ev.json).unwrap(),
-            serde_json::from_str(&again.json).unwrap(),
+            serde_json::from_str(&ev.json.wire()).unwrap(),
+            serde_json::from_str(&again.json.wire()).unwrap(),
         );
         assert!(
             trailhound_fuzz::same_up_to_float_ulp(&a, &b),

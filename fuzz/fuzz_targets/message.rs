@@ -124,13 +124,13 @@ fuzz_target!(|input: Input| {
         };
         assert!(ev.json.len() <= policy.max_event_bytes);
         let parsed: serde_json::Value =
-            serde_json::from_str(&ev.json).expect("a sealed event is JSON");
+            serde_json::from_str(&ev.json.wire()).expect("a sealed event is JSON");
         assert_eq!(parsed["messageId"].as_str(), Some(ev.message_id.as_str()));
         assert_eq!(parsed["type"].as_str(), Some(ev.kind.as_str()));
         // An exported line imports back into the same event (what `queue export` then
         // `queue import` does). RFC 3339 has four-digit years: an event stamped by a clock
         // outside years 0 to 9999 cannot be imported, and says so.
-        let back = match QueuedEvent::from_json(&ev.json, &policy) {
+        let back = match QueuedEvent::from_json(&ev.json.wire(), &policy) {
             Ok(back) => back,
             Err(ValidationError::Unsupported { path, .. })
                 if path == "timestamp" && !(0..=9999).contains(&year(call.now_ms)) =>
@@ -149,8 +149,8 @@ fuzz_target!(|input: Input| {
             // serde_json parses floats best-effort (no `float_roundtrip` feature): a float
             // may come back an ULP off. Anything else is a real change.
             let (a, b): (serde_json::Value, serde_json::Value) = (
-                serde_json::from_str(&ev.json).unwrap(),
-                serde_json::from_str(&back.json).unwrap(),
+                serde_json::from_str(&ev.json.wire()).unwrap(),
+                serde_json::from_str(&back.json.wire()).unwrap(),
             );
             assert!(
                 trailhound_fuzz::same_up_to_float_ulp(&a, &b),

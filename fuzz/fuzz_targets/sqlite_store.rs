@@ -12,7 +12,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use trailhound::store::{SqliteStore, DB_FILE};
-use trailhound_core::message::{Identity, MessageType, QueuedEvent};
+use trailhound_core::message::{EventJson, Identity, MessageType, QueuedEvent};
 use trailhound_core::retry::RetryState;
 use trailhound_core::store::{FailureKind, PersistedState, QueueStore, StoreFailure};
 
@@ -160,17 +160,27 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// A queued event as the engine would hand it over.
+/// A queued event as the engine would hand it over: odd seqs with their whole JSON, even
+/// ones with a context shared through the store's `contexts` table.
 fn event(seq: u64, created_ms: i64, name: String) -> QueuedEvent {
     let message_id = format!("m-{seq}");
-    let json = serde_json::json!({
+    let body = serde_json::json!({
         "type": "track",
         "messageId": message_id,
         "event": name,
         "timestamp": trailhound_core::message::iso8601(created_ms),
-        "context": {},
     })
     .to_string();
+    let context = format!("{{\"n\":{}}}", seq % 4);
+    let json = if seq % 2 == 0 {
+        let context = serde_json::value::RawValue::from_string(context).expect("JSON");
+        EventJson::with_context(body, context.into())
+    } else {
+        EventJson::full(format!(
+            "{},\"context\":{context}}}",
+            &body[..body.len() - 1]
+        ))
+    };
     QueuedEvent {
         seq,
         message_id,

@@ -176,7 +176,7 @@ fn trial(exe: &Path, pattern: &'static str, offset: Duration, seed: u64) -> Tria
     opened
         .store
         .iter_events(|ev| {
-            let v: serde_json::Value = serde_json::from_str(&ev.json).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&ev.json.wire()).unwrap();
             numbers.push(v["properties"]["i"].as_u64().unwrap());
             true
         })

@@ -56,7 +56,7 @@ fn queued(dir: &Path) -> BTreeSet<(u64, u64)> {
     let mut out = BTreeSet::new();
     store
         .iter_events(|e| {
-            let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&e.json.wire()).unwrap();
             let p = if v["type"] == "identify" {
                 &v["traits"]
             } else {

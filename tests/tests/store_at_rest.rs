@@ -7,16 +7,33 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use serde_json::value::RawValue;
 use trailhound::store::{SqliteStore, DB_FILE};
 use trailhound::{Builder, DeviceConditions, Network};
-use trailhound_core::message::{MessageType, QueuedEvent};
+use trailhound_core::message::{EventJson, MessageType, QueuedEvent, SharedContext};
 use trailhound_core::store::QueueStore;
 
 /// What the tests look for in the raw bytes of every file.
 const MARKER: &str = "MARKER-7f3a-opted-out-user-secret";
 
-/// Track events with `size` bytes of JSON, each with the marker in its properties.
+/// A context holding `marker`, stored once for the events that share it.
+fn context_with(marker: &str) -> SharedContext {
+    let json = format!("{{\"device\":{{\"name\":\"{marker}\"}}}}");
+    SharedContext::from(RawValue::from_string(json).unwrap())
+}
+
+/// Track events with about `size` bytes of JSON, each with the marker in its properties
+/// and in the context they share.
 fn marked(seqs: std::ops::RangeInclusive<u64>, size: usize) -> Vec<QueuedEvent> {
+    marked_with(seqs, size, &context_with(MARKER))
+}
+
+/// [`marked`] events sharing `context`.
+fn marked_with(
+    seqs: std::ops::RangeInclusive<u64>,
+    size: usize,
+    context: &SharedContext,
+) -> Vec<QueuedEvent> {
     seqs.map(|seq| {
         let head = format!(
             "{{\"type\":\"track\",\"event\":\"Song Played\",\"messageId\":\"m{seq}\",\
@@ -29,7 +46,10 @@ fn marked(seqs: std::ops::RangeInclusive<u64>, size: usize) -> Vec<QueuedEvent> 
             kind: MessageType::Track,
             name: Some("Song Played".into()),
             created_ms: 1_700_000_000_000 + seq as i64,
-            json: format!("{head}{}\"}}}}", "x".repeat(pad)),
+            json: EventJson::with_context(
+                format!("{head}{}\"}}}}", "x".repeat(pad)),
+                SharedContext::clone(context),
+            ),
         }
     })
     .collect()
@@ -117,6 +137,24 @@ fn purge_leaves_no_event_bytes_in_db_or_wal() {
         Vec::<String>::new(),
         "closed"
     );
+}
+
+/// A context no queued event carries any more leaves the database once the queue has
+/// emptied: here an older one, after every event was delivered under a newer one.
+#[test]
+fn contexts_leave_with_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let newer = context_with("a newer context");
+    store.insert(&marked(1..=300, 500)).unwrap();
+    store.insert(&marked_with(301..=600, 500, &newer)).unwrap();
+    let seqs: Vec<u64> = (1..=600).collect();
+    for batch in seqs.chunks(100) {
+        store.delete(batch).unwrap();
+    }
+    assert_eq!(store.snapshot().unwrap().events, 0);
+    drop(store);
+    assert_eq!(files_with_marker(dir.path()), Vec::<String>::new());
 }
 
 /// Events spared by the purge (a batch in flight) leave the WAL once they are deleted.

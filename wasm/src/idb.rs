@@ -164,7 +164,9 @@ fn to_record(ev: &QueuedEvent, seq: u64) -> JsValue {
         Some(n) => set(&o, "name", n.as_str()),
         None => set(&o, "name", JsValue::NULL),
     }
-    set(&o, "json", ev.json.as_str());
+    // The whole message: records are per event (IndexedDB has no join), so the shared
+    // context is stored with each, as before.
+    set(&o, "json", ev.json.wire().as_ref());
     set(&o, "bytes", ev.bytes() as f64);
     o.into()
 }
@@ -181,7 +183,7 @@ fn from_record(v: &JsValue) -> Result<QueuedEvent, JsValue> {
             .ok_or_else(bad)?,
         name: text("name"),
         created_ms: num("createdMs").ok_or_else(bad)? as i64,
-        json: text("json").ok_or_else(bad)?,
+        json: text("json").ok_or_else(bad)?.into(),
     })
 }
 

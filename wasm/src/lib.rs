@@ -1051,7 +1051,7 @@ impl Trailhound {
         let mut out = String::new();
         if let trailhound_core::store::StoreOutcome::Loaded(evs) = loaded {
             for ev in evs {
-                out.push_str(&ev.json);
+                out.push_str(&ev.json.wire());
                 out.push('\n');
             }
         }

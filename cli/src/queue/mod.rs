@@ -432,7 +432,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<()> {
             };
             let r = out
                 .write_all(sep)
-                .and_then(|()| out.write_all(e.json.as_bytes()))
+                .and_then(|()| out.write_all(e.json.wire().as_bytes()))
                 .and_then(|()| match args.format {
                     Format::Ndjson => out.write_all(b"\n"),
                     Format::Json => Ok(()),

@@ -6,6 +6,7 @@
 //! and sent. Serialising at the call site is what lets the 32 KB limit be an error the
 //! caller sees instead of a drop they never hear about.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -304,11 +305,12 @@ pub struct QueuedEvent {
     /// When the event happened, in milliseconds since the Unix epoch.
     pub created_ms: i64,
     /// The message, serialised exactly as it will be sent.
-    pub json: String,
+    pub json: EventJson,
 }
 
 impl QueuedEvent {
-    /// Size of the serialised event in bytes.
+    /// Size of the serialised event in bytes: its wire form, what caps and batch limits
+    /// count.
     pub fn bytes(&self) -> u64 {
         self.json.len() as u64
     }
@@ -328,6 +330,218 @@ impl QueuedEvent {
             })?
             .timestamp_millis();
         seal(msg, created_ms, policy)
+    }
+}
+
+/// A context serialised once and shared, unchanged, by the events that carry it: in
+/// memory, by every event tracked until it changes; in the SQLite queue, one row of its
+/// `contexts` table.
+pub type SharedContext = Arc<RawValue>;
+
+/// The key the context has on the wire, between the rest of the message and it.
+const CONTEXT_KEY: &str = ",\"context\":";
+
+/// An event's JSON, exactly as it is sent, but held without a copy of the context most
+/// events share.
+///
+/// The context (app, device, os, library, locale, timezone, screen, network, session) is
+/// most of a typical event's bytes and changes rarely, so an event keeps its message
+/// without the context (the *body*) and a [`SharedContext`]. `Message` serialises
+/// `context` last, so the wire form is the body without its closing `}`, then
+/// `,"context":`, the context and `}`: byte for byte what serialising the message gives.
+/// An event without a shared context (imported, or whose context a plugin changed) keeps
+/// its whole JSON as the body.
+///
+/// Equality is equality of the wire forms.
+#[derive(Clone)]
+pub struct EventJson {
+    body: String,
+    context: Option<SharedContext>,
+}
+
+impl EventJson {
+    /// A whole message's JSON, context included (or none).
+    pub fn full(json: String) -> Self {
+        EventJson {
+            body: json,
+            context: None,
+        }
+    }
+
+    /// A message's JSON without its context, `body` (a JSON object), and the context that
+    /// goes last in it. A body that is not an object (`{…}`), which only a damaged store
+    /// could give, cannot take the context: it is kept whole, without it.
+    pub fn with_context(body: String, context: SharedContext) -> Self {
+        let context =
+            (body.len() >= 2 && body.starts_with('{') && body.ends_with('}')).then_some(context);
+        EventJson { body, context }
+    }
+
+    /// The JSON without the shared context, or the whole JSON when there is none.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// The shared context, when the body lacks it.
+    pub fn context(&self) -> Option<&SharedContext> {
+        self.context.as_ref()
+    }
+
+    /// The body without its closing `}` and the separator before the context, when there
+    /// is a shared context: the wire form is `head`, the context and `}`.
+    fn head_and_separator(&self) -> Option<(&str, &'static str, &str)> {
+        let context = self.context.as_ref()?;
+        let head = &self.body[..self.body.len() - 1];
+        // An empty object takes no comma: `{"context":…}`.
+        let separator = if head == "{" {
+            &CONTEXT_KEY[1..]
+        } else {
+            CONTEXT_KEY
+        };
+        Some((head, separator, context.get()))
+    }
+
+    /// The size of the wire form in bytes.
+    pub fn len(&self) -> usize {
+        match self.head_and_separator() {
+            Some((head, sep, ctx)) => head.len() + sep.len() + ctx.len() + 1,
+            None => self.body.len(),
+        }
+    }
+
+    /// Whether the wire form is empty (only an event built from an empty string).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the wire form to `out`, without building it first.
+    pub fn write_wire(&self, out: &mut Vec<u8>) {
+        match self.head_and_separator() {
+            Some((head, sep, ctx)) => {
+                out.reserve(head.len() + sep.len() + ctx.len() + 1);
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(sep.as_bytes());
+                out.extend_from_slice(ctx.as_bytes());
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(self.body.as_bytes()),
+        }
+    }
+
+    /// The wire form: borrowed when the body is the whole JSON, built otherwise.
+    pub fn wire(&self) -> Cow<'_, str> {
+        match self.head_and_separator() {
+            Some((head, sep, ctx)) => {
+                let mut s = String::with_capacity(head.len() + sep.len() + ctx.len() + 1);
+                s.push_str(head);
+                s.push_str(sep);
+                s.push_str(ctx);
+                s.push('}');
+                Cow::Owned(s)
+            }
+            None => Cow::Borrowed(&self.body),
+        }
+    }
+
+    /// The wire form, owned.
+    pub fn into_wire(self) -> String {
+        match self.wire() {
+            Cow::Owned(s) => s,
+            Cow::Borrowed(_) => self.body,
+        }
+    }
+}
+
+impl PartialEq for EventJson {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.context, &other.context) {
+            (None, None) => self.body == other.body,
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) || a.get() == b.get() => {
+                self.body == other.body
+            }
+            _ => self.len() == other.len() && self.wire() == other.wire(),
+        }
+    }
+}
+
+impl Eq for EventJson {}
+
+impl std::fmt::Debug for EventJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.wire(), f)
+    }
+}
+
+impl std::fmt::Display for EventJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.wire())
+    }
+}
+
+impl From<String> for EventJson {
+    fn from(json: String) -> Self {
+        EventJson::full(json)
+    }
+}
+
+/// A message's fields but the context, serialised exactly as [`Message`] serialises them:
+/// the body of an [`EventJson`] with a shared context. The test
+/// `wire_form_is_the_message_serialised` holds the two to the same bytes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WithoutContext<'a> {
+    #[serde(rename = "type")]
+    kind: MessageType,
+    message_id: &'a str,
+    timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anonymous_id: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_id: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: &'a Option<Properties>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traits: &'a Option<Properties>,
+}
+
+impl<'a> WithoutContext<'a> {
+    fn of(msg: &'a Message) -> Self {
+        // No `..`: a field added to `Message` must be added here too.
+        let Message {
+            kind,
+            message_id,
+            timestamp,
+            anonymous_id,
+            user_id,
+            event,
+            name,
+            group_id,
+            previous_id,
+            properties,
+            traits,
+            context: _,
+        } = msg;
+        WithoutContext {
+            kind: *kind,
+            message_id,
+            timestamp,
+            anonymous_id,
+            user_id,
+            event,
+            name,
+            group_id,
+            previous_id,
+            properties,
+            traits,
+        }
     }
 }
 
@@ -484,10 +698,18 @@ pub fn seal(
     if msg.message_id.is_empty() || msg.message_id.len() > MAX_MESSAGE_ID_LEN {
         return Err(ValidationError::BadMessageId);
     }
-    let json = serde_json::to_string(&msg).map_err(|e| ValidationError::Unsupported {
+    let unsupported = |e: serde_json::Error| ValidationError::Unsupported {
         path: "$".into(),
         detail: e.to_string(),
-    })?;
+    };
+    // A shared context stays shared: the event keeps its body and a reference to it.
+    let json = match &msg.context.json {
+        Some(context) => EventJson::with_context(
+            serde_json::to_string(&WithoutContext::of(&msg)).map_err(unsupported)?,
+            Arc::clone(context),
+        ),
+        None => EventJson::full(serde_json::to_string(&msg).map_err(unsupported)?),
+    };
     if json.len() > policy.max_event_bytes {
         return Err(ValidationError::TooLarge {
             bytes: json.len(),
@@ -549,7 +771,7 @@ mod tests {
         )
         .unwrap();
         let ev = seal(msg, 1_700_000_000_123, &Policy::default()).unwrap();
-        let v: Value = serde_json::from_str(&ev.json).unwrap();
+        let v: Value = serde_json::from_str(&ev.json.wire()).unwrap();
         assert_eq!(v["type"], "track");
         assert_eq!(v["event"], "Song Played");
         assert_eq!(v["messageId"], "m-1");
@@ -756,7 +978,7 @@ mod tests {
         msg.context
             .make_mut()
             .insert("experiment".into(), json!("B"));
-        let changed: Value = serde_json::from_str(&seal(msg, 0, &p).unwrap().json).unwrap();
+        let changed: Value = serde_json::from_str(&seal(msg, 0, &p).unwrap().json.wire()).unwrap();
         assert_eq!(changed["context"]["experiment"], "B");
         assert_eq!(
             ctx().get("experiment"),
@@ -782,7 +1004,210 @@ mod tests {
         )
         .unwrap();
         let ev = seal(msg, 1_000, &p).unwrap();
-        let back = QueuedEvent::from_json(&ev.json, &p).unwrap();
+        let back = QueuedEvent::from_json(&ev.json.wire(), &p).unwrap();
+        assert!(
+            back.json.context().is_none(),
+            "an imported event carries its context"
+        );
         assert_eq!(back, ev);
+    }
+
+    /// Every kind of call, with and without the optional fields.
+    fn every_kind_of_call() -> Vec<(Call, Option<&'static str>)> {
+        let p =
+            || props(json!({"title": "Nachtmusik", "n": [1, 2.5, null, {"a": "\"é\u{1F600}"}]}));
+        vec![
+            (
+                Call::Track {
+                    event: "Song Played".into(),
+                    properties: p(),
+                },
+                None,
+            ),
+            (
+                Call::Track {
+                    event: "e".into(),
+                    properties: Properties::new(),
+                },
+                Some("u1"),
+            ),
+            (
+                Call::Identify {
+                    user_id: Some("u1".into()),
+                    traits: p(),
+                },
+                None,
+            ),
+            (
+                Call::Identify {
+                    user_id: None,
+                    traits: Properties::new(),
+                },
+                Some("u0"),
+            ),
+            (
+                Call::Screen {
+                    name: "Player".into(),
+                    properties: p(),
+                },
+                None,
+            ),
+            (
+                Call::Screen {
+                    name: " ".into(),
+                    properties: Properties::new(),
+                },
+                None,
+            ),
+            (
+                Call::Page {
+                    name: "Home".into(),
+                    properties: p(),
+                },
+                Some("u1"),
+            ),
+            (
+                Call::Group {
+                    group_id: "g1".into(),
+                    traits: p(),
+                },
+                None,
+            ),
+            (
+                Call::Alias {
+                    user_id: "u2".into(),
+                },
+                None,
+            ),
+            (
+                Call::Alias {
+                    user_id: "u2".into(),
+                },
+                Some("u1"),
+            ),
+        ]
+    }
+
+    /// The wire form of a sealed event is byte for byte `serde_json::to_string` of its
+    /// message, for every kind of call, whether the context is shared (kept once, beside
+    /// the body), changed by a plugin, emptied, or absent from an imported line; and its
+    /// size is the wire size.
+    #[test]
+    fn wire_form_is_the_message_serialised() {
+        let p = Policy::default();
+        let phone = Context::new(crate::context::build(
+            &crate::testing::phone_context(),
+            "device-1",
+            crate::Network::Cellular,
+            Some(1_700_000_000_000),
+        ));
+        let contexts = [ctx(), phone, Context::new(Properties::new())];
+        let mut checked = 0;
+        for (i, (call, user)) in every_kind_of_call().into_iter().enumerate() {
+            for (c, context) in contexts.iter().enumerate() {
+                for plugin in 0..3 {
+                    let mut ident = id();
+                    ident.user_id = user.map(str::to_owned);
+                    let mut msg = stamp(
+                        call.clone(),
+                        &ident,
+                        context,
+                        format!("m{i}-{c}-{plugin}"),
+                        1_700_000_000_000 + i as i64,
+                        &p,
+                    )
+                    .unwrap();
+                    match plugin {
+                        // A plugin that changes the context: its own copy.
+                        1 => {
+                            msg.context
+                                .make_mut()
+                                .insert("experiment".into(), json!("B"));
+                        }
+                        // A plugin that changes the message but not the context.
+                        2 => msg.user_id = Some("from-plugin".into()),
+                        _ => {}
+                    }
+                    let expected = serde_json::to_string(&msg).unwrap();
+                    let shared = plugin != 1;
+                    let ev = seal(msg, 1_700_000_000_000 + i as i64, &p).unwrap();
+                    assert_eq!(ev.json.context().is_some(), shared, "{expected}");
+                    assert_eq!(ev.json.wire(), expected);
+                    assert_eq!(ev.json.to_string(), expected);
+                    let mut out = b"[".to_vec();
+                    ev.json.write_wire(&mut out);
+                    assert_eq!(out[1..], *expected.as_bytes());
+                    assert_eq!(ev.bytes(), expected.len() as u64);
+                    assert_eq!(ev.json.clone().into_wire(), expected);
+                    if shared {
+                        let body: Value = serde_json::from_str(ev.json.body()).unwrap();
+                        assert!(body.get("context").is_none(), "{body}");
+                    }
+                    let imported = QueuedEvent::from_json(&expected, &p).unwrap();
+                    assert_eq!(imported.json.body(), expected);
+                    assert_eq!(imported, ev, "equal as they are sent");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 90);
+    }
+
+    /// The size limit counts the wire form, context included, when the context is shared.
+    #[test]
+    fn size_limit_counts_the_shared_context() {
+        let big = Context::new(props(json!({"pad": "x".repeat(1000)})));
+        let msg = |c: &Context| {
+            stamp(
+                Call::Track {
+                    event: "e".into(),
+                    properties: Properties::new(),
+                },
+                &id(),
+                c,
+                "m".into(),
+                0,
+                &Policy::default(),
+            )
+            .unwrap()
+        };
+        let wire = seal(msg(&big), 0, &Policy::default()).unwrap().bytes() as usize;
+        assert!(wire > 1000);
+        let p = Policy {
+            max_event_bytes: wire,
+            ..Policy::default()
+        };
+        assert!(seal(msg(&big), 0, &p).is_ok());
+        let p = Policy {
+            max_event_bytes: wire - 1,
+            ..Policy::default()
+        };
+        assert_eq!(
+            seal(msg(&big), 0, &p).unwrap_err(),
+            ValidationError::TooLarge {
+                bytes: wire,
+                max: wire - 1
+            }
+        );
+    }
+
+    /// A body and context from a store put together give the message as it was sent; an
+    /// empty object takes the context without a comma, and a body that is no object
+    /// (a damaged row) is kept as it is rather than made into invalid JSON.
+    #[test]
+    fn bodies_from_a_store_splice_safely() {
+        let c: SharedContext = Arc::from(RawValue::from_string(r#"{"a":1}"#.into()).unwrap());
+        let j = EventJson::with_context(r#"{"type":"track"}"#.into(), Arc::clone(&c));
+        assert_eq!(j.wire(), r#"{"type":"track","context":{"a":1}}"#);
+        assert_eq!(j.len(), j.wire().len());
+        let j = EventJson::with_context("{}".into(), Arc::clone(&c));
+        assert_eq!(j.wire(), r#"{"context":{"a":1}}"#);
+        assert_eq!(j.len(), j.wire().len());
+        for damaged in ["", "}", "not json", "[1]"] {
+            let j = EventJson::with_context(damaged.into(), Arc::clone(&c));
+            assert_eq!((j.wire().as_ref(), j.len()), (damaged, damaged.len()));
+            assert!(j.context().is_none());
+        }
+        assert!(EventJson::full(String::new()).is_empty());
     }
 }

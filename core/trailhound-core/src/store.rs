@@ -395,7 +395,7 @@ pub mod conformance {
     use std::future::Future;
 
     use super::*;
-    use crate::message::{Identity, MessageType};
+    use crate::message::{EventJson, Identity, MessageType, SharedContext};
 
     /// A store as the suite drives it.
     pub trait Backend {
@@ -438,7 +438,28 @@ pub mod conformance {
             kind: MessageType::Track,
             name: Some(format!("Event {}", seq % 3)),
             created_ms,
-            json: format!("{head}{}\"}}", "x".repeat(pad)),
+            json: format!("{head}{}\"}}", "x".repeat(pad)).into(),
+        }
+    }
+
+    /// A context for [`event_sharing`], holding `text`.
+    pub fn context(text: &str) -> SharedContext {
+        let json =
+            serde_json::to_string(&serde_json::json!({"library": {"name": text}})).expect("JSON");
+        SharedContext::from(serde_json::value::RawValue::from_string(json).expect("JSON"))
+    }
+
+    /// An event like [`event`] whose message leaves out `context`, which it shares.
+    pub fn event_sharing(
+        seq: u64,
+        created_ms: i64,
+        size: usize,
+        context: &SharedContext,
+    ) -> QueuedEvent {
+        let whole = event(seq, created_ms, size);
+        QueuedEvent {
+            json: EventJson::with_context(whole.json.into_wire(), SharedContext::clone(context)),
+            ..whole
         }
     }
 
@@ -535,6 +556,7 @@ pub mod conformance {
         clear_empties(&mut fresh().await).await;
         state_round_trips(&mut fresh().await).await;
         snapshot_counts(&mut fresh().await).await;
+        shared_contexts_round_trip(&mut fresh().await).await;
     }
 
     /// Events come back oldest first, exactly as inserted.
@@ -690,6 +712,44 @@ pub mod conformance {
         state.retry.next_attempt_ms = Some(123);
         save_state(s, &state).await;
         assert_eq!(snapshot(s).await.state, Some(state));
+    }
+
+    /// Events that share a context, alone or with others, come back as they are sent, and
+    /// count the bytes they are sent with, also after the queue emptied and filled again
+    /// and after an opt-out purge.
+    pub async fn shared_contexts_round_trip<B: Backend>(s: &mut B) {
+        let (a, b) = (context("a"), context("b"));
+        let batch = |first: u64| {
+            vec![
+                event_sharing(first, 1, 100, &a),
+                event_sharing(first + 1, 2, 100, &a),
+                event(first + 2, 3, 100),
+                event_sharing(first + 3, 4, 100, &b),
+                event_sharing(first + 4, 5, 100, &a),
+            ]
+        };
+        let wire = |evs: &[QueuedEvent]| -> Vec<String> {
+            evs.iter().map(|e| e.json.wire().into_owned()).collect()
+        };
+        let evs = batch(1);
+        let bytes: u64 = evs.iter().map(QueuedEvent::bytes).sum();
+        assert!(wire(&evs)[0].ends_with(r#","context":{"library":{"name":"a"}}}"#));
+        insert(s, &evs).await;
+        assert_eq!(snapshot(s).await.bytes, bytes, "the bytes sent are counted");
+        let back = load(s, 100, 1 << 20).await;
+        assert_eq!(wire(&back), wire(&evs));
+        assert_eq!(back, evs);
+        let (removed, _) = delete(s, &seqs(&evs)).await;
+        assert_eq!(removed, Removed { events: 5, bytes });
+        // Empty, then the same contexts again.
+        let evs = batch(10);
+        insert(s, &evs).await;
+        assert_eq!(wire(&load(s, 100, 1 << 20).await), wire(&evs));
+        assert_eq!(clear(s, 0).await, Removed { events: 5, bytes });
+        let evs = batch(20);
+        insert(s, &evs[..2]).await;
+        insert(s, &evs[2..]).await;
+        assert_eq!(wire(&load(s, 100, 1 << 20).await), wire(&evs));
     }
 
     /// The snapshot's counts, bytes, max seq and oldest match what was stored; "oldest" is

@@ -10,7 +10,8 @@ use crate::message::{iso8601, QueuedEvent};
 pub const BATCH_PATH: &str = "/v1/batch";
 
 /// Builds the uncompressed body `{"batch":[…],"sentAt":"…"}` from stored events, without
-/// re-parsing them: each event's JSON is already exactly what is sent.
+/// re-parsing them: each event's wire form (its body and shared context, see
+/// [`EventJson`](crate::message::EventJson)) is written straight into the body.
 pub fn batch_json(events: &[QueuedEvent], sent_at_ms: i64) -> Vec<u8> {
     let len: usize = events.iter().map(|e| e.json.len() + 1).sum();
     let mut out = Vec::with_capacity(len + 64);
@@ -19,7 +20,7 @@ pub fn batch_json(events: &[QueuedEvent], sent_at_ms: i64) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(ev.json.as_bytes());
+        ev.json.write_wire(&mut out);
     }
     out.extend_from_slice(b"],\"sentAt\":\"");
     out.extend_from_slice(iso8601(sent_at_ms).as_bytes());
@@ -72,6 +73,49 @@ mod tests {
         assert_eq!(v["batch"].as_array().unwrap().len(), 2);
         assert_eq!(v["batch"][1]["messageId"], "m2");
         assert_eq!(v["sentAt"], "2023-11-14T22:13:20.000Z");
+    }
+
+    /// A batch of events with a shared context, one whose context a plugin changed and
+    /// one imported whole holds each message exactly as serde_json serialises it.
+    #[test]
+    fn batch_holds_each_message_as_serialised() {
+        use crate::message::{seal, stamp, Call, Context, Identity, Properties};
+        let p = crate::Policy::default();
+        let ctx = Context::new(crate::context::build(
+            &crate::testing::phone_context(),
+            "d",
+            crate::Network::Wifi,
+            Some(1),
+        ));
+        let ident = Identity::new(uuid::Uuid::from_u128(1));
+        let mut expected = Vec::new();
+        let mut events = Vec::new();
+        for i in 0..4 {
+            let call = Call::Track {
+                event: format!("E{i}"),
+                properties: Properties::new(),
+            };
+            let mut msg = stamp(call, &ident, &ctx, format!("m{i}"), i, &p).unwrap();
+            if i == 1 {
+                msg.context.make_mut().insert("x".into(), 1.into());
+            }
+            let json = serde_json::to_string(&msg).unwrap();
+            events.push(if i == 3 {
+                crate::QueuedEvent::from_json(&json, &p).unwrap()
+            } else {
+                seal(msg, i, &p).unwrap()
+            });
+            expected.push(json);
+        }
+        assert!(events[0].json.context().is_some() && events[1].json.context().is_none());
+        let body = batch_json(&events, 1_700_000_000_000);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!(
+                "{{\"batch\":[{}],\"sentAt\":\"2023-11-14T22:13:20.000Z\"}}",
+                expected.join(",")
+            )
+        );
     }
 
     /// Basic auth carries the key as user with an empty password.

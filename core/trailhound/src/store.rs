@@ -9,9 +9,19 @@
 //!
 //! - `events`: one row per queued event. `seq`, the engine's queue position, is the
 //!   primary key, so "oldest first" is a walk of the primary key and "the oldest left" one
-//!   B-tree descent. `json` is the message exactly as it will be sent and `bytes` its
-//!   length, the unit of the engine's accounting. `type` and `name` are copies kept for
-//!   inspection (`trailhound queue stats`); an index on `created_ms` serves the age cap.
+//!   B-tree descent. `json` is the message as it will be sent, without its `context` when
+//!   `context_id` names a row of `contexts` (see [`EventJson`]); `bytes` is the length of
+//!   the message as sent, context included, the unit of the engine's accounting. `type`
+//!   and `name` are copies kept for inspection (`trailhound queue stats`); an index on
+//!   `created_ms` serves the age cap.
+//! - `contexts`: each context the queued events carry, once (it is most of a typical
+//!   event's bytes, and changes rarely). Rows no event refers to are deleted when the
+//!   queue empties (all but the newest, which the next events most likely carry), when
+//!   it is cleared (all of them: the opt-out purge) and at open. QA readers
+//!   ([`SqliteStore::iter_events`], and so `trailhound queue export`) see every message
+//!   whole. With SQL: `SELECT CASE WHEN context_id IS NULL THEN e.json ELSE
+//!   json_set(e.json, '$.context', json(c.json)) END FROM events e LEFT JOIN contexts c
+//!   ON c.id = e.context_id` (the same JSON, though not byte for byte).
 //! - `state`: [`PersistedState`], one row per piece (`anonymous_id`, `user_id`, `traits`,
 //!   `opted_out`, `retry`), each value JSON, so that QA tools can read it with SQL:
 //!   `SELECT value ->> '$' FROM state WHERE key = 'anonymous_id'`.
@@ -27,6 +37,7 @@
 //! |---------|-------------------------------------------------------------------------|
 //! | 1       | `events(seq, message_id, created_ms, bytes, json)`, `state(key, value)` |
 //! | 2       | `events.type`, `events.name` (backfilled from the JSON), index on `created_ms` |
+//! | 3       | `contexts(id, json)`, `events.context_id` (NULL in rows from before)    |
 //!
 //! Pragmas that are properties of the file rather than of the connection are part of the
 //! schema too: every database opened read-write is brought to `auto_vacuum = INCREMENTAL`
@@ -57,14 +68,16 @@ use std::collections::HashMap;
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{
     params, CachedStatement, Connection, ErrorCode, OpenFlags, OptionalExtension, Params, Row,
-    TransactionBehavior,
+    Statement, TransactionBehavior,
 };
 use serde::de::DeserializeOwned;
-use trailhound_core::message::{Identity, MessageType, QueuedEvent};
+use serde_json::value::RawValue;
+use trailhound_core::message::{EventJson, Identity, MessageType, QueuedEvent, SharedContext};
 use trailhound_core::retry::RetryState;
 use trailhound_core::store::{
     Evicted, FailureKind, PersistedState, QueueStore, Removed, StoreFailure, StoreSnapshot,
@@ -204,9 +217,112 @@ pub struct SqliteStore {
     /// events' bytes until it is checkpointed and truncated, which waits until the events
     /// the clear spared (`seq <=` this) are gone too and no reader holds the WAL.
     wipe_through: Option<i64>,
+    /// The rows of the `contexts` table this connection has written or read.
+    contexts: Contexts,
     /// Declared after `conn`, so that it is dropped after it: the lock outlives the
     /// connection.
     _lock: Option<File>,
+}
+
+/// A context as a key of [`Contexts::ids`]: hashed and compared by its text, so that a
+/// context equal to a stored one finds its row whichever copy it is.
+#[derive(Debug, Clone)]
+struct ContextKey(SharedContext);
+
+impl PartialEq for ContextKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for ContextKey {}
+
+impl std::hash::Hash for ContextKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.get().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for ContextKey {
+    fn borrow(&self) -> &str {
+        self.0.get()
+    }
+}
+
+/// The rows of the `contexts` table known to the connection, both ways, so that inserting
+/// an event with a known context costs no lookup in the table (usually not even a hash:
+/// consecutive events share one `Arc`), and loaded events share one copy of each context.
+///
+/// Only rows that a committed transaction wrote, or that were read, are cached: a failed
+/// insert forgets them all (see [`SqliteStore::do_insert`]), as does removing rows.
+#[derive(Debug, Default)]
+struct Contexts {
+    /// The context of the last event inserted, and its row.
+    last: Option<(SharedContext, i64)>,
+    ids: HashMap<ContextKey, i64>,
+    by_id: HashMap<i64, SharedContext>,
+}
+
+impl Contexts {
+    /// Forgets every row but the last one written, after the others were deleted.
+    fn forget_all_but_last(&mut self) {
+        self.ids.clear();
+        self.by_id.clear();
+        if let Some((context, id)) = self.last.clone() {
+            self.remember(&context, id);
+        }
+    }
+
+    fn remember(&mut self, context: &SharedContext, id: i64) {
+        self.ids.insert(ContextKey(Arc::clone(context)), id);
+        self.by_id.insert(id, Arc::clone(context));
+    }
+
+    /// The row of `context`, written if the table has none yet.
+    fn id_of(&mut self, tx: &Connection, context: &SharedContext) -> rusqlite::Result<i64> {
+        if let Some((last, id)) = &self.last {
+            if Arc::ptr_eq(last, context) {
+                return Ok(*id);
+            }
+        }
+        let id = match self.ids.get(context.get()) {
+            Some(&id) => id,
+            None => {
+                let found = tx
+                    .prepare_cached(sql::CONTEXT_ID)?
+                    .query_row([context.get()], |r| r.get::<_, i64>(0))
+                    .optional()?;
+                let id = match found {
+                    Some(id) => id,
+                    None => tx
+                        .prepare_cached(sql::INSERT_CONTEXT)?
+                        .query_row([context.get()], |r| r.get::<_, i64>(0))?,
+                };
+                self.remember(context, id);
+                id
+            }
+        };
+        self.last = Some((Arc::clone(context), id));
+        Ok(id)
+    }
+
+    /// The context of row `id`, read from the table the first time. `None` when the row
+    /// is missing or is not JSON, which only damage to the file can cause.
+    fn get(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<Option<SharedContext>> {
+        if let Some(context) = self.by_id.get(&id) {
+            return Ok(Some(Arc::clone(context)));
+        }
+        let text: Option<String> = conn
+            .prepare_cached(sql::CONTEXT_JSON)?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let Some(context) = text.and_then(|t| RawValue::from_string(t).ok()) else {
+            return Ok(None);
+        };
+        let context = SharedContext::from(context);
+        self.remember(&context, id);
+        Ok(Some(context))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -268,6 +384,7 @@ impl SqliteStore {
             version,
             totals: None,
             wipe_through: None,
+            contexts: Contexts::default(),
             _lock: lock,
         };
         Ok(Opened { store, recovered })
@@ -294,6 +411,7 @@ impl SqliteStore {
             version,
             totals: None,
             wipe_through: None,
+            contexts: Contexts::default(),
             _lock: None,
         })
     }
@@ -331,6 +449,7 @@ impl SqliteStore {
         self.conn = conn;
         self.version = version;
         self.totals = Some(Totals::default());
+        self.contexts = Contexts::default();
         let message = format!(
             "the queue database is corrupt; it was kept as {}",
             aside.display()
@@ -371,8 +490,9 @@ impl SqliteStore {
         let mut run = || -> Result<(), Error> {
             let mut stmt = self.conn.prepare_cached(sql::ITER)?;
             let mut rows = stmt.query([])?;
+            let mut contexts = Contexts::default();
             while let Some(row) = rows.next()? {
-                if !f(event_from_row(row)?) {
+                if !f(event_from_row(&self.conn, &mut contexts, row)?) {
                     break;
                 }
             }
@@ -480,8 +600,7 @@ impl SqliteStore {
     /// deferred transaction that reads first and then writes can fail at once with
     /// `SQLITE_BUSY` in WAL mode, when another connection wrote in between.
     fn write(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
-        self.conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        write(&mut self.conn)
     }
 
     fn do_snapshot(&mut self) -> Result<StoreSnapshot, Error> {
@@ -502,21 +621,35 @@ impl SqliteStore {
     }
 
     fn do_insert(&mut self, events: &[QueuedEvent]) -> Result<(), Error> {
-        let tx = self.write()?;
+        let result = self.insert_events(events);
+        if result.is_err() {
+            // The transaction may have written context rows that it then rolled back.
+            self.contexts = Contexts::default();
+        }
+        result
+    }
+
+    fn insert_events(&mut self, events: &[QueuedEvent]) -> Result<(), Error> {
+        let tx = write(&mut self.conn)?;
         let mut added = Totals::default();
         let mut replaced_bytes = 0;
         {
             let mut insert = tx.prepare_cached(sql::INSERT)?;
             for ev in events {
                 let seq = sql_seq(ev.seq)?;
+                let context_id = match ev.json.context() {
+                    Some(context) => Some(self.contexts.id_of(&tx, context)?),
+                    None => None,
+                };
                 let row = params![
                     seq,
                     ev.message_id,
                     ev.created_ms,
                     ev.bytes() as i64,
-                    ev.json,
+                    ev.json.body(),
                     ev.kind.as_str(),
                     ev.name,
+                    context_id,
                 ];
                 match insert.execute(row) {
                     Ok(_) => added.events += 1,
@@ -549,7 +682,7 @@ impl SqliteStore {
         let mut out = Vec::new();
         let mut bytes = 0u64;
         while let Some(row) = rows.next()? {
-            let ev = event_from_row(row)?;
+            let ev = event_from_row(&self.conn, &mut self.contexts, row)?;
             if !out.is_empty() && bytes + ev.bytes() > max_bytes as u64 {
                 break;
             }
@@ -559,20 +692,28 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Deletes with one statement per run of consecutive seqs: a batch is loaded in seq
+    /// order, so a delivered batch is usually one run, one statement.
     fn do_delete(&mut self, seqs: &[u64]) -> Result<(Removed, Option<i64>), Error> {
-        let tx = self.write()?;
+        // A seq too large for SQLite cannot be stored, so there is nothing to delete.
+        let mut sorted: Vec<i64> = seqs.iter().filter_map(|&s| i64::try_from(s).ok()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let tx = write(&mut self.conn)?;
         let mut removed = Removed::default();
         {
-            let mut delete = tx.prepare_cached(sql::DELETE_ONE)?;
-            // A seq too large for SQLite cannot be stored, so there is nothing to delete.
-            for seq in seqs.iter().filter_map(|&s| i64::try_from(s).ok()) {
-                if let Some(bytes) = delete.query_row([seq], |r| get_u64(r, 0)).optional()? {
-                    removed = plus(removed, Removed { events: 1, bytes });
-                }
+            let mut delete = tx.prepare_cached(sql::DELETE_RANGE)?;
+            for run in sorted.chunk_by(|a, b| a.checked_add(1) == Some(*b)) {
+                let (first, last) = (run[0], run[run.len() - 1]);
+                removed = plus(removed, removed_by_stmt(&mut delete, [first, last])?);
             }
         }
         let oldest = oldest_ms(&tx)?;
+        let purged = purge_contexts_if_empty(&tx, oldest, &self.contexts)?;
         tx.commit()?;
+        if purged {
+            self.contexts.forget_all_but_last();
+        }
         self.forget(removed);
         self.release_free_pages();
         self.wipe_wal_if_purged();
@@ -592,7 +733,7 @@ impl SqliteStore {
     ) -> Result<(Evicted, Option<i64>), Error> {
         let totals = self.totals()?;
         let spare = i64::try_from(spare_through).unwrap_or(i64::MAX);
-        let tx = self.write()?;
+        let tx = write(&mut self.conn)?;
         let mut evicted = Evicted {
             age: removed_by(tx.prepare_cached(sql::EVICT_AGE)?, [min_created_ms, spare])?,
             ..Evicted::default()
@@ -624,7 +765,11 @@ impl SqliteStore {
             }
         }
         let oldest = oldest_ms(&tx)?;
+        let purged = purge_contexts_if_empty(&tx, oldest, &self.contexts)?;
         tx.commit()?;
+        if purged {
+            self.contexts.forget_all_but_last();
+        }
         self.forget(plus(plus(evicted.age, evicted.count), evicted.bytes));
         self.release_free_pages();
         self.wipe_wal_if_purged();
@@ -638,11 +783,14 @@ impl SqliteStore {
         let spare = i64::try_from(spare_through).unwrap_or(i64::MAX);
         let tx = self.write()?;
         let removed = removed_by(tx.prepare_cached(sql::CLEAR)?, [spare])?;
+        // Contexts are personal data too: every one no spared event needs goes.
+        tx.prepare_cached(sql::PURGE_CONTEXTS)?.execute([])?;
         // Recounted from the table rather than the cache: clearing is rare (opt-out), and
         // it puts the cache right if it ever was wrong.
         let (totals, _) = read_totals(&tx)?;
         tx.commit()?;
         self.totals = Some(totals);
+        self.contexts = Contexts::default();
         self.release_free_pages();
         self.wipe_through = Some(spare);
         self.wipe_wal_if_purged();
@@ -723,20 +871,22 @@ impl QueueStore for SqliteStore {
 /// The statements of the store's operations.
 mod sql {
     pub const INSERT: &str =
-        "INSERT INTO events(seq, message_id, created_ms, bytes, json, type, name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+        "INSERT INTO events(seq, message_id, created_ms, bytes, json, type, name, context_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     pub const BYTES_OF: &str = "SELECT bytes FROM events WHERE seq = ?1";
     pub const REPLACE: &str = "UPDATE events SET message_id = ?2, created_ms = ?3, bytes = ?4,
-         json = ?5, type = ?6, name = ?7 WHERE seq = ?1";
-    pub const LOAD: &str = "SELECT seq, message_id, type, name, created_ms, json
+         json = ?5, type = ?6, name = ?7, context_id = ?8 WHERE seq = ?1";
+    pub const LOAD: &str = "SELECT seq, message_id, type, name, created_ms, json, context_id
          FROM events ORDER BY seq LIMIT ?1";
-    pub const ITER: &str = "SELECT seq, message_id, type, name, created_ms, json
+    pub const ITER: &str = "SELECT seq, message_id, type, name, created_ms, json, context_id
          FROM events ORDER BY seq";
     pub const TOTALS: &str =
         "SELECT count(*), coalesce(sum(bytes), 0), coalesce(max(seq), 0) FROM events";
     /// The smallest creation time, from the `created_ms` index: O(log n).
     pub const OLDEST: &str = "SELECT min(created_ms) FROM events";
-    pub const DELETE_ONE: &str = "DELETE FROM events WHERE seq = ?1 RETURNING bytes";
+    /// The events of one run of consecutive seqs (a delivered batch).
+    pub const DELETE_RANGE: &str =
+        "DELETE FROM events WHERE seq >= ?1 AND seq <= ?2 RETURNING bytes";
     // In the evictions, `seq > ?2` spares the events being uploaded.
     pub const EVICT_AGE: &str =
         "DELETE FROM events WHERE created_ms < ?1 AND seq > ?2 RETURNING bytes";
@@ -749,6 +899,16 @@ mod sql {
     pub const CLEAR: &str = "DELETE FROM events WHERE seq > ?1 RETURNING bytes";
     /// Whether any of the events a clear spared is left.
     pub const ANY_UP_TO: &str = "SELECT EXISTS(SELECT 1 FROM events WHERE seq <= ?1)";
+    /// The row of a context, by its text (the table holds a handful of rows).
+    pub const CONTEXT_ID: &str = "SELECT id FROM contexts WHERE json = ?1";
+    pub const INSERT_CONTEXT: &str = "INSERT INTO contexts(json) VALUES (?1) RETURNING id";
+    pub const CONTEXT_JSON: &str = "SELECT json FROM contexts WHERE id = ?1";
+    /// Every context no event refers to.
+    pub const PURGE_CONTEXTS: &str = "DELETE FROM contexts WHERE id NOT IN
+         (SELECT context_id FROM events WHERE context_id IS NOT NULL)";
+    /// Every context but one (the last written, which new events are likely to carry):
+    /// for when the queue has just emptied.
+    pub const PURGE_CONTEXTS_BUT: &str = "DELETE FROM contexts WHERE id IS NOT ?1";
     pub const READ_STATE: &str = "SELECT key, value FROM state";
     pub const SAVE_STATE: &str = "INSERT INTO state(key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value";
@@ -775,7 +935,7 @@ mod schema {
     use super::{BUSY_TIMEOUT, STATEMENT_CACHE};
 
     /// The current schema version.
-    pub const VERSION: u32 = 2;
+    pub const VERSION: u32 = 3;
 
     /// Settings for every connection, read-only ones included. They write nothing to the
     /// file, so they are safe before the version check.
@@ -863,6 +1023,25 @@ mod schema {
         }
     }
 
+    /// Deletes the contexts no event refers to (left by the last run when it stopped with
+    /// events queued under an older context). Housekeeping: a failure is logged, and the
+    /// rows go when the queue next empties or at the next open. A corrupt file is left to
+    /// the first operation to find, as it would be without this.
+    pub fn purge_contexts(conn: &Connection) {
+        // Without contexts, nothing to read: the events are not scanned.
+        let purge = || -> rusqlite::Result<()> {
+            let any: bool =
+                conn.query_row("SELECT EXISTS(SELECT 1 FROM contexts)", [], |r| r.get(0))?;
+            if any {
+                conn.execute(super::sql::PURGE_CONTEXTS, [])?;
+            }
+            Ok(())
+        };
+        if let Err(e) = purge() {
+            log::warn!("deleting unused contexts of the queue database: {e}");
+        }
+    }
+
     /// Checks that the tables are the ones the version says, by preparing every statement
     /// of the store: a database that says it is ours but is not (a damaged or foreign
     /// file) is reported as corrupt, to be moved aside, instead of failing every
@@ -877,13 +1056,18 @@ mod schema {
             ITER,
             TOTALS,
             OLDEST,
-            DELETE_ONE,
+            DELETE_RANGE,
             EVICT_AGE,
             EVICT_OLDEST,
             WALK,
             DELETE_UP_TO,
             CLEAR,
             ANY_UP_TO,
+            CONTEXT_ID,
+            INSERT_CONTEXT,
+            CONTEXT_JSON,
+            PURGE_CONTEXTS,
+            PURGE_CONTEXTS_BUT,
             READ_STATE,
             SAVE_STATE,
         ] {
@@ -950,8 +1134,8 @@ mod schema {
     /// Creates the current schema in an empty database.
     ///
     /// Column order matters: it must match what the upgrades produce (`ALTER TABLE ADD
-    /// COLUMN` appends), so the columns added in version 2 come last. No SQL comments
-    /// inside the statements: SQLite keeps their text in `sqlite_master`.
+    /// COLUMN` appends), so the columns added in versions 2 and 3 come last. No SQL
+    /// comments inside the statements: SQLite keeps their text in `sqlite_master`.
     pub fn create(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         tx.execute_batch(
             "
@@ -962,13 +1146,18 @@ mod schema {
                 bytes INTEGER NOT NULL,
                 json TEXT NOT NULL,
                 type TEXT,
-                name TEXT
+                name TEXT,
+                context_id INTEGER
             );
             CREATE TABLE state(
                 key TEXT PRIMARY KEY,
                 value TEXT NOT NULL
             );
             CREATE INDEX events_created_ms ON events(created_ms);
+            CREATE TABLE contexts(
+                id INTEGER PRIMARY KEY,
+                json TEXT NOT NULL
+            );
             ",
         )
     }
@@ -999,6 +1188,18 @@ mod schema {
                     END
                 WHERE json_valid(json);
                 CREATE INDEX events_created_ms ON events(created_ms);
+                ",
+            ),
+            // Version 3: each context stored once, in `contexts`, and referred to by the
+            // events that carry it (their `json` is then the message without it). Rows
+            // from before keep their whole JSON and a NULL `context_id`.
+            2 => tx.execute_batch(
+                "
+                ALTER TABLE events ADD COLUMN context_id INTEGER;
+                CREATE TABLE contexts(
+                    id INTEGER PRIMARY KEY,
+                    json TEXT NOT NULL
+                );
                 ",
             ),
             _ => Err(rusqlite::Error::SqliteFailure(
@@ -1056,6 +1257,7 @@ fn open_connection(path: &Path, mode: Mode) -> Result<(Connection, u32), OpenErr
     if mode != Mode::ReadOnly {
         // After the check: a foreign file is moved aside, not rewritten first.
         schema::ensure_auto_vacuum(&conn).map_err(&sqlite)?;
+        schema::purge_contexts(&conn);
     }
     // Sound: closing checkpoints again, so that a closed database is one self-contained
     // file (QA tools copy just that file).
@@ -1378,6 +1580,11 @@ fn sql_seq(seq: u64) -> Result<i64, Error> {
 
 /// Runs a `DELETE … RETURNING bytes` and adds up what it removed.
 fn removed_by(mut stmt: CachedStatement<'_>, params: impl Params) -> rusqlite::Result<Removed> {
+    removed_by_stmt(&mut stmt, params)
+}
+
+/// [`removed_by`] for a statement run more than once.
+fn removed_by_stmt(stmt: &mut Statement<'_>, params: impl Params) -> rusqlite::Result<Removed> {
     let mut removed = Removed::default();
     let mut rows = stmt.query(params)?;
     while let Some(row) = rows.next()? {
@@ -1396,6 +1603,31 @@ fn plus(a: Removed, b: Removed) -> Removed {
         events: a.events.saturating_add(b.events),
         bytes: a.bytes.saturating_add(b.bytes),
     }
+}
+
+/// Starts a write transaction; see [`SqliteStore::write`].
+fn write(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// Once the queue is empty (`oldest` is `None`), deletes the rows of `contexts` but the
+/// last one written: no event refers to them, and a context is personal data. The last
+/// stays because new events most likely carry it: deleting it would write its row again
+/// with the next event, and on an unconstrained link the queue empties after every
+/// upload. Returns whether any row was deleted (the cache must then forget them).
+fn purge_contexts_if_empty(
+    tx: &Connection,
+    oldest: Option<i64>,
+    contexts: &Contexts,
+) -> rusqlite::Result<bool> {
+    if oldest.is_some() {
+        return Ok(false);
+    }
+    let keep = contexts.last.as_ref().map(|(_, id)| *id);
+    Ok(tx
+        .prepare_cached(sql::PURGE_CONTEXTS_BUT)?
+        .execute([keep])?
+        > 0)
 }
 
 /// Events, bytes and the largest seq stored.
@@ -1457,8 +1689,13 @@ fn get_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
     u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v))
 }
 
-/// A row of `seq, message_id, type, name, created_ms, json`.
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedEvent> {
+/// A row of `seq, message_id, type, name, created_ms, json, context_id`, its context from
+/// `contexts` (read from the table only the first time).
+fn event_from_row(
+    conn: &Connection,
+    contexts: &mut Contexts,
+    row: &Row<'_>,
+) -> rusqlite::Result<QueuedEvent> {
     let seq = get_u64(row, 0)?;
     let kind: Option<String> = row.get(2)?;
     let kind = kind
@@ -1470,13 +1707,26 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedEvent> {
             log::warn!("queued event {seq} has no known type ({kind:?}); labelling it track");
             MessageType::Track
         });
+    let body: String = row.get(5)?;
+    let json = match row.get::<_, Option<i64>>(6)? {
+        None => EventJson::full(body),
+        Some(id) => match contexts.get(conn, id)? {
+            Some(context) => EventJson::with_context(body, context),
+            None => {
+                // Only damage to the file: the event goes without its context rather than
+                // wedging the queue.
+                log::warn!("queued event {seq} refers to a missing or unreadable context {id}");
+                EventJson::full(body)
+            }
+        },
+    };
     Ok(QueuedEvent {
         seq,
         message_id: row.get(1)?,
         kind,
         name: row.get(3)?,
         created_ms: row.get(4)?,
-        json: row.get(5)?,
+        json,
     })
 }
 
@@ -1604,10 +1854,47 @@ mod tests {
         conn
     }
 
+    /// Version 2 as it shipped last, with incremental auto_vacuum: exactly what this
+    /// module created before version 3.
+    fn create_v2(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "
+            PRAGMA auto_vacuum = INCREMENTAL;
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE events(
+                seq INTEGER PRIMARY KEY,
+                message_id TEXT NOT NULL,
+                created_ms INTEGER NOT NULL,
+                bytes INTEGER NOT NULL,
+                json TEXT NOT NULL,
+                type TEXT,
+                name TEXT
+            );
+            CREATE TABLE state(
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            );
+            CREATE INDEX events_created_ms ON events(created_ms);
+            PRAGMA user_version = 2;
+            ",
+        )
+        .unwrap();
+        conn
+    }
+
     /// Every schema version before the current one, as a creator of a filled database.
     type CreateOld = fn(&Path) -> Connection;
-    const OLD_VERSIONS: [(u32, CreateOld); 2] =
-        [(1, create_v1), (2, create_v2_without_auto_vacuum)];
+    const OLD_VERSIONS: [(u32, CreateOld); 3] = [
+        (1, create_v1),
+        (2, create_v2_without_auto_vacuum),
+        (2, create_v2),
+    ];
+
+    /// Whether opening `conn`'s file converts it to auto_vacuum with a `VACUUM`.
+    fn converted(conn: &Connection) -> bool {
+        schema::auto_vacuum(conn).unwrap() != 2
+    }
 
     /// One sealed event of each kind, named exactly as `seal` names them.
     fn sealed_events() -> Vec<QueuedEvent> {
@@ -1888,7 +2175,7 @@ mod tests {
                             ev.message_id,
                             ev.created_ms,
                             ev.bytes() as i64,
-                            ev.json
+                            ev.json.wire()
                         ],
                     )
                     .unwrap();
@@ -1907,12 +2194,14 @@ mod tests {
                 )
                 .unwrap();
                 // Deleted rows, which the conversion's VACUUM drops from the file.
-                conn.execute_batch(
-                    "INSERT INTO events(seq, message_id, created_ms, bytes, json)
-                     VALUES (200, 'gone', 5, 11, 'DELETED-ROW');
-                     DELETE FROM events WHERE seq = 200;",
-                )
-                .unwrap();
+                if converted(&conn) {
+                    conn.execute_batch(
+                        "INSERT INTO events(seq, message_id, created_ms, bytes, json)
+                         VALUES (200, 'gone', 5, 11, 'DELETED-ROW');
+                         DELETE FROM events WHERE seq = 200;",
+                    )
+                    .unwrap();
+                }
                 conn.execute("INSERT INTO state VALUES ('anonymous_id', '\"a-1\"')", [])
                     .unwrap();
             }
@@ -1937,9 +2226,33 @@ mod tests {
                 (99, MessageType::Track, None)
             );
 
+            let old_rows: i64 = store
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM events WHERE context_id IS NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                old_rows,
+                sealed.len() as i64 + 1,
+                "old rows keep their JSON"
+            );
+
             let snap = store.snapshot().unwrap();
             assert_eq!(snap.state.unwrap().identity.anonymous_id, "a-1");
             assert_eq!(snap.events, sealed.len() as u64 + 1);
+            // New events store their context once, beside the old rows.
+            let mut newer = sealed_events();
+            for ev in &mut newer {
+                ev.seq += 1000;
+            }
+            store.insert(&newer).unwrap();
+            assert_eq!(
+                store.load(100, 1 << 20).unwrap()[sealed.len() + 1..],
+                newer[..]
+            );
             drop(store);
             let bytes = fs::read(dir.path().join(DB_FILE)).unwrap();
             assert!(
@@ -1956,7 +2269,7 @@ mod tests {
         let path = dir.path().join(DB_FILE);
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE events(x); PRAGMA user_version = 3;")
+            conn.execute_batch("CREATE TABLE events(x); PRAGMA user_version = 4;")
                 .unwrap();
         }
         let before = fs::read(&path).unwrap();
@@ -1966,20 +2279,20 @@ mod tests {
             matches!(
                 err,
                 OpenError::NewerSchema {
-                    found: 3,
-                    supported: 2
+                    found: 4,
+                    supported: 3
                 }
             ),
             "{err}"
         );
         let err = SqliteStore::open_file(&path, true).unwrap_err();
         assert!(
-            matches!(err, OpenError::NewerSchema { found: 3, .. }),
+            matches!(err, OpenError::NewerSchema { found: 4, .. }),
             "{err}"
         );
         let err = SqliteStore::open_file(&path, false).unwrap_err();
         assert!(
-            matches!(err, OpenError::NewerSchema { found: 3, .. }),
+            matches!(err, OpenError::NewerSchema { found: 4, .. }),
             "{err}"
         );
 
@@ -2026,7 +2339,7 @@ mod tests {
                 err,
                 OpenError::OlderSchema {
                     found: 1,
-                    supported: 2
+                    supported: 3
                 }
             ),
             "{err}"
@@ -2125,7 +2438,12 @@ mod tests {
         };
         let age = plan(sql::EVICT_AGE);
         assert!(age.contains("INDEX events_created_ms"), "{age}");
-        for q in [sql::DELETE_ONE, sql::DELETE_UP_TO, sql::BYTES_OF] {
+        for q in [
+            sql::DELETE_RANGE,
+            sql::DELETE_UP_TO,
+            sql::BYTES_OF,
+            sql::CONTEXT_JSON,
+        ] {
             let p = plan(q);
             assert!(p.contains("INTEGER PRIMARY KEY"), "{q}: {p}");
         }
@@ -2276,6 +2594,229 @@ mod tests {
             let _ = store.save_state(&state());
             let _ = store.clear(0);
         }
+    }
+
+    /// Rows of the `contexts` table.
+    fn context_rows(store: &SqliteStore) -> i64 {
+        store
+            .conn
+            .query_row("SELECT count(*) FROM contexts", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// [`typical`] events whose context a plugin changed: each carries its own.
+    fn changed_context(seqs: std::ops::RangeInclusive<u64>) -> Vec<QueuedEvent> {
+        let policy = Policy::default();
+        let identity = Identity::new(uuid::Uuid::from_u128(7));
+        let ctx = trailhound_core::message::Context::new(Properties::new());
+        seqs.map(|seq| {
+            let call = Call::Track {
+                event: "Changed".into(),
+                properties: Properties::new(),
+            };
+            let ms = 1_700_000_000_000 + seq as i64;
+            let mut msg = stamp(call, &identity, &ctx, format!("c{seq}"), ms, &policy).unwrap();
+            msg.context.make_mut().insert("plugin".into(), json!(seq));
+            let mut ev = seal(msg, ms, &policy).unwrap();
+            ev.seq = seq;
+            ev
+        })
+        .collect()
+    }
+
+    /// A context shared by a thousand events is stored once, and their rows hold the
+    /// message without it; loaded events are the messages as sent, sharing one copy of
+    /// it, also after reopening; events with their own context keep it in their row; the
+    /// documented SQL gives every message whole.
+    #[test]
+    fn shared_context_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut evs = typical(1_000);
+        evs.extend(changed_context(1_001..=1_010));
+        let context = evs[0].json.context().unwrap().get().to_owned();
+        assert!(context.len() > 300, "{context}");
+        {
+            let mut store = open(dir.path());
+            for chunk in evs.chunks(256) {
+                store.insert(chunk).unwrap();
+            }
+            assert_eq!(context_rows(&store), 1);
+            let with_context: i64 = store
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM events WHERE instr(json, '\"context\"') > 0",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                with_context, 10,
+                "only the changed contexts are in the rows"
+            );
+            let stored: i64 = store
+                .conn
+                .query_row("SELECT sum(length(json)) FROM events", [], |r| r.get(0))
+                .unwrap();
+            let sent: u64 = evs.iter().map(QueuedEvent::bytes).sum();
+            assert!(
+                stored as u64 * 2 < sent,
+                "{stored} B stored for {sent} B sent"
+            );
+            assert_eq!(store.snapshot().unwrap().bytes, sent);
+
+            let mut documented = store
+                .conn
+                .prepare(
+                    "SELECT CASE WHEN context_id IS NULL THEN e.json
+                     ELSE json_set(e.json, '$.context', json(c.json)) END
+                     FROM events e LEFT JOIN contexts c ON c.id = e.context_id ORDER BY seq",
+                )
+                .unwrap();
+            let whole: Vec<String> = documented
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for (sql, ev) in whole.iter().zip(&evs) {
+                let a: serde_json::Value = serde_json::from_str(sql).unwrap();
+                let b: serde_json::Value = serde_json::from_str(&ev.json.wire()).unwrap();
+                assert_eq!(a, b);
+            }
+        }
+        let mut store = open(dir.path());
+        let loaded = store.load(2_000, 1 << 30).unwrap();
+        assert_eq!(loaded, evs);
+        for (a, b) in loaded.iter().zip(&evs) {
+            assert_eq!(a.json.wire(), b.json.wire());
+        }
+        let first = loaded[0].json.context().unwrap();
+        assert!(loaded[..1_000]
+            .iter()
+            .all(|e| Arc::ptr_eq(e.json.context().unwrap(), first)));
+        assert!(loaded[1_000..].iter().all(|e| e.json.context().is_none()));
+        let mut exported = Vec::new();
+        store
+            .iter_events(|e| {
+                exported.push(e.json.into_wire());
+                true
+            })
+            .unwrap();
+        assert_eq!(exported[0], evs[0].json.wire());
+        // The same context from another copy (a restarted app's) finds its row.
+        let mut later = typical(1_011);
+        store.insert(&later.split_off(1_010)).unwrap();
+        assert_eq!(context_rows(&store), 1);
+    }
+
+    /// Contexts no event carries any more are deleted: when the queue empties (all but
+    /// the newest), when it is cleared (all), and at open.
+    #[test]
+    fn unused_contexts_are_deleted() {
+        use trailhound_core::store::conformance::{context, event_sharing};
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (context("a"), context("b"));
+        let mut store = open(dir.path());
+        store
+            .insert(
+                &(1..=3)
+                    .map(|i| event_sharing(i, 1, 200, &a))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        store
+            .insert(
+                &(4..=6)
+                    .map(|i| event_sharing(i, 1, 200, &b))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        assert_eq!(context_rows(&store), 2);
+        store.delete(&[1, 2, 3]).unwrap();
+        assert_eq!(context_rows(&store), 2, "not before the queue is empty");
+        store.delete(&[4, 5, 6]).unwrap();
+        assert_eq!(
+            context_rows(&store),
+            1,
+            "the newest stays for the next events"
+        );
+        store.insert(&[event_sharing(7, 1, 200, &b)]).unwrap();
+        assert_eq!(context_rows(&store), 1);
+        store.evict(0, u64::MAX, 0, 0).unwrap();
+        assert_eq!(context_rows(&store), 1);
+        store.insert(&[event_sharing(8, 1, 200, &a)]).unwrap();
+        store.insert(&[event_sharing(9, 1, 200, &b)]).unwrap();
+        assert_eq!(store.clear(8).unwrap().events, 1);
+        assert_eq!(
+            context_rows(&store),
+            1,
+            "the spared event keeps its context"
+        );
+        store.clear(0).unwrap();
+        assert_eq!(context_rows(&store), 0, "the opt-out purge leaves none");
+        store.insert(&[event_sharing(10, 1, 200, &a)]).unwrap();
+        let ev = store.load(1, 1 << 20).unwrap().remove(0);
+        assert_eq!(ev, event_sharing(10, 1, 200, &a));
+        store
+            .conn
+            .execute("INSERT INTO contexts(json) VALUES ('{\"left\":1}')", [])
+            .unwrap();
+        assert_eq!(context_rows(&store), 2);
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(context_rows(&store), 1, "at open, the unused one goes");
+    }
+
+    /// A failed insert that wrote a new context's row rolls it back, and the store does
+    /// not go on referring to the row: the next events with that context come back whole.
+    #[test]
+    fn failed_insert_forgets_its_contexts() {
+        use trailhound_core::store::conformance::{context, event_sharing};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=10, 200)).unwrap();
+        let pages: u32 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store.set_max_pages(pages);
+        let c = context(&"c".repeat(3000));
+        let big: Vec<_> = (11..=20).map(|i| event_sharing(i, 1, 8000, &c)).collect();
+        assert_eq!(store.insert(&big).unwrap_err().kind, FailureKind::Full);
+        store.set_max_pages(u32::MAX - 1);
+        let small = event_sharing(21, 1, 100, &c);
+        store.insert(std::slice::from_ref(&small)).unwrap();
+        let loaded = store.load(100, 1 << 20).unwrap();
+        assert_eq!(loaded.last().unwrap().json.wire(), small.json.wire());
+        assert_eq!(context_rows(&store), 1);
+    }
+
+    /// Deleting takes any seqs, in any order, with repeats and gaps, and removes exactly
+    /// those stored, one statement per run of consecutive seqs.
+    #[test]
+    fn delete_takes_runs_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=10, 100)).unwrap();
+        store.insert(&events(12..=12, 100)).unwrap();
+        let (removed, oldest) = store
+            .delete(&[9, 3, 1, 2, 2, 8, 11, 12, 13, u64::MAX, 7])
+            .unwrap();
+        assert_eq!(
+            removed,
+            Removed {
+                events: 7,
+                bytes: 700
+            }
+        );
+        assert_eq!(oldest, Some(4000));
+        let left: Vec<u64> = store
+            .load(100, 1 << 20)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(left, vec![4, 5, 6, 10]);
+        assert_eq!(store.snapshot().unwrap().bytes, 400);
     }
 
     /// Bytes this thread has passed to `write` (Linux), for the measurement below.
