@@ -15,6 +15,25 @@
 //! 4. hands every [`Engine::poll_notification`] to the app's listener;
 //! 5. sleeps until [`Engine::poll_timeout`] or the next input.
 //!
+//! Running the store operations again after sending (as the native worker does) lets the
+//! engine use the time a request is on the wire.
+//!
+//! # The delivery pipeline
+//!
+//! One request is in flight at a time (ordering, deduplication and backoff depend on it),
+//! but nothing else waits for its answer:
+//!
+//! - a batch is taken from the events of recent commits when they are exactly the front of
+//!   the stored queue ([`Policy::batches_from_memory`]), else loaded from the store;
+//!   anything that makes the store's content uncertain (a failed operation, an eviction, a
+//!   purge, a replaced store, another writer, a restart) forgets them until a load has
+//!   read the whole queue or it is empty;
+//! - while a batch is on the wire the next one is taken (or loaded, reading past the batch
+//!   in flight) and compressed up to its `sentAt`, so that it goes out as soon as the
+//!   answer comes; a failure, a split, an opt-out or going offline throws it away;
+//! - the delete of an acknowledged batch is held until that next request has been handed
+//!   out (or the runtime commits for the last time), and eviction spares it meanwhile.
+//!
 //! Time is always an argument: milliseconds since the Unix epoch from the wall clock.
 //! Wall clocks jump; when `now` goes backwards the engine moves its own deadlines back with
 //! it, so that a clock set back by a day does not stall uploads for a day.
