@@ -1,8 +1,9 @@
 //! The Rust API: [`Builder`] and [`Client`].
 //!
 //! Calls run on the caller's thread only as far as validating, stamping, enriching and
-//! serialising the event; then it is handed to the background thread through a bounded
-//! channel. No call touches the disk or the network.
+//! serialising the event; then it is handed to the background thread through a queue
+//! bounded by the gate (see `worker`), usually without waking it. No call touches the disk
+//! or the network.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use trailhound_core::{
 
 use crate::error::Error;
 use crate::transport::Transport;
-use crate::worker::{self, Bell, Command, Ended, Finish, Gate, Mailbox, Versioned, WorkerConfig};
+use crate::worker::{self, Command, Ended, Finish, Gate, Mailbox, Versioned, WorkerConfig};
 
 /// How long `shutdown` waits beyond its timeout for the background thread to finish a
 /// store operation already under way: SQLite cannot be interrupted mid-transaction
@@ -214,8 +215,7 @@ impl Builder {
         let seed = self
             .seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
-        let (tx, rx) = mpsc::channel();
-        let mailbox = Mailbox::new(tx, Arc::new(Bell::new(self.policy.commit_max_events)));
+        let mailbox = Mailbox::new(self.policy.commit_max_events);
         let listeners = Arc::new(self.listeners);
         let (ready_tx, ready_rx) = mpsc::channel();
         let gate = Arc::new(Gate::default());
@@ -235,7 +235,7 @@ impl Builder {
             finish: Arc::clone(&finish),
         };
         let shared_stats = Arc::new(Mutex::new(Stats::default()));
-        let worker = worker::spawn(config, rx, ready_tx, Arc::clone(&shared_stats))
+        let worker = worker::spawn(config, ready_tx, Arc::clone(&shared_stats))
             .map_err(|e| Error::Config(format!("cannot start the background thread: {e}")))?;
         let (identity, opted_out) = match ready_rx.recv() {
             Ok(Ok(ready)) => ready,

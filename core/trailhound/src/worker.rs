@@ -7,7 +7,7 @@
 //!
 //! # Calls in, and the gate
 //!
-//! Every call reaches this thread through one unbounded channel, in order. What bounds it
+//! Every call reaches this thread through one unbounded queue, its [`Mailbox`], in order. What bounds it
 //! is the [`Gate`]: an event is admitted only while fewer than `call_queue_capacity`
 //! events (and `call_queue_bytes`) wait between the callers and the engine, counting from
 //! the caller's admission until this thread hands the event to the engine. While storage
@@ -23,26 +23,26 @@
 //!
 //! # Waking this thread: the bell
 //!
-//! This thread never blocks inside the channel's `recv` (then every send would wake it: a
-//! futex syscall on the caller's thread, and two threads contending for every event). It
-//! drains the channel with `try_recv` and sleeps with [`std::thread::park_timeout`] until
-//! the engine's [`poll_timeout`](Engine::poll_timeout). A sender rings the [`Bell`]
-//! (unparks this thread) only when the engine must act now:
+//! This thread never blocks waiting for the queue (with a channel's `recv`, every send
+//! would wake it: a futex syscall on the caller's thread, and two threads contending for
+//! every event). It takes the whole queue at once and sleeps with
+//! [`std::thread::park_timeout`] until the engine's [`poll_timeout`](Engine::poll_timeout).
+//! A sender rings the [`Bell`] (unparks this thread) only when the engine must act now:
 //!
 //! - the first event while no commit is due (so that the engine arms its commit timer),
 //!   and every `commit_max_events`-th event after it (group commit, bounded memory);
 //! - every control call (flush, conditions, lifecycle, opt-out, identity, stop) and every
 //!   upload answer.
 //!
-//! Any other event waits in the channel, at most until the commit timer that is already
+//! Any other event waits in the queue, at most until the commit timer that is already
 //! armed, and is committed with the events of that timer: within `commit_interval` of its
 //! own acceptance. See [`Bell`] for why no wake-up is ever lost.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -57,24 +57,6 @@ use crate::client::{now_ms, Listener, WriteKey};
 use crate::error::Error;
 use crate::store::SqliteStore;
 use crate::transport::{HttpRequest, Transport};
-
-/// Most commands handled between two store drives, so that a flood of `track()` calls
-/// is committed in groups without starving timers.
-const COMMAND_BATCH: usize = 4096;
-
-/// What a drain of the channel found.
-#[derive(Debug, PartialEq, Eq)]
-enum Drained {
-    /// The channel is empty.
-    Empty,
-    /// [`COMMAND_BATCH`] commands taken; more may wait.
-    More,
-    /// A stop (or every sender gone).
-    Stop {
-        deadline: Option<Instant>,
-        flush: bool,
-    },
-}
 
 /// The file, in the data directory, that keeps an opt-out the database could not save
 /// before shutdown (storage failing). Read at the next start, which applies the opt-out
@@ -93,7 +75,7 @@ pub(crate) enum Command {
     /// An accepted event, with the identity it makes current (identify, alias).
     Event {
         event: QueuedEvent,
-        /// Boxed: rare, and it would double the size of every event's channel slot.
+        /// Boxed: rare, and it would double the size of every event in the queue.
         identity: Option<Box<Versioned>>,
     },
     /// A new identity without an event (reset).
@@ -243,14 +225,14 @@ impl Gate {
 /// engine thread adds while a commit is due ([`Bell::arm`]). A sender sends first and
 /// counts after; it rings when its count is 1 (the first while no commit is due) or a
 /// multiple of `commit_max_events`. Control calls always ring. The engine thread resets the
-/// count (swap to 0) before each drain of the channel, and checks and clears `rung` right
+/// count (swap to 0) before each drain of the queue, and checks and clears `rung` right
 /// before it parks.
 ///
-/// No wake-up is lost. Take an event E whose send happened before its count C (an atomic
-/// read-modify-write of `sent`; every access is `SeqCst`).
-/// 1. If a reset follows C in `sent`'s order, the drain after that reset takes E: E's send
-///    happened before C, C before the reset, the reset before the drain. The engine thread
-///    never parks between a reset and its drain.
+/// No wake-up is lost. Take an event E whose send (a push under the queue's lock) happened
+/// before its count C (an atomic read-modify-write of `sent`; every access is `SeqCst`).
+/// 1. If a reset follows C in `sent`'s order, the drain after that reset (a swap under
+///    the lock) takes E: E's send happened before C, C before the reset, the reset before
+///    the drain. The engine thread never parks between a reset and its drain.
 /// 2. Otherwise let R be the last reset before C. After R's drain the engine thread either
 ///    loops (its next reset follows C: case 1) or parks, and it parks only if `rung` was
 ///    clear. Then either
@@ -313,7 +295,7 @@ impl Bell {
         self.rings.load(Ordering::Relaxed)
     }
 
-    /// The engine thread, before it drains the channel.
+    /// The engine thread, before it drains the queue.
     fn reset(&self) {
         self.sent.swap(0, Ordering::SeqCst);
     }
@@ -336,39 +318,102 @@ impl Bell {
     }
 }
 
-/// The engine thread is gone (it panicked): the command was dropped.
+/// The engine thread is gone (it ended, or panicked): the command was dropped.
 #[derive(Debug)]
 pub(crate) struct Gone;
 
-/// The way into the engine thread: its channel, and the bell.
+/// Commands kept beyond a drain, at most (about 120 KB): a burst grows the queue's buffers
+/// once and reuses them while it lasts; when it is over they shrink back to this.
+const QUEUE_KEEP: usize = 1024;
+
+/// The way into the engine thread: its command queue and its [`Bell`]. Cheap to clone.
+///
+/// The queue is a vector behind a lock that the engine thread swaps for an empty one of
+/// its own (double buffering), so that a call's hand-off is a lock, a push into memory
+/// that is already there, and an unlock: no allocation (`std::sync::mpsc` allocates a
+/// block every 31 messages, which was most of `track()`'s 99th percentile in a burst),
+/// no syscall unless the bell rings.
 #[derive(Clone)]
-pub(crate) struct Mailbox {
-    tx: Sender<Command>,
-    bell: Arc<Bell>,
+pub(crate) struct Mailbox(Arc<MailboxInner>);
+
+struct MailboxInner {
+    queue: Mutex<Queue>,
+    bell: Bell,
+}
+
+#[derive(Default)]
+struct Queue {
+    commands: Vec<Command>,
+    /// The engine thread ended: commands are refused.
+    closed: bool,
 }
 
 impl Mailbox {
-    pub fn new(tx: Sender<Command>, bell: Arc<Bell>) -> Mailbox {
-        Mailbox { tx, bell }
+    pub fn new(commit_max_events: usize) -> Mailbox {
+        Mailbox(Arc::new(MailboxInner {
+            queue: Mutex::new(Queue::default()),
+            bell: Bell::new(commit_max_events),
+        }))
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding it (a push that cannot allocate aborts).
+        self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, cmd: Command) -> Result<(), Gone> {
+        let mut queue = self.queue();
+        if queue.closed {
+            drop(queue);
+            // `cmd` is dropped outside the lock.
+            return Err(Gone);
+        }
+        queue.commands.push(cmd);
+        Ok(())
     }
 
     /// Sends an accepted event; rings only as [`Bell`] says.
     pub fn post_event(&self, cmd: Command) -> Result<(), Gone> {
-        self.tx.send(cmd).map_err(|_| Gone)?;
-        self.bell.event_sent();
+        self.push(cmd)?;
+        self.0.bell.event_sent();
         Ok(())
     }
 
     /// Sends a command the engine acts on at once, and rings.
     pub fn post(&self, cmd: Command) -> Result<(), Gone> {
-        let sent = self.tx.send(cmd).map_err(|_| Gone);
-        self.bell.ring();
+        let sent = self.push(cmd);
+        self.0.bell.ring();
         sent
     }
 
-    #[cfg(test)]
+    /// The engine thread: swaps `into` (empty) for the commands waiting, in order.
+    fn take(&self, into: &mut Vec<Command>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(&mut self.queue().commands, into);
+    }
+
+    /// The engine thread ended: later commands are refused; those waiting are dropped
+    /// (a flush waiter's sender with them, which ends its wait).
+    fn close(&self) {
+        let left = {
+            let mut queue = self.queue();
+            queue.closed = true;
+            std::mem::take(&mut queue.commands)
+        };
+        drop(left);
+    }
+
     pub fn bell(&self) -> &Bell {
-        &self.bell
+        &self.0.bell
+    }
+}
+
+/// Closes the mailbox when the engine thread ends, also if it panics.
+struct CloseGuard(Mailbox);
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -458,22 +503,24 @@ pub(crate) fn call_listener(listener: &dyn Listener, n: &Notification) {
 
 pub(crate) fn spawn(
     config: WorkerConfig,
-    rx: Receiver<Command>,
     ready: Sender<Ready>,
     stats: Arc<Mutex<Stats>>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("trailhound".into())
         .spawn(move || {
-            let _ = config.mailbox.bell.thread.set(std::thread::current());
+            let _ = config.mailbox.bell().thread.set(std::thread::current());
             let finish = FinishGuard(Arc::clone(&config.finish));
+            // Declared after `finish`, so dropped (closed) before it if this thread panics.
+            let closing = CloseGuard(config.mailbox.clone());
             let Some(mut worker) = Worker::open(config, &ready, stats) else {
                 return;
             };
-            let ended = worker.run(rx);
+            let ended = worker.run();
             // Dropped (the lock file released) before anyone waiting hears of the end, so
             // that a new client can open the directory as soon as `shutdown` returns.
             drop(worker);
+            drop(closing);
             finish.0.set(ended);
         })
 }
@@ -483,7 +530,7 @@ struct Worker {
     store: SqliteStore,
     data_dir: PathBuf,
     transport: Arc<dyn Transport>,
-    /// Where upload threads send their answers (this thread's own channel and bell).
+    /// Where upload threads send their answers (this thread's own queue and bell).
     mailbox: Mailbox,
     /// The upload thread's queue; `None` until the first upload, and after a request was
     /// abandoned (its thread is left behind, blocked in the transport).
@@ -584,15 +631,18 @@ impl Worker {
         })
     }
 
-    fn run(&mut self, rx: Receiver<Command>) -> Ended {
+    fn run(&mut self) -> Ended {
+        let mut commands = Vec::new();
         let (deadline, flush) = loop {
             // Reset before draining: see `Bell` for why no wake-up is lost.
-            self.mailbox.bell.reset();
+            self.mailbox.bell().reset();
+            self.mailbox.take(&mut commands);
             let now = now_ms();
             self.engine.handle_timeout(now);
-            let drained = self.take_commands(&rx, now);
-            if let Drained::Stop { deadline, flush } = drained {
-                break (deadline, flush);
+            let taken = commands.len();
+            let stop = self.handle_all(&mut commands, now);
+            if let Some(stop) = stop {
+                break stop;
             }
             loop {
                 self.feed_parked(false);
@@ -604,32 +654,32 @@ impl Worker {
                 }
             }
             let uncommitted = self.publish();
-            if drained == Drained::More {
-                continue;
+            if commands.capacity() > QUEUE_KEEP && taken <= QUEUE_KEEP / 4 {
+                // The burst is over: give its memory back.
+                commands.shrink_to(QUEUE_KEEP);
             }
             self.sleep(uncommitted);
         };
-        self.stop(&rx, deadline, flush)
+        self.stop(&mut commands, deadline, flush)
     }
 
-    /// Hands the commands waiting in the channel to the engine, at most [`COMMAND_BATCH`]
-    /// (so that a flood is committed in groups without starving timers).
-    fn take_commands(&mut self, rx: &Receiver<Command>, now: i64) -> Drained {
-        for _ in 0..COMMAND_BATCH {
-            match rx.try_recv() {
-                Ok(Command::Stop { deadline, flush }) => return Drained::Stop { deadline, flush },
-                Ok(cmd) => self.handle(cmd, now),
-                Err(TryRecvError::Empty) => return Drained::Empty,
-                // Cannot happen while this thread holds its own mailbox; stop all the same.
-                Err(TryRecvError::Disconnected) => {
-                    return Drained::Stop {
-                        deadline: Some(Instant::now()),
-                        flush: false,
-                    }
-                }
+    /// Hands `commands` to the engine, in order, leaving the vector empty. A stop ends it:
+    /// the commands after it stay for [`Worker::stop`].
+    fn handle_all(
+        &mut self,
+        commands: &mut Vec<Command>,
+        now: i64,
+    ) -> Option<(Option<Instant>, bool)> {
+        let mut taken = commands.drain(..);
+        for cmd in taken.by_ref() {
+            if let Command::Stop { deadline, flush } = cmd {
+                let rest: Vec<Command> = taken.collect();
+                *commands = rest;
+                return Some((deadline, flush));
             }
+            self.handle(cmd, now);
         }
-        Drained::More
+        None
     }
 
     /// Parks until the engine's next timeout or a ring. With `uncommitted` events, a
@@ -637,20 +687,21 @@ impl Worker {
     /// sent meanwhile do not ring (they join that commit).
     fn sleep(&mut self, uncommitted: u64) {
         let timeout = self.engine.poll_timeout();
-        let bell = &self.mailbox.bell;
         if uncommitted > 0 && timeout.is_some() {
-            bell.arm(uncommitted);
+            self.mailbox.bell().arm(uncommitted);
         }
-        if bell.take_ring() {
+        self.park(timeout.map(until));
+    }
+
+    /// Parks for at most `wait` (`None`: until a ring), unless a ring came since the last
+    /// park.
+    fn park(&self, wait: Option<Duration>) {
+        if self.mailbox.bell().take_ring() {
             return;
         }
-        match timeout {
-            Some(at) => {
-                let wait = until(at);
-                if !wait.is_zero() {
-                    std::thread::park_timeout(wait);
-                }
-            }
+        match wait {
+            Some(wait) if wait.is_zero() => {}
+            Some(wait) => std::thread::park_timeout(wait),
             None => std::thread::park(),
         }
     }
@@ -658,16 +709,19 @@ impl Worker {
     /// Stops: takes every call admitted before the gate closed, commits, makes the last
     /// flush attempt (`flush`), keeps retrying failing store operations until `deadline`,
     /// then gives up on what is left, reporting it.
-    fn stop(&mut self, rx: &Receiver<Command>, deadline: Option<Instant>, flush: bool) -> Ended {
+    fn stop(
+        &mut self,
+        commands: &mut Vec<Command>,
+        deadline: Option<Instant>,
+        flush: bool,
+    ) -> Ended {
         self.uploads = flush;
         // Everything admitted before the gate closed is taken, whatever the engine's
         // memory limit: it is in memory already, and is now committed or reported.
         self.feed_parked(true);
         loop {
             let quiet = self.gate.quiet();
-            while let Ok(cmd) = rx.try_recv() {
-                self.handle_stopping(cmd);
-            }
+            self.handle_all_stopping(commands);
             if quiet {
                 break;
             }
@@ -692,22 +746,15 @@ impl Worker {
             if past(deadline) {
                 break;
             }
-            let mut wait = self.engine.poll_timeout().map(ms_until);
+            let mut wait = self.engine.poll_timeout().map(until);
             if let Some(d) = deadline {
                 let left = d.saturating_duration_since(Instant::now());
                 wait = Some(wait.map_or(left, |w| w.min(left)));
             }
-            let cmd = match wait {
-                Some(w) => rx.recv_timeout(w).ok(),
-                None => rx.recv().ok(),
-            };
+            // Every command that can still come (an upload's answer) rings.
+            self.park(wait);
             self.engine.handle_timeout(now_ms());
-            if let Some(cmd) = cmd {
-                self.handle_stopping(cmd);
-            }
-            while let Ok(cmd) = rx.try_recv() {
-                self.handle_stopping(cmd);
-            }
+            self.handle_all_stopping(commands);
             if past(deadline) {
                 // Starting another store operation now could outlast the deadline by the
                 // busy timeout; give up on what still fails instead.
@@ -771,11 +818,21 @@ impl Worker {
         }
     }
 
-    /// A command while stopping: events are taken whatever the engine's memory limit.
-    fn handle_stopping(&mut self, cmd: Command) {
-        match cmd {
-            Command::Event { event, identity } => self.take_event(event, identity),
-            other => self.handle(other, now_ms()),
+    /// The commands waiting, while stopping: events are taken whatever the engine's
+    /// memory limit.
+    fn handle_all_stopping(&mut self, commands: &mut Vec<Command>) {
+        // Those left after the stop first, then those waiting in the mailbox.
+        loop {
+            for cmd in commands.drain(..) {
+                match cmd {
+                    Command::Event { event, identity } => self.take_event(event, identity),
+                    other => self.handle(other, now_ms()),
+                }
+            }
+            self.mailbox.take(commands);
+            if commands.is_empty() {
+                break;
+            }
         }
     }
 
@@ -993,11 +1050,6 @@ impl Worker {
             self.engine.handle_store(result, now_ms());
         }
     }
-}
-
-/// Time until `at` (epoch ms), for a channel wait.
-fn ms_until(at: i64) -> Duration {
-    Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64)
 }
 
 /// Time until the wall clock reads `at` (epoch ms) or later, to the microsecond: a park
