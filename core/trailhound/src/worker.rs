@@ -174,8 +174,16 @@ impl Gate {
 
     /// An admitted event left the gate: taken by the engine, or its send failed.
     pub fn release(&self, bytes: usize) {
-        self.word
-            .fetch_sub(ONE_EVENT + bytes as u64, Ordering::SeqCst);
+        self.release_many(1, bytes as u64);
+    }
+
+    /// `events` admitted events of `bytes` in all left the gate (one atomic operation for
+    /// a whole drain: the callers' admissions share its cache line).
+    fn release_many(&self, events: u64, bytes: u64) {
+        if events > 0 {
+            self.word
+                .fetch_sub(events * ONE_EVENT + bytes, Ordering::SeqCst);
+        }
     }
 
     /// Admits a control call, or `Closed` (or `Backpressure`, past
@@ -545,6 +553,9 @@ struct Worker {
     published: Stats,
     flush_waiters: Vec<Sender<()>>,
     gate: Arc<Gate>,
+    /// Events handed to the engine and bytes, not yet released from the gate
+    /// ([`Worker::release_taken`]).
+    taken: (u64, u64),
     /// Events admitted but not handed to the engine while it is not accepting.
     parked: VecDeque<(QueuedEvent, Option<Box<Versioned>>)>,
     /// The newest identity version handed to the engine.
@@ -623,6 +634,7 @@ impl Worker {
             stats,
             flush_waiters: Vec::new(),
             gate: config.gate,
+            taken: (0, 0),
             parked: VecDeque::new(),
             identity_version: 0,
             store_retrying: false,
@@ -670,16 +682,24 @@ impl Worker {
         commands: &mut Vec<Command>,
         now: i64,
     ) -> Option<(Option<Instant>, bool)> {
+        let mut stop = None;
         let mut taken = commands.drain(..);
         for cmd in taken.by_ref() {
             if let Command::Stop { deadline, flush } = cmd {
-                let rest: Vec<Command> = taken.collect();
-                *commands = rest;
-                return Some((deadline, flush));
+                stop = Some((deadline, flush));
+                break;
             }
             self.handle(cmd, now);
         }
-        None
+        if stop.is_some() {
+            let rest: Vec<Command> = taken.collect();
+            *commands = rest;
+        } else {
+            // Empty, its memory kept for the next drain.
+            drop(taken);
+        }
+        self.release_taken();
+        stop
     }
 
     /// Parks until the engine's next timeout or a ring. With `uncommitted` events, a
@@ -834,6 +854,7 @@ impl Worker {
                 break;
             }
         }
+        self.release_taken();
     }
 
     /// Feeds one command to the engine.
@@ -873,10 +894,19 @@ impl Worker {
             };
             self.take_event(event, identity);
         }
+        self.release_taken();
+    }
+
+    /// Releases from the gate the events handed to the engine since the last call: after
+    /// every batch of commands, before anything reads the gate.
+    fn release_taken(&mut self) {
+        let (events, bytes) = std::mem::take(&mut self.taken);
+        self.gate.release_many(events, bytes);
     }
 
     fn take_event(&mut self, event: QueuedEvent, identity: Option<Box<Versioned>>) {
-        self.gate.release(event.json.len());
+        self.taken.0 += 1;
+        self.taken.1 += event.json.len() as u64;
         if let Some(v) = identity {
             self.take_identity(*v);
         }
