@@ -160,6 +160,20 @@ impl Body {
     }
 }
 
+/// What the engine's `recent` events are known to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recent {
+    /// Nothing (and `recent` is empty): batches are loaded.
+    Unknown,
+    /// The stored events right after those being uploaded or deleted; more may be stored
+    /// after them (what a load read beyond one batch, or what was kept of recent commits
+    /// that outgrew a batch), so later commits are not added.
+    Prefix,
+    /// Exactly the stored events after those being uploaded or deleted: later commits are
+    /// added.
+    Complete,
+}
+
 /// The batch after the one in flight, prepared while that one is on the wire.
 #[derive(Debug)]
 enum Next {
@@ -311,14 +325,13 @@ pub struct Engine {
     burst_through: u64,
     next_transmit_id: u64,
 
-    /// Events of recent commits, oldest first, at most one batch's worth
-    /// ([`Policy::max_batch_events`], [`Policy::max_batch_bytes`]), kept after their insert
-    /// succeeded so that the next batch needs no store load. Only trusted while
-    /// `recent_complete`: they are then exactly the stored events after those being
-    /// uploaded (ready, in flight, prepared, split) or deleted.
+    /// Stored events kept in memory, oldest first, at most one batch's worth
+    /// ([`Policy::max_batch_events`], [`Policy::max_batch_bytes`]): recent commits, kept
+    /// after their insert succeeded, and what a load read beyond one batch, so that the
+    /// next batch needs no store load. What they are is `recent_state`.
     recent: VecDeque<QueuedEvent>,
     recent_bytes: u64,
-    recent_complete: bool,
+    recent_state: Recent,
     /// Changes whenever [`Engine::stats`] may have.
     stats_version: u64,
 
@@ -396,7 +409,11 @@ impl Engine {
             next_transmit_id: 1,
             recent: VecDeque::new(),
             recent_bytes: 0,
-            recent_complete: snapshot.events == 0 && policy_batches_from_memory,
+            recent_state: if snapshot.events == 0 && policy_batches_from_memory {
+                Recent::Complete
+            } else {
+                Recent::Unknown
+            },
             stats_version: 0,
             notifications: VecDeque::new(),
             stats,
@@ -1077,7 +1094,10 @@ impl Engine {
 
     fn end_burst(&mut self) {
         self.splits.clear();
-        self.unprepare();
+        // The failed batch is retried first: what was prepared and kept after it no longer
+        // follows what is being uploaded.
+        self.next = Next::None;
+        self.drop_recent();
         self.burst = false;
         self.flush_requested = false;
         if !matches!(self.upload, Upload::InFlight { .. }) {
@@ -1158,12 +1178,16 @@ impl Engine {
         }
     }
 
-    /// Gives up the prepared batch: its events are stored and are the next to send, so
-    /// they go back to the front of `recent` if that is trusted (else they are simply
-    /// loaded again). A load under way for it is ignored when it completes.
+    /// Gives up the prepared batch: its events are stored and come right after what is
+    /// being uploaded or deleted (a split, an acknowledged batch), so they go back to the
+    /// front of `recent`. A load under way for it is ignored when it completes. (After a
+    /// failure the failed batch goes first: `end_burst` forgets both instead.)
     fn unprepare(&mut self) {
         if let Next::Ready(batch) = std::mem::replace(&mut self.next, Next::None) {
-            if self.recent_complete {
+            if self.policy.batches_from_memory {
+                if self.recent_state == Recent::Unknown {
+                    self.recent_state = Recent::Prefix;
+                }
                 for e in batch.events.into_iter().rev() {
                     self.recent_bytes += e.bytes();
                     self.recent.push_front(e);
@@ -1178,20 +1202,28 @@ impl Engine {
     fn drop_recent(&mut self) {
         self.recent.clear();
         self.recent_bytes = 0;
-        self.recent_complete = false;
+        self.recent_state = Recent::Unknown;
     }
 
-    /// Keeps `recent` within one batch's worth, or forgets it.
+    /// Keeps `recent` within one batch's worth: the newest go (they stay stored), and what
+    /// is left is a prefix of what is stored.
     fn trim_recent(&mut self) {
-        if self.recent.len() > self.policy.max_batch_events
+        while self.recent.len() > self.policy.max_batch_events
             || self.recent_bytes > self.policy.max_batch_bytes as u64
         {
-            self.drop_recent();
+            let Some(e) = self.recent.pop_back() else {
+                break;
+            };
+            self.recent_bytes -= e.bytes();
+            self.recent_state = Recent::Prefix;
+        }
+        if self.recent.is_empty() && self.recent_state == Recent::Prefix {
+            self.recent_state = Recent::Unknown;
         }
     }
 
     /// Events of the upload (ready, in flight, prepared, split) and settled events whose
-    /// delete is held: with `recent`, everything stored while `recent_complete`.
+    /// delete is held: with `recent`, everything stored while it is [`Recent::Complete`].
     fn front_count(&self) -> u64 {
         let current = match &self.upload {
             Upload::Ready(b) => b.events.len(),
@@ -1206,17 +1238,20 @@ impl Engine {
         (current + next + splits + self.held_delete.len()) as u64
     }
 
-    /// The next batch from `recent`, if it can be trusted to be exactly the front of what
-    /// is stored after the upload: no store operation is outstanding or queued (the
-    /// callers make sure), and the counts agree. Otherwise `recent` is forgotten.
+    /// The next batch from `recent`, if it can be trusted to be the front of what is
+    /// stored after the upload: no store operation is outstanding or queued (the callers
+    /// make sure), and the counts agree. Otherwise `recent` is forgotten.
     fn take_recent(&mut self) -> Option<Vec<QueuedEvent>> {
-        if !self.recent_complete || self.recent.is_empty() {
+        if self.recent_state == Recent::Unknown || self.recent.is_empty() {
             return None;
         }
         let after = self.uploading_through();
-        if self.stored.events != self.front_count() + self.recent.len() as u64
-            || self.recent.front().is_some_and(|e| e.seq <= after)
-        {
+        let known = self.front_count() + self.recent.len() as u64;
+        let counts_agree = match self.recent_state {
+            Recent::Complete => self.stored.events == known,
+            _ => self.stored.events >= known,
+        };
+        if !counts_agree || self.recent.front().is_some_and(|e| e.seq <= after) {
             self.drop_recent();
             return None;
         }
@@ -1230,7 +1265,52 @@ impl Engine {
             n += 1;
         }
         self.recent_bytes -= bytes;
-        Some(self.recent.drain(..n).collect())
+        let batch = self.recent.drain(..n).collect();
+        if self.recent.is_empty() && self.recent_state == Recent::Prefix {
+            self.recent_state = Recent::Unknown;
+        }
+        Some(batch)
+    }
+
+    /// Splits loaded events into the next batch and what stays in `recent` (a prefix of
+    /// the rest of the store, or all of it when the load read the whole store).
+    fn split_loaded(
+        &mut self,
+        mut events: Vec<QueuedEvent>,
+        whole_store: bool,
+    ) -> Vec<QueuedEvent> {
+        let max_bytes = (self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES) as u64;
+        let (mut n, mut bytes) = (0usize, 0u64);
+        for e in &events {
+            if n >= self.policy.max_batch_events || (n > 0 && bytes + e.bytes() > max_bytes) {
+                break;
+            }
+            bytes += e.bytes();
+            n += 1;
+        }
+        let rest = events.split_off(n);
+        if self.policy.batches_from_memory && !self.state.opted_out {
+            self.recent.clear();
+            self.recent_bytes = rest.iter().map(QueuedEvent::bytes).sum();
+            self.recent.extend(rest);
+            self.recent_state = if whole_store {
+                Recent::Complete
+            } else {
+                Recent::Prefix
+            };
+            self.trim_recent();
+        }
+        events
+    }
+
+    /// How many batches a load reads: two where the second stays in `recent` (one load
+    /// for two batches, and for the batch in flight read past once per two), else one.
+    fn load_batches(&self) -> usize {
+        if self.policy.batches_from_memory {
+            2
+        } else {
+            1
+        }
     }
 
     /// With nothing stored and no upload, `recent` (empty) is exactly what is stored.
@@ -1243,7 +1323,7 @@ impl Engine {
         {
             self.recent.clear();
             self.recent_bytes = 0;
-            self.recent_complete = true;
+            self.recent_state = Recent::Complete;
         }
     }
 
@@ -1423,9 +1503,10 @@ impl Engine {
                 return None;
             }
             self.upload = Upload::Loading { skip_through: 0 };
+            let batches = self.load_batches();
             return Some(StoreOp::Load {
-                max_events: self.policy.max_batch_events,
-                max_bytes: self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES,
+                max_events: self.policy.max_batch_events * batches,
+                max_bytes: (self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES) * batches,
             });
         }
         if self.may_prepare_next() {
@@ -1433,7 +1514,7 @@ impl Engine {
                 self.next = Next::Ready(Batch::prepared(events));
                 return None;
             }
-            if self.recent_complete {
+            if self.recent_state == Recent::Complete {
                 // Nothing stored after the batch in flight.
                 return None;
             }
@@ -1446,10 +1527,12 @@ impl Engine {
                 let bytes: u64 = events.iter().map(QueuedEvent::bytes).sum();
                 let skip_through = events.iter().map(|e| e.seq).max().unwrap_or(0);
                 self.next = Next::Loading { skip_through };
+                let batches = self.load_batches();
                 return Some(StoreOp::Load {
-                    max_events: count + self.policy.max_batch_events,
-                    max_bytes: (bytes as usize)
-                        .saturating_add(self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES),
+                    max_events: count + self.policy.max_batch_events * batches,
+                    max_bytes: (bytes as usize).saturating_add(
+                        (self.policy.max_batch_bytes - BATCH_ENVELOPE_BYTES) * batches,
+                    ),
                 });
             }
         }
@@ -1467,7 +1550,7 @@ impl Engine {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                if self.recent_complete {
+                if self.recent_state == Recent::Complete {
                     self.recent_bytes += bytes;
                     self.recent.extend(events);
                     self.trim_recent();
@@ -1488,11 +1571,7 @@ impl Engine {
                 events.retain(|e| e.seq > skip_through);
                 // An opt-out may have arrived while an asynchronous store was loading.
                 let nothing = events.is_empty() || self.state.opted_out;
-                if whole_store && !self.state.opted_out && self.policy.batches_from_memory {
-                    self.recent.clear();
-                    self.recent_bytes = 0;
-                    self.recent_complete = true;
-                }
+                let events = self.split_loaded(events, whole_store);
                 match (for_upload, nothing) {
                     (true, true) => {
                         self.upload = Upload::Idle;

@@ -134,6 +134,30 @@ fn a_steady_flow_is_delivered_without_loads() {
     assert!(h.engine().is_settled());
 }
 
+/// A backlog is read two batches per load (the second kept in memory), and a load made
+/// while a batch is on the wire reads past it once per two batches: about 1.5 rows read
+/// per event sent instead of 2.
+#[test]
+fn a_backlog_is_loaded_two_batches_at_a_time() {
+    let mut h = Harness::new(Policy::default(), 7, T0);
+    h.set_conditions(offline());
+    let ids = track_n(&mut h, 5_000);
+    h.advance(SECOND);
+    h.set_latency(50);
+    h.set_conditions(wifi_charging());
+    h.advance(MINUTE);
+    each_delivered_once(&h, &ids);
+    assert_eq!(h.requests.len(), 10);
+    assert_eq!(loads(&h), 5, "one load per two batches");
+    let read: usize = h
+        .store_calls
+        .iter()
+        .filter(|c| c.op == "load")
+        .map(|c| c.events)
+        .sum();
+    assert!(read <= 7_500, "{read} rows read for 5000 events");
+}
+
 /// Turned off (a store shared with other writers), every batch is loaded from the store.
 #[test]
 fn batches_from_memory_can_be_turned_off() {
