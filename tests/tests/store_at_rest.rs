@@ -140,14 +140,20 @@ fn purge_leaves_no_event_bytes_in_db_or_wal() {
 }
 
 /// A context no queued event carries any more leaves the database once the queue has
-/// emptied: here an older one, after every event was delivered under a newer one.
+/// emptied: here an older one (with the marker), after every event was delivered under
+/// a newer one; the rows the context was removed from stay in use, so FAST zeroes it.
 #[test]
 fn contexts_leave_with_their_events() {
+    use trailhound_core::store::conformance::event_sharing;
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let newer = context_with("a newer context");
-    store.insert(&marked(1..=300, 500)).unwrap();
-    store.insert(&marked_with(301..=600, 500, &newer)).unwrap();
+    let (older, newer) = (context_with(MARKER), context_with("a newer context"));
+    let evs = |seqs: std::ops::RangeInclusive<u64>, context: &SharedContext| {
+        seqs.map(|i| event_sharing(i, 1, 500, context))
+            .collect::<Vec<_>>()
+    };
+    store.insert(&evs(1..=300, &older)).unwrap();
+    store.insert(&evs(301..=600, &newer)).unwrap();
     let seqs: Vec<u64> = (1..=600).collect();
     for batch in seqs.chunks(100) {
         store.delete(batch).unwrap();
@@ -155,6 +161,30 @@ fn contexts_leave_with_their_events() {
     assert_eq!(store.snapshot().unwrap().events, 0);
     drop(store);
     assert_eq!(files_with_marker(dir.path()), Vec::<String>::new());
+}
+
+/// Delivered events may stay in free pages (`secure_delete = FAST`), but not past an
+/// opt-out: after the purge no byte of a delivered or purged event is left anywhere.
+#[test]
+fn purge_leaves_no_delivered_event_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    fill(&mut store, 2_000);
+    let seqs: Vec<u64> = (1..=2_000).collect();
+    for batch in seqs.chunks(500) {
+        store.delete(batch).unwrap();
+    }
+    store.insert(&marked(2_001..=2_100, 400)).unwrap();
+    store.delete(&(2_001..=2_050).collect::<Vec<_>>()).unwrap();
+    assert_eq!(store.snapshot().unwrap().events, 50);
+    store.clear(0).unwrap();
+    assert_eq!(files_with_marker(dir.path()), Vec::<String>::new(), "open");
+    drop(store);
+    assert_eq!(
+        files_with_marker(dir.path()),
+        Vec::<String>::new(),
+        "closed"
+    );
 }
 
 /// Events spared by the purge (a batch in flight) leave the WAL once they are deleted.
