@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const ID_KEY: &[u8] = b"\"messageId\":\"";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
@@ -28,6 +28,8 @@ struct Counts {
     body_bytes: u64,
     /// Requests that could not be read or decoded.
     bad: u64,
+    /// When the last new `messageId` arrived (the wall clock, comparable across processes).
+    last_new: Option<SystemTime>,
 }
 
 struct Shared {
@@ -108,6 +110,11 @@ impl LeanCollector {
     /// Requests that could not be read or gunzipped.
     pub fn bad_requests(&self) -> u64 {
         self.lock().bad
+    }
+
+    /// When the newest distinct `messageId` arrived.
+    pub fn last_new(&self) -> Option<SystemTime> {
+        self.lock().last_new
     }
 
     /// TCP connections accepted.
@@ -224,11 +231,15 @@ fn serve(stream: TcpStream, shared: &Shared) {
             c.requests += 1;
             c.body_bytes += body.len() as u64;
             if decoded {
+                let distinct = c.ids.len();
                 for id in message_ids(&plain) {
                     c.events += 1;
                     if !c.ids.contains(id) {
                         c.ids.insert(id.to_owned());
                     }
+                }
+                if c.ids.len() > distinct {
+                    c.last_new = Some(SystemTime::now());
                 }
             } else {
                 c.bad += 1;
