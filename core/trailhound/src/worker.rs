@@ -549,8 +549,9 @@ struct Worker {
     auth: String,
     listeners: Arc<Vec<Arc<dyn Listener>>>,
     stats: Arc<Mutex<Stats>>,
-    /// What `stats` holds.
-    published: Stats,
+    /// The engine's [`stats_version`](Engine::stats_version) when `stats` was published,
+    /// and its uncommitted events then.
+    published: (u64, u64),
     flush_waiters: Vec<Sender<()>>,
     gate: Arc<Gate>,
     /// Events handed to the engine and bytes, not yet released from the gate
@@ -616,8 +617,9 @@ impl Worker {
             log::warn!("trailhound: applying an opt-out that storage could not save before");
             engine.handle_opt_out(true, now);
         }
-        let published = engine.stats();
-        *stats.lock().unwrap_or_else(|e| e.into_inner()) = published.clone();
+        let first = engine.stats();
+        let published = (engine.stats_version(), first.uncommitted_events);
+        *stats.lock().unwrap_or_else(|e| e.into_inner()) = first;
         let _ = ready.send(Ok((engine.identity().clone(), engine.opted_out())));
         Some(Worker {
             engine,
@@ -1019,17 +1021,19 @@ impl Worker {
         }
     }
 
-    /// Makes the engine's stats what `Client::stats` reads, if they changed; returns the
-    /// uncommitted events. Called once per wake-up (before parking, before releasing flush
-    /// waiters, at the end), not per event.
+    /// Makes the engine's stats what `Client::stats` reads, if they may have changed;
+    /// returns the uncommitted events. Called once per wake-up (before parking, before
+    /// releasing flush waiters, at the end), not per event or store operation.
     fn publish(&mut self) -> u64 {
-        let stats = self.engine.stats();
-        let uncommitted = stats.uncommitted_events;
-        if stats != self.published {
-            self.published = stats.clone();
+        let version = self.engine.stats_version();
+        if version != self.published.0 {
+            let stats = self.engine.stats();
+            self.published = (version, stats.uncommitted_events);
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
         }
-        uncommitted
+        // The bell is armed on this count: a stale one could hold events back.
+        debug_assert_eq!(self.published.1, self.engine.stats().uncommitted_events);
+        self.published.1
     }
 
     /// Runs store operations until the engine has none left (or waits to retry one).
