@@ -236,6 +236,8 @@ struct Row {
     /// Calls refused among those measured (`refused of calls`), ours and the baseline's.
     refused: Option<[(u64, u64); 2]>,
     note: String,
+    /// Why the figure does not count (events lost or missing): a miss whatever its value.
+    incomplete: Option<String>,
 }
 
 impl Row {
@@ -253,6 +255,7 @@ impl Row {
             target: Target::None,
             refused: None,
             note: String::new(),
+            incomplete: None,
         }
     }
 
@@ -268,6 +271,14 @@ impl Row {
 
     fn note(mut self, note: impl Into<String>) -> Row {
         self.note = note.into();
+        self
+    }
+
+    /// Marks the figure as not counting, for `reason`, when `incomplete`.
+    fn incomplete_if(mut self, incomplete: bool, reason: impl Into<String>) -> Row {
+        if incomplete {
+            self.incomplete = Some(reason.into());
+        }
         self
     }
 }
@@ -327,6 +338,10 @@ fn print_table(rows: &[Row]) {
                     format!("<= baseline + {}", fmt_value(extra, r.unit)),
                     verdict(r.baseline.is_some_and(|b| r.value <= b + extra)),
                 ),
+            };
+            let verdict = match &r.incomplete {
+                Some(why) => format!("MISS ({why})"),
+                None => verdict,
             };
             [
                 r.metric.clone(),
@@ -742,10 +757,20 @@ fn child(mode: &str) {
             println!("vmrss_kb={}", sys::status_kb("VmRSS").unwrap_or(0));
             println!("seconds={:.2}", started.elapsed().as_secs_f64());
         }
-        "sdk" => sdk_child(n),
-        "idle" => idle_child(),
+        // On a thread named `app`, so that the per-thread figures say which is the caller.
+        "sdk" => on_app_thread(move || sdk_child(n)),
+        "idle" => on_app_thread(idle_child),
         other => panic!("unknown {CHILD_ENV}={other}"),
     }
+}
+
+fn on_app_thread(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name("app".into())
+        .spawn(f)
+        .expect("spawn the app thread")
+        .join()
+        .expect("the app thread");
 }
 
 /// Runs the child in `mode` and returns its `key=value` lines.
@@ -755,7 +780,13 @@ fn run_child(mode: &str, n: u64) -> Vec<(String, String)> {
 
 /// Runs the child in `mode` with more environment variables.
 fn run_child_with(mode: &str, n: u64, env: &[(&str, String)]) -> Vec<(String, String)> {
-    let exe = std::env::current_exe().expect("current exe");
+    // This very binary, even if a rebuild replaced its file since it started (other
+    // people run the bench in the same target directory).
+    let exe = if Path::new("/proc/self/exe").exists() {
+        std::path::PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe().expect("current exe")
+    };
     let out = Command::new(exe)
         .env(CHILD_ENV, mode)
         .env(CHILD_EVENTS_ENV, n.to_string())
@@ -1068,6 +1099,7 @@ fn sdk_child(burst: u64) {
     println!("all_delivered={all}");
     println!("delivered={}", after.delivered - before.delivered);
     println!("dropped={}", after.dropped.total() - before.dropped.total());
+    println!("dropped_detail={:?}", after.dropped);
     println!("requests={}", after.requests - before.requests);
     println!("retries={}", after.retries - before.retries);
     println!("bytes_sent={}", after.bytes_sent - before.bytes_sent);
@@ -1356,19 +1388,21 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
     let delivered = getf(&kv, "delivered");
     let per_event_us = |key: &str| getf(&kv, key) * 1e6 / delivered;
     let complete = get(&kv, "all_delivered") == "true" && n("dropped") == 0;
-    let cpu = if complete {
-        per_event_us("cpu_s")
-    } else {
-        f64::NAN
-    };
+    let lost = format!(
+        "{} of {} delivered, {} dropped",
+        n("delivered"),
+        n("burst_accepted"),
+        n("dropped")
+    );
     rows.push(
         Row::new(
             "(h) CPU per event, all threads, track() to acknowledged",
-            cpu,
+            per_event_us("cpu_s"),
             Some(floor.sum_us()),
             "us",
         )
         .target(Target::AtMost(8.0))
+        .incomplete_if(!complete, &lost)
         .note(format!(
             "CPU time of the whole child (CLOCK_PROCESS_CPUTIME_ID, every thread) from the \
              burst's first track() until the stats show all {delivered:.0} delivered ({:.0}% \
@@ -1423,11 +1457,12 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
         .map_or(f64::NAN, |t| {
             (t.as_nanos().saturating_sub(start_ns)) as f64 / 1e9
         });
-    let eps = if complete && arrived {
-        delivered / collector_s
-    } else {
-        f64::NAN
-    };
+    let eps = delivered
+        / if collector_s.is_finite() {
+            collector_s
+        } else {
+            getf(&kv, "e2e_s")
+        };
     rows.push(
         Row::new(
             format!(
@@ -1439,10 +1474,11 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
             "ev/s",
         )
         .target(Target::AtLeast(100_000.0))
+        .incomplete_if(!(complete && arrived), &lost)
         .note(format!(
             "first track() of the burst until the collector had every event: {collector_s:.3} s \
              (until the child's stats showed them delivered: {:.3} s); {} \
-             requests, {} retries, {} KiB gzip, {} dropped; the lean collector (this process, \
+             requests, {} retries, {} KiB gzip, {} dropped{}; the lean collector (this process, \
              gunzips and counts messageIds, one thread per connection) received {} distinct of \
              the {tracked} tracked ({}), {} duplicates, {} requests, {} bad, {} connections",
             getf(&kv, "e2e_s"),
@@ -1450,6 +1486,11 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
             get(&kv, "retries"),
             n("bytes_sent") / 1024,
             get(&kv, "dropped"),
+            if n("dropped") > 0 {
+                format!(" ({})", get(&kv, "dropped_detail"))
+            } else {
+                String::new()
+            },
             collector.distinct(),
             if arrived { "all" } else { "NOT all" },
             collector.duplicates(),
@@ -1578,7 +1619,8 @@ fn idle(sizes: &Sizes, rows: &mut Vec<Row>) {
         .target(Target::AboveBaselineAtMost(0.0))
         .note(format!(
             "context switches of every thread of a child over a {:.1?} window (per thread: {}), \
-             a client built {:?} before, wifi (threads alive: {}); baseline: the same window \
+             a client built {:?} before, wifi (threads alive: {}; `app` runs the windows, `exe` \
+             is the child's main thread, parked in join); baseline: the same window \
              before the client existed (per thread: {}); process-wide (getrusage): {} vs {}",
             sizes.window,
             get(&kv, "empty_threads"),
