@@ -8,7 +8,8 @@ use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use trailhound::{Builder, Client, Policy, Stats};
+use trailhound::{Builder, Client, Notification, Policy, Stats};
+use trailhound_tests::collector::Collector;
 use trailhound_tests::util::{offline, wait_stats, wifi, SplitMix64};
 
 /// Generous: these waits end as soon as the commit is seen, normally within milliseconds.
@@ -250,4 +251,68 @@ fn an_idle_client_wakes_no_thread() {
         "events waiting for their upload woke a thread"
     );
     assert_eq!(client.stats().requests, 0);
+}
+
+/// A listener that parks (as blocking on a channel does) runs on the engine thread and may
+/// take the unpark meant for it: no wake-up is lost all the same. Bursts from several
+/// threads while uploads (and so listener calls) go on; every burst is committed and
+/// every event delivered without a flush.
+#[test]
+fn a_listener_that_parks_loses_no_wake_up() {
+    let _serial = serial();
+    const THREADS: usize = 3;
+    const BURSTS: u64 = 60;
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = Arc::new(
+        Builder::new("test-key", collector.url(), dir.path())
+            .conditions(wifi())
+            .with_policy(|p| {
+                p.commit_interval = Duration::from_millis(1);
+                p.flush_at = 2;
+                p.prompt_delay = Duration::ZERO;
+            })
+            .listener(|_: &Notification| std::thread::park_timeout(Duration::from_millis(1)))
+            .build()
+            .unwrap(),
+    );
+    let gate = Arc::new(Barrier::new(THREADS + 1));
+    let sent = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (client, gate, sent) = (Arc::clone(&client), Arc::clone(&gate), Arc::clone(&sent));
+            std::thread::spawn(move || {
+                let mut rng = SplitMix64(t as u64 + 1);
+                for burst in 0..BURSTS {
+                    gate.wait();
+                    for i in 0..1 + rng.below(3) {
+                        client
+                            .track("Parked", json!({"t": t, "b": burst, "i": i}))
+                            .unwrap();
+                        sent.fetch_add(1, Ordering::SeqCst);
+                    }
+                    gate.wait();
+                }
+            })
+        })
+        .collect();
+    for burst in 0..BURSTS {
+        gate.wait();
+        gate.wait();
+        let n = sent.load(Ordering::SeqCst);
+        let s = wait_stats(&client, WAIT, |s| {
+            s.accepted == n && s.uncommitted_events == 0
+        });
+        assert_eq!(
+            (s.accepted, s.uncommitted_events),
+            (n, 0),
+            "burst {burst}: {s:?}"
+        );
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let n = sent.load(Ordering::SeqCst);
+    let s = wait_stats(&client, WAIT, |s| s.delivered == n);
+    assert_eq!(s.delivered, n, "{s:?}");
 }
