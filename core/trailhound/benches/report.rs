@@ -1491,7 +1491,8 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
              (until the child's stats showed them delivered: {:.3} s); {} \
              requests, {} retries, {} KiB gzip, {} dropped{}; the lean collector (this process, \
              gunzips and counts messageIds, one thread per connection) received {} distinct of \
-             the {tracked} tracked ({}), {} duplicates, {} requests, {} bad, {} connections",
+             the {tracked} tracked ({}), {} duplicates, {} requests, {} bad, {} connections, and \
+             spent {:.2} us of CPU per event (not counted in (h))",
             getf(&kv, "e2e_s"),
             get(&kv, "requests"),
             get(&kv, "retries"),
@@ -1508,6 +1509,7 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
             collector.requests(),
             collector.bad_requests(),
             collector.connections(),
+            collector.cpu().as_nanos() as f64 / 1_000.0 / tracked as f64,
         )),
     );
 

@@ -37,6 +37,8 @@ struct Shared {
     changed: Condvar,
     stop: AtomicBool,
     connections: AtomicU64,
+    /// CPU time of the connection threads, up to their last request.
+    cpu_ns: AtomicU64,
 }
 
 /// The collector; it stops accepting when dropped.
@@ -56,6 +58,7 @@ impl LeanCollector {
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
             connections: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -117,6 +120,11 @@ impl LeanCollector {
         self.lock().last_new
     }
 
+    /// CPU time the collector spent serving requests (its connection threads).
+    pub fn cpu(&self) -> Duration {
+        Duration::from_nanos(self.shared.cpu_ns.load(Ordering::Relaxed))
+    }
+
     /// TCP connections accepted.
     pub fn connections(&self) -> u64 {
         self.shared.connections.load(Ordering::Relaxed)
@@ -144,6 +152,7 @@ impl LeanCollector {
     /// Forgets what was received (between scenarios).
     pub fn reset(&self) {
         *self.lock() = Counts::default();
+        self.shared.cpu_ns.store(0, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -169,6 +178,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let mut line = String::new();
     let mut body = Vec::new();
     let mut plain = Vec::new();
+    let mut cpu = super::sys::thread_cpu_time();
     loop {
         // Request line; EOF ends the connection.
         line.clear();
@@ -246,7 +256,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
             }
         }
         shared.changed.notify_all();
-        if out.write_all(RESPONSE).is_err() {
+        let write = out.write_all(RESPONSE);
+        let now = super::sys::thread_cpu_time();
+        if let (Some(before), Some(now)) = (cpu, now) {
+            let spent = now.saturating_sub(before).as_nanos() as u64;
+            shared.cpu_ns.fetch_add(spent, Ordering::Relaxed);
+        }
+        cpu = now;
+        if write.is_err() {
             return;
         }
         if close {
