@@ -25,10 +25,12 @@
 //! - (e) where `track()`'s time goes: its steps timed in isolation on this thread, and the
 //!   same work's latency without the background thread.
 //!
-//! Issue 10's figures, all from ONE fresh child process of this binary with the DEFAULT
+//! Issue 10's figures, all from one fresh child process of this binary with the DEFAULT
 //! policy (endpoint: a lean loopback collector in this parent process, whose CPU does not
 //! count; wifi while charging; the phone context), so that its RSS, CPU and
-//! `/proc/self/io` are the SDK's alone (`TRAILHOUND_BENCH_ONLY=f`):
+//! `/proc/self/io` are the SDK's alone (`TRAILHOUND_BENCH_ONLY=f`). Each figure is the
+//! median of 3 such children (`TRAILHOUND_BENCH_ROUNDS=n`), counts of failures (refused
+//! calls, drops, duplicates) the worst round's:
 //!
 //! - (f) paced `track()`: 2,000 calls at 2 kHz (each on its 500 us slot, the engine thread
 //!   idle in between), each timed, refused calls counted and included; baseline: the same
@@ -38,7 +40,7 @@
 //!   counted and included; baseline: the same burst of `send` on the bare channel (after the
 //!   client shut down). Peak RSS (VmHWM, reset after the baseline) over paced + burst +
 //!   delivery; baseline: a child that only builds the events.
-//! - (h) CPU per event, all threads of the child (`getrusage`), from the burst's first
+//! - (h) CPU per event, all threads of the child (`CLOCK_PROCESS_CPUTIME_ID`), from the burst's first
 //!   `track()` until the SDK knows the collector acknowledged every event; baseline: the
 //!   floor, the sum of the pieces measured alone in this process (CPU time of this thread):
 //!   track()'s own work, seal, SQLite insert (groups of 256), load, gzip and delete
@@ -90,6 +92,8 @@ const URL_ENV: &str = "TRAILHOUND_BENCH_URL";
 const PACED_ENV: &str = "TRAILHOUND_BENCH_PACED";
 /// The idle window of (k), in milliseconds.
 const WINDOW_ENV: &str = "TRAILHOUND_BENCH_WINDOW_MS";
+/// How many children (f)-(j) runs (3 unless the smoke run); the medians are reported.
+const ROUNDS_ENV: &str = "TRAILHOUND_BENCH_ROUNDS";
 
 /// How long to wait for anything (commits, deliveries) before giving up on a measurement.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -111,6 +115,8 @@ struct Sizes {
     pieces: u64,
     /// (k): each idle window.
     window: Duration,
+    /// (f)-(j): fresh children, one after the other.
+    rounds: usize,
 }
 
 impl Sizes {
@@ -127,6 +133,7 @@ impl Sizes {
             burst: 100_000,
             pieces: 20_000,
             window: Duration::from_secs(3),
+            rounds: 3,
         };
         Sizes {
             warmup: full.warmup / divisor,
@@ -144,6 +151,11 @@ impl Sizes {
                 10 => Duration::from_secs(1),
                 _ => Duration::from_millis(100),
             },
+            rounds: std::env::var(ROUNDS_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(if divisor > 10 { 1 } else { full.rounds })
+                .max(1),
         }
     }
 }
@@ -1281,9 +1293,10 @@ fn floor(n: u64) -> Floor {
     }
 }
 
-fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
-    let collector = LeanCollector::start();
-    let kv = run_child_with(
+/// Runs the child of (f)-(j) once and adds the collector's view of its events.
+fn sdk_round(sizes: &Sizes, collector: &LeanCollector) -> Vec<(String, String)> {
+    collector.reset();
+    let mut kv = run_child_with(
         "sdk",
         sizes.burst,
         &[
@@ -1294,6 +1307,97 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
     let n = |key: &str| getf(&kv, key).max(0.0) as u64;
     let tracked = n("paced_calls") - n("paced_refused") + n("burst_accepted");
     let arrived = collector.wait_for(tracked, Duration::from_secs(2));
+    // The end to end time by the collector's clock: the wall clock, shared with the child.
+    let start_ns: u128 = get(&kv, "burst_start_unix_ns").parse().unwrap_or(0);
+    let collector_s = collector
+        .last_new()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(f64::NAN, |t| {
+            (t.as_nanos().saturating_sub(start_ns)) as f64 / 1e9
+        });
+    let delivered = getf(&kv, "delivered");
+    let e2e_s = if collector_s.is_finite() {
+        collector_s
+    } else {
+        getf(&kv, "e2e_s")
+    };
+    let facts = [
+        ("tracked", tracked.to_string()),
+        ("arrived", arrived.to_string()),
+        ("collector_s", collector_s.to_string()),
+        ("eps", (delivered / e2e_s).to_string()),
+        ("cpu_us", (getf(&kv, "cpu_s") * 1e6 / delivered).to_string()),
+        (
+            "disk_b",
+            (getf(&kv, "write_bytes") / getf(&kv, "burst_accepted")).to_string(),
+        ),
+        ("c_distinct", collector.distinct().to_string()),
+        ("c_dups", collector.duplicates().to_string()),
+        ("c_requests", collector.requests().to_string()),
+        ("c_bad", collector.bad_requests().to_string()),
+        ("c_connections", collector.connections().to_string()),
+        (
+            "c_cpu_us",
+            (collector.cpu().as_nanos() as f64 / 1_000.0 / tracked as f64).to_string(),
+        ),
+    ];
+    kv.extend(facts.map(|(k, v)| (k.to_owned(), v)));
+    kv
+}
+
+/// One value per key over the rounds: the median of numbers, except counts of failures
+/// (refused calls, drops, duplicates, bad requests), of which the worst round is kept;
+/// flags hold only if they held in every round; other text is the first round's (the
+/// drops' detail: the worst round's).
+fn merge_rounds(rounds: &[Vec<(String, String)>]) -> Vec<(String, String)> {
+    let worst_round = rounds
+        .iter()
+        .max_by(|a, b| getf(a, "dropped").total_cmp(&getf(b, "dropped")))
+        .expect("at least one round");
+    rounds[0]
+        .iter()
+        .map(|(key, first)| {
+            let values: Vec<String> = rounds.iter().map(|r| get(r, key)).collect();
+            let numbers: Result<Vec<f64>, _> = values.iter().map(|v| v.parse::<f64>()).collect();
+            let merged = if values.iter().all(|v| v == "true" || v == "false") {
+                values.iter().all(|v| v == "true").to_string()
+            } else if let Ok(numbers) = numbers {
+                let failures = ["refused", "dropped", "dups", "bad"];
+                if failures.iter().any(|f| key.ends_with(f)) {
+                    numbers.into_iter().fold(0.0, f64::max).to_string()
+                } else {
+                    median(numbers).to_string()
+                }
+            } else if key == "dropped_detail" {
+                get(worst_round, key)
+            } else {
+                first.clone()
+            };
+            (key.clone(), merged)
+        })
+        .collect()
+}
+
+/// `key` in each round, formatted, as `a, b, c`.
+fn per_round(rounds: &[Vec<(String, String)>], key: &str, fmt: impl Fn(f64) -> String) -> String {
+    rounds
+        .iter()
+        .map(|r| fmt(getf(r, key)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let collector = LeanCollector::start();
+    let all: Vec<_> = (0..sizes.rounds)
+        .map(|_| sdk_round(sizes, &collector))
+        .collect();
+    let kv = merge_rounds(&all);
+    let rounds = |key: &str, fmt: &dyn Fn(f64) -> String| per_round(&all, key, fmt);
+    let us = |v: f64| format!("{v:.1}");
+    let n = |key: &str| getf(&kv, key).max(0.0) as u64;
+    let tracked = n("tracked");
+    let arrived = get(&kv, "arrived") == "true";
     let base = run_child("baseline", sizes.paced + sizes.burst);
     let floor = floor(sizes.pieces);
     let json_len = getf(&kv, "json_bytes");
@@ -1314,18 +1418,28 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
         .refused(refused.0, refused.1)
     };
     rows.push(row("p50", "p50").note(format!(
-        "a fresh client, default policy, wifi while charging, {json_len:.0}-byte events; each call \
+        "medians of {} rounds (failures: the worst round), each a fresh child and client; \
+         default policy, wifi while charging, {json_len:.0}-byte events; each call \
          on its 500 us slot (started late by p50 {:.1} us, p99 {:.1} us); the engine thread idles \
          between calls and uploads go on (flush_at); refused calls count and are not retried; \
          baseline: mpsc send of a String of the event's size to a consumer parked in recv(), \
          same pacing, same child; paced events delivered {} ms after a flush() at the end; \
          context switches during the paced calls, per thread: {}",
+        all.len(),
         getf(&kv, "paced_late_p50"),
         getf(&kv, "paced_late_p99"),
         get(&kv, "paced_delivered_ms"),
         get(&kv, "paced_threads"),
     )));
-    rows.push(row("p99", "p99").target(Target::AtMostAndRatioAtMost(25.0, 2.0)));
+    rows.push(
+        row("p99", "p99")
+            .target(Target::AtMostAndRatioAtMost(25.0, 2.0))
+            .note(format!(
+                "per round: {} us, baseline {} us",
+                rounds("paced_p99", &us),
+                rounds("bare_paced_p99", &us)
+            )),
+    );
     rows.push(row("p99.9", "p999"));
     rows.push(row("max", "max"));
 
@@ -1351,7 +1465,11 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
         getf(&kv, "burst_loop_s"),
         getf(&kv, "burst_mean"),
     )));
-    rows.push(row("p99", "p99").target(Target::AtMost(5.0)));
+    rows.push(row("p99", "p99").target(Target::AtMost(5.0)).note(format!(
+        "per round: {} us, baseline {} us",
+        rounds("burst_p99", &us),
+        rounds("bare_burst_p99", &us)
+    )));
     rows.push(row("p99.9", "p999"));
     rows.push(row("max", "max"));
     rows.push(
@@ -1361,7 +1479,11 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
             None,
             "calls",
         )
-        .target(Target::AtMost(0.0)),
+        .target(Target::AtMost(0.0))
+        .note(format!(
+            "the worst round; per round: {}",
+            rounds("burst_refused", &|v| format!("{v:.0}"))
+        )),
     );
     let mb = |kv: &[(String, String)], key: &str| getf(kv, key) / 1024.0;
     rows.push(
@@ -1375,11 +1497,12 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
         .note(format!(
             "VmHWM of the child, reset (clear_refs: {}) before the client was built, when VmRSS \
              was {:.1} MB; VmRSS after shutdown {:.1} MB; baseline: a child that only builds \
-             the {} events' properties",
+             the {} events' properties; per round: {} MB",
             get(&kv, "rss_reset"),
             mb(&kv, "rss_start_kb"),
             mb(&kv, "vmrss_kb"),
             count(sizes.paced + sizes.burst),
+            rounds("vmhwm_kb", &|kb| format!("{:.1}", kb / 1024.0)),
         )),
     );
 
@@ -1396,7 +1519,7 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
     rows.push(
         Row::new(
             "(h) CPU per event, all threads, track() to acknowledged",
-            per_event_us("cpu_s"),
+            getf(&kv, "cpu_us"),
             Some(floor.sum_us()),
             "us",
         )
@@ -1408,13 +1531,14 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
              user, {:.0}% system by getrusage); baseline: the floor, the sum of the floor's \
              pieces below; the caller's thread includes building the properties ({:.2} us, the app's \
              work) and polling the stats; context switches in the window {} ({:.3} per \
-             event), per live thread: {}",
+             event), per live thread: {}; per round: {} us",
             100.0 * getf(&kv, "cpu_user_s") / (getf(&kv, "cpu_user_s") + getf(&kv, "cpu_sys_s")),
             100.0 * getf(&kv, "cpu_sys_s") / (getf(&kv, "cpu_user_s") + getf(&kv, "cpu_sys_s")),
             floor.properties_ns / 1_000.0,
             get(&kv, "switches"),
             getf(&kv, "switches") / delivered,
             get(&kv, "burst_threads"),
+            rounds("cpu_us", &|v| format!("{v:.2}")),
         )),
     );
     rows.push(Row::new(
@@ -1460,20 +1584,9 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
         )),
     );
 
-    // (i) end to end, by the collector's clock: the wall clock, shared with the child.
-    let start_ns: u128 = get(&kv, "burst_start_unix_ns").parse().unwrap_or(0);
-    let collector_s = collector
-        .last_new()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(f64::NAN, |t| {
-            (t.as_nanos().saturating_sub(start_ns)) as f64 / 1e9
-        });
-    let eps = delivered
-        / if collector_s.is_finite() {
-            collector_s
-        } else {
-            getf(&kv, "e2e_s")
-        };
+    // (i) end to end, by the collector's clock.
+    let collector_s = getf(&kv, "collector_s");
+    let eps = getf(&kv, "eps");
     rows.push(
         Row::new(
             format!(
@@ -1492,7 +1605,7 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
              requests, {} retries, {} KiB gzip, {} dropped{}; the lean collector (this process, \
              gunzips and counts messageIds, one thread per connection) received {} distinct of \
              the {tracked} tracked ({}), {} duplicates, {} requests, {} bad, {} connections, and \
-             spent {:.2} us of CPU per event (not counted in (h))",
+             spent {:.2} us of CPU per event (not counted in (h)); per round: {} ev/s",
             getf(&kv, "e2e_s"),
             get(&kv, "requests"),
             get(&kv, "retries"),
@@ -1503,13 +1616,14 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
             } else {
                 String::new()
             },
-            collector.distinct(),
+            get(&kv, "c_distinct"),
             if arrived { "all" } else { "NOT all" },
-            collector.duplicates(),
-            collector.requests(),
-            collector.bad_requests(),
-            collector.connections(),
-            collector.cpu().as_nanos() as f64 / 1_000.0 / tracked as f64,
+            get(&kv, "c_dups"),
+            get(&kv, "c_requests"),
+            get(&kv, "c_bad"),
+            get(&kv, "c_connections"),
+            getf(&kv, "c_cpu_us"),
+            rounds("eps", &|v| format!("{v:.0}")),
         )),
     );
 
@@ -1518,7 +1632,7 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
     rows.push(
         Row::new(
             "(j) disk bytes dirtied per event",
-            getf(&kv, "write_bytes") / accepted,
+            getf(&kv, "disk_b"),
             Some(json_len),
             "B",
         )
@@ -1527,11 +1641,12 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
             "/proc/self/io write_bytes of the child from before the burst until delivered and \
              shut down ({:.2} s of it in shutdown), over the burst's accepted events; \
              cancelled_write_bytes {:.0} B/event, wchar {:.0} B/event; files left {} KiB; \
-             baseline: the bytes one event adds to a batch before gzip",
+             baseline: the bytes one event adds to a batch before gzip; per round: {} B",
             getf(&kv, "shutdown_s"),
             getf(&kv, "cancelled_write_bytes") / accepted,
             getf(&kv, "wchar") / accepted,
             n("dir_bytes_after") / 1024,
+            rounds("disk_b", &|v| format!("{v:.0}")),
         )),
     );
 }

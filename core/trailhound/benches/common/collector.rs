@@ -153,6 +153,7 @@ impl LeanCollector {
     pub fn reset(&self) {
         *self.lock() = Counts::default();
         self.shared.cpu_ns.store(0, Ordering::Relaxed);
+        self.shared.connections.store(0, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
