@@ -1510,12 +1510,11 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
     let delivered = getf(&kv, "delivered");
     let per_event_us = |key: &str| getf(&kv, key) * 1e6 / delivered;
     let complete = get(&kv, "all_delivered") == "true" && n("dropped") == 0;
-    let lost = format!(
-        "{} of {} delivered, {} dropped",
-        n("delivered"),
-        n("burst_accepted"),
-        n("dropped")
-    );
+    let lost = if n("dropped") > 0 {
+        format!("{} dropped", n("dropped"))
+    } else {
+        "not all delivered".to_owned()
+    };
     rows.push(
         Row::new(
             "(h) CPU per event, all threads, track() to acknowledged",
