@@ -76,7 +76,8 @@ pub struct Policy {
     pub call_queue_bytes: usize,
 
     /// Events that make an upload worthwhile on an unconstrained connection (wifi or
-    /// ethernet while charging): the "flush at" of other SDKs.
+    /// ethernet while charging): the "flush at" of other SDKs. The upload then waits for
+    /// `prompt_gather` after the oldest of them, so that a burst goes as full batches.
     pub flush_at: u64,
 
     /// How long an event waits on an unconstrained connection before it is sent anyway.
