@@ -874,10 +874,12 @@ impl Engine {
                     self.state.retry.server_directed = false;
                     self.state_dirty = true;
                 }
+                let seqs = events.iter().map(|e| e.seq).collect();
+                // The events are done with: their ids move into the notification.
                 self.notifications.push_back(Notification::Delivered {
-                    message_ids: events.iter().map(|e| e.message_id.clone()).collect(),
+                    message_ids: events.into_iter().map(|e| e.message_id).collect(),
                 });
-                self.remove_sent(&events);
+                self.remove_sent(seqs);
             }
             Verdict::Retry => {
                 self.state.retry.attempts += 1;
@@ -1112,13 +1114,13 @@ impl Engine {
 
     fn reject(&mut self, events: Vec<QueuedEvent>, reason: DropReason) {
         self.note_dropped(reason, &events);
-        self.remove_sent(&events);
+        self.remove_sent(events.iter().map(|e| e.seq).collect());
     }
 
     /// Deletes sent (or rejected) events and moves on to the next split or batch.
-    fn remove_sent(&mut self, events: &[QueuedEvent]) {
+    fn remove_sent(&mut self, seqs: Vec<u64>) {
         if self.upload_orphaned {
-            let done: std::collections::HashSet<u64> = events.iter().map(|e| e.seq).collect();
+            let done: std::collections::HashSet<u64> = seqs.iter().copied().collect();
             let before = self.pending.len();
             self.pending.retain(|e| !done.contains(&e.seq));
             if self.pending.len() != before {
@@ -1128,7 +1130,6 @@ impl Engine {
                 }
             }
         }
-        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         if let Some(split) = self.splits.pop() {
             self.ops.push_back(StoreOp::Delete(seqs));
             self.upload = Upload::Ready(Batch::new(split));
