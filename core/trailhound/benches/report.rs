@@ -307,7 +307,8 @@ fn fmt_value(v: f64, unit: &str) -> String {
     }
 }
 
-fn print_table(rows: &[Row]) {
+/// Prints `rows` as a Markdown table, and their notes after it when `notes`.
+fn print_table(rows: &[&Row], notes: bool) {
     let header = [
         "metric",
         "trailhound",
@@ -396,6 +397,9 @@ fn print_table(rows: &[Row]) {
     );
     for row in &cells {
         println!("{}", line(row));
+    }
+    if !notes {
+        return;
     }
     println!();
     for r in rows.iter().filter(|r| !r.note.is_empty()) {
@@ -2032,7 +2036,23 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
-    print_table(&rows);
+    print_table(&rows.iter().collect::<Vec<_>>(), true);
+    // Issue 10's goals alone, for the README.
+    let goals: Vec<&Row> = rows
+        .iter()
+        .filter(|r| {
+            !matches!(r.target, Target::None)
+                && ["(f)", "(g)", "(h)", "(i)", "(j)", "(k)"]
+                    .iter()
+                    .any(|p| r.metric.starts_with(p))
+        })
+        .collect();
+    if !goals.is_empty() {
+        println!();
+        println!("Issue 10's goals ({mode}):");
+        println!();
+        print_table(&goals, false);
+    }
     println!();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
