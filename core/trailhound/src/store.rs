@@ -329,10 +329,12 @@ impl Contexts {
         if let Some(context) = self.by_id.get(&id) {
             return Ok(Some(Arc::clone(context)));
         }
+        // Not text (a damaged or hand-edited file): unreadable, like bad JSON.
         let text: Option<String> = conn
             .prepare_cached(sql::CONTEXT_JSON)?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
+            .query_row([id], |r| Ok(r.get_ref(0)?.as_str().ok().map(str::to_owned)))
+            .optional()?
+            .flatten();
         let Some(context) = text.and_then(|t| RawValue::from_string(t).ok()) else {
             return Ok(None);
         };
@@ -1826,7 +1828,8 @@ fn event_from_row(
             MessageType::Track
         });
     let body: String = row.get(5)?;
-    let json = match row.get::<_, Option<i64>>(6)? {
+    // A `context_id` that is no integer (damage) counts as none, like a missing row.
+    let json = match row.get_ref(6)?.as_i64().ok() {
         None => EventJson::full(body),
         Some(id) => match contexts.get(conn, id)? {
             Some(context) => EventJson::with_context(body, context),
@@ -2620,6 +2623,31 @@ mod tests {
             );
             store.insert(&events(1..=2, 100)).unwrap();
             assert_eq!(store.snapshot().unwrap().events, 2);
+        }
+    }
+
+    /// A context row that is missing, not text or not JSON, or a `context_id` that is no
+    /// integer, loads the event without its context instead of failing every load.
+    #[test]
+    fn damaged_contexts_are_tolerated() {
+        use trailhound_core::store::conformance::{context, event_sharing};
+        let c = context("c");
+        let evs: Vec<_> = (1..=4).map(|i| event_sharing(i, 1, 200, &c)).collect();
+        for damage in [
+            "UPDATE contexts SET json = x'00ff'",
+            "UPDATE contexts SET json = 'not json'",
+            "DELETE FROM contexts",
+            "UPDATE events SET context_id = 'seven'",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            open(dir.path()).insert(&evs).unwrap();
+            let mut store = open(dir.path());
+            store.conn.execute_batch(damage).unwrap();
+            let loaded = store.load(10, 1 << 20).unwrap();
+            assert_eq!(loaded.len(), 4, "{damage}");
+            assert_eq!(loaded[0].json.wire(), evs[0].json.body(), "{damage}");
+            store.iter_events(|_| true).unwrap();
+            store.delete(&[1, 2, 3, 4]).unwrap();
         }
     }
 
