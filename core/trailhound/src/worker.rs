@@ -58,6 +58,11 @@ use crate::error::Error;
 use crate::store::SqliteStore;
 use crate::transport::{HttpRequest, Transport};
 
+/// Events handed to the engine between two releases from the gate: one atomic operation
+/// per group instead of per event (the callers' admissions share its cache line), while
+/// a large drain still makes room as it goes.
+const RELEASE_EVERY: u64 = 32;
+
 /// The file, in the data directory, that keeps an opt-out the database could not save
 /// before shutdown (storage failing). Read at the next start, which applies the opt-out
 /// (purging the queue) and removes the file once the database holds the choice: a user's
@@ -909,6 +914,10 @@ impl Worker {
     fn take_event(&mut self, event: QueuedEvent, identity: Option<Box<Versioned>>) {
         self.taken.0 += 1;
         self.taken.1 += event.json.len() as u64;
+        if self.taken.0 >= RELEASE_EVERY {
+            // Room for callers as the engine takes a large drain, not only at its end.
+            self.release_taken();
+        }
         if let Some(v) = identity {
             self.take_identity(*v);
         }
