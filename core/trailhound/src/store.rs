@@ -2384,6 +2384,39 @@ mod tests {
         }
     }
 
+    /// An older file that another connection (a QA tool) is reading when the store opens
+    /// cannot change its page size then: it opens in WAL mode as it was, works, and is
+    /// converted at the next open.
+    #[test]
+    fn conversion_waits_for_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(create_v2(&path));
+        let mut reader = Connection::open(&path).unwrap();
+        let read = reader.transaction().unwrap();
+        let n: i64 = read
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        {
+            let mut store = open(dir.path());
+            store.conn.busy_timeout(Duration::from_millis(50)).unwrap();
+            assert_eq!(schema::page_size(&store.conn).unwrap(), 4096);
+            let mode: String = store
+                .conn
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            store.insert(&events(1..=3, 100)).unwrap();
+            assert_eq!(store.load(10, 1 << 20).unwrap(), events(1..=3, 100));
+        }
+        read.commit().unwrap();
+        drop(reader);
+        let mut store = open(dir.path());
+        assert_eq!(schema::page_size(&store.conn).unwrap(), PAGE_SIZE);
+        assert_eq!(store.load(10, 1 << 20).unwrap(), events(1..=3, 100));
+    }
+
     /// A database from a newer Trailhound is refused and left byte for byte as it was.
     #[test]
     fn newer_schema_is_refused_untouched() {
