@@ -597,7 +597,7 @@ impl Engine {
             }
             self.note_dropped(DropReason::OptOut, &dropped);
             self.splits.clear();
-            // A prepared batch is purged with the queue; a load under way is ignored.
+            // A prepared batch is purged with the queue.
             self.next = Next::None;
             self.drop_recent();
             if matches!(self.upload, Upload::Ready(_)) {
@@ -1170,8 +1170,8 @@ impl Engine {
 
     /// Gives up the prepared batch: its events are stored and come right after what is
     /// being uploaded or deleted (a split, an acknowledged batch), so they go back to the
-    /// front of `recent`. A load under way for it is ignored when it completes. (After a
-    /// failure the failed batch goes first: `end_burst` forgets both instead.)
+    /// front of `recent`. (After a failure the failed batch goes first: `end_burst`
+    /// forgets both instead.)
     fn unprepare(&mut self) {
         if let Next::Ready(batch) = std::mem::replace(&mut self.next, Next::None) {
             if self.policy.batches_from_memory {
