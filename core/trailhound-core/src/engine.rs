@@ -648,6 +648,7 @@ impl Engine {
     /// could not be saved, for the runtime to report to its caller.
     pub fn handle_give_up(&mut self, now_ms: i64) -> Unsaved {
         self.tick(now_ms);
+        self.stats_version += 1;
         let mut lost = std::mem::take(&mut self.pending);
         // An insert is only ever the operation in flight: `ops` holds deletes, clears
         // and evictions.
@@ -686,7 +687,6 @@ impl Engine {
     /// otherwise they are inserted into the new store.
     pub fn handle_store_replaced(&mut self, error: String, now_ms: i64) {
         self.tick(now_ms);
-        self.stats_version += 1;
         let mut lost = std::mem::take(&mut self.stored);
         // Events whose delete is still to run were settled already (delivered or dropped,
         // and counted then): not lost again.

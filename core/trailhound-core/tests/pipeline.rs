@@ -513,4 +513,13 @@ fn stats_version_changes_with_the_stats() {
         h.advance(700);
         check(&h);
     }
+    // A runtime giving up on a failing store at shutdown.
+    h.opt_out(false);
+    check(&h);
+    h.store_mut().fail("insert", FailureKind::Busy, 100);
+    h.track("never saved");
+    check(&h);
+    let now = h.now();
+    h.engine_mut().handle_give_up(now);
+    check(&h);
 }
