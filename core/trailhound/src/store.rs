@@ -41,10 +41,11 @@
 //!
 //! Pragmas that are properties of the file rather than of the connection are part of the
 //! schema too: every database opened read-write is brought to `auto_vacuum = INCREMENTAL`
-//! (a fresh one is created so; an older one gets a one-time `VACUUM`), keyed on the
-//! file's own setting rather than on `user_version`, so that a crash between the two, or
-//! an older build opening the file in between, cannot leave it unconverted, and so that
-//! QA tools of this version still read, read-only, the version 2 files older SDKs write.
+//! and pages of [`PAGE_SIZE`] (a fresh one is created so; an older one gets a one-time
+//! `VACUUM`), keyed on the file's own settings rather than on `user_version`, so that a
+//! crash between the two, or an older build opening the file in between, cannot leave it
+//! unconverted. (QA tools read older versions through a migrated copy: see
+//! [`OpenError::OlderSchema`].)
 //!
 //! # Data at rest
 //!
