@@ -315,6 +315,14 @@ impl QueuedEvent {
         self.json.len() as u64
     }
 
+    /// Bytes the event itself takes in the queue, in memory and on disk: its body, without
+    /// the context it shares with the other events tracked under it (kept once). The
+    /// queue's caps ([`Policy::max_queue_bytes`]) and memory bounds count this; batch
+    /// limits count [`QueuedEvent::bytes`], what is sent.
+    pub fn stored_bytes(&self) -> u64 {
+        self.json.body().len() as u64
+    }
+
     /// Rebuilds a queued event from one line of JSON, as exported by a queue (the
     /// `trailhound queue import` path). The message is validated like a tracked one.
     pub fn from_json(json: &str, policy: &Policy) -> Result<Self, ValidationError> {
