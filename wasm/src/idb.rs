@@ -167,7 +167,10 @@ fn to_record(ev: &QueuedEvent, seq: u64) -> JsValue {
     // The whole message: records are per event (IndexedDB has no join), so the shared
     // context is stored with each, as before.
     set(&o, "json", ev.json.wire().as_ref());
-    set(&o, "bytes", ev.bytes() as f64);
+    // The queue's byte caps count each event's own bytes, the context it shares with
+    // other events not (the engine counts them so on every platform; see
+    // `QueuedEvent::stored_bytes`).
+    set(&o, "bytes", ev.stored_bytes() as f64);
     o.into()
 }
 
@@ -423,7 +426,7 @@ impl IdbStore {
                     next = next.max(seq + 1);
                     events.put(&to_record(ev, seq))?;
                     counts.events += 1;
-                    counts.bytes += ev.bytes();
+                    counts.bytes += ev.stored_bytes();
                 }
                 meta.put_with_key(&(next as f64).into(), &"nextSeq".into())?;
                 write_counts(meta, counts)?;

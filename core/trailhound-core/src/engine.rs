@@ -505,7 +505,7 @@ impl Engine {
         event.seq = self.next_seq;
         self.next_seq += 1;
         self.stats.accepted += 1;
-        self.pending_bytes += event.bytes();
+        self.pending_bytes += event.stored_bytes();
         self.pending_since.get_or_insert(now_ms);
         self.waiting_since.get_or_insert(now_ms);
         self.pending.push(event);
@@ -787,7 +787,7 @@ impl Engine {
             }
             (StoreOp::Insert(mut events), _) => {
                 // Keep them, in order, ahead of anything accepted since.
-                self.pending_bytes += events.iter().map(QueuedEvent::bytes).sum::<u64>();
+                self.pending_bytes += events.iter().map(QueuedEvent::stored_bytes).sum::<u64>();
                 events.append(&mut self.pending);
                 self.pending = events;
                 self.pending_since.get_or_insert(now_ms);
@@ -1124,7 +1124,7 @@ impl Engine {
             let before = self.pending.len();
             self.pending.retain(|e| !done.contains(&e.seq));
             if self.pending.len() != before {
-                self.pending_bytes = self.pending.iter().map(QueuedEvent::bytes).sum();
+                self.pending_bytes = self.pending.iter().map(QueuedEvent::stored_bytes).sum();
                 if self.pending.is_empty() {
                     self.pending_since = None;
                 }
@@ -1351,7 +1351,7 @@ impl Engine {
         if events.is_empty() {
             return;
         }
-        self.pending_bytes += events.iter().map(QueuedEvent::bytes).sum::<u64>();
+        self.pending_bytes += events.iter().map(QueuedEvent::stored_bytes).sum::<u64>();
         let first = events.iter().map(|e| e.created_ms).min();
         events.append(&mut self.pending);
         events.sort_by_key(|e| e.seq);
@@ -1513,15 +1513,14 @@ impl Engine {
         match (op, outcome) {
             (StoreOp::Insert(events), StoreOutcome::Inserted) => {
                 let first = events.iter().map(|e| e.created_ms).min();
-                let bytes = events.iter().map(QueuedEvent::bytes).sum::<u64>();
                 self.stored.events += events.len() as u64;
-                self.stored.bytes += bytes;
+                self.stored.bytes += events.iter().map(QueuedEvent::stored_bytes).sum::<u64>();
                 self.stored_oldest_ms = match (self.stored_oldest_ms, first) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
                 if self.recent_state == Recent::Complete {
-                    self.recent_bytes += bytes;
+                    self.recent_bytes += events.iter().map(QueuedEvent::bytes).sum::<u64>();
                     self.recent.extend(events);
                     self.trim_recent();
                 }

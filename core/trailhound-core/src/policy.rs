@@ -41,6 +41,9 @@ pub struct Policy {
     pub max_queue_events: u64,
 
     /// Most bytes of serialised events kept in the queue; beyond it, the oldest are dropped.
+    /// Each event counts its own bytes, not the context it shares with the events tracked
+    /// under the same context (the queue keeps that once; see
+    /// `QueuedEvent::stored_bytes`): what the queue takes on disk.
     ///
     /// 20 MiB keeps the SDK a small tenant of the app's storage quota (browsers give an
     /// origin far more, phones' "clear storage" screens make users notice far less).
@@ -69,7 +72,8 @@ pub struct Policy {
     /// while storage is stalled.
     pub call_queue_capacity: usize,
 
-    /// Bytes of serialised events that may wait for the background thread at once.
+    /// Bytes of serialised events that may wait for the background thread at once (each
+    /// event's own bytes: the context it shares is held once).
     ///
     /// Bounds the SDK's memory whatever the event size: without it, 10 000 calls of 32 KB
     /// events could hold 320 MB. 4 MiB is still thousands of typical events.

@@ -579,6 +579,51 @@ fn bytes_cap_evicts_oldest() {
     assert_eq!(h.dropped(DropReason::BytesCap), dropped);
 }
 
+/// The bytes cap counts what the queue keeps: each event's own bytes, not a copy of the
+/// context it shares with the other events (kept once), so a queue of typical events is
+/// not evicted at a third of its cap.
+#[test]
+fn bytes_cap_counts_a_shared_context_once() {
+    let sizes = {
+        let mut h = Harness::new(Policy::default(), 7, T0);
+        h.set_context_info(phone_context());
+        h.set_conditions(offline());
+        h.track("e");
+        h.flush();
+        h.advance(SECOND);
+        let evs = h.store_mut().load(1, 1 << 20).unwrap();
+        (evs[0].stored_bytes(), evs[0].bytes())
+    };
+    let (own, wire) = sizes;
+    assert!(
+        wire > 2 * own,
+        "the context is most of a typical event: {own} of {wire}"
+    );
+    let policy = Policy {
+        max_queue_bytes: 30 * own + 40,
+        ..Policy::default()
+    };
+    let mut h = Harness::new(policy, 7, T0);
+    h.set_context_info(phone_context());
+    h.set_conditions(offline());
+    for _ in 0..30 {
+        h.track("e");
+        h.advance(SECOND);
+    }
+    assert_eq!(h.stats().dropped.bytes_cap, 0);
+    assert_eq!(h.stats().queued_events, 30);
+    assert!(
+        h.stats().queued_bytes <= 30 * own + 30,
+        "{}",
+        h.stats().queued_bytes
+    );
+    // Two more are over the cap: the oldest go.
+    h.track("e");
+    h.track("e");
+    h.advance(SECOND);
+    assert!(h.stats().dropped.bytes_cap >= 1);
+}
+
 /// Events older than `max_event_age` are evicted, oldest first, and notified as Age.
 #[test]
 fn age_cap_evicts_oldest() {

@@ -499,7 +499,7 @@ impl Client {
         // accepted, so that a refused call changes nothing.
         let identity_change = IdentityChange::of(&msg);
         let event = self.check(message::seal(msg, now, &shared.policy))?;
-        let bytes = event.json.len();
+        let bytes = event.stored_bytes() as usize;
         // Admitted, the event is sent and (the gate guarantees) taken and committed
         // before the background thread stops; refused, nothing changed.
         shared.gate.admit(

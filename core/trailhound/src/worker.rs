@@ -913,7 +913,7 @@ impl Worker {
 
     fn take_event(&mut self, event: QueuedEvent, identity: Option<Box<Versioned>>) {
         self.taken.0 += 1;
-        self.taken.1 += event.json.len() as u64;
+        self.taken.1 += event.stored_bytes();
         if self.taken.0 >= RELEASE_EVERY {
             // Room for callers as the engine takes a large drain, not only at its end.
             self.release_taken();
