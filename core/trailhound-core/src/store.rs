@@ -737,7 +737,11 @@ pub mod conformance {
         assert!(bytes < evs.iter().map(QueuedEvent::bytes).sum::<u64>());
         assert!(wire(&evs)[0].ends_with(r#","context":{"library":{"name":"a"}}}"#));
         insert(s, &evs).await;
-        assert_eq!(snapshot(s).await.bytes, bytes, "each event's own bytes are counted");
+        assert_eq!(
+            snapshot(s).await.bytes,
+            bytes,
+            "each event's own bytes are counted"
+        );
         let back = load(s, 100, 1 << 20).await;
         assert_eq!(wire(&back), wire(&evs));
         assert_eq!(back, evs);
