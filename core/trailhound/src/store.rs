@@ -11,7 +11,11 @@
 //!   primary key, so "oldest first" is a walk of the primary key and "the oldest left" one
 //!   B-tree descent. `json` is the message as it will be sent, without its `context` when
 //!   `context_id` names a row of `contexts` (see [`EventJson`]); `bytes` is the length of
-//!   the message as sent, context included, the unit of the engine's accounting. `type`
+//!   `json`, what the event itself takes in the queue ([`QueuedEvent::stored_bytes`]: a
+//!   shared context counts once, not per event), the unit of the engine's caps and of
+//!   every byte total the store reports. Rows of schema 2 hold their whole message, so
+//!   their `bytes` is that too. (A load's `max_bytes` counts wire bytes,
+//!   [`QueuedEvent::bytes`]: it bounds a request body.) `type`
 //!   and `name` are copies kept for inspection (`trailhound queue stats`); an index on
 //!   `created_ms` serves the age cap.
 //! - `contexts`: each context the queued events carry, once (it is most of a typical
@@ -669,7 +673,7 @@ impl SqliteStore {
                     seq,
                     ev.message_id,
                     ev.created_ms,
-                    ev.bytes() as i64,
+                    ev.stored_bytes() as i64,
                     ev.json.body(),
                     ev.kind.as_str(),
                     ev.name,
@@ -688,7 +692,7 @@ impl SqliteStore {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                added.bytes += ev.bytes();
+                added.bytes += ev.stored_bytes();
             }
         }
         tx.commit()?;
@@ -2518,7 +2522,7 @@ mod tests {
         store.insert(&events(10..=12, 50)).unwrap(); // tracks named "Event 1", "Event 2", "Event 0"
 
         let counts = store.counts_by_type_and_name().unwrap();
-        let b = |i: usize| sealed[i].bytes();
+        let b = |i: usize| sealed[i].stored_bytes();
         let expected = vec![
             ("alias".to_string(), Some("u2".to_string()), 1, b(5)),
             ("group".into(), Some("g1".into()), 1, b(4)),
@@ -2846,7 +2850,8 @@ mod tests {
                 stored as u64 * 2 < sent,
                 "{stored} B stored for {sent} B sent"
             );
-            assert_eq!(store.snapshot().unwrap().bytes, sent);
+            let own: u64 = evs.iter().map(QueuedEvent::stored_bytes).sum();
+            assert_eq!(store.snapshot().unwrap().bytes, own, "each event's own bytes");
 
             let mut documented = store
                 .conn
