@@ -2851,7 +2851,11 @@ mod tests {
                 "{stored} B stored for {sent} B sent"
             );
             let own: u64 = evs.iter().map(QueuedEvent::stored_bytes).sum();
-            assert_eq!(store.snapshot().unwrap().bytes, own, "each event's own bytes");
+            assert_eq!(
+                store.snapshot().unwrap().bytes,
+                own,
+                "each event's own bytes"
+            );
 
             let mut documented = store
                 .conn
