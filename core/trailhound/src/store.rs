@@ -3383,6 +3383,223 @@ mod tests {
         assert_eq!(store.snapshot().unwrap().bytes, 400);
     }
 
+    /// Rows in the `events` table, delivered ones included.
+    fn rows(store: &SqliteStore) -> i64 {
+        store
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn load_seqs(store: &mut SqliteStore) -> Vec<u64> {
+        store
+            .load(100_000, 1 << 30)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    }
+
+    /// A delivered prefix stays in the table until the queue empties, when every row goes.
+    #[test]
+    fn delivered_prefix_stays_until_queue_empties() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=2_000, 100)).unwrap();
+        let (removed, oldest) = store.delete(&(1..=500).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            (removed, oldest),
+            (
+                Removed {
+                    events: 500,
+                    bytes: 50_000
+                },
+                Some(501_000)
+            )
+        );
+        assert_eq!(rows(&store), 2_000, "delivered rows stay");
+        let (removed, oldest) = store.delete(&(501..=1_999).collect::<Vec<_>>()).unwrap();
+        assert_eq!((removed.events, oldest), (1_499, Some(2_000_000)));
+        assert_eq!(rows(&store), 2_000);
+        store.delete(&[2_000]).unwrap();
+        assert_eq!(rows(&store), 0, "the queue emptied: every row goes");
+        assert_eq!(store.snapshot().unwrap().events, 0);
+    }
+
+    /// No reader sees a delivered row: load, the QA queries (also on a read-only
+    /// connection), the snapshot, evictions and the opt-out purge count queued events only.
+    #[test]
+    fn readers_skip_delivered_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=10, 100)).unwrap();
+        store.delete(&[3, 1, 2]).unwrap();
+        assert_eq!(rows(&store), 10);
+        assert_eq!(load_seqs(&mut store), (4..=10).collect::<Vec<_>>());
+        let mut seen = Vec::new();
+        store
+            .iter_events(|e| {
+                seen.push(e.seq);
+                true
+            })
+            .unwrap();
+        assert_eq!(seen, (4..=10).collect::<Vec<_>>());
+        let counted: u64 = store
+            .counts_by_type_and_name()
+            .unwrap()
+            .iter()
+            .map(|c| c.2)
+            .sum();
+        assert_eq!(counted, 7);
+        let snap = store.snapshot().unwrap();
+        assert_eq!(
+            (snap.events, snap.bytes, snap.max_seq, snap.oldest_ms),
+            (7, 700, 10, Some(4_000))
+        );
+        // A QA tool's read-only connection to the live file.
+        let qa = SqliteStore::open_file(&dir.path().join(DB_FILE), true).unwrap();
+        let mut seen = Vec::new();
+        qa.iter_events(|e| {
+            seen.push(e.seq);
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, (4..=10).collect::<Vec<_>>());
+        drop(qa);
+        // The caps take queued events only: the age cap the one created before 5 000,
+        // the count cap the oldest two left, the bytes cap one more.
+        let (evicted, oldest) = store.evict(4, 300, 5_000, 0).unwrap();
+        assert_eq!(
+            (
+                evicted.age.events,
+                evicted.count.events,
+                evicted.bytes.events
+            ),
+            (1, 2, 1)
+        );
+        assert_eq!(oldest, Some(8_000));
+        assert_eq!(load_seqs(&mut store), vec![8, 9, 10]);
+        assert_eq!(store.clear(8).unwrap().events, 2, "9 and 10; 8 is spared");
+        assert_eq!(load_seqs(&mut store), vec![8]);
+        assert_eq!(store.snapshot().unwrap().events, 1);
+    }
+
+    /// After a prefix delete, a reopened store (closed cleanly, or after a crash: the files
+    /// copied as they were while it was open) holds the same queue, and its largest seq
+    /// never goes back, even once the queue emptied.
+    #[test]
+    fn reopen_after_prefix_delete_keeps_queue_and_seqs() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=10, 100)).unwrap();
+        store.delete(&[1, 2, 3, 4]).unwrap();
+        let before = store.snapshot().unwrap();
+        for suffix in ["", "-wal"] {
+            let name = format!("{DB_FILE}{suffix}");
+            fs::copy(dir.path().join(&name), crashed.path().join(&name)).unwrap();
+        }
+        drop(store);
+        for d in [dir.path(), crashed.path()] {
+            let mut store = open(d);
+            let snap = store.snapshot().unwrap();
+            assert_eq!(snap, before, "{}", d.display());
+            assert_eq!((snap.events, snap.max_seq), (6, 10));
+            assert_eq!(load_seqs(&mut store), (5..=10).collect::<Vec<_>>());
+            store.delete(&(5..=10).collect::<Vec<_>>()).unwrap();
+            assert_eq!(rows(&store), 0);
+        }
+        let mut store = open(dir.path());
+        assert_eq!(store.snapshot().unwrap().max_seq, 10, "not back to 0");
+        store.insert(&events(11..=12, 100)).unwrap();
+        assert_eq!(load_seqs(&mut store), vec![11, 12]);
+    }
+
+    /// Seqs that are not the oldest queued (a batch refused in the middle of the queue)
+    /// are deleted for real; a prefix delete after gaps of such rows still moves the
+    /// watermark.
+    #[test]
+    fn isolated_middle_delete_is_physical() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=10, 100)).unwrap();
+        let (removed, oldest) = store.delete(&[5, 6]).unwrap();
+        assert_eq!((removed.events, oldest), (2, Some(1_000)));
+        assert_eq!(rows(&store), 8, "deleted for real");
+        // 1..=4 and 7 are the oldest five queued, with the gap left by 5 and 6.
+        let (removed, oldest) = store.delete(&[1, 2, 3, 4, 7]).unwrap();
+        assert_eq!((removed.events, oldest), (5, Some(8_000)));
+        assert_eq!(rows(&store), 8, "a prefix: the watermark moved");
+        assert_eq!(load_seqs(&mut store), vec![8, 9, 10]);
+        // Not a prefix (9 without 8): for real; 99 is not stored.
+        store.delete(&[9, 99]).unwrap();
+        assert_eq!(rows(&store), 7);
+        assert_eq!(load_seqs(&mut store), vec![8, 10]);
+        assert_eq!(store.snapshot().unwrap().events, 2);
+    }
+
+    /// Past the bound, the delivered rows are deleted for real, in one go, while events
+    /// are still queued.
+    #[test]
+    fn delivered_rows_bound_deletes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.delivered_rows_max = 100;
+        store.insert(&events(1..=300, 100)).unwrap();
+        store.delete(&(1..=60).collect::<Vec<_>>()).unwrap();
+        store.delete(&(61..=100).collect::<Vec<_>>()).unwrap();
+        assert_eq!(rows(&store), 300, "100 delivered: at the bound");
+        store.delete(&[101]).unwrap();
+        assert_eq!(rows(&store), 199, "past it: all delivered rows go");
+        assert_eq!(load_seqs(&mut store), (102..=300).collect::<Vec<_>>());
+        let snap = store.snapshot().unwrap();
+        assert_eq!((snap.events, snap.max_seq), (199, 300));
+    }
+
+    /// The opt-out purge deletes delivered rows for real too, and those of events it
+    /// spared once they are delivered.
+    #[test]
+    fn purge_removes_delivered_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.insert(&events(1..=100, 100)).unwrap();
+        store.delete(&(1..=50).collect::<Vec<_>>()).unwrap();
+        assert_eq!(rows(&store), 100);
+        assert_eq!(store.clear(60).unwrap().events, 40);
+        assert_eq!(rows(&store), 10, "only the ten spared are left");
+        store.delete(&(51..=55).collect::<Vec<_>>()).unwrap();
+        assert_eq!(rows(&store), 5, "while the purge waits, deliveries delete");
+        store.delete(&(56..=60).collect::<Vec<_>>()).unwrap();
+        assert_eq!(rows(&store), 0);
+        // The last delivered: seqs of purged events may come again (none was sent).
+        assert_eq!(store.snapshot().unwrap().max_seq, 60);
+    }
+
+    /// The oldest queued event is found whatever the order of creation times: after the
+    /// clock went back, after an insert at a seq already passed, and after reopening.
+    #[test]
+    fn oldest_follows_clock_jumps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let mut evs = events(1..=8, 100);
+        evs[5].created_ms = 50; // seq 6: the clock went back
+        store.insert(&evs[..4]).unwrap();
+        store.delete(&[1]).unwrap(); // the order is known from here on
+        store.insert(&evs[4..]).unwrap();
+        assert_eq!(store.delete(&[2]).unwrap().1, Some(50));
+        assert_eq!(store.delete(&[3, 4, 5]).unwrap().1, Some(50));
+        assert_eq!(store.delete(&[6]).unwrap().1, Some(7_000));
+        // An event at a seq below the watermark: stored and queued, the oldest.
+        store.insert(&[event(2, 10, 100)]).unwrap();
+        assert_eq!(load_seqs(&mut store), vec![2, 7, 8]);
+        assert_eq!(store.snapshot().unwrap().oldest_ms, Some(10));
+        assert_eq!(store.delete(&[7]).unwrap().1, Some(10));
+        drop(store);
+        let mut store = open(dir.path());
+        assert_eq!(store.delete(&[2]).unwrap().1, Some(8_000));
+        assert_eq!(load_seqs(&mut store), vec![8]);
+    }
+
     /// Bytes this thread has passed to `write` (Linux), for the measurement below.
     fn written_by_thread() -> u64 {
         fs::read_to_string("/proc/thread-self/io")
