@@ -187,6 +187,36 @@ fn purge_leaves_no_delivered_event_bytes() {
     );
 }
 
+/// Delivered events stay in the file (as rows behind the watermark) while events are
+/// queued behind them; the opt-out purge removes them with the queued ones.
+#[test]
+fn purge_removes_delivered_rows_behind_queued_events() {
+    use trailhound_core::store::conformance::event;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .insert(&marked_with(1..=500, 400, &context_with("plain")))
+        .unwrap();
+    // Queued behind the delivered ones: events without the marker.
+    store
+        .insert(&(501..=600).map(|i| event(i, 1, 400)).collect::<Vec<_>>())
+        .unwrap();
+    store.delete(&(1..=500).collect::<Vec<_>>()).unwrap();
+    assert_eq!(store.snapshot().unwrap().events, 100);
+    assert!(
+        !files_with_marker(dir.path()).is_empty(),
+        "delivered, still in the file"
+    );
+    assert_eq!(store.clear(0).unwrap().events, 100);
+    assert_eq!(files_with_marker(dir.path()), Vec::<String>::new(), "open");
+    drop(store);
+    assert_eq!(
+        files_with_marker(dir.path()),
+        Vec::<String>::new(),
+        "closed"
+    );
+}
+
 /// Events spared by the purge (a batch in flight) leave the WAL once they are deleted.
 #[test]
 fn purge_wipes_wal_once_spared_events_are_gone() {
