@@ -18,6 +18,17 @@
 //!   [`QueuedEvent::bytes`]: it bounds a request body.) `type`
 //!   and `name` are copies kept for inspection (`trailhound queue stats`); an index on
 //!   `created_ms` serves the age cap.
+//!
+//!   Delivered events are not deleted one by one: the rows up to the watermark
+//!   `delivered_through` (a row of `state`) are delivered, and every reader skips them.
+//!   They are deleted for real when no event is queued behind them (the whole table
+//!   goes, which SQLite does without rewriting its pages), once more than
+//!   [`DELIVERED_ROWS_MAX`] are left, and by the opt-out purge. A delivered batch that is
+//!   not the oldest queued events (a batch refused in the middle of the queue) is
+//!   deleted row by row. The watermark stays when the table empties, so that the largest
+//!   seq never goes back (see [`StoreSnapshot::max_seq`]). In SQL, the queued events are
+//!   `SELECT … FROM events WHERE seq > coalesce((SELECT CAST(value AS INTEGER) FROM
+//!   state WHERE key = 'delivered_through'), -1)`.
 //! - `contexts`: each context the queued events carry, once (it is most of a typical
 //!   event's bytes, and changes rarely). Rows no event refers to are deleted when the
 //!   queue empties (all but the newest, which the next events most likely carry), when
@@ -25,10 +36,12 @@
 //!   ([`SqliteStore::iter_events`], and so `trailhound queue export`) see every message
 //!   whole. With SQL: `SELECT CASE WHEN context_id IS NULL THEN e.json ELSE
 //!   json_set(e.json, '$.context', json(c.json)) END FROM events e LEFT JOIN contexts c
-//!   ON c.id = e.context_id` (the same JSON, though not byte for byte).
+//!   ON c.id = e.context_id` (the same JSON, though not byte for byte), with the
+//!   watermark's `WHERE` above.
 //! - `state`: [`PersistedState`], one row per piece (`anonymous_id`, `user_id`, `traits`,
 //!   `opted_out`, `retry`), each value JSON, so that QA tools can read it with SQL:
-//!   `SELECT value ->> '$' FROM state WHERE key = 'anonymous_id'`.
+//!   `SELECT value ->> '$' FROM state WHERE key = 'anonymous_id'`; and the store's own
+//!   `delivered_through`, which saving the state leaves alone.
 //!
 //! # Versions
 //!
@@ -57,12 +70,17 @@
 //! (on Unix: the directory `0700` when the store creates it, every file `0600`, tightened
 //! when found looser), rows deleted from pages that stay in use are overwritten
 //! (`secure_delete = FAST`), free pages go back to the file system ([`SqliteStore`] runs
-//! `incremental_vacuum` once enough are free), and opting out ([`QueueStore::clear`])
-//! overwrites everything it deletes (`secure_delete = ON`), gives back every free page
-//! (where delivered events may still be), empties the WAL and deletes the copies of
-//! corrupt databases. Of those copies, at most the newest is kept, and for at most
+//! `VACUUM` once enough are free and the queue is empty, `incremental_vacuum` when events
+//! are queued), and opting out ([`QueueStore::clear`]) overwrites everything it deletes
+//! (`secure_delete = ON`), delivered rows included, gives back every free page (where
+//! delivered events may still be), empties the WAL and deletes the copies of corrupt
+//! databases. Of those copies, at most the newest is kept, and for at most
 //! [`CORRUPT_COPY_MAX_AGE`]. Why FAST and not ON for deliveries: see
 //! `schema::overwrite_freed_pages`.
+//!
+//! Delivered events stay readable in the file, as rows behind the watermark, until the
+//! queue empties or more than [`DELIVERED_ROWS_MAX`] of them are left (and then in free
+//! pages, until these are reused or given back); the opt-out purge removes them all.
 //!
 //! # Failures
 //!
@@ -140,8 +158,8 @@ const VACUUM_FREE_PAGES: i64 = 512;
 /// 800 bytes) on a page of its own.
 pub const PAGE_SIZE: i64 = 2048;
 
-/// Delivered rows left in the table behind events still queued (see
-/// `SqliteStore::do_delete`) before they are deleted for real, in one range delete: as
+/// Delivered rows left in the table behind events still queued (see the module docs)
+/// before they are deleted for real, in one range delete: as
 /// many as the default queue cap ([`trailhound_core::Policy::max_queue_events`]), so that
 /// a full queue drains to empty without it (and the file holds at most about twice a full
 /// queue).
@@ -155,7 +173,7 @@ pub const PAGE_SIZE: i64 = 2048;
 /// 2 000 queued 930 against 910. A bound of 5 000 (deleting every ten batches) wrote
 /// 1 980 and 1 212, one of 50 000 (hit once) 1 258 and 1 458: a queue that never empties
 /// pays the range delete and the vacuum after it whenever the bound is reached.
-const DELIVERED_ROWS_MAX: u64 = 100_000;
+pub const DELIVERED_ROWS_MAX: u64 = 100_000;
 
 /// See [`VACUUM_FREE_PAGES`]: free pages must be at least this many eighths of the file.
 const VACUUM_FREE_EIGHTHS: i64 = 7;
