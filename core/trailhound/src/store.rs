@@ -2992,11 +2992,23 @@ mod tests {
             sql::DELETE_UP_TO,
             sql::BYTES_OF,
             sql::CONTEXT_JSON,
+            sql::LIVE_THROUGH,
+            sql::COUNT_IN,
+            sql::COUNT_UP_TO,
+            sql::FIRST_QUEUED,
+            sql::DELETE_DELIVERED,
         ] {
             let p = plan(q);
             assert!(p.contains("INTEGER PRIMARY KEY"), "{q}: {p}");
         }
-        for q in [sql::OLDEST, sql::LOAD, sql::EVICT_OLDEST, sql::WALK] {
+        for q in [
+            sql::OLDEST,
+            sql::LOAD,
+            sql::EVICT_OLDEST,
+            sql::WALK,
+            sql::ITER,
+            sql::SEQ_AGES_DESC,
+        ] {
             let p = plan(q);
             assert!(!p.contains("TEMP B-TREE"), "{q}: {p}");
         }
