@@ -926,6 +926,11 @@ impl SqliteStore {
     /// [`DELIVERED_ROWS_MAX`] of them are left, in one range delete. Measured by
     /// `write_amplification`: see [`DELIVERED_ROWS_MAX`].
     ///
+    /// The watermark is saved also when the table empties, so that a restart never uses
+    /// a delivered seq again: one page more per delivery. Measured on the paced pattern
+    /// (commits and batches of 20, the queue emptying after each): 1 460 against 1 356
+    /// bytes written per event when only `DELETE FROM events` ran.
+    ///
     /// Seqs that are not the oldest queued events (a batch the server refused in the
     /// middle of the queue, gaps of evicted events between them and the oldest) are
     /// deleted row by row, one statement per run of consecutive seqs.
