@@ -6,25 +6,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use trailhound::{Builder, Client, DeviceConditions, Network, Notification, Stats};
+use trailhound::{Builder, Client, Notification, Stats};
 
-/// On Wi-Fi, charging, battery at 90 %: nothing holds uploads back.
-pub fn wifi() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Wifi,
-        battery_level: Some(0.9),
-        charging: Some(true),
-        ..DeviceConditions::default()
-    }
-}
-
-/// [`wifi`] without a network: nothing is uploaded.
-pub fn offline() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Offline,
-        ..wifi()
-    }
-}
+/// On Wi-Fi while charging (nothing holds uploads back), and no network (nothing is
+/// uploaded): the engine's own test conditions.
+pub use trailhound::core::testing::{offline, wifi_charging as wifi};
 
 /// Every notification a client's listener heard, in order.
 pub type Notes = Arc<Mutex<Vec<Notification>>>;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use trailhound::core::message::{self, Identity};
 use trailhound::core::QueuedEvent;
-use trailhound::{Call, Client, ContextInfo, DeviceConditions, Error, Message, Network, Policy};
+use trailhound::{Call, Client, ContextInfo, Error, Message, Network, Policy};
 
 /// The typical event's name.
 pub const EVENT: &str = "Song Played";
@@ -32,23 +32,10 @@ pub fn properties(i: u64) -> Value {
     })
 }
 
-/// No network: nothing is uploaded, everything is committed.
-pub fn offline() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Offline,
-        ..DeviceConditions::default()
-    }
-}
-
-/// Wifi while charging: uploads go out promptly.
-pub fn wifi() -> DeviceConditions {
-    DeviceConditions {
-        network: Network::Wifi,
-        battery_level: Some(0.9),
-        charging: Some(true),
-        ..DeviceConditions::default()
-    }
-}
+/// No network (nothing is uploaded, everything is committed), and Wi-Fi while charging
+/// (uploads go out promptly): the engine's own test conditions.
+#[allow(unused_imports)] // Each bench uses a different subset, like the functions here.
+pub use trailhound::core::testing::{offline, wifi_charging as wifi};
 
 /// `count` typical events, stamped and sealed exactly as `track()` does, with the messages
 /// they were sealed from.
