@@ -74,7 +74,7 @@ use trailhound::{Builder, Call, Client, DeviceConditions, Network, Policy};
 
 use common::collector::LeanCollector;
 use common::sys;
-use common::{app_context, offline, properties, track_retry, wifi, EVENT};
+use common::{app_context, message_context, offline, properties, track_retry, wifi, EVENT};
 
 /// Set in the child processes of (d): `rss` queues events, `baseline` only builds them.
 const CHILD_ENV: &str = "TRAILHOUND_BENCH_CHILD";
@@ -536,7 +536,8 @@ const RAW_SCHEMA: &str = "
         bytes INTEGER NOT NULL,
         json TEXT NOT NULL,
         type TEXT,
-        name TEXT
+        name TEXT,
+        context_id INTEGER
     );
     CREATE INDEX events_created_ms ON events(created_ms);
 ";
@@ -549,14 +550,18 @@ type RawRow = (
     String,
     Option<String>,
     Option<String>,
+    Option<i64>,
 );
 
-/// Inserts `rows` into a fresh database with the queue's table and PRAGMAs (WAL,
-/// synchronous=NORMAL) in one transaction through one prepared statement. Returns the
+/// Inserts `rows` into a fresh database with the queue's table and PRAGMAs (2 KiB pages,
+/// WAL, synchronous=NORMAL) in one transaction through one prepared statement. Returns the
 /// time from `BEGIN` to `COMMIT`.
 fn raw_insert(rows: &[RawRow]) -> Duration {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut conn = Connection::open(dir.path().join("raw.db")).expect("open");
+    // The queue's page size (set before anything is written).
+    conn.execute_batch("PRAGMA page_size = 2048;")
+        .expect("pragma");
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
         .expect("WAL");
@@ -569,12 +574,12 @@ fn raw_insert(rows: &[RawRow]) -> Duration {
     {
         let mut stmt = tx
             .prepare(
-                "INSERT INTO events(seq, message_id, created_ms, bytes, json, type, name)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO events(seq, message_id, created_ms, bytes, json, type, name,
+                 context_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .expect("prepare");
         for r in rows {
-            stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5, r.6])
+            stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7])
                 .expect("insert");
         }
     }
@@ -593,10 +598,12 @@ fn read_rows(db: &Path) -> Vec<RawRow> {
                 e.seq as i64,
                 e.message_id.clone(),
                 e.created_ms,
-                e.bytes() as i64,
+                e.stored_bytes() as i64,
                 e.json.body().to_owned(),
                 Some(e.kind.as_str().to_owned()),
                 e.name.clone(),
+                // The queue's events share one context: one row of its `contexts` table.
+                e.json.context().map(|_| 1),
             ));
             true
         })
@@ -1195,12 +1202,7 @@ fn floor(n: u64) -> Floor {
 
     // track()'s own work on the caller's thread: message id, clock, stamp.
     let identity = Identity::new(uuid::Uuid::new_v4());
-    let ctx = trailhound::core::message::Context::new(trailhound::core::context::build(
-        &app_context(),
-        &identity.anonymous_id,
-        Network::Wifi,
-        Some(1_700_000_000_000),
-    ));
+    let ctx = message_context(&identity, Network::Wifi);
     let calls: Vec<Call> = (0..n)
         .map(|i| {
             let Value::Object(props) = properties(i) else {
@@ -1806,12 +1808,7 @@ fn breakdown(sizes: &Sizes, rows: &mut Vec<Row>) {
     let n = sizes.breakdown;
     let policy = Policy::default();
     let identity = Identity::new(uuid::Uuid::new_v4());
-    let ctx = trailhound::core::message::Context::new(trailhound::core::context::build(
-        &app_context(),
-        &identity.anonymous_id,
-        Network::Offline,
-        Some(1_700_000_000_000),
-    ));
+    let ctx = message_context(&identity, Network::Offline);
     let now = 1_700_000_000_000i64;
     let track_call = |i: u64| {
         let Value::Object(props) = properties(i) else {

@@ -37,17 +37,26 @@ pub fn properties(i: u64) -> Value {
 #[allow(unused_imports)] // Each bench uses a different subset, like the functions here.
 pub use trailhound::core::testing::{offline, wifi_charging as wifi};
 
+/// The `context` [`app_context`] gives the messages of `identity` on `network`, as
+/// `track()` builds it (session started at a fixed time).
+pub fn message_context(
+    identity: &Identity,
+    network: Network,
+) -> trailhound::core::message::Context {
+    trailhound::core::message::Context::new(trailhound::core::context::build(
+        &app_context(),
+        &identity.anonymous_id,
+        network,
+        Some(1_700_000_000_000),
+    ))
+}
+
 /// `count` typical events, stamped and sealed exactly as `track()` does, with the messages
 /// they were sealed from.
 pub fn typical_events(count: u64) -> (Vec<Message>, Vec<QueuedEvent>) {
     let policy = Policy::default();
     let identity = Identity::new(uuid::Uuid::new_v4());
-    let ctx = trailhound::core::message::Context::new(trailhound::core::context::build(
-        &app_context(),
-        &identity.anonymous_id,
-        Network::Wifi,
-        Some(1_700_000_000_000),
-    ));
+    let ctx = message_context(&identity, Network::Wifi);
     let now = 1_700_000_000_000;
     let mut messages = Vec::new();
     let mut events = Vec::new();
