@@ -1408,21 +1408,26 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
     let floor = floor(sizes.pieces);
     let json_len = getf(&kv, "json_bytes");
 
-    // (f) paced.
-    let tag = format!("(f) paced 2 kHz track(), {} calls", count(sizes.paced));
-    let refused = (
-        (n("paced_refused"), n("paced_calls")),
-        (n("bare_paced_refused"), n("bare_paced_calls")),
-    );
-    let row = |q: &str, key: &str| {
+    // A latency row of (f) or (g): ours beside the bare channel's, refused calls counted.
+    let latency_row = |tag: &str, part: &str, q: &str, key: &str| {
         Row::new(
             format!("{tag} {q}"),
-            getf(&kv, &format!("paced_{key}")),
-            Some(getf(&kv, &format!("bare_paced_{key}"))),
+            getf(&kv, &format!("{part}_{key}")),
+            Some(getf(&kv, &format!("bare_{part}_{key}"))),
             "us",
         )
-        .refused(refused.0, refused.1)
+        .refused(
+            (n(&format!("{part}_refused")), n(&format!("{part}_calls"))),
+            (
+                n(&format!("bare_{part}_refused")),
+                n(&format!("bare_{part}_calls")),
+            ),
+        )
     };
+
+    // (f) paced.
+    let tag = format!("(f) paced 2 kHz track(), {} calls", count(sizes.paced));
+    let row = |q: &str, key: &str| latency_row(&tag, "paced", q, key);
     rows.push(row("p50", "p50").note(format!(
         "medians of {} rounds (failures: the worst round), each a fresh child and client; \
          default policy, wifi while charging, {json_len:.0}-byte events; each call \
@@ -1451,19 +1456,7 @@ fn issue10(sizes: &Sizes, rows: &mut Vec<Row>) {
 
     // (g) burst.
     let tag = format!("(g) burst track(), {} calls", count(sizes.burst));
-    let refused = (
-        (n("burst_refused"), n("burst_calls")),
-        (n("bare_burst_refused"), n("bare_burst_calls")),
-    );
-    let row = |q: &str, key: &str| {
-        Row::new(
-            format!("{tag} {q}"),
-            getf(&kv, &format!("burst_{key}")),
-            Some(getf(&kv, &format!("bare_burst_{key}"))),
-            "us",
-        )
-        .refused(refused.0, refused.1)
-    };
+    let row = |q: &str, key: &str| latency_row(&tag, "burst", q, key);
     rows.push(row("p50", "p50").note(format!(
         "right after (f), same client: back-to-back calls, never retried, refused ones included; \
          loop {:.2} s; mean {:.2} us; baseline: mpsc send of a String of the event's size to \
