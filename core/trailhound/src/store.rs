@@ -2641,17 +2641,24 @@ mod tests {
         assert_eq!(store.snapshot().unwrap().events, 1);
     }
 
-    /// A full disk fails the insert as Full, keeps nothing of it, and deletes still work.
-    #[test]
-    fn full_disk_fails_insert_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = open(dir.path());
+    /// A store holding ten small events whose file cannot grow: the next large insert
+    /// fails as a full disk would make it.
+    fn open_nearly_full(dir: &Path) -> SqliteStore {
+        let mut store = open(dir);
         store.insert(&events(1..=10, 200)).unwrap();
         let pages: u32 = store
             .conn
             .query_row("PRAGMA page_count", [], |r| r.get(0))
             .unwrap();
         store.set_max_pages(pages);
+        store
+    }
+
+    /// A full disk fails the insert as Full, keeps nothing of it, and deletes still work.
+    #[test]
+    fn full_disk_fails_insert_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open_nearly_full(dir.path());
 
         let err = store.insert(&events(11..=20, 8000)).unwrap_err();
         assert_eq!(err.kind, FailureKind::Full, "{err}");
@@ -3371,13 +3378,7 @@ mod tests {
     fn failed_insert_forgets_its_contexts() {
         use trailhound_core::store::conformance::{context, event_sharing};
         let dir = tempfile::tempdir().unwrap();
-        let mut store = open(dir.path());
-        store.insert(&events(1..=10, 200)).unwrap();
-        let pages: u32 = store
-            .conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .unwrap();
-        store.set_max_pages(pages);
+        let mut store = open_nearly_full(dir.path());
         let c = context(&"c".repeat(3000));
         let big: Vec<_> = (11..=20).map(|i| event_sharing(i, 1, 8000, &c)).collect();
         assert_eq!(store.insert(&big).unwrap_err().kind, FailureKind::Full);
