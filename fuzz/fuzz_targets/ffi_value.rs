@@ -22,7 +22,7 @@ use trailhound_ffi::{
     AppInfo, Config, ContextInfo, DeviceConditions, Event, EventPlugin, HttpRequest, HttpResponse,
     HttpTransport, Network, PolicyOverrides, TrailhoundClient, TrailhoundError, Value,
 };
-use trailhound_fuzz::{tempdir, Json};
+use trailhound_fuzz::{tempdir, CallKind, Json};
 
 /// A transport with no network: every upload is a network error (retried with backoff).
 struct NoNetwork;
@@ -51,16 +51,6 @@ impl EventPlugin for Recorder {
         SEEN.with(|s| *s.borrow_mut() = Some(event.clone()));
         Ok(KEEP.with(Cell::get).then_some(event))
     }
-}
-
-#[derive(Debug, Arbitrary)]
-enum Method {
-    Track,
-    Identify { anonymous: bool },
-    Screen,
-    Page,
-    Group,
-    Alias,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -108,7 +98,7 @@ struct HostileConfig {
 
 #[derive(Debug, Arbitrary)]
 struct Input {
-    method: Method,
+    method: CallKind,
     name: String,
     props: Vec<(String, Json)>,
     /// The plugin keeps the event: the values go back through the bindings into the core.
@@ -127,7 +117,7 @@ fuzz_target!(|input: Input| {
     let finite = props.values().all(all_finite);
     let sent = props.clone();
     let method = input.method;
-    let carries_props = !matches!(method, Method::Alias);
+    let carries_props = !matches!(method, CallKind::Alias);
     KEEP.with(|k| k.set(input.keep));
     SEEN.with(|s| s.borrow_mut().take());
     let result = match input.hostile {
@@ -176,17 +166,17 @@ fuzz_target!(|input: Input| {
 
 fn call(
     client: &TrailhoundClient,
-    method: Method,
+    method: CallKind,
     name: String,
     props: HashMap<String, Value>,
 ) -> Result<(), TrailhoundError> {
     match method {
-        Method::Track => client.track(name, props),
-        Method::Identify { anonymous } => client.identify((!anonymous).then_some(name), props),
-        Method::Screen => client.screen(name, props),
-        Method::Page => client.page(name, props),
-        Method::Group => client.group(name, props),
-        Method::Alias => client.alias(name),
+        CallKind::Track => client.track(name, props),
+        CallKind::Identify { anonymous } => client.identify((!anonymous).then_some(name), props),
+        CallKind::Screen => client.screen(name, props),
+        CallKind::Page => client.page(name, props),
+        CallKind::Group => client.group(name, props),
+        CallKind::Alias => client.alias(name),
     }
 }
 

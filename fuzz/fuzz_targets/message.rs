@@ -12,21 +12,11 @@ use trailhound_core::context::{AppInfo, ContextInfo};
 use trailhound_core::message::{self, Call, Identity, QueuedEvent, ValidationError};
 use trailhound_core::tracker::{IdentityChange, Tracker};
 use trailhound_core::{Network, Policy};
-use trailhound_fuzz::{nesting, Props};
-
-#[derive(Debug, Arbitrary)]
-enum Kind {
-    Track,
-    Identify { anonymous: bool },
-    Screen,
-    Page,
-    Group,
-    Alias,
-}
+use trailhound_fuzz::{nesting, CallKind, Props};
 
 #[derive(Debug, Arbitrary)]
 struct FuzzCall {
-    kind: Kind,
+    kind: CallKind,
     name: String,
     props: Props,
     message_id: String,
@@ -79,27 +69,27 @@ fuzz_target!(|input: Input| {
         let deepest = props.values().map(nesting).max().unwrap_or(0);
         let too_deep = deepest > 0 && deepest >= policy.max_nesting_depth;
         let c = match call.kind {
-            Kind::Track => Call::Track {
+            CallKind::Track => Call::Track {
                 event: call.name,
                 properties: props,
             },
-            Kind::Identify { anonymous } => Call::Identify {
+            CallKind::Identify { anonymous } => Call::Identify {
                 user_id: (!anonymous).then_some(call.name),
                 traits: props,
             },
-            Kind::Screen => Call::Screen {
+            CallKind::Screen => Call::Screen {
                 name: call.name,
                 properties: props,
             },
-            Kind::Page => Call::Page {
+            CallKind::Page => Call::Page {
                 name: call.name,
                 properties: props,
             },
-            Kind::Group => Call::Group {
+            CallKind::Group => Call::Group {
                 group_id: call.name,
                 traits: props,
             },
-            Kind::Alias => Call::Alias { user_id: call.name },
+            CallKind::Alias => Call::Alias { user_id: call.name },
         };
         let carries_props = !matches!(c, Call::Alias { .. });
         let msg = match tracker.stamp(c, call.message_id, call.now_ms, &policy) {

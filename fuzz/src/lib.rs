@@ -13,6 +13,18 @@ use serde_json::{Map, Value};
 /// default is 12), well within the fuzzer thread's stack.
 pub const MAX_WRAP: usize = 200;
 
+/// Which call a target makes: the six of the Segment spec (an identify with or without a
+/// user id).
+#[derive(Debug, Arbitrary)]
+pub enum CallKind {
+    Track,
+    Identify { anonymous: bool },
+    Screen,
+    Page,
+    Group,
+    Alias,
+}
+
 /// A JSON value as the fuzzer builds it.
 #[derive(Debug, Clone)]
 pub enum Json {
