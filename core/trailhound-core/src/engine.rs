@@ -111,7 +111,7 @@ impl Batch {
     /// A batch whose body is compressed now, up to its `sentAt` (a batch prepared while
     /// another is on the wire).
     fn prepared(events: Vec<QueuedEvent>) -> Batch {
-        let body = Body::start(&events);
+        let body = Some(Body::start(&events));
         Batch { events, body }
     }
 }
@@ -126,33 +126,22 @@ struct Body {
     raw_bytes: usize,
 }
 
-/// The end of a batch body: what follows the last event.
-fn body_tail(sent_at_ms: i64) -> String {
-    format!("],\"sentAt\":\"{}\"}}", crate::message::iso8601(sent_at_ms))
-}
-
 impl Body {
-    /// `None` if the wire form does not end as [`body_tail`] says (then the body is built
-    /// whole when sent, as [`wire::batch_json`] makes it).
-    fn start(events: &[QueuedEvent]) -> Option<Body> {
-        let raw = wire::batch_json(events, 0);
-        let tail = body_tail(0);
-        let head = raw.strip_suffix(tail.as_bytes())?;
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(head.len() / 4 + 64),
-            flate2::Compression::fast(),
-        );
-        gz.write_all(head).ok()?;
-        gz.flush().ok()?;
-        Some(Body {
+    /// Compresses `{"batch":[…` of `events` and flushes the compressor.
+    fn start(events: &[QueuedEvent]) -> Body {
+        let head = wire::batch_head(events);
+        let mut gz = wire::gzip_encoder(head.len());
+        gz.write_all(&head).expect("writing to a Vec cannot fail");
+        gz.flush().expect("writing to a Vec cannot fail");
+        Body {
             gz,
             raw_bytes: head.len(),
-        })
+        }
     }
 
     /// The compressed body stamped with `sentAt`, and its uncompressed size.
     fn finish(mut self, sent_at_ms: i64) -> (Vec<u8>, usize) {
-        let tail = body_tail(sent_at_ms);
+        let tail = wire::batch_tail(sent_at_ms);
         self.gz
             .write_all(tail.as_bytes())
             .expect("writing to a Vec cannot fail");
