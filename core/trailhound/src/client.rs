@@ -800,10 +800,7 @@ mod tests {
     fn rings_only_when_the_engine_must_act() {
         let dir = tempfile::tempdir().unwrap();
         let client = Builder::new("k", "https://collector.invalid", dir.path())
-            .conditions(DeviceConditions {
-                network: trailhound_core::Network::Offline,
-                ..DeviceConditions::default()
-            })
+            .conditions(trailhound_core::testing::offline())
             .with_policy(|p| {
                 p.commit_interval = Duration::from_secs(30);
                 p.commit_max_events = 50;

@@ -850,10 +850,11 @@ impl Worker {
     fn handle_all_stopping(&mut self, commands: &mut Vec<Command>) {
         // Those left after the stop first, then those waiting in the mailbox.
         loop {
+            let now = now_ms();
             for cmd in commands.drain(..) {
                 match cmd {
-                    Command::Event { event, identity } => self.take_event(event, identity),
-                    other => self.handle(other, now_ms()),
+                    Command::Event { event, identity } => self.take_event(event, identity, now),
+                    other => self.handle(other, now),
                 }
             }
             self.mailbox.take(commands);
@@ -872,7 +873,7 @@ impl Worker {
         match cmd {
             Command::Event { event, identity } => {
                 if self.parked.is_empty() && self.engine.accepting() {
-                    self.take_event(event, identity);
+                    self.take_event(event, identity, now);
                 } else {
                     self.parked.push_back((event, identity));
                 }
@@ -895,11 +896,12 @@ impl Worker {
 
     /// Hands parked events to the engine while it accepts them (`all`: regardless).
     fn feed_parked(&mut self, all: bool) {
+        let now = now_ms();
         while all || self.engine.accepting() {
             let Some((event, identity)) = self.parked.pop_front() else {
                 break;
             };
-            self.take_event(event, identity);
+            self.take_event(event, identity, now);
         }
         self.release_taken();
     }
@@ -911,7 +913,9 @@ impl Worker {
         self.gate.release_many(events, bytes);
     }
 
-    fn take_event(&mut self, event: QueuedEvent, identity: Option<Box<Versioned>>) {
+    /// Hands one event to the engine, at `now` (the time of the drain it came in: one
+    /// clock read per drain, not per event).
+    fn take_event(&mut self, event: QueuedEvent, identity: Option<Box<Versioned>>, now: i64) {
         self.taken.0 += 1;
         self.taken.1 += event.stored_bytes();
         if self.taken.0 >= RELEASE_EVERY {
@@ -921,7 +925,7 @@ impl Worker {
         if let Some(v) = identity {
             self.take_identity(*v);
         }
-        self.engine.handle_event(event, now_ms());
+        self.engine.handle_event(event, now);
     }
 
     /// Persists an identity unless a newer one was already handed over (a reset that
