@@ -913,6 +913,40 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// A removal of queued events (a delete, an eviction) in one write transaction:
+    /// `remove` deletes rows or moves the watermark (`Delivered`), and returns its result
+    /// and what it removed; then, in the same transaction, what every removal ends with:
+    /// the new oldest queued event, the delivered rows removed for real when nothing is
+    /// queued behind them (or past the bound), and the contexts no event needs once the
+    /// queue is empty. After the commit, the caches follow and free pages go back.
+    fn removing<T>(
+        &mut self,
+        remove: impl FnOnce(&Connection, &mut Delivered) -> Result<(T, Removed), Error>,
+    ) -> Result<(T, Option<i64>), Error> {
+        let mut delivered = self.delivered()?;
+        let ages = self.ages(delivered.through)?;
+        let tx = write(&mut self.conn)?;
+        let (out, removed) = remove(&tx, &mut delivered)?;
+        let oldest = oldest_ms(&tx, delivered.through, Some(&ages))?;
+        remove_delivered_rows(
+            &tx,
+            &mut delivered,
+            oldest,
+            self.delivered_rows_max,
+            self.wipe_through.is_some(),
+        )?;
+        let purged = purge_contexts_if_empty(&tx, oldest, &self.contexts)?;
+        tx.commit()?;
+        self.delivered = Some(delivered);
+        if purged {
+            self.contexts.forget_all_but_last();
+        }
+        self.forget(removed);
+        self.release_free_pages(oldest.is_none());
+        self.wipe_wal_if_purged();
+        Ok((out, oldest))
+    }
+
     /// Deletes delivered (or rejected) events. A delivered batch is usually the oldest
     /// events of the queue, and then nothing is deleted: the watermark `delivered_through`
     /// moves past it (one row of `state`), in the same transaction, and every reader
@@ -935,81 +969,68 @@ impl SqliteStore {
     /// middle of the queue, gaps of evicted events between them and the oldest) are
     /// deleted row by row, one statement per run of consecutive seqs.
     fn do_delete(&mut self, seqs: &[u64]) -> Result<(Removed, Option<i64>), Error> {
-        let delivered = self.delivered()?;
-        let ages = self.ages(delivered.through)?;
-        // A seq too large for SQLite cannot be stored, so there is nothing to delete; nor
-        // is there below the watermark.
-        let mut sorted: Vec<i64> = seqs
-            .iter()
-            .filter_map(|&s| i64::try_from(s).ok())
-            .filter(|&s| s > delivered.through)
-            .collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let runs: Vec<(i64, i64)> = sorted
-            .chunk_by(|a, b| a.checked_add(1) == Some(*b))
-            .map(|run| (run[0], run[run.len() - 1]))
-            .collect();
-        let tx = write(&mut self.conn)?;
-        let mut removed = Removed::default();
-        let mut after = delivered;
-        if let (Some(&(first, _)), Some(&(_, last))) = (runs.first(), runs.last()) {
-            // The rows between the watermark and the last seq: the seqs are a prefix when
-            // these are all among them.
-            let (live, bytes, min) = tx.prepare_cached(sql::LIVE_THROUGH)?.query_row(
-                [delivered.through, last],
-                |r| {
-                    Ok((
-                        get_u64(r, 0)?,
-                        bytes_total(r, 1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                    ))
-                },
-            )?;
-            let prefix = if runs.len() == 1 {
-                // None below the run: every row up to `last` is in it.
-                min.is_none_or(|min| min >= first)
-            } else {
-                // None in the gaps between the runs either.
-                let mut count = tx.prepare_cached(sql::COUNT_IN)?;
-                let mut in_runs = 0u64;
-                for &(first, last) in &runs {
-                    in_runs += count.query_row([first, last], |r| get_u64(r, 0))?;
-                }
-                in_runs == live
-            };
-            if prefix {
-                if live > 0 {
-                    removed = Removed {
-                        events: live,
-                        bytes,
-                    };
-                    after = Delivered {
-                        through: last,
-                        rows: delivered.rows.saturating_add(live),
-                    };
-                    save_delivered(&tx, last)?;
-                }
-            } else {
-                let mut delete = tx.prepare_cached(sql::DELETE_RANGE)?;
-                for &(first, last) in &runs {
-                    removed = plus(removed, removed_by_stmt(&mut delete, [first, last])?);
+        self.removing(|tx, after| {
+            let delivered = *after;
+            // A seq too large for SQLite cannot be stored, so there is nothing to delete; nor
+            // is there below the watermark.
+            let mut sorted: Vec<i64> = seqs
+                .iter()
+                .filter_map(|&s| i64::try_from(s).ok())
+                .filter(|&s| s > delivered.through)
+                .collect();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let runs: Vec<(i64, i64)> = sorted
+                .chunk_by(|a, b| a.checked_add(1) == Some(*b))
+                .map(|run| (run[0], run[run.len() - 1]))
+                .collect();
+            let mut removed = Removed::default();
+            if let (Some(&(first, _)), Some(&(_, last))) = (runs.first(), runs.last()) {
+                // The rows between the watermark and the last seq: the seqs are a prefix when
+                // these are all among them.
+                let (live, bytes, min) = tx.prepare_cached(sql::LIVE_THROUGH)?.query_row(
+                    [delivered.through, last],
+                    |r| {
+                        Ok((
+                            get_u64(r, 0)?,
+                            bytes_total(r, 1)?,
+                            r.get::<_, Option<i64>>(2)?,
+                        ))
+                    },
+                )?;
+                let prefix = if runs.len() == 1 {
+                    // None below the run: every row up to `last` is in it.
+                    min.is_none_or(|min| min >= first)
+                } else {
+                    // None in the gaps between the runs either.
+                    let mut count = tx.prepare_cached(sql::COUNT_IN)?;
+                    let mut in_runs = 0u64;
+                    for &(first, last) in &runs {
+                        in_runs += count.query_row([first, last], |r| get_u64(r, 0))?;
+                    }
+                    in_runs == live
+                };
+                if prefix {
+                    if live > 0 {
+                        removed = Removed {
+                            events: live,
+                            bytes,
+                        };
+                        *after = Delivered {
+                            through: last,
+                            rows: delivered.rows.saturating_add(live),
+                        };
+                        save_delivered(tx, last)?;
+                    }
+                } else {
+                    let mut delete = tx.prepare_cached(sql::DELETE_RANGE)?;
+                    for &(first, last) in &runs {
+                        removed = plus(removed, removed_by_stmt(&mut delete, [first, last])?);
+                    }
                 }
             }
-        }
-        let oldest = oldest_ms(&tx, after.through, Some(&ages))?;
-        let max = self.delivered_rows_max;
-        remove_delivered_rows(&tx, &mut after, oldest, max, self.wipe_through.is_some())?;
-        let purged = purge_contexts_if_empty(&tx, oldest, &self.contexts)?;
-        tx.commit()?;
-        self.delivered = Some(after);
-        if purged {
-            self.contexts.forget_all_but_last();
-        }
-        self.forget(removed);
-        self.release_free_pages(oldest.is_none());
-        self.wipe_wal_if_purged();
-        Ok((removed, oldest))
+            Ok((removed, removed))
+        })
     }
 
     /// See [`QueueStore::evict`]. Each step touches only the rows it removes, plus one
@@ -1024,62 +1045,45 @@ impl SqliteStore {
         spare_through: u64,
     ) -> Result<(Evicted, Option<i64>), Error> {
         let totals = self.totals()?;
-        let mut delivered = self.delivered()?;
-        let ages = self.ages(delivered.through)?;
-        // Delivered rows are gone already: the caps count and take queued ones only.
-        let spare = i64::try_from(spare_through)
-            .unwrap_or(i64::MAX)
-            .max(delivered.through);
-        let tx = write(&mut self.conn)?;
-        let mut evicted = Evicted {
-            age: removed_by(tx.prepare_cached(sql::EVICT_AGE)?, [min_created_ms, spare])?,
-            ..Evicted::default()
-        };
-        let events_left = totals.events.saturating_sub(evicted.age.events);
-        if events_left > max_events {
-            let n = i64::try_from(events_left - max_events).unwrap_or(i64::MAX);
-            evicted.count = removed_by(tx.prepare_cached(sql::EVICT_OLDEST)?, [n, spare])?;
-        }
-        let bytes_left = totals
-            .bytes
-            .saturating_sub(evicted.age.bytes.saturating_add(evicted.count.bytes));
-        if bytes_left > max_bytes {
-            // Walk the oldest rows until enough bytes are found, then delete up to there.
-            let over = bytes_left - max_bytes;
-            let mut last = None;
-            {
-                let mut walk = tx.prepare_cached(sql::WALK)?;
-                let mut rows = walk.query([spare])?;
-                let mut found = 0u64;
-                while found < over {
-                    let Some(row) = rows.next()? else { break };
-                    last = Some(row.get::<_, i64>(0)?);
-                    found = found.saturating_add(get_u64(row, 1)?);
+        self.removing(|tx, delivered| {
+            // Delivered rows are gone already: the caps count and take queued ones only.
+            let spare = i64::try_from(spare_through)
+                .unwrap_or(i64::MAX)
+                .max(delivered.through);
+            let mut evicted = Evicted {
+                age: removed_by(tx.prepare_cached(sql::EVICT_AGE)?, [min_created_ms, spare])?,
+                ..Evicted::default()
+            };
+            let events_left = totals.events.saturating_sub(evicted.age.events);
+            if events_left > max_events {
+                let n = i64::try_from(events_left - max_events).unwrap_or(i64::MAX);
+                evicted.count = removed_by(tx.prepare_cached(sql::EVICT_OLDEST)?, [n, spare])?;
+            }
+            let bytes_left = totals
+                .bytes
+                .saturating_sub(evicted.age.bytes.saturating_add(evicted.count.bytes));
+            if bytes_left > max_bytes {
+                // Walk the oldest rows until enough bytes are found, then delete up to there.
+                let over = bytes_left - max_bytes;
+                let mut last = None;
+                {
+                    let mut walk = tx.prepare_cached(sql::WALK)?;
+                    let mut rows = walk.query([spare])?;
+                    let mut found = 0u64;
+                    while found < over {
+                        let Some(row) = rows.next()? else { break };
+                        last = Some(row.get::<_, i64>(0)?);
+                        found = found.saturating_add(get_u64(row, 1)?);
+                    }
+                }
+                if let Some(last) = last {
+                    evicted.bytes =
+                        removed_by(tx.prepare_cached(sql::DELETE_UP_TO)?, [last, spare])?;
                 }
             }
-            if let Some(last) = last {
-                evicted.bytes = removed_by(tx.prepare_cached(sql::DELETE_UP_TO)?, [last, spare])?;
-            }
-        }
-        let oldest = oldest_ms(&tx, delivered.through, Some(&ages))?;
-        let max = self.delivered_rows_max;
-        remove_delivered_rows(
-            &tx,
-            &mut delivered,
-            oldest,
-            max,
-            self.wipe_through.is_some(),
-        )?;
-        let purged = purge_contexts_if_empty(&tx, oldest, &self.contexts)?;
-        tx.commit()?;
-        self.delivered = Some(delivered);
-        if purged {
-            self.contexts.forget_all_but_last();
-        }
-        self.forget(plus(plus(evicted.age, evicted.count), evicted.bytes));
-        self.release_free_pages(oldest.is_none());
-        self.wipe_wal_if_purged();
-        Ok((evicted, oldest))
+            let removed = plus(plus(evicted.age, evicted.count), evicted.bytes);
+            Ok((evicted, removed))
+        })
     }
 
     /// The opt-out purge. Besides the rows, it removes what else holds tracked events:
