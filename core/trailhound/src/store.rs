@@ -2519,14 +2519,10 @@ mod tests {
         assert!(get("anonymous_id").contains(&state().identity.anonymous_id));
         assert_eq!(get("user_id"), r#"Text("u1")"#);
         assert_eq!(get("opted_out"), "Integer(0)");
-        let attempts: i64 = store
-            .conn
-            .query_row(
-                "SELECT value ->> '$.attempts' FROM state WHERE key = 'retry'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let attempts = value_of(
+            &store,
+            "SELECT value ->> '$.attempts' FROM state WHERE key = 'retry'",
+        );
         assert_eq!(attempts, 2);
     }
 
@@ -2758,14 +2754,10 @@ mod tests {
                 (99, MessageType::Track, None)
             );
 
-            let old_rows: i64 = store
-                .conn
-                .query_row(
-                    "SELECT count(*) FROM events WHERE context_id IS NULL",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
+            let old_rows = value_of(
+                &store,
+                "SELECT count(*) FROM events WHERE context_id IS NULL",
+            );
             assert_eq!(
                 old_rows,
                 sealed.len() as i64 + 1,
@@ -3203,10 +3195,12 @@ mod tests {
 
     /// Rows of the `contexts` table.
     fn context_rows(store: &SqliteStore) -> i64 {
-        store
-            .conn
-            .query_row("SELECT count(*) FROM contexts", [], |r| r.get(0))
-            .unwrap()
+        value_of(store, "SELECT count(*) FROM contexts")
+    }
+
+    /// The one integer `sql` gives (a count, a sum) on the store's own connection.
+    fn value_of(store: &SqliteStore, sql: &str) -> i64 {
+        store.conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
     /// [`typical`] events whose context a plugin changed: each carries its own.
@@ -3246,22 +3240,15 @@ mod tests {
                 store.insert(chunk).unwrap();
             }
             assert_eq!(context_rows(&store), 1);
-            let with_context: i64 = store
-                .conn
-                .query_row(
-                    "SELECT count(*) FROM events WHERE instr(json, '\"context\"') > 0",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
+            let with_context = value_of(
+                &store,
+                "SELECT count(*) FROM events WHERE instr(json, '\"context\"') > 0",
+            );
             assert_eq!(
                 with_context, 10,
                 "only the changed contexts are in the rows"
             );
-            let stored: i64 = store
-                .conn
-                .query_row("SELECT sum(length(json)) FROM events", [], |r| r.get(0))
-                .unwrap();
+            let stored = value_of(&store, "SELECT sum(length(json)) FROM events");
             let sent: u64 = evs.iter().map(QueuedEvent::bytes).sum();
             assert!(
                 stored as u64 * 2 < sent,
@@ -3425,10 +3412,7 @@ mod tests {
 
     /// Rows in the `events` table, delivered ones included.
     fn rows(store: &SqliteStore) -> i64 {
-        store
-            .conn
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-            .unwrap()
+        value_of(store, "SELECT count(*) FROM events")
     }
 
     fn load_seqs(store: &mut SqliteStore) -> Vec<u64> {
