@@ -172,6 +172,16 @@ fn roomy(p: &mut Policy) {
     }
 }
 
+/// A client with the default policy on wifi while charging, sending to `url`: issue 10's
+/// scenarios.
+fn default_client(url: &str, dir: &Path) -> Client {
+    Builder::new("bench-key", url, dir)
+        .context(app_context())
+        .conditions(wifi())
+        .build()
+        .expect("client")
+}
+
 fn offline_client(dir: &Path) -> Client {
     Builder::new("bench-key", "https://collector.invalid", dir)
         .context(app_context())
@@ -747,13 +757,8 @@ fn child(mode: &str) {
     match mode {
         "rss" => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let client = Builder::new("bench-key", "https://collector.invalid", dir.path())
-                .context(app_context())
-                .conditions(offline())
-                // Room for a million events: `roomy` is exactly that.
-                .with_policy(roomy)
-                .build()
-                .expect("client");
+            // Room for a million events: `roomy` is exactly that.
+            let client = offline_client(dir.path());
             let mut refused = 0;
             for i in 0..n {
                 refused += track_retry(&client, i, BACKOFF);
@@ -1044,11 +1049,7 @@ fn sdk_child(burst: u64) {
 
     // (f) paced.
     let dir = disk_dir();
-    let client = Builder::new("bench-key", url, dir.path())
-        .context(app_context())
-        .conditions(wifi())
-        .build()
-        .expect("client");
+    let client = default_client(&url, dir.path());
     let mut paced_accepted = 0;
     let tasks0 = sys::task_switches();
     let (ours, late) = paced(paced_n, |i| {
@@ -1698,11 +1699,7 @@ fn idle_child() {
     std::thread::sleep(settle);
     measure("none");
     let dir = disk_dir();
-    let client = Builder::new("bench-key", url, dir.path())
-        .context(app_context())
-        .conditions(wifi())
-        .build()
-        .expect("client");
+    let client = default_client(&url, dir.path());
     std::thread::sleep(settle);
     measure("empty");
     client
