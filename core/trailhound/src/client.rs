@@ -769,6 +769,11 @@ mod tests {
             "http://xn--48FFFFssss02s",
             "https://XN--bcher-kva.example",
             "http:xn--ftgQQpQQOQQQQQQQ",
+            // Found by the endpoint fuzz target (a fresh clone's run): URL parsers drop
+            // tabs and newlines anywhere, so `x<TAB>n--` became `xn--` after the check.
+            "http:x\tn--ftgQQpQQQQQpQQOQQQQQQQQQQQQQQOQQQQQhtttQQQQQQQ2QQQQQQQ73QQQ1QQQQQQQ730e",
+            "https://x\nn--bcher-kva.example",
+            "https://api.exa\rmple.com",
         ] {
             assert!(check_endpoint(bad).is_err(), "{bad} was accepted");
         }
