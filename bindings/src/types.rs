@@ -184,6 +184,8 @@ pub enum DropReason {
     OptOut,
     /// A plugin dropped the event.
     Plugin,
+    /// The event broke the tracking plan (an `enforce` mode).
+    PlanViolation,
 }
 
 impl From<CoreDropReason> for DropReason {
@@ -199,6 +201,7 @@ impl From<CoreDropReason> for DropReason {
             CoreDropReason::StoreFailed => DropReason::StoreFailed,
             CoreDropReason::OptOut => DropReason::OptOut,
             CoreDropReason::Plugin => DropReason::Plugin,
+            CoreDropReason::PlanViolation => DropReason::PlanViolation,
         }
     }
 }
@@ -238,11 +241,47 @@ pub enum Notification {
         /// Milliseconds until a probe request.
         resume_in_ms: u64,
     },
+    /// An event broke the tracking plan.
+    PlanViolation {
+        /// The event's `messageId`.
+        message_id: String,
+        /// `reported`, `stripped` or `dropped`.
+        action: String,
+        /// What it broke.
+        violations: Vec<PlanViolation>,
+    },
     /// Storage failed.
     StoreError {
         /// The failure.
         error: String,
     },
+}
+
+/// One broken rule of a tracking plan.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PlanViolation {
+    /// The event (`track` name, `screen:Name`, `identify`, …).
+    pub event: String,
+    /// The stable rule id, such as `type` or `required`.
+    pub rule: String,
+    /// A JSON pointer into the message, such as `/properties/price`.
+    pub pointer: String,
+    /// What the plan expects there.
+    pub expected: String,
+    /// What was found.
+    pub found: String,
+}
+
+impl From<trailhound::core::plan::Violation> for PlanViolation {
+    fn from(v: trailhound::core::plan::Violation) -> Self {
+        PlanViolation {
+            event: v.event,
+            rule: v.rule.as_str().to_owned(),
+            pointer: v.pointer,
+            expected: v.expected,
+            found: v.found,
+        }
+    }
 }
 
 impl From<&CoreNotification> for Notification {
@@ -276,6 +315,15 @@ impl From<&CoreNotification> for Notification {
                 status,
                 resume_in_ms,
             },
+            CoreNotification::PlanViolation {
+                message_id,
+                action,
+                violations,
+            } => Notification::PlanViolation {
+                message_id,
+                action: action.to_owned(),
+                violations: violations.into_iter().map(Into::into).collect(),
+            },
             CoreNotification::StoreError { error } => Notification::StoreError { error },
         }
     }
@@ -304,6 +352,8 @@ pub struct Dropped {
     pub opt_out: u64,
     /// Dropped by a plugin.
     pub plugin: u64,
+    /// Dropped for breaking the tracking plan.
+    pub plan_violation: u64,
     /// All of the above.
     pub total: u64,
 }
@@ -321,6 +371,7 @@ impl From<CoreDropped> for Dropped {
             store_failed: d.store_failed,
             opt_out: d.opt_out,
             plugin: d.plugin,
+            plan_violation: d.plan_violation,
             total: d.total(),
         }
     }

@@ -19,6 +19,7 @@
 //! - [`wire`]: batch bodies, gzip, Basic auth.
 //! - [`endpoint`]: the endpoint rules (HTTPS, loopback HTTP, no userinfo or query), for
 //!   every platform's URL parser.
+//! - [`plan`]: tracking plans: the plan file, the one validator, the device modes.
 //! - [`context`]: the `context` object sent with every event.
 //! - [`tracker`]: caller-side state (identity, session, context) that calls are stamped with.
 //! - [`conditions`], [`session`], [`report`]: device conditions, sessions, stats and
@@ -30,6 +31,7 @@ pub mod context;
 pub mod endpoint;
 pub mod engine;
 pub mod message;
+pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod retry;

@@ -177,6 +177,20 @@ pub struct Policy {
     ///
     /// 30 minutes is the de facto industry definition (Google Analytics, Amplitude, Segment).
     pub session_timeout: Duration,
+
+    /// What a tracking plan, when the app gives one, does to events that break it (see
+    /// [`crate::plan::gate`]).
+    ///
+    /// `report` sends them, marked, and counts and tells every violation: production
+    /// builds communicate failure without losing data to a plan that lags behind the app.
+    pub plan_mode: crate::plan::PlanMode,
+
+    /// Most distinct (event, rule) pairs whose violations `stats()` counts separately;
+    /// past it, counts go to one "(other events)" entry.
+    ///
+    /// An app that builds event names from ids would otherwise grow the counts without
+    /// bound. 1 000 pairs (~100 KB) is far more than a real plan has events times rules.
+    pub max_violation_kinds: usize,
 }
 
 impl Default for Policy {
@@ -210,6 +224,8 @@ impl Default for Policy {
             max_uncommitted_bytes: 4 * 1024 * 1024,
             batches_from_memory: true,
             session_timeout: Duration::from_secs(30 * 60),
+            plan_mode: crate::plan::PlanMode::Report,
+            max_violation_kinds: 1_000,
         }
     }
 }
@@ -328,6 +344,9 @@ impl Policy {
                 "max_uncommitted_events",
                 "must be at least commit_max_events",
             );
+        }
+        if self.max_violation_kinds == 0 {
+            return err("max_violation_kinds", "must be positive");
         }
         if self.max_uncommitted_bytes < self.max_event_bytes {
             return err(

@@ -35,6 +35,8 @@ pub enum DropReason {
     OptOut,
     /// A plugin dropped the event.
     Plugin,
+    /// The event broke the tracking plan, in an `enforce` mode.
+    PlanViolation,
 }
 
 /// Counts of dropped events, by reason.
@@ -60,6 +62,8 @@ pub struct Dropped {
     pub opt_out: u64,
     /// [`DropReason::Plugin`].
     pub plugin: u64,
+    /// [`DropReason::PlanViolation`].
+    pub plan_violation: u64,
 }
 
 impl Dropped {
@@ -76,6 +80,7 @@ impl Dropped {
             DropReason::StoreFailed => &mut self.store_failed,
             DropReason::OptOut => &mut self.opt_out,
             DropReason::Plugin => &mut self.plugin,
+            DropReason::PlanViolation => &mut self.plan_violation,
         };
         *slot += n;
     }
@@ -92,6 +97,7 @@ impl Dropped {
             + self.store_failed
             + self.opt_out
             + self.plugin
+            + self.plan_violation
     }
 }
 
@@ -128,6 +134,9 @@ pub struct Stats {
     pub opted_out: bool,
     /// The last error (upload or store), for display.
     pub last_error: Option<String>,
+    /// Tracking-plan violations, by event and rule (the driver fills this in; empty
+    /// without a plan).
+    pub plan_violations: Vec<crate::plan::ViolationCount>,
 }
 
 /// Something the delivery listener should hear about.
@@ -168,6 +177,16 @@ pub enum Notification {
         status: u16,
         /// Milliseconds until a probe request (or the next `flush()`).
         resume_in_ms: u64,
+    },
+    /// An event broke the tracking plan.
+    PlanViolation {
+        /// The event's `messageId`.
+        message_id: String,
+        /// What was done: `reported` (sent, marked), `stripped` (unplanned properties
+        /// removed, sent) or `dropped`.
+        action: &'static str,
+        /// What it broke.
+        violations: Vec<crate::plan::Violation>,
     },
     /// Storage failed; what the engine does about it is in `error`.
     StoreError {

@@ -39,6 +39,7 @@ fn reason_name(r: DropReason) -> &'static str {
         DropReason::StoreFailed => "store_failed",
         DropReason::OptOut => "opt_out",
         DropReason::Plugin => "plugin",
+        DropReason::PlanViolation => "plan_violation",
     }
 }
 

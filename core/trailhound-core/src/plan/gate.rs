@@ -1,0 +1,225 @@
+//! A plan on the device: what happens to an event that breaks it.
+//!
+//! Every driver (the native client, the browser package) runs [`PlanGate::apply`] on the
+//! caller's thread after the plugins and before the event is sealed, so the verdict is the
+//! one for what is actually sent, and is the same on every platform.
+//!
+//! | mode            | event that breaks the plan                                       |
+//! |-----------------|------------------------------------------------------------------|
+//! | `off`           | not checked                                                      |
+//! | `report`        | sent unchanged but for `context.plan` (plan id, version, rules)  |
+//! | `enforce`       | dropped (`plan_violation`)                                       |
+//! | `enforce_strip` | unplanned properties removed and the event sent, annotated; any  |
+//! |                 | other violation drops it                                         |
+//!
+//! In every mode but `off`, each violation is counted per event and rule
+//! ([`PlanGate::counts`], in `stats()`), and the driver tells the listener.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{Plan, Rule, Violation};
+use crate::message::Message;
+
+/// What the device does with an event that breaks the plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanMode {
+    /// Events are not checked.
+    Off,
+    /// Violating events are sent, carrying their rule ids in `context.plan`; violations
+    /// are counted and told. The default: production builds still communicate failure,
+    /// and nothing the app tracked is lost to a plan that lags behind the app.
+    #[default]
+    Report,
+    /// Violating events are dropped (reason `plan_violation`), counted and told.
+    Enforce,
+    /// Properties the plan does not allow are removed and the event is sent (annotated);
+    /// an event with any other violation is dropped.
+    EnforceStrip,
+}
+
+impl PlanMode {
+    /// The setting's name: `off`, `report`, `enforce`, `enforce_strip`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanMode::Off => "off",
+            PlanMode::Report => "report",
+            PlanMode::Enforce => "enforce",
+            PlanMode::EnforceStrip => "enforce_strip",
+        }
+    }
+
+    /// Parses a setting's name.
+    pub fn parse(s: &str) -> Option<PlanMode> {
+        [
+            PlanMode::Off,
+            PlanMode::Report,
+            PlanMode::Enforce,
+            PlanMode::EnforceStrip,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+}
+
+/// What [`PlanGate::apply`] decided for one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// No violation (or mode `off`): send the event as it is.
+    Pass,
+    /// `report`: send the event, now annotated; tell the listener these violations.
+    Reported(Vec<Violation>),
+    /// `enforce_strip`: these properties were removed (the violations say which); send
+    /// the event, now annotated.
+    Stripped(Vec<Violation>),
+    /// `enforce`/`enforce_strip`: do not send the event; count it as dropped
+    /// (`plan_violation`) and tell the listener these violations.
+    Dropped(Vec<Violation>),
+}
+
+impl Verdict {
+    /// The violations, if any.
+    pub fn violations(&self) -> &[Violation] {
+        match self {
+            Verdict::Pass => &[],
+            Verdict::Reported(v) | Verdict::Stripped(v) | Verdict::Dropped(v) => v,
+        }
+    }
+
+    /// `reported`, `stripped`, `dropped` (`pass` for none): what the listener is told.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Reported(_) => "reported",
+            Verdict::Stripped(_) => "stripped",
+            Verdict::Dropped(_) => "dropped",
+        }
+    }
+}
+
+/// How many times one event broke one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ViolationCount {
+    /// The event, as [`super::event_label`] names it ([`OTHER_EVENTS`] past the limit).
+    pub event: String,
+    /// The rule.
+    pub rule: Rule,
+    /// How many violations.
+    pub count: u64,
+}
+
+/// Where counts go once [`crate::Policy::max_violation_kinds`] distinct (event, rule) pairs
+/// are counted: an app that puts ids in event names must not grow memory without bound.
+pub const OTHER_EVENTS: &str = "(other events)";
+
+/// A plan applied on the device: the compiled plan, the mode and the counts.
+#[derive(Debug)]
+pub struct PlanGate {
+    plan: Arc<Plan>,
+    mode: PlanMode,
+    max_kinds: usize,
+    counts: Mutex<BTreeMap<(String, Rule), u64>>,
+}
+
+impl PlanGate {
+    /// A gate for `plan` in `mode`, counting at most `max_kinds` distinct (event, rule)
+    /// pairs (see [`crate::Policy::max_violation_kinds`]).
+    pub fn new(plan: Arc<Plan>, mode: PlanMode, max_kinds: usize) -> PlanGate {
+        PlanGate {
+            plan,
+            mode,
+            max_kinds: max_kinds.max(1),
+            counts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> PlanMode {
+        self.mode
+    }
+
+    /// Checks `msg` and applies the mode to it: annotates its context, strips it, or says
+    /// to drop it; counts every violation.
+    pub fn apply(&self, msg: &mut Message) -> Verdict {
+        if self.mode == PlanMode::Off {
+            return Verdict::Pass;
+        }
+        let violations = self.plan.check(msg);
+        if violations.is_empty() {
+            return Verdict::Pass;
+        }
+        self.count(&violations);
+        match self.mode {
+            PlanMode::Off => Verdict::Pass,
+            PlanMode::Report => {
+                self.annotate(msg, &violations, "reported");
+                Verdict::Reported(violations)
+            }
+            PlanMode::Enforce => Verdict::Dropped(violations),
+            PlanMode::EnforceStrip => {
+                let only_unplanned = violations
+                    .iter()
+                    .all(|v| v.rule == Rule::AdditionalProperties);
+                if !only_unplanned {
+                    return Verdict::Dropped(violations);
+                }
+                self.plan.strip_unplanned(msg);
+                self.annotate(msg, &violations, "stripped");
+                Verdict::Stripped(violations)
+            }
+        }
+    }
+
+    /// The counts so far, by event then rule.
+    pub fn counts(&self) -> Vec<ViolationCount> {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .iter()
+            .map(|((event, rule), n)| ViolationCount {
+                event: event.clone(),
+                rule: *rule,
+                count: *n,
+            })
+            .collect()
+    }
+
+    fn count(&self, violations: &[Violation]) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for v in violations {
+            let key = (v.event.clone(), v.rule);
+            let key = if counts.contains_key(&key) || counts.len() < self.max_kinds {
+                key
+            } else {
+                (OTHER_EVENTS.to_owned(), v.rule)
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// `context.plan`: which plan, and what the event broke, so that the pipeline can
+    /// route or quarantine it. The event then carries its own context.
+    fn annotate(&self, msg: &mut Message, violations: &[Violation], action: &str) {
+        let rules: Vec<Value> = violations
+            .iter()
+            .map(|v| json!({"rule": v.rule.as_str(), "pointer": v.pointer}))
+            .collect();
+        msg.context.make_mut().insert(
+            "plan".into(),
+            json!({
+                "id": self.plan.id(),
+                "version": self.plan.version(),
+                "action": action,
+                "violations": rules,
+            }),
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! Tracking plans: one validator for every platform.
+//!
+//! A plan ([`model::PlanFile`]) lists the events an app may send and the JSON Schema of
+//! each one's properties or traits. [`Plan`] is its compiled form, and [`Plan::check`] is
+//! the only implementation of the checks: the native runtime, the bindings, the browser
+//! package, the collector and the CLI all call it, so that an event gets the same verdict
+//! everywhere. [`gate::PlanGate`] applies a plan on the device (`off`, `report`, `enforce`).
+//!
+//! Violations are structured ([`Violation`]: event, rule, JSON pointer, expected, found)
+//! and each [`Rule`] has a stable id.
+//!
+//! # Layout
+//!
+//! - [`model`]: the plan file as written (serde).
+//! - `compile`: the compiled plan and lint (a plan that is invalid or contradicts itself
+//!   is refused with the place named).
+//! - `check`: the checks of one message against the compiled plan.
+//! - `formats`: `date-time`, `email`, `uri`, and naming conventions.
+//! - [`gate`]: the device modes, counts and context annotation.
+
+pub mod gate;
+pub mod model;
+
+use serde::Serialize;
+
+pub use gate::{PlanGate, PlanMode, Verdict, ViolationCount};
+pub use model::PlanFile;
+
+/// Why a plan was refused: where (a JSON pointer into the plan file, such as
+/// `/events/2/schema/properties/price/minimum`) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plan error at {at}: {message}")]
+pub struct PlanError {
+    /// A JSON pointer into the plan file (`""` for the whole file).
+    pub at: String,
+    /// What is wrong there.
+    pub message: String,
+}
+
+/// A compiled regular expression of a `pattern` keyword.
+pub trait Pattern: Send + Sync + std::fmt::Debug {
+    /// Whether the pattern matches anywhere in `s` (JSON Schema patterns are unanchored).
+    fn is_match(&self, s: &str) -> bool;
+}
+
+/// Compiles `pattern` keywords. Native code uses the built-in engine (regex-lite, the
+/// `regex` feature); the browser package passes one backed by JavaScript's `RegExp` (with
+/// the `u` flag), so that it ships no regex engine of its own. Plans may use only the
+/// syntax that means the same in both (`trailhound plan lint` refuses the rest).
+pub trait PatternEngine {
+    /// Compiles one pattern, or says why it cannot.
+    fn compile(&self, pattern: &str) -> Result<Box<dyn Pattern>, String>;
+}
+
+/// A stable rule id: what a violation broke. The ids are part of the wire format
+/// (`context.plan.violations`) and of stats; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The event is not in the plan and the plan does not allow unplanned events.
+    UnplannedEvent,
+    /// The event or screen name breaks the plan's naming convention.
+    EventName,
+    /// A property or trait name breaks the plan's naming convention.
+    PropertyName,
+    /// `type`
+    Type,
+    /// `required`
+    Required,
+    /// `additionalProperties`
+    AdditionalProperties,
+    /// `enum`
+    Enum,
+    /// `const`
+    Const,
+    /// `minimum`
+    Minimum,
+    /// `maximum`
+    Maximum,
+    /// `exclusiveMinimum`
+    ExclusiveMinimum,
+    /// `exclusiveMaximum`
+    ExclusiveMaximum,
+    /// `minLength`
+    MinLength,
+    /// `maxLength`
+    MaxLength,
+    /// `pattern`
+    Pattern,
+    /// `format`
+    Format,
+    /// `minItems`
+    MinItems,
+    /// `maxItems`
+    MaxItems,
+}
+
+impl Rule {
+    /// The stable id, such as `"additional_properties"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::UnplannedEvent => "unplanned_event",
+            Rule::EventName => "event_name",
+            Rule::PropertyName => "property_name",
+            Rule::Type => "type",
+            Rule::Required => "required",
+            Rule::AdditionalProperties => "additional_properties",
+            Rule::Enum => "enum",
+            Rule::Const => "const",
+            Rule::Minimum => "minimum",
+            Rule::Maximum => "maximum",
+            Rule::ExclusiveMinimum => "exclusive_minimum",
+            Rule::ExclusiveMaximum => "exclusive_maximum",
+            Rule::MinLength => "min_length",
+            Rule::MaxLength => "max_length",
+            Rule::Pattern => "pattern",
+            Rule::Format => "format",
+            Rule::MinItems => "min_items",
+            Rule::MaxItems => "max_items",
+        }
+    }
+
+    /// Parses a stable id.
+    pub fn parse(id: &str) -> Option<Rule> {
+        ALL_RULES.iter().copied().find(|r| r.as_str() == id)
+    }
+}
+
+/// Every rule, in id order of declaration.
+pub const ALL_RULES: [Rule; 18] = [
+    Rule::UnplannedEvent,
+    Rule::EventName,
+    Rule::PropertyName,
+    Rule::Type,
+    Rule::Required,
+    Rule::AdditionalProperties,
+    Rule::Enum,
+    Rule::Const,
+    Rule::Minimum,
+    Rule::Maximum,
+    Rule::ExclusiveMinimum,
+    Rule::ExclusiveMaximum,
+    Rule::MinLength,
+    Rule::MaxLength,
+    Rule::Pattern,
+    Rule::Format,
+    Rule::MinItems,
+    Rule::MaxItems,
+];
+
+/// One broken rule of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The event: `track` name, `screen`/`page` name, or `identify`/`group`, as
+    /// [`event_label`] writes it.
+    pub event: String,
+    /// The rule broken.
+    pub rule: Rule,
+    /// A JSON pointer into the message, such as `/properties/price` (`/event` for the
+    /// name rules and unplanned events).
+    pub pointer: String,
+    /// What the plan expects there, for people: `integer`, `>= 0`, `one of ["a", "b"]`.
+    pub expected: String,
+    /// What was found, for people: `string "12"`, `absent`, `-1`.
+    pub found: String,
+}
+
+/// How violations and counts name an event: the `track` event name; `screen:Name` /
+/// `page:Name` (`screen:` alone for an unnamed one); `identify`, `group`, `alias`.
+pub fn event_label(kind: crate::MessageType, name: Option<&str>) -> String {
+    use crate::MessageType as T;
+    match kind {
+        T::Track => name.unwrap_or_default().to_owned(),
+        T::Screen | T::Page => format!("{}:{}", kind.as_str(), name.unwrap_or_default()),
+        T::Identify | T::Group | T::Alias => kind.as_str().to_owned(),
+    }
+}
+
+/// A compiled, linted plan.
+#[derive(Debug)]
+pub struct Plan {
+    file: PlanFile,
+}
+
+impl Plan {
+    /// Parses, lints and compiles a plan file with the built-in pattern engine.
+    #[cfg(feature = "regex")]
+    pub fn parse(json: &str) -> Result<Plan, PlanError> {
+        let _ = json;
+        todo!("issue 11: compile")
+    }
+
+    /// Parses, lints and compiles a plan file, compiling patterns with `patterns`.
+    pub fn parse_with(json: &str, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
+        let _ = (json, patterns);
+        todo!("issue 11: compile")
+    }
+
+    /// Lints and compiles a parsed plan file.
+    pub fn compile(file: PlanFile, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
+        let _ = patterns;
+        Ok(Plan { file })
+    }
+
+    /// The plan as written.
+    pub fn file(&self) -> &PlanFile {
+        &self.file
+    }
+
+    /// The plan's id.
+    pub fn id(&self) -> &str {
+        &self.file.plan
+    }
+
+    /// The plan's SchemaVer version.
+    pub fn version(&self) -> &str {
+        &self.file.version
+    }
+
+    /// Checks one message. Allocates nothing for an event that passes.
+    pub fn check(&self, msg: &crate::Message) -> Vec<Violation> {
+        let _ = msg;
+        todo!("issue 11: check")
+    }
+
+    /// Checks one event in the Segment wire form (a line of `queue export`, an event of a
+    /// batch the collector received), with the same verdict as [`Plan::check`].
+    pub fn check_wire(&self, event: &serde_json::Value) -> Vec<Violation> {
+        let _ = event;
+        todo!("issue 11: check")
+    }
+
+    /// Removes the properties (or traits) the plan does not allow (`additionalProperties:
+    /// false`, at every depth) from a planned event; returns their pointers.
+    pub fn strip_unplanned(&self, msg: &mut crate::Message) -> Vec<String> {
+        let _ = msg;
+        todo!("issue 11: strip")
+    }
+}
