@@ -1,7 +1,7 @@
 //! `trailhound`: QA tools for the Trailhound SDK.
 use clap::{Parser, Subcommand};
 
-use trailhound_cli::{collect, demo, queue};
+use trailhound_cli::{collect, demo, plan, queue};
 
 /// QA tools for Trailhound: look into a device's queue, replay it, and collect events locally.
 #[derive(Debug, Parser)]
@@ -20,6 +20,9 @@ enum Command {
     Queue(queue::QueueCommand),
     /// The SDK through a simulated app session against a local collector, then a report.
     Demo(demo::DemoArgs),
+    /// Tracking plans: lint, check exported events, diff versions, import, generate code.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +31,11 @@ fn main() -> std::process::ExitCode {
         Command::Collect(args) => collect::run_cli(args),
         Command::Queue(cmd) => queue::run(cmd),
         Command::Demo(args) => demo::run(&args),
+        // lint, check and diff print their own report and choose the exit code.
+        Command::Plan(cmd) => match plan::run(cmd) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
