@@ -6,6 +6,9 @@
 //!   whole request body ([`validate::decode_request`]); pure.
 //! - [`store`]: the newest events in memory (at most `--max-events`) with the dashboard
 //!   numbers kept up to date, every event mirrored to SQLite.
+//! - [`violations`]: with `--plan`, every event checked against the tracking plan by the
+//!   one validator of `trailhound-core`; the violations are stored with the event and
+//!   summed up by `/api/violations` (events are still accepted: it shows, not refuses).
 //! - `server`: routing, the access rules below, auth, fault injection, the page's assets.
 //! - `http`: a small HTTP/1.1 server where every read has a timeout and every request a
 //!   deadline, so that slow or silent clients cannot stall the others.
@@ -18,7 +21,7 @@
 //!   name given with `--allow-host`. Anything else is refused with 403 on every route.
 //!   This stops DNS rebinding, where a page on the internet points its own DNS name at
 //!   127.0.0.1 and so becomes same-origin with the collector.
-//! - **The page and the read API** (`/`, `/assets/*`, `/api/events`, `/api/stats`) get
+//! - **The page and the read API** (`/`, `/assets/*`, `/api/*`) get
 //!   no CORS headers at all: only the collector's own page can read them. They answer
 //!   403 to clients on other machines (when listening on `0.0.0.0` for a phone) unless
 //!   `--allow-remote-read`.
@@ -55,19 +58,22 @@
 //! # anyhow::Ok(())
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
+use trailhound_core::plan::Plan;
 
 mod http;
 mod server;
 pub mod store;
 pub mod validate;
+pub mod violations;
 
 use server::{lock, Access, Jitter, Shared};
-pub use store::{Count, MinuteCount, Stats, StoredEvent, DEFAULT_MAX_EVENTS};
+pub use store::{Count, MinuteCount, Query, Stats, StoredEvent, DEFAULT_MAX_EVENTS};
+pub use violations::{PlanViolation, ViolationReport};
 
 /// How long a client may take to send its next byte (and may stay idle between
 /// keep-alive requests); a whole request must arrive within three times that. Ten
@@ -134,6 +140,17 @@ pub struct CollectArgs {
     /// Serve the page and /api to other machines too (they show user ids and traits).
     #[arg(long)]
     pub allow_remote_read: bool,
+    /// Check every event against this tracking plan (JSON); violations are stored with
+    /// the event, shown on the page and in /api/violations (events are still accepted).
+    #[arg(long, value_name = "PATH")]
+    pub plan: Option<PathBuf>,
+}
+
+/// Reads, lints and compiles a plan file; the error names the file and the place in it.
+pub fn load_plan(path: &Path) -> anyhow::Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    Plan::parse(&text).with_context(|| format!("the plan {} is refused", path.display()))
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -147,6 +164,21 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 
 /// Runs `trailhound collect` until interrupted.
 pub fn run_cli(args: CollectArgs) -> anyhow::Result<()> {
+    // Before anything listens: a bad plan must not leave a half-started collector.
+    let plan = match &args.plan {
+        Some(path) => {
+            let plan = load_plan(path)?;
+            eprintln!(
+                "trailhound collect: checking events against plan {} {} ({} events) from {}",
+                plan.id(),
+                plan.version(),
+                plan.file().events.len(),
+                path.display()
+            );
+            Some(Arc::new(plan))
+        }
+        None => None,
+    };
     let db = (!args.memory).then_some(args.db);
     let config = Config {
         listen: args.listen,
@@ -163,6 +195,7 @@ pub fn run_cli(args: CollectArgs) -> anyhow::Result<()> {
         allow_hosts: args.allow_host,
         allow_origins: args.allow_origin,
         allow_remote_read: args.allow_remote_read,
+        plan,
         ..Config::default()
     };
     let collector = Collector::start_with(config, true)?;
@@ -209,6 +242,8 @@ pub struct Config {
     /// How long a client may take to send its next byte; a whole request must arrive
     /// within three times that.
     pub read_timeout: Duration,
+    /// Check every event against this tracking plan and store its violations.
+    pub plan: Option<Arc<Plan>>,
 }
 
 impl Default for Config {
@@ -225,6 +260,7 @@ impl Default for Config {
             allow_origins: Vec::new(),
             allow_remote_read: false,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            plan: None,
         }
     }
 }
@@ -338,6 +374,7 @@ impl Collector {
             request_times: Mutex::new(std::collections::VecDeque::new()),
             max_request_times: config.max_events.max(1),
             stopped: (Mutex::new(false), Condvar::new()),
+            plan: config.plan,
         });
         let limits = http::Limits {
             read_timeout: config.read_timeout,
@@ -380,6 +417,14 @@ impl Collector {
     /// [`Config::max_events`].
     pub fn events(&self) -> Vec<StoredEvent> {
         lock(&self.shared.store).events().cloned().collect()
+    }
+
+    /// The numbers of `/api/violations` for the events in memory matching `q` (its
+    /// `limit`: how many recent violating events).
+    pub fn violations(&self, q: &Query) -> ViolationReport {
+        let mut report = lock(&self.shared.store).violations(q);
+        report.plan = self.shared.plan.as_ref().map(violations::PlanInfo::of);
+        report
     }
 
     /// When each tracking request (`POST /v1/...`) arrived, refused ones included (but
@@ -429,5 +474,6 @@ mod tests {
         assert::<Collector>();
         assert::<Stats>();
         assert::<StoredEvent>();
+        assert::<Config>();
     }
 }

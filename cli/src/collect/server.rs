@@ -5,16 +5,18 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
+use trailhound_core::plan::Plan;
 
 use super::http::{Request, Response};
 use super::store::{Outcome, Query, Store};
 use super::validate::{self, Refusal};
+use super::violations::{self, PlanInfo, PlanViolation};
 use super::Faults;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
@@ -41,6 +43,8 @@ pub(crate) struct Shared {
     pub request_times: Mutex<VecDeque<SystemTime>>,
     pub max_request_times: usize,
     pub stopped: (Mutex<bool>, Condvar),
+    /// `--plan`: every event is checked against it.
+    pub plan: Option<Arc<Plan>>,
 }
 
 /// Who may reach the collector; see the module documentation of `collect`.
@@ -175,6 +179,7 @@ fn read_route(req: &Request, path: &str, query: &str, shared: &Shared) -> Answer
         ("GET", "/assets/app.js") => Answer::text("text/javascript; charset=utf-8", APP_JS),
         ("GET", "/assets/style.css") => Answer::text("text/css; charset=utf-8", STYLE_CSS),
         ("GET", "/api/events") => api_events(query, shared),
+        ("GET", "/api/violations") => api_violations(query, shared),
         ("GET", "/api/stats") => {
             let stats = lock(&shared.store).stats();
             Answer::json(200, &serde_json::to_value(stats).unwrap_or_default())
@@ -182,7 +187,7 @@ fn read_route(req: &Request, path: &str, query: &str, shared: &Shared) -> Answer
         (
             _,
             "/" | "/index.html" | "/assets/app.js" | "/assets/style.css" | "/api/events"
-            | "/api/stats",
+            | "/api/stats" | "/api/violations",
         ) => {
             let mut a = Answer::error(405, "use GET (from the collector's own page)");
             a.headers.push(("Allow", "GET".into()));
@@ -351,21 +356,32 @@ fn ingest(req: &Request, path: &str, path_type: Option<&'static str>, shared: &S
         }
         Ok(events) => {
             let status = injected.unwrap_or(200);
+            // Checked before the store's lock is taken: the page's reads never wait
+            // for the validator.
+            let events: Vec<_> = events
+                .into_iter()
+                .map(|(checked, json)| {
+                    let v = match &shared.plan {
+                        Some(plan) => violations::check(plan, &checked, &json),
+                        None => Vec::new(),
+                    };
+                    (checked, json, v)
+                })
+                .collect();
             let invalid: Vec<String> = events
                 .iter()
-                .filter(|(c, _)| !c.errors.is_empty())
-                .map(|(c, _)| {
-                    format!(
-                        "{} {}: {}",
-                        c.kind.as_deref().unwrap_or("?"),
-                        c.message_id.as_deref().unwrap_or("(no messageId)"),
-                        c.errors.join("; ")
-                    )
-                })
+                .filter(|(c, _, _)| !c.errors.is_empty())
+                .map(|(c, _, _)| format!("{}: {}", describe(c), c.errors.join("; ")))
+                .collect();
+            let violating: Vec<String> = events
+                .iter()
+                .filter(|(_, _, v)| !v.is_empty())
+                .map(|(c, _, v)| format!("{}: {}", describe(c), describe_violations(v)))
                 .collect();
             match record(shared, path, status, events, "") {
                 Some(o) => {
                     log_invalid(shared, &invalid, o);
+                    log_violating(shared, &violating, o);
                     Answer::json(status, &json!({"success": true}))
                 }
                 None => Answer::error(500, "cannot write to the database (see the log)"),
@@ -437,19 +453,24 @@ fn record(
     shared: &Shared,
     path: &str,
     status: u16,
-    events: Vec<(validate::Checked, Value)>,
+    events: Vec<(validate::Checked, Value, Vec<PlanViolation>)>,
     why: &str,
 ) -> Option<Outcome> {
     let n = events.len();
-    let result = lock(&shared.store).record_request(status, events);
+    let result = lock(&shared.store).record_checked(status, events);
     let line = match &result {
         Ok(o) if (200..300).contains(&status) => format!(
-            "POST {path} {status}: {n} event{} ({} accepted, {} invalid, {} duplicate{})",
+            "POST {path} {status}: {n} event{} ({} accepted, {} invalid, {} duplicate{}{})",
             if n == 1 { "" } else { "s" },
             o.accepted,
             o.invalid,
             o.duplicates,
             if o.duplicates == 1 { "" } else { "s" },
+            if shared.plan.is_some() {
+                format!(", {} breaking the plan", o.violating)
+            } else {
+                String::new()
+            },
         ),
         Ok(_) => format!("POST {path} {status}: {why}"),
         Err(e) => format!("POST {path}: cannot store the events: {e:#}"),
@@ -474,6 +495,41 @@ fn log_invalid(shared: &Shared, invalid: &[String], outcome: Outcome) {
     }
 }
 
+/// `track m-12` (the type and messageId) for the log.
+fn describe(c: &validate::Checked) -> String {
+    format!(
+        "{} {}",
+        c.kind.as_deref().unwrap_or("?"),
+        c.message_id.as_deref().unwrap_or("(no messageId)")
+    )
+}
+
+/// `type /properties/price (expected integer, found string "12"); …`
+fn describe_violations(v: &[PlanViolation]) -> String {
+    v.iter()
+        .map(|v| {
+            format!(
+                "{} {} (expected {}, found {})",
+                v.rule, v.pointer, v.expected, v.found
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Events breaking the plan are spelled out too, after the invalid ones.
+fn log_violating(shared: &Shared, violating: &[String], outcome: Outcome) {
+    if outcome.violating == 0 {
+        return;
+    }
+    for line in violating.iter().take(5) {
+        log(shared, &format!("  plan: {line}"));
+    }
+    if violating.len() > 5 {
+        log(shared, &format!("  … and {} more", violating.len() - 5));
+    }
+}
+
 fn log(shared: &Shared, line: &str) {
     if shared.quiet {
         return;
@@ -494,6 +550,28 @@ fn api_events(query: &str, shared: &Shared) -> Answer {
     Answer::json(200, &json!({"events": events, "total": total}))
 }
 
+/// `/api/violations`: the filters of `/api/events` choose the events summed up; `limit`
+/// is how many recent violating events come with the numbers.
+fn api_violations(query: &str, shared: &Shared) -> Answer {
+    let mut q = match parse_query(query) {
+        Ok(q) => q,
+        Err(msg) => return Answer::error(400, msg),
+    };
+    if !query_has(query, "limit") {
+        q.limit = Some(violations::DEFAULT_RECENT);
+    }
+    let mut report = lock(&shared.store).violations(&q);
+    report.plan = shared.plan.as_ref().map(PlanInfo::of);
+    Answer::json(200, &serde_json::to_value(report).unwrap_or_default())
+}
+
+/// Whether the query string sets `key`.
+fn query_has(query: &str, key: &str) -> bool {
+    query
+        .split('&')
+        .any(|p| p.split_once('=').map_or(p, |(k, _)| k) == key)
+}
+
 fn parse_query(query: &str) -> Result<Query, String> {
     let mut q = Query {
         limit: Some(DEFAULT_EVENTS_LIMIT),
@@ -511,18 +589,22 @@ fn parse_query(query: &str) -> Result<Query, String> {
             "since_id" => q.since_id = Some(number("since_id")?),
             "type" => q.kind = Some(v).filter(|v| !v.is_empty()),
             "event" => q.name = Some(v).filter(|v| !v.is_empty()),
-            "valid" => {
-                q.valid = match v.as_str() {
-                    "true" => Some(true),
-                    "false" => Some(false),
-                    "" => None,
-                    _ => return Err(format!("`valid` must be true or false, got \"{v}\"")),
-                }
-            }
+            "valid" => q.valid = boolean("valid", &v)?,
+            "violations" => q.violating = boolean("violations", &v)?,
             _ => {}
         }
     }
     Ok(q)
+}
+
+/// `true`, `false`, or empty for no filter.
+fn boolean(what: &str, v: &str) -> Result<Option<bool>, String> {
+    match v {
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        "" => Ok(None),
+        _ => Err(format!("`{what}` must be true or false, got \"{v}\"")),
+    }
 }
 
 /// Decodes `%20` and `+` in a query value; invalid escapes are kept as they are.
@@ -565,6 +647,7 @@ mod tests {
             request_times: Mutex::new(VecDeque::new()),
             max_request_times: 10,
             stopped: (Mutex::new(false), Condvar::new()),
+            plan: None,
         }
     }
 
@@ -591,7 +674,13 @@ mod tests {
             ..Access::default()
         });
         let host = [("Host", "192.168.1.5:8787")];
-        for path in ["/", "/assets/app.js", "/api/events", "/api/stats"] {
+        for path in [
+            "/",
+            "/assets/app.js",
+            "/api/events",
+            "/api/stats",
+            "/api/violations",
+        ] {
             for peer in [
                 "192.168.1.7:5000",
                 "[::ffff:10.0.0.2]:5000",

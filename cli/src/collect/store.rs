@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use super::validate::Checked;
+use super::violations::{self, EventRuleCount, PlanViolation, RuleCount, ViolationReport};
 
 /// One event as stored: indexed fields, the validation result, the times, and the event
 /// exactly as received. Serialises to the `/api/events` shape.
@@ -52,6 +53,9 @@ pub struct StoredEvent {
     pub sent_at: Option<DateTime<Utc>>,
     /// The event as received.
     pub json: Value,
+    /// The tracking-plan rules it broke (empty without `--plan`, or when it follows the
+    /// plan), sorted by pointer then rule as the validator returns them.
+    pub violations: Vec<PlanViolation>,
 }
 
 /// A name and how often it was seen.
@@ -124,6 +128,31 @@ pub struct Query {
     pub valid: Option<bool>,
     /// Only events with a greater id.
     pub since_id: Option<u64>,
+    /// Only events that break the plan, or only those that do not.
+    pub violating: Option<bool>,
+}
+
+impl Query {
+    /// Whether `e` passes the filters other than `since_id` and `limit`.
+    fn matches(&self, e: &StoredEvent) -> bool {
+        self.kind
+            .as_ref()
+            .is_none_or(|k| e.kind.as_ref() == Some(k))
+            && self
+                .name
+                .as_ref()
+                .is_none_or(|n| e.name.as_ref() == Some(n))
+            && self.valid.is_none_or(|v| e.valid == v)
+            && self.violating.is_none_or(|v| e.violations.is_empty() != v)
+    }
+
+    /// No filter but `since_id` and `limit`.
+    fn is_unfiltered(&self) -> bool {
+        self.kind.is_none()
+            && self.name.is_none()
+            && self.valid.is_none()
+            && self.violating.is_none()
+    }
 }
 
 /// What one request did to the store.
@@ -135,6 +164,8 @@ pub struct Outcome {
     pub invalid: usize,
     /// Events skipped as duplicates.
     pub duplicates: usize,
+    /// Events stored (valid or not) that break the tracking plan.
+    pub violating: usize,
 }
 
 /// The counters kept in the database's `counters` table.
@@ -145,45 +176,61 @@ struct Counters {
     failed_requests: u64,
 }
 
-/// How often each name was seen, with the order kept up to date, so that the top entries
-/// are read without looking at the others.
-#[derive(Debug, Default)]
-struct Tally {
-    counts: HashMap<String, u64>,
-    /// Most frequent first, ties by name: the order of the top lists.
-    order: BTreeSet<(Reverse<u64>, String)>,
+/// How often each name (or other key) was seen, with the order kept up to date, so that
+/// the top entries are read without looking at the others.
+#[derive(Debug)]
+struct Tally<K = String> {
+    counts: HashMap<K, u64>,
+    /// Most frequent first, ties by key: the order of the top lists.
+    order: BTreeSet<(Reverse<u64>, K)>,
 }
 
-impl Tally {
-    fn add(&mut self, name: &str) {
-        let count = self.counts.entry(name.to_owned()).or_default();
+impl<K> Default for Tally<K> {
+    fn default() -> Self {
+        Tally {
+            counts: HashMap::new(),
+            order: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Clone + Ord + std::hash::Hash> Tally<K> {
+    fn add(&mut self, key: &K) {
+        let count = self.counts.entry(key.clone()).or_default();
         if *count > 0 {
-            self.order.remove(&(Reverse(*count), name.to_owned()));
+            self.order.remove(&(Reverse(*count), key.clone()));
         }
         *count += 1;
-        self.order.insert((Reverse(*count), name.to_owned()));
+        self.order.insert((Reverse(*count), key.clone()));
     }
 
-    fn remove(&mut self, name: &str) {
-        let Some(count) = self.counts.get_mut(name) else {
+    fn remove(&mut self, key: &K) {
+        let Some(count) = self.counts.get_mut(key) else {
             return;
         };
-        self.order.remove(&(Reverse(*count), name.to_owned()));
+        self.order.remove(&(Reverse(*count), key.clone()));
         *count -= 1;
         if *count == 0 {
-            self.counts.remove(name);
+            self.counts.remove(key);
         } else {
-            self.order.insert((Reverse(*count), name.to_owned()));
+            self.order.insert((Reverse(*count), key.clone()));
         }
     }
 
-    fn top(&self) -> Vec<Count> {
+    fn top_n(&self, n: usize) -> impl Iterator<Item = (&K, u64)> {
         self.order
             .iter()
-            .take(TOP_N)
-            .map(|(Reverse(count), name)| Count {
+            .take(n)
+            .map(|(Reverse(count), key)| (key, *count))
+    }
+}
+
+impl Tally<String> {
+    fn top(&self) -> Vec<Count> {
+        self.top_n(TOP_N)
+            .map(|(name, count)| Count {
                 name: name.clone(),
-                count: *count,
+                count,
             })
             .collect()
     }
@@ -210,10 +257,11 @@ impl Aggregates {
             return;
         }
         let op = |t: &mut Tally, name: &str| {
+            let name = name.to_owned();
             if add {
-                t.add(name)
+                t.add(&name)
             } else {
-                t.remove(name)
+                t.remove(&name)
             }
         };
         match (e.kind.as_deref(), e.name.as_deref()) {
@@ -239,6 +287,88 @@ impl Aggregates {
     }
 }
 
+/// The plan-violation numbers of the events in memory, updated as each event comes in and
+/// goes out (like [`Aggregates`]), so that the page's poll of `/api/violations` costs the
+/// same at any size. Every event counts, valid or not: the plan's verdict is separate
+/// from the Segment checks.
+#[derive(Debug, Default)]
+struct PlanAggregates {
+    violating: u64,
+    violations: u64,
+    by_rule: Tally,
+    by_event_rule: Tally<(String, String)>,
+    unplanned: Tally,
+}
+
+impl PlanAggregates {
+    fn apply(&mut self, e: &StoredEvent, add: bool) {
+        if e.violations.is_empty() {
+            return;
+        }
+        let n = e.violations.len() as u64;
+        if add {
+            self.violating += 1;
+            self.violations += n;
+        } else {
+            self.violating -= 1;
+            self.violations -= n;
+        }
+        for v in &e.violations {
+            let pair = (v.event.clone(), v.rule.clone());
+            if add {
+                self.by_rule.add(&v.rule);
+                self.by_event_rule.add(&pair);
+            } else {
+                self.by_rule.remove(&v.rule);
+                self.by_event_rule.remove(&pair);
+            }
+            if v.rule == violations::UNPLANNED {
+                if add {
+                    self.unplanned.add(&v.event);
+                } else {
+                    self.unplanned.remove(&v.event);
+                }
+            }
+        }
+    }
+
+    /// The report's numbers; `plan`, `violating_total` and the recent events are the
+    /// caller's.
+    fn report(&self, events: u64) -> ViolationReport {
+        ViolationReport {
+            events,
+            violating: self.violating,
+            violations: self.violations,
+            by_rule: self
+                .by_rule
+                .top_n(violations::TOP_N)
+                .map(|(rule, count)| RuleCount {
+                    rule: rule.clone(),
+                    count,
+                })
+                .collect(),
+            by_event_rule: self
+                .by_event_rule
+                .top_n(violations::TOP_N)
+                .map(|((event, rule), count)| EventRuleCount {
+                    event: event.clone(),
+                    rule: rule.clone(),
+                    count,
+                })
+                .collect(),
+            unplanned: self
+                .unplanned
+                .top_n(violations::TOP_N)
+                .map(|(name, count)| Count {
+                    name: name.clone(),
+                    count,
+                })
+                .collect(),
+            ..ViolationReport::default()
+        }
+    }
+}
+
 /// Events and counters, with an optional SQLite mirror.
 ///
 /// Memory keeps the newest `max_events` events (the oldest go first); the database keeps
@@ -255,12 +385,17 @@ pub struct Store {
     invalid: u64,
     counters: Counters,
     aggregates: Aggregates,
+    /// Every event stored with a plan violation, also those no longer in memory.
+    violating: u64,
+    plan_aggregates: PlanAggregates,
+    /// The ids of the events in memory that break the plan, oldest first.
+    violating_ids: VecDeque<u64>,
     next_id: u64,
     db: Option<Connection>,
 }
 
 /// The schema version this code writes: `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 impl Store {
     /// An empty store kept in memory only, holding at most [`DEFAULT_MAX_EVENTS`].
@@ -278,6 +413,9 @@ impl Store {
             invalid: 0,
             counters: Counters::default(),
             aggregates: Aggregates::default(),
+            violating: 0,
+            plan_aggregates: PlanAggregates::default(),
+            violating_ids: VecDeque::new(),
             next_id: 1,
             db: None,
         }
@@ -312,12 +450,14 @@ impl Store {
         let mut stmt = db.prepare(
             "SELECT * FROM (
                  SELECT id, message_id, type, name, user_id, anonymous_id, valid, error,
-                        received_at_ms, timestamp_ms, original_timestamp_ms, sent_at_ms, json
+                        received_at_ms, timestamp_ms, original_timestamp_ms, sent_at_ms, json,
+                        violations
                  FROM events ORDER BY id DESC LIMIT ?1)
              ORDER BY id",
         )?;
         let rows = stmt.query_map([self.max_events as i64], |r| {
             let json: String = r.get(12)?;
+            let violations: Option<String> = r.get(13)?;
             Ok(StoredEvent {
                 id: r.get::<_, i64>(0)? as u64,
                 message_id: r.get(1)?,
@@ -332,6 +472,10 @@ impl Store {
                 original_timestamp: r.get::<_, Option<i64>>(10)?.map(from_ms),
                 sent_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
                 json: serde_json::from_str(&json).unwrap_or(Value::String(json)),
+                // Written by `persist` from the same type; NULL when there were none.
+                violations: violations
+                    .and_then(|v| serde_json::from_str(&v).ok())
+                    .unwrap_or_default(),
             })
         })?;
         for ev in rows {
@@ -339,18 +483,20 @@ impl Store {
             if let Some(m) = &ev.message_id {
                 self.seen.insert(m.clone());
             }
-            self.aggregates.apply(&ev, true);
+            self.count_in(&ev);
             self.events.push_back(ev);
         }
-        let (max_id, accepted, invalid): (i64, i64, i64) = db.query_row(
-            "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(valid != 0), 0), COALESCE(SUM(valid = 0), 0)
+        let (max_id, accepted, invalid, violating): (i64, i64, i64, i64) = db.query_row(
+            "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(valid != 0), 0), COALESCE(SUM(valid = 0), 0),
+                    COALESCE(SUM(violations IS NOT NULL), 0)
              FROM events",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         self.next_id = max_id as u64 + 1;
         self.accepted = accepted as u64;
         self.invalid = invalid as u64;
+        self.violating = violating as u64;
         let counter = |name: &str| -> rusqlite::Result<u64> {
             Ok(db
                 .query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
@@ -379,17 +525,49 @@ impl Store {
         Ok(stmt.exists([message_id])?)
     }
 
+    /// Counts an event coming into memory in every aggregate.
+    fn count_in(&mut self, e: &StoredEvent) {
+        self.aggregates.apply(e, true);
+        self.plan_aggregates.apply(e, true);
+        if !e.violations.is_empty() {
+            self.violating_ids.push_back(e.id);
+        }
+    }
+
+    /// Counts the oldest event in memory out of every aggregate as it leaves.
+    fn count_out(&mut self, e: &StoredEvent) {
+        self.aggregates.apply(e, false);
+        self.plan_aggregates.apply(e, false);
+        if self.violating_ids.front() == Some(&e.id) {
+            self.violating_ids.pop_front();
+        }
+    }
+
     /// Records one tracking request: its answer status and the events it carried (none
-    /// if it was refused). Events whose `messageId` is already stored are counted as
-    /// duplicates and not stored again.
+    /// if it was refused), without plan violations. Events whose `messageId` is already
+    /// stored are counted as duplicates and not stored again.
     pub fn record_request(
         &mut self,
         status: u16,
         events: Vec<(Checked, Value)>,
     ) -> anyhow::Result<Outcome> {
+        let events = events
+            .into_iter()
+            .map(|(checked, json)| (checked, json, Vec::new()))
+            .collect();
+        self.record_checked(status, events)
+    }
+
+    /// [`Store::record_request`] for events checked against a tracking plan too: each
+    /// is stored with its violations.
+    pub fn record_checked(
+        &mut self,
+        status: u16,
+        events: Vec<(Checked, Value, Vec<PlanViolation>)>,
+    ) -> anyhow::Result<Outcome> {
         let mut outcome = Outcome::default();
         let first_new = self.events.len();
-        for (checked, json) in events {
+        for (checked, json, violations) in events {
             if let Some(m) = &checked.message_id {
                 if self.is_stored(m)? {
                     outcome.duplicates += 1;
@@ -402,6 +580,9 @@ impl Store {
                 outcome.accepted += 1;
             } else {
                 outcome.invalid += 1;
+            }
+            if !violations.is_empty() {
+                outcome.violating += 1;
             }
             let event = StoredEvent {
                 id: self.next_id,
@@ -417,8 +598,9 @@ impl Store {
                 original_timestamp: checked.original_timestamp.map(truncate_ms),
                 sent_at: checked.sent_at.map(truncate_ms),
                 json,
+                violations,
             };
-            self.aggregates.apply(&event, true);
+            self.count_in(&event);
             self.events.push_back(event);
             self.next_id += 1;
         }
@@ -429,6 +611,7 @@ impl Store {
         self.counters.duplicates += outcome.duplicates as u64;
         self.accepted += outcome.accepted as u64;
         self.invalid += outcome.invalid as u64;
+        self.violating += outcome.violating as u64;
         let persisted = match &mut self.db {
             Some(db) => persist(db, self.events.range(first_new..), self.counters),
             None => Ok(()),
@@ -437,7 +620,7 @@ impl Store {
         // found in `seen`, even when the batch alone is over the limit.
         while self.events.len() > self.max_events {
             if let Some(old) = self.events.pop_front() {
-                self.aggregates.apply(&old, false);
+                self.count_out(&old);
                 if let Some(m) = &old.message_id {
                     self.seen.remove(m);
                 }
@@ -460,23 +643,77 @@ impl Store {
             .map_or(0, |s| self.events.partition_point(|e| e.id <= s));
         let limit = q.limit.unwrap_or(usize::MAX);
         let newest_first = self.events.range(start..).rev();
-        if q.kind.is_none() && q.name.is_none() && q.valid.is_none() {
+        if q.is_unfiltered() {
             let total = self.events.len() - start;
             return (newest_first.take(limit).collect(), total);
         }
         let mut total = 0;
         let mut out = Vec::new();
-        for e in newest_first.filter(|e| {
-            q.kind.as_ref().is_none_or(|k| e.kind.as_ref() == Some(k))
-                && q.name.as_ref().is_none_or(|n| e.name.as_ref() == Some(n))
-                && q.valid.is_none_or(|v| e.valid == v)
-        }) {
+        for e in newest_first.filter(|e| q.matches(e)) {
             total += 1;
             if out.len() < limit {
                 out.push(e);
             }
         }
         (out, total)
+    }
+
+    /// The plan violations of the events in memory matching `q` (`limit`: how many
+    /// recent violating events, default [`violations::DEFAULT_RECENT`]). Without filters
+    /// (the page's poll) it reads the aggregates kept as events come and go; filters
+    /// sum up the matching events. `plan` is left for the caller.
+    pub fn violations(&self, q: &Query) -> ViolationReport {
+        if q.is_unfiltered() && q.since_id.is_none() {
+            self.violations_kept(q)
+        } else {
+            self.violations_summed(q)
+        }
+    }
+
+    fn violations_kept(&self, q: &Query) -> ViolationReport {
+        let limit = q.limit.unwrap_or(violations::DEFAULT_RECENT);
+        let recent = self
+            .violating_ids
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|id| self.by_id(*id).cloned())
+            .collect();
+        ViolationReport {
+            violating_total: self.violating,
+            recent_total: self.violating_ids.len() as u64,
+            recent,
+            ..self.plan_aggregates.report(self.events.len() as u64)
+        }
+    }
+
+    fn violations_summed(&self, q: &Query) -> ViolationReport {
+        let limit = q.limit.unwrap_or(violations::DEFAULT_RECENT);
+        let start = q
+            .since_id
+            .map_or(0, |s| self.events.partition_point(|e| e.id <= s));
+        let mut agg = PlanAggregates::default();
+        let mut events = 0;
+        let mut recent = Vec::new();
+        for e in self.events.range(start..).rev().filter(|e| q.matches(e)) {
+            events += 1;
+            agg.apply(e, true);
+            if !e.violations.is_empty() && recent.len() < limit {
+                recent.push(e.clone());
+            }
+        }
+        ViolationReport {
+            violating_total: self.violating,
+            recent_total: agg.violating,
+            recent,
+            ..agg.report(events)
+        }
+    }
+
+    /// The event in memory with this id (ids increase along the queue).
+    fn by_id(&self, id: u64) -> Option<&StoredEvent> {
+        let i = self.events.partition_point(|e| e.id < id);
+        self.events.get(i).filter(|e| e.id == id)
     }
 
     /// The dashboard numbers, from the totals and aggregates kept as events come and go.
@@ -578,6 +815,18 @@ fn upgrade_from(db: &Connection, version: i64) -> anyhow::Result<()> {
                  PRAGMA user_version = 2;
                  COMMIT;",
             )?;
+            upgrade_from(db, 2)
+        }
+        2 => {
+            // Tracking-plan violations (`--plan`): a JSON array of `PlanViolation`, NULL
+            // when the event broke nothing or was received without a plan, so that the
+            // events of older versions need no rewrite.
+            db.execute_batch(
+                "BEGIN;
+                 ALTER TABLE events ADD COLUMN violations TEXT;
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )?;
             Ok(())
         }
         SCHEMA_VERSION => Ok(()),
@@ -599,8 +848,9 @@ fn persist<'a>(
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (id, message_id, type, name, user_id, anonymous_id, valid,
-                 error, received_at_ms, timestamp_ms, original_timestamp_ms, sent_at_ms, json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 error, received_at_ms, timestamp_ms, original_timestamp_ms, sent_at_ms, json,
+                 violations)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for e in new {
             insert.execute(params![
@@ -617,6 +867,7 @@ fn persist<'a>(
                 e.original_timestamp.map(|t| t.timestamp_millis()),
                 e.sent_at.map(|t| t.timestamp_millis()),
                 e.json.to_string(),
+                violations_column(&e.violations)?,
             ])?;
         }
         let mut counter = tx.prepare_cached(
@@ -629,6 +880,14 @@ fn persist<'a>(
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The `violations` column: NULL for none.
+fn violations_column(v: &[PlanViolation]) -> anyhow::Result<Option<String>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::to_string(v)?))
 }
 
 fn from_ms(ms: i64) -> DateTime<Utc> {
@@ -783,30 +1042,190 @@ mod tests {
         assert_eq!((o.duplicates, o.accepted + o.invalid), (1, 1));
     }
 
-    /// A version 1 database upgrades to the same schema as a fresh one.
+    /// The schema's statements, with whitespace (which differs with the indentation of
+    /// the code that wrote them) collapsed.
+    fn schema(db: &Connection) -> Vec<String> {
+        let mut st = db
+            .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|sql| {
+                sql.unwrap()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    /// The schema of version 2 (the collector before tracking plans), as it wrote it.
+    const SCHEMA_V2: &str = "
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT,
+            type TEXT,
+            name TEXT,
+            user_id TEXT,
+            anonymous_id TEXT,
+            valid INTEGER NOT NULL,
+            error TEXT,
+            received_at_ms INTEGER NOT NULL,
+            timestamp_ms INTEGER NOT NULL,
+            original_timestamp_ms INTEGER,
+            sent_at_ms INTEGER,
+            json TEXT NOT NULL
+        );
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE INDEX events_message_id ON events (message_id);
+        PRAGMA user_version = 2;";
+
+    /// Databases of versions 1 and 2 upgrade to the same schema as a fresh one.
     #[test]
     fn upgrade_matches_fresh() {
-        let schema = |db: &Connection| -> Vec<String> {
-            let mut st = db
-                .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
-                .unwrap();
-            st.query_map([], |r| r.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
         let fresh = Connection::open_in_memory().unwrap();
         upgrade_from(&fresh, 0).unwrap();
-        let old = Connection::open_in_memory().unwrap();
-        upgrade_from(&old, 0).unwrap();
-        old.execute_batch("DROP INDEX events_message_id; PRAGMA user_version = 1;")
+        let v1 = Connection::open_in_memory().unwrap();
+        v1.execute_batch(SCHEMA_V2).unwrap();
+        v1.execute_batch("DROP INDEX events_message_id; PRAGMA user_version = 1;")
             .unwrap();
-        upgrade_from(&old, 1).unwrap();
-        assert_eq!(schema(&old), schema(&fresh));
-        let v: i64 = old
-            .pragma_query_value(None, "user_version", |r| r.get(0))
+        upgrade_from(&v1, 1).unwrap();
+        let v2 = Connection::open_in_memory().unwrap();
+        v2.execute_batch(SCHEMA_V2).unwrap();
+        upgrade_from(&v2, 2).unwrap();
+        for old in [&v1, &v2] {
+            assert_eq!(schema(old), schema(&fresh));
+            let v: i64 = old
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, SCHEMA_VERSION);
+        }
+    }
+
+    fn violation(event: &str, rule: &str, pointer: &str) -> PlanViolation {
+        PlanViolation {
+            event: event.into(),
+            rule: rule.into(),
+            pointer: pointer.into(),
+            expected: "integer".into(),
+            found: "string \"x\"".into(),
+        }
+    }
+
+    /// A version 2 database with events opens: its events and counters are kept (with
+    /// no violations), new events are stored with theirs, and both survive a reopen.
+    #[test]
+    fn version_2_database_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let db = Connection::open(&path).unwrap();
+            db.execute_batch(SCHEMA_V2).unwrap();
+            db.execute(
+                "INSERT INTO events (id, message_id, type, name, user_id, anonymous_id, valid,
+                     error, received_at_ms, timestamp_ms, original_timestamp_ms, sent_at_ms, json)
+                 VALUES (7, 'old-1', 'track', 'Song Played', 'u', 'd', 1, NULL,
+                         1790000000000, 1790000000000, NULL, NULL,
+                         '{\"type\":\"track\",\"event\":\"Song Played\",\"messageId\":\"old-1\"}')",
+                [],
+            )
             .unwrap();
+            db.execute("INSERT INTO counters VALUES ('duplicates', 4)", [])
+                .unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        let old: Vec<_> = s.events().cloned().collect();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].id, 7);
+        assert_eq!(old[0].name.as_deref(), Some("Song Played"));
+        assert!(old[0].violations.is_empty());
+        assert_eq!(s.stats().duplicates, 4);
+        assert_eq!(s.violations(&Query::default()).violating_total, 0);
+
+        let (c, j) = ev("new-1", true);
+        let v = vec![violation("Play", "type", "/properties/price")];
+        let o = s
+            .record_checked(
+                200,
+                vec![
+                    (c, j, v.clone()),
+                    (ev("old-1", true).0, json!({}), v.clone()),
+                ],
+            )
+            .unwrap();
+        assert_eq!((o.accepted, o.duplicates, o.violating), (1, 1, 1));
+        let before = (s.events().cloned().collect::<Vec<_>>(), s.stats());
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!((s.events().cloned().collect::<Vec<_>>(), s.stats()), before);
+        assert_eq!(before.0[1].id, 8);
+        assert_eq!(before.0[1].violations, v);
+        let report = s.violations(&Query::default());
+        assert_eq!(report.violating_total, 1);
+        assert_eq!(report.recent.len(), 1);
+        assert_eq!(report.recent[0].message_id.as_deref(), Some("new-1"));
+        let v: i64 =
+            s.db.as_ref()
+                .unwrap()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    /// The violation numbers kept as events come and go equal a summing-up of the events
+    /// in memory, also after the oldest were dropped; `violating_total` counts them all.
+    #[test]
+    fn violation_numbers_stay_equal_to_summing_up() {
+        let mut s = Store::memory_with(40);
+        let mut ever = 0;
+        for round in 0..10 {
+            let batch: Vec<_> = (round * 25..(round + 1) * 25)
+                .map(|i| {
+                    let (c, j) = varied(i);
+                    let mut v = Vec::new();
+                    if i % 3 == 0 {
+                        v.push(violation(&format!("E{}", i % 4), "type", "/properties/a"));
+                    }
+                    if i % 5 == 0 {
+                        v.push(violation(
+                            &format!("E{}", i % 4),
+                            "required",
+                            "/properties/b",
+                        ));
+                    }
+                    if i % 7 == 0 {
+                        v.push(violation(
+                            &format!("U{}", i % 2),
+                            "unplanned_event",
+                            "/event",
+                        ));
+                    }
+                    ever += u64::from(!v.is_empty());
+                    (c, j, v)
+                })
+                .collect();
+            s.record_checked(200, batch).unwrap();
+            for limit in [3, 1000] {
+                let q = Query {
+                    limit: Some(limit),
+                    ..Query::default()
+                };
+                let kept = s.violations(&q);
+                let summed = s.violations_summed(&q);
+                assert_eq!(kept, summed, "round {round}");
+                assert_eq!(kept.violating_total, ever);
+                assert!(kept.recent.len() <= limit);
+            }
+        }
+        let r = s.violations(&Query::default());
+        assert_eq!(r.events, 40);
+        // Newest first, each with violations.
+        assert!(r.recent.windows(2).all(|w| w[0].id > w[1].id));
+        assert!(r.recent.iter().all(|e| !e.violations.is_empty()));
+        assert!(r.unplanned.iter().all(|c| c.name.starts_with('U')));
+        let sum: u64 = r.by_rule.iter().map(|c| c.count).sum();
+        assert_eq!(sum, r.violations);
+        assert_eq!(s.violating_ids.len() as u64, r.violating);
     }
 
     /// A database from a newer collector is refused rather than misread.
