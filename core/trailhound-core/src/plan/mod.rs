@@ -18,6 +18,9 @@
 //! - `formats`: `date-time`, `email`, `uri`, and naming conventions.
 //! - [`gate`]: the device modes, counts and context annotation.
 
+mod check;
+mod compile;
+pub mod formats;
 pub mod gate;
 pub mod model;
 
@@ -25,6 +28,11 @@ use serde::Serialize;
 
 pub use gate::{PlanGate, PlanMode, Verdict, ViolationCount};
 pub use model::PlanFile;
+
+pub use check::MAX_VALUE_DEPTH;
+#[cfg(feature = "regex")]
+pub use compile::RegexLiteEngine;
+pub use compile::{escape_token, json_type_name, portable_pattern, MAX_DEPTH};
 
 /// Why a plan was refused: where (a JSON pointer into the plan file, such as
 /// `/events/2/schema/properties/price/minimum`) and what is wrong there.
@@ -180,26 +188,25 @@ pub fn event_label(kind: crate::MessageType, name: Option<&str>) -> String {
 #[derive(Debug)]
 pub struct Plan {
     file: PlanFile,
+    compiled: compile::Compiled,
 }
 
 impl Plan {
     /// Parses, lints and compiles a plan file with the built-in pattern engine.
     #[cfg(feature = "regex")]
     pub fn parse(json: &str) -> Result<Plan, PlanError> {
-        let _ = json;
-        todo!("issue 11: compile")
+        Plan::parse_with(json, &RegexLiteEngine)
     }
 
     /// Parses, lints and compiles a plan file, compiling patterns with `patterns`.
     pub fn parse_with(json: &str, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
-        let _ = (json, patterns);
-        todo!("issue 11: compile")
+        Plan::compile(compile::parse_file(json)?, patterns)
     }
 
     /// Lints and compiles a parsed plan file.
     pub fn compile(file: PlanFile, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
-        let _ = patterns;
-        Ok(Plan { file })
+        let compiled = compile::compile(&file, patterns)?;
+        Ok(Plan { file, compiled })
     }
 
     /// The plan as written.
@@ -219,21 +226,63 @@ impl Plan {
 
     /// Checks one message. Allocates nothing for an event that passes.
     pub fn check(&self, msg: &crate::Message) -> Vec<Violation> {
-        let _ = msg;
-        todo!("issue 11: check")
+        use crate::MessageType as T;
+        let (name, root, body) = match msg.kind {
+            T::Track => (msg.event.as_deref(), "/properties", msg.properties.as_ref()),
+            T::Screen | T::Page => (msg.name.as_deref(), "/properties", msg.properties.as_ref()),
+            T::Identify | T::Group => (None, "/traits", msg.traits.as_ref()),
+            T::Alias => return Vec::new(),
+        };
+        let body = body.map_or(check::Body::Absent, check::Body::Map);
+        check::check_event(&self.compiled, msg.kind, name, root, body)
     }
 
     /// Checks one event in the Segment wire form (a line of `queue export`, an event of a
     /// batch the collector received), with the same verdict as [`Plan::check`].
     pub fn check_wire(&self, event: &serde_json::Value) -> Vec<Violation> {
-        let _ = event;
-        todo!("issue 11: check")
+        use crate::MessageType as T;
+        let Some(kind) = event
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .and_then(T::parse)
+        else {
+            return Vec::new();
+        };
+        let text = |key: &str| event.get(key).and_then(serde_json::Value::as_str);
+        let (name, root, key) = match kind {
+            T::Track => (text("event"), "/properties", "properties"),
+            T::Screen | T::Page => (text("name"), "/properties", "properties"),
+            T::Identify | T::Group => (None, "/traits", "traits"),
+            T::Alias => return Vec::new(),
+        };
+        let body = match event.get(key) {
+            None => check::Body::Absent,
+            Some(v) => check::Body::Value(v),
+        };
+        check::check_event(&self.compiled, kind, name, root, body)
     }
 
     /// Removes the properties (or traits) the plan does not allow (`additionalProperties:
     /// false`, at every depth) from a planned event; returns their pointers.
     pub fn strip_unplanned(&self, msg: &mut crate::Message) -> Vec<String> {
-        let _ = msg;
-        todo!("issue 11: strip")
+        use crate::MessageType as T;
+        let name = match msg.kind {
+            T::Track => msg.event.as_deref(),
+            T::Screen | T::Page => msg.name.as_deref(),
+            _ => None,
+        };
+        let Some(entry) = self.compiled.lookup(msg.kind, name) else {
+            return Vec::new();
+        };
+        let (root, body) = match msg.kind {
+            T::Identify | T::Group => ("/traits", msg.traits.as_mut()),
+            _ => ("/properties", msg.properties.as_mut()),
+        };
+        let mut out = Vec::new();
+        if let Some(body) = body {
+            check::strip_object(&entry.schema, body, &check::Path::Root(root), &mut out);
+        }
+        out.sort();
+        out
     }
 }

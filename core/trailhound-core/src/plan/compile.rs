@@ -1,0 +1,871 @@
+//! The compiled plan and lint: a plan that is invalid or contradicts itself is refused with
+//! a [`PlanError`] naming the place (a JSON pointer into the plan file).
+//!
+//! What lint refuses, beyond what the file format ([`super::model`]) refuses:
+//!
+//! - a `version` that is not SchemaVer (`\d+-\d+-\d+`), an empty plan id;
+//! - `track`/`screen`/`page` events without a name, `identify`/`group` with one, more
+//!   than one `identify` or `group`, two events of the same type and name, `alias` events;
+//! - an event schema that is not `"type": "object"`;
+//! - an empty `type` list or one naming a type twice;
+//! - bounds that no value meets: `minimum > maximum`, `minLength > maxLength`,
+//!   `minItems > maxItems`, exclusive bounds that leave nothing between them, and for an
+//!   `integer`-only schema bounds with no integer between them;
+//! - keywords that cannot apply to the declared type(s): `minLength` on an integer,
+//!   `items` on a string, `properties` on a number;
+//! - `enum` empty, or listing a value the `type` does not allow; `const` that breaks the
+//!   schema's own keywords; `required` names absent from `properties` when
+//!   `additionalProperties` is false, or listed twice;
+//! - planned event and property names that break the plan's own naming convention;
+//! - a `pattern` that is not portable ([`portable_pattern`]) or that the engine refuses;
+//! - schemas nested deeper than [`MAX_DEPTH`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::check::{self, describe, values_equal, Path};
+use super::formats;
+use super::model::{
+    Additional, Case, EventSpec, Format, JsonType, Naming, PlanFile, Schema, Types,
+};
+use super::{Pattern, PatternEngine, PlanError, Violation};
+use crate::MessageType;
+
+/// How deep schemas may nest (`properties`, `items`, `additionalProperties`): the checks
+/// recurse along the schema, so this bounds their stack on every platform.
+pub const MAX_DEPTH: usize = 32;
+
+/// Bits of a `type` set; `0` means any type.
+pub(crate) type TypeSet = u8;
+
+pub(crate) fn type_bit(t: JsonType) -> TypeSet {
+    match t {
+        JsonType::String => 1,
+        JsonType::Number => 2,
+        JsonType::Integer => 4,
+        JsonType::Boolean => 8,
+        JsonType::Object => 16,
+        JsonType::Array => 32,
+        JsonType::Null => 64,
+    }
+}
+
+const NUMERIC: TypeSet = 2 | 4;
+
+/// What `additionalProperties` allows.
+#[derive(Debug)]
+pub(crate) enum Extra {
+    /// Absent or `true`.
+    Any,
+    /// `false`.
+    None,
+    /// A schema.
+    Schema(Box<Node>),
+}
+
+/// One compiled schema.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub types: TypeSet,
+    /// The `type` keyword as written, for messages.
+    pub type_names: Vec<JsonType>,
+    pub enum_values: Option<Vec<Value>>,
+    pub const_value: Option<Value>,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+    pub exclusive_minimum: Option<f64>,
+    pub exclusive_maximum: Option<f64>,
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    pub pattern: Option<(String, Box<dyn Pattern>)>,
+    pub format: Option<Format>,
+    pub items: Option<Box<Node>>,
+    pub min_items: Option<u64>,
+    pub max_items: Option<u64>,
+    pub properties: BTreeMap<String, Node>,
+    pub required: Vec<String>,
+    pub additional: Extra,
+}
+
+/// One planned event.
+#[derive(Debug)]
+pub(crate) struct EventNode {
+    pub schema: Node,
+}
+
+/// The compiled plan: events by kind and name, looked up without allocating.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub track: HashMap<String, EventNode>,
+    pub screen: HashMap<String, EventNode>,
+    pub page: HashMap<String, EventNode>,
+    pub identify: Option<EventNode>,
+    pub group: Option<EventNode>,
+    pub allow_unplanned: bool,
+    pub naming: Naming,
+}
+
+impl Compiled {
+    /// The planned event of this kind and name; `None` if not planned (or `alias`).
+    pub fn lookup(&self, kind: MessageType, name: Option<&str>) -> Option<&EventNode> {
+        let name = name.unwrap_or_default();
+        match kind {
+            MessageType::Track => self.track.get(name),
+            MessageType::Screen => self.screen.get(name),
+            MessageType::Page => self.page.get(name),
+            MessageType::Identify => self.identify.as_ref(),
+            MessageType::Group => self.group.as_ref(),
+            MessageType::Alias => None,
+        }
+    }
+}
+
+/// The built-in pattern engine: regex-lite, with `.` matching every character (as
+/// JavaScript's `s` flag).
+#[cfg(feature = "regex")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegexLiteEngine;
+
+#[cfg(feature = "regex")]
+#[derive(Debug)]
+struct RegexLitePattern(regex_lite::Regex);
+
+#[cfg(feature = "regex")]
+impl Pattern for RegexLitePattern {
+    fn is_match(&self, s: &str) -> bool {
+        self.0.is_match(s)
+    }
+}
+
+#[cfg(feature = "regex")]
+impl PatternEngine for RegexLiteEngine {
+    fn compile(&self, pattern: &str) -> Result<Box<dyn Pattern>, String> {
+        regex_lite::RegexBuilder::new(pattern)
+            .dot_matches_new_line(true)
+            .build()
+            .map(|r| Box::new(RegexLitePattern(r)) as Box<dyn Pattern>)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn err(at: impl Into<String>, message: impl Into<String>) -> PlanError {
+    PlanError {
+        at: at.into(),
+        message: message.into(),
+    }
+}
+
+/// Escapes one JSON pointer token (`~` as `~0`, `/` as `~1`).
+pub fn escape_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing, with the place of a format error.
+
+/// Parses a plan file, naming the place of any error.
+pub(crate) fn parse_file(json: &str) -> Result<PlanFile, PlanError> {
+    let value: Value =
+        serde_json::from_str(json).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+    match PlanFile::deserialize(&value) {
+        Ok(file) => Ok(file),
+        Err(e) => Err(locate_file(&value).unwrap_or_else(|| err("", e.to_string()))),
+    }
+}
+
+/// Finds the innermost place where `value` does not deserialize as `T`, by field.
+fn field_error<'de, T: Deserialize<'de>>(v: &'de Value, at: &str) -> Option<PlanError> {
+    T::deserialize(v).err().map(|e| err(at, e.to_string()))
+}
+
+fn locate_file(v: &Value) -> Option<PlanError> {
+    let Value::Object(map) = v else {
+        return Some(err("", "a plan is a JSON object"));
+    };
+    for (k, fv) in map {
+        let at = format!("/{}", escape_token(k));
+        let found = match k.as_str() {
+            "plan" | "version" => field_error::<String>(fv, &at),
+            "description" => field_error::<Option<String>>(fv, &at),
+            "allowUnplannedEvents" => field_error::<bool>(fv, &at),
+            "naming" => locate_naming(fv, &at),
+            "events" => match fv {
+                Value::Array(events) => events
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, ev)| locate_event(ev, &format!("{at}/{i}"))),
+                _ => Some(err(&at, "events is a list")),
+            },
+            _ => Some(err(&at, format!("unknown field `{k}`"))),
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+fn locate_naming(v: &Value, at: &str) -> Option<PlanError> {
+    if let Value::Object(map) = v {
+        for (k, fv) in map {
+            let at = format!("{at}/{}", escape_token(k));
+            let found = match k.as_str() {
+                "events" | "properties" => field_error::<Option<Case>>(fv, &at),
+                _ => Some(err(&at, format!("unknown field `{k}`"))),
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    field_error::<Naming>(v, at)
+}
+
+fn locate_event(v: &Value, at: &str) -> Option<PlanError> {
+    if let Value::Object(map) = v {
+        for (k, fv) in map {
+            let kat = format!("{at}/{}", escape_token(k));
+            let found = match k.as_str() {
+                "type" => field_error::<MessageType>(fv, &kat),
+                "name" | "description" => field_error::<Option<String>>(fv, &kat),
+                "schema" => locate_schema(fv, &kat, 0),
+                _ => Some(err(&kat, format!("unknown field `{k}`"))),
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    field_error::<EventSpec>(v, at)
+}
+
+fn locate_schema(v: &Value, at: &str, depth: usize) -> Option<PlanError> {
+    if depth > MAX_DEPTH {
+        return Some(err(
+            at,
+            format!("schemas nest deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    let Value::Object(map) = v else {
+        return field_error::<Schema>(v, at);
+    };
+    for (k, fv) in map {
+        let kat = format!("{at}/{}", escape_token(k));
+        let found = match k.as_str() {
+            "items" => locate_schema(fv, &kat, depth + 1),
+            "additionalProperties" if !fv.is_boolean() => locate_schema(fv, &kat, depth + 1),
+            "properties" => match fv {
+                Value::Object(props) => props.iter().find_map(|(name, s)| {
+                    locate_schema(s, &format!("{kat}/{}", escape_token(name)), depth + 1)
+                }),
+                _ => Some(err(&kat, "properties is an object of schemas")),
+            },
+            _ => {
+                let mut one = serde_json::Map::new();
+                one.insert(k.clone(), fv.clone());
+                field_error::<Schema>(&Value::Object(one), &kat)
+            }
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    field_error::<Schema>(v, at)
+}
+
+// ---------------------------------------------------------------------------------------
+// Lint and compile.
+
+fn is_schemaver(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// Lints and compiles a plan file.
+pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Compiled, PlanError> {
+    if file.plan.trim().is_empty() {
+        return Err(err("/plan", "the plan id is empty"));
+    }
+    if !is_schemaver(&file.version) {
+        return Err(err(
+            "/version",
+            format!(
+                "version {:?} is not SchemaVer MODEL-REVISION-ADDITION (such as 1-0-0)",
+                file.version
+            ),
+        ));
+    }
+    let mut out = Compiled {
+        track: HashMap::new(),
+        screen: HashMap::new(),
+        page: HashMap::new(),
+        identify: None,
+        group: None,
+        allow_unplanned: file.allow_unplanned_events,
+        naming: file.naming.clone(),
+    };
+    for (i, ev) in file.events.iter().enumerate() {
+        let at = format!("/events/{i}");
+        let kind = ev.kind;
+        match (kind, &ev.name) {
+            (MessageType::Alias, _) => {
+                return Err(err(
+                    format!("{at}/type"),
+                    "alias events carry nothing to check: remove this entry",
+                ))
+            }
+            (MessageType::Track | MessageType::Screen | MessageType::Page, None) => {
+                return Err(err(&at, format!("a {} event needs a name", kind.as_str())))
+            }
+            (MessageType::Track | MessageType::Screen | MessageType::Page, Some(n))
+                if n.is_empty() =>
+            {
+                return Err(err(
+                    format!("{at}/name"),
+                    format!("a {} event needs a non-empty name", kind.as_str()),
+                ))
+            }
+            (MessageType::Identify | MessageType::Group, Some(_)) => {
+                return Err(err(
+                    format!("{at}/name"),
+                    format!(
+                        "{} events have no name: the plan has one entry for all of them",
+                        kind.as_str()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        if let (Some(case), Some(name)) = (file.naming.events, &ev.name) {
+            if !formats::follows(case, name) {
+                return Err(err(
+                    format!("{at}/name"),
+                    format!(
+                        "event name {name:?} breaks the plan's naming convention {}",
+                        formats::case_name(case)
+                    ),
+                ));
+            }
+        }
+        let schema_at = format!("{at}/schema");
+        if ev.schema.types.as_ref().map(Types::as_slice) != Some(&[JsonType::Object][..]) {
+            return Err(err(
+                format!("{schema_at}/type"),
+                "an event's schema must have \"type\": \"object\" (its properties or traits)",
+            ));
+        }
+        let mut ctx = Lint {
+            engine,
+            naming: file.naming.properties,
+        };
+        let node = ctx.node(&ev.schema, &schema_at, 0)?;
+        let entry = EventNode { schema: node };
+        let name = ev.name.clone().unwrap_or_default();
+        let dup = match kind {
+            MessageType::Track => out.track.insert(name, entry).is_some(),
+            MessageType::Screen => out.screen.insert(name, entry).is_some(),
+            MessageType::Page => out.page.insert(name, entry).is_some(),
+            MessageType::Identify => out.identify.replace(entry).is_some(),
+            MessageType::Group => out.group.replace(entry).is_some(),
+            MessageType::Alias => false,
+        };
+        if dup {
+            let what = match &ev.name {
+                Some(n) => format!("{} event {n:?}", kind.as_str()),
+                None => format!("{} event", kind.as_str()),
+            };
+            return Err(err(&at, format!("the plan already has a {what}")));
+        }
+    }
+    Ok(out)
+}
+
+struct Lint<'e> {
+    engine: &'e dyn PatternEngine,
+    naming: Option<Case>,
+}
+
+pub(crate) fn type_text(types: &[JsonType]) -> String {
+    let names: Vec<&str> = types.iter().map(|t| json_type_name(*t)).collect();
+    names.join(" or ")
+}
+
+/// A JSON type's name as written in schemas.
+pub fn json_type_name(t: JsonType) -> &'static str {
+    match t {
+        JsonType::String => "string",
+        JsonType::Number => "number",
+        JsonType::Integer => "integer",
+        JsonType::Boolean => "boolean",
+        JsonType::Object => "object",
+        JsonType::Array => "array",
+        JsonType::Null => "null",
+    }
+}
+
+impl Lint<'_> {
+    fn node(&mut self, s: &Schema, at: &str, depth: usize) -> Result<Node, PlanError> {
+        if depth > MAX_DEPTH {
+            return Err(err(
+                at,
+                format!("schemas nest deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        let type_list: Vec<JsonType> = s
+            .types
+            .as_ref()
+            .map(|t| t.as_slice().to_vec())
+            .unwrap_or_default();
+        let mut types: TypeSet = 0;
+        if let Some(t) = &s.types {
+            if t.as_slice().is_empty() {
+                return Err(err(format!("{at}/type"), "the type list is empty"));
+            }
+            for jt in t.as_slice() {
+                if types & type_bit(*jt) != 0 {
+                    return Err(err(
+                        format!("{at}/type"),
+                        format!("type {} is listed twice", json_type_name(*jt)),
+                    ));
+                }
+                types |= type_bit(*jt);
+            }
+        }
+        let declared = |mask: TypeSet| types == 0 || types & mask != 0;
+        let inapplicable = |kw: &str, what: &str| {
+            err(
+                format!("{at}/{kw}"),
+                format!(
+                    "{kw} applies to {what} values, and this schema's type is {}",
+                    type_text(&type_list)
+                ),
+            )
+        };
+        // Keywords that cannot apply to the declared type(s).
+        let numeric = [
+            ("minimum", s.minimum.is_some()),
+            ("maximum", s.maximum.is_some()),
+            ("exclusiveMinimum", s.exclusive_minimum.is_some()),
+            ("exclusiveMaximum", s.exclusive_maximum.is_some()),
+        ];
+        for (kw, present) in numeric {
+            if present && !declared(NUMERIC) {
+                return Err(inapplicable(kw, "number"));
+            }
+        }
+        let string = [
+            ("minLength", s.min_length.is_some()),
+            ("maxLength", s.max_length.is_some()),
+            ("pattern", s.pattern.is_some()),
+            ("format", s.format.is_some()),
+        ];
+        for (kw, present) in string {
+            if present && !declared(type_bit(JsonType::String)) {
+                return Err(inapplicable(kw, "string"));
+            }
+        }
+        let array = [
+            ("items", s.items.is_some()),
+            ("minItems", s.min_items.is_some()),
+            ("maxItems", s.max_items.is_some()),
+        ];
+        for (kw, present) in array {
+            if present && !declared(type_bit(JsonType::Array)) {
+                return Err(inapplicable(kw, "array"));
+            }
+        }
+        let object = [
+            ("properties", !s.properties.is_empty()),
+            ("required", !s.required.is_empty()),
+            ("additionalProperties", s.additional_properties.is_some()),
+        ];
+        for (kw, present) in object {
+            if present && !declared(type_bit(JsonType::Object)) {
+                return Err(inapplicable(kw, "object"));
+            }
+        }
+        // Bounds no value meets.
+        let pairs = [
+            ("minimum", s.minimum, "maximum", s.maximum, false),
+            (
+                "exclusiveMinimum",
+                s.exclusive_minimum,
+                "maximum",
+                s.maximum,
+                true,
+            ),
+            (
+                "minimum",
+                s.minimum,
+                "exclusiveMaximum",
+                s.exclusive_maximum,
+                true,
+            ),
+            (
+                "exclusiveMinimum",
+                s.exclusive_minimum,
+                "exclusiveMaximum",
+                s.exclusive_maximum,
+                true,
+            ),
+        ];
+        for (lo_kw, lo, hi_kw, hi, strict) in pairs {
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                if lo > hi || (strict && lo >= hi) {
+                    return Err(err(
+                        format!("{at}/{lo_kw}"),
+                        format!("{lo_kw} {lo} leaves no number below {hi_kw} {hi}"),
+                    ));
+                }
+            }
+        }
+        if types == type_bit(JsonType::Integer) {
+            let lo = [
+                s.minimum.map(f64::ceil),
+                s.exclusive_minimum.map(|x| x.floor() + 1.0),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(f64::NEG_INFINITY, f64::max);
+            let hi = [
+                s.maximum.map(f64::floor),
+                s.exclusive_maximum.map(|x| x.ceil() - 1.0),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min);
+            if lo > hi {
+                return Err(err(
+                    at,
+                    format!("no integer is within the bounds (from {lo} to {hi})"),
+                ));
+            }
+        }
+        let counts = [
+            ("minLength", s.min_length, "maxLength", s.max_length),
+            ("minItems", s.min_items, "maxItems", s.max_items),
+        ];
+        for (lo_kw, lo, hi_kw, hi) in counts {
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                if lo > hi {
+                    return Err(err(
+                        format!("{at}/{lo_kw}"),
+                        format!("{lo_kw} {lo} is greater than {hi_kw} {hi}"),
+                    ));
+                }
+            }
+        }
+        // enum
+        if let Some(values) = &s.enum_values {
+            if values.is_empty() {
+                return Err(err(format!("{at}/enum"), "enum is empty: no value passes"));
+            }
+            for (i, v) in values.iter().enumerate() {
+                if !check::type_matches(types, v) {
+                    return Err(err(
+                        format!("{at}/enum/{i}"),
+                        format!(
+                            "enum value {} is not of the schema's type {}",
+                            describe(v),
+                            type_text(&type_list)
+                        ),
+                    ));
+                }
+                if values[..i].iter().any(|w| values_equal(v, w)) {
+                    return Err(err(
+                        format!("{at}/enum/{i}"),
+                        format!("enum value {} is listed twice", describe(v)),
+                    ));
+                }
+            }
+        }
+        // required
+        let no_extra = matches!(s.additional_properties, Some(Additional::Allowed(false)));
+        for (i, name) in s.required.iter().enumerate() {
+            if no_extra && !s.properties.contains_key(name) {
+                return Err(err(
+                    format!("{at}/required/{i}"),
+                    format!(
+                        "required property {name:?} is not in properties, and \
+                         additionalProperties is false: no event passes"
+                    ),
+                ));
+            }
+            if s.required[..i].contains(name) {
+                return Err(err(
+                    format!("{at}/required/{i}"),
+                    format!("required property {name:?} is listed twice"),
+                ));
+            }
+            if let Some(case) = self.naming {
+                if !formats::follows(case, name) {
+                    return Err(err(
+                        format!("{at}/required/{i}"),
+                        format!(
+                            "property name {name:?} breaks the plan's naming convention {}",
+                            formats::case_name(case)
+                        ),
+                    ));
+                }
+            }
+        }
+        // pattern
+        let pattern = match &s.pattern {
+            Some(p) => {
+                let pat_at = format!("{at}/pattern");
+                portable_pattern(p).map_err(|m| err(&pat_at, m))?;
+                let compiled = self
+                    .engine
+                    .compile(p)
+                    .map_err(|m| err(&pat_at, format!("invalid pattern: {m}")))?;
+                Some((p.clone(), compiled))
+            }
+            None => None,
+        };
+        // children
+        let mut properties = BTreeMap::new();
+        for (name, sub) in &s.properties {
+            let sub_at = format!("{at}/properties/{}", escape_token(name));
+            if let Some(case) = self.naming {
+                if !formats::follows(case, name) {
+                    return Err(err(
+                        &sub_at,
+                        format!(
+                            "property name {name:?} breaks the plan's naming convention {}",
+                            formats::case_name(case)
+                        ),
+                    ));
+                }
+            }
+            properties.insert(name.clone(), self.node(sub, &sub_at, depth + 1)?);
+        }
+        let items = match &s.items {
+            Some(sub) => Some(Box::new(self.node(
+                sub,
+                &format!("{at}/items"),
+                depth + 1,
+            )?)),
+            None => None,
+        };
+        let additional = match &s.additional_properties {
+            None | Some(Additional::Allowed(true)) => Extra::Any,
+            Some(Additional::Allowed(false)) => Extra::None,
+            Some(Additional::Schema(sub)) => Extra::Schema(Box::new(self.node(
+                sub,
+                &format!("{at}/additionalProperties"),
+                depth + 1,
+            )?)),
+        };
+        let node = Node {
+            types,
+            type_names: type_list,
+            enum_values: s.enum_values.clone(),
+            const_value: None,
+            minimum: s.minimum,
+            maximum: s.maximum,
+            exclusive_minimum: s.exclusive_minimum,
+            exclusive_maximum: s.exclusive_maximum,
+            min_length: s.min_length,
+            max_length: s.max_length,
+            pattern,
+            format: s.format,
+            items,
+            min_items: s.min_items,
+            max_items: s.max_items,
+            properties,
+            required: s.required.clone(),
+            additional,
+        };
+        // const: must pass the schema's other keywords.
+        if let Some(c) = &s.const_value {
+            let mut violations: Vec<Violation> = Vec::new();
+            let root = Path::Root("");
+            check::check_value(
+                &check::Ctx::new(MessageType::Track, None),
+                &node,
+                c,
+                &root,
+                &mut violations,
+            );
+            if let Some(v) = violations.first() {
+                return Err(err(
+                    format!("{at}/const"),
+                    format!(
+                        "const {} breaks the schema's own {} (expected {})",
+                        describe(c),
+                        v.rule.as_str(),
+                        v.expected
+                    ),
+                ));
+            }
+            return Ok(Node {
+                const_value: Some(c.clone()),
+                ..node
+            });
+        }
+        Ok(node)
+    }
+}
+
+/// Refuses pattern syntax whose meaning differs between regex-lite and JavaScript's
+/// `RegExp` with the `u` and `s` flags, or that only one of them accepts:
+///
+/// - escapes other than `\d \D \w \W \b \B` (ASCII in both), `\t \n \r \f \v`, `\xHH`,
+///   `\uHHHH`, `\u{H…}`, and an escaped syntax character (`^ $ \ . * + ? ( ) [ ] { } | /`,
+///   and `-` inside a class): so `\s \S` (Unicode in JavaScript, ASCII in regex-lite),
+///   `\p \P \A \z \Q \E \h`, back-references and `\x{…}` are refused;
+/// - `(?` other than `(?:` (inline flags, named groups, lookaround);
+/// - in a class: POSIX classes (`[[:`), nested classes and set operations (`[`, `&&`,
+///   `--`, `~~`), `\b`, and the empty classes `[]` and `[^]`;
+/// - `{` that does not start a quantifier `{n}`, `{n,}`, `{n,m}`, and a lone `]` or `}`.
+pub fn portable_pattern(p: &str) -> Result<(), String> {
+    #[derive(PartialEq)]
+    enum Last {
+        /// Start of the pattern, of a group or of an alternative: nothing to repeat.
+        Start,
+        /// Something that may be repeated.
+        Atom,
+        /// An assertion (`^`, `$`, `\b`, `\B`): JavaScript refuses to repeat it.
+        Assertion,
+        /// A quantifier: only a lazy `?` may follow.
+        Quantifier,
+        /// A lazy quantifier: nothing may repeat it.
+        Lazy,
+    }
+    let chars: Vec<char> = p.chars().collect();
+    let refuse = |what: &str| {
+        Err(format!(
+            "pattern {p:?}: {what} is not portable (its meaning differs between regex \
+             engines, or one of them refuses it)"
+        ))
+    };
+    let mut i = 0;
+    let mut in_class = false;
+    let mut last = Last::Start;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            let Some(&e) = chars.get(i + 1) else {
+                return refuse("a trailing backslash");
+            };
+            let hex = |k: usize| chars.get(k).is_some_and(char::is_ascii_hexdigit);
+            let mut next = Last::Atom;
+            match e {
+                'd' | 'D' | 'w' | 'W' => i += 2,
+                'b' | 'B' if !in_class && chars.get(i + 2) != Some(&'{') => {
+                    next = Last::Assertion;
+                    i += 2
+                }
+                't' | 'n' | 'r' | 'f' | 'v' => i += 2,
+                'x' if hex(i + 2) && hex(i + 3) => i += 4,
+                'u' if (2..6).all(|k| hex(i + k)) => i += 6,
+                'u' if chars.get(i + 2) == Some(&'{') => {
+                    let mut k = i + 3;
+                    while hex(k) {
+                        k += 1;
+                    }
+                    if k == i + 3 || chars.get(k) != Some(&'}') {
+                        return refuse("a malformed \\u{…} escape");
+                    }
+                    i = k + 1;
+                }
+                '^' | '$' | '\\' | '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}'
+                | '|' | '/' => i += 2,
+                '-' if in_class => i += 2,
+                _ => return refuse(&format!("the escape \\{e}")),
+            }
+            if !in_class {
+                last = next;
+            }
+            continue;
+        }
+        if in_class {
+            match c {
+                '[' => return refuse("a nested class or POSIX class ('[' in a class)"),
+                ']' => {
+                    in_class = false;
+                    last = Last::Atom;
+                }
+                '&' | '-' | '~' if chars.get(i + 1) == Some(&c) => {
+                    return refuse("a class set operation (&&, --, ~~)")
+                }
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        let quantifier = |last: &Last| match last {
+            Last::Atom => Ok(()),
+            Last::Start => refuse("a quantifier with nothing to repeat"),
+            Last::Assertion => refuse("a repeated assertion"),
+            Last::Quantifier | Last::Lazy => refuse("a quantifier after a quantifier"),
+        };
+        match c {
+            '[' => {
+                in_class = true;
+                let mut k = i + 1;
+                if chars.get(k) == Some(&'^') {
+                    k += 1;
+                }
+                if chars.get(k) == Some(&']') {
+                    return refuse("an empty class or ']' first in a class");
+                }
+                i = k;
+                continue;
+            }
+            ']' => return refuse("a lone ']'"),
+            '}' => return refuse("a lone '}'"),
+            '(' => {
+                if chars.get(i + 1) == Some(&'?') {
+                    if chars.get(i + 2) != Some(&':') {
+                        return refuse("'(?' other than '(?:' (flags, named groups, lookaround)");
+                    }
+                    i += 2;
+                }
+                last = Last::Start;
+            }
+            '|' => last = Last::Start,
+            ')' => last = Last::Atom,
+            '^' | '$' => last = Last::Assertion,
+            '?' if last == Last::Quantifier => last = Last::Lazy,
+            '*' | '+' | '?' => {
+                quantifier(&last)?;
+                last = Last::Quantifier;
+            }
+            '{' => {
+                let mut k = i + 1;
+                let start = k;
+                while chars.get(k).is_some_and(char::is_ascii_digit) {
+                    k += 1;
+                }
+                if k == start {
+                    return refuse("a '{' that does not start a quantifier {n}, {n,} or {n,m}");
+                }
+                if chars.get(k) == Some(&',') {
+                    k += 1;
+                    while chars.get(k).is_some_and(char::is_ascii_digit) {
+                        k += 1;
+                    }
+                }
+                if chars.get(k) != Some(&'}') {
+                    return refuse("a '{' that does not start a quantifier {n}, {n,} or {n,m}");
+                }
+                quantifier(&last)?;
+                last = Last::Quantifier;
+                i = k + 1;
+                continue;
+            }
+            _ => last = Last::Atom,
+        }
+        i += 1;
+    }
+    if in_class {
+        return refuse("an unclosed class");
+    }
+    Ok(())
+}
