@@ -3,11 +3,13 @@
 //! - [`collector`]: a loopback Segment-compatible receiver with scripted faults.
 //! - [`hostile`]: a raw-TCP server that misbehaves: any status, cut or endless bodies,
 //!   resets, trickles, an untrusted TLS certificate.
+//! - [`plan_cases`]: the shared tracking-plan table, as SDK calls.
 //! - [`sim`]: the day-long scheduling simulation: Trailhound's policy against a fixed baseline.
 //! - [`util`]: device conditions, a recording client builder, a bounded wait on stats,
 //!   the monotonic clock and a seeded PRNG, shared by the tests and the crash child.
 
 pub mod collector;
 pub mod hostile;
+pub mod plan_cases;
 pub mod sim;
 pub mod util;

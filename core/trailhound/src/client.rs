@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use trailhound_core::context::ContextInfo;
 use trailhound_core::message::{self, Properties};
+use trailhound_core::plan::{Plan, PlanError, PlanGate, PlanMode, Verdict};
 use trailhound_core::tracker::{IdentityChange, Tracker};
 use trailhound_core::{
     Call, DeviceConditions, DropReason, Identity, Lifecycle, Message, Notification, Policy, Stats,
@@ -64,6 +65,48 @@ where
     }
 }
 
+/// Where a tracking plan comes from ([`Builder::plan`]). It is read and compiled by
+/// [`Builder::build`], which fails with [`Error::Plan`] (naming the place in the plan) if
+/// it cannot be read or is invalid.
+#[derive(Debug, Clone)]
+pub enum PlanSource {
+    /// The plan file's JSON text (bundled with the app, `include_str!`).
+    Json(String),
+    /// The path of the plan file.
+    File(PathBuf),
+    /// A plan already compiled (shared between clients, or compiled with another
+    /// [`trailhound_core::plan::PatternEngine`]).
+    Compiled(Arc<Plan>),
+}
+
+impl PlanSource {
+    /// Reads and compiles the plan.
+    fn load(self) -> Result<Arc<Plan>, Error> {
+        let (origin, json) = match self {
+            PlanSource::Compiled(plan) => return Ok(plan),
+            PlanSource::Json(json) => ("(JSON text)".to_owned(), json),
+            PlanSource::File(path) => {
+                let origin = format!("`{}`", path.display());
+                match std::fs::read_to_string(&path) {
+                    Ok(json) => (origin, json),
+                    Err(e) => {
+                        return Err(Error::Plan {
+                            origin,
+                            error: PlanError {
+                                at: String::new(),
+                                message: format!("cannot read the file: {e}"),
+                            },
+                        })
+                    }
+                }
+            }
+        };
+        Plan::parse(&json)
+            .map(Arc::new)
+            .map_err(|error| Error::Plan { origin, error })
+    }
+}
+
 /// The write key, kept out of `Debug` output and logs.
 #[derive(Clone)]
 pub(crate) struct WriteKey(pub(crate) String);
@@ -96,6 +139,7 @@ pub struct Builder {
     listeners: Vec<Arc<dyn Listener>>,
     seed: Option<u64>,
     max_pages: Option<u32>,
+    plan: Option<PlanSource>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -135,6 +179,7 @@ impl Builder {
             listeners: Vec::new(),
             seed: None,
             max_pages: None,
+            plan: None,
         }
     }
 
@@ -187,6 +232,31 @@ impl Builder {
         self
     }
 
+    /// Checks every event against a tracking plan, on the caller's thread after the plugins
+    /// (so the verdict is about what is sent), in the mode [`Policy::plan_mode`] sets
+    /// (`report` by default; see [`Builder::plan_mode`] and [`trailhound_core::plan::gate`]).
+    pub fn plan(mut self, source: PlanSource) -> Self {
+        self.plan = Some(source);
+        self
+    }
+
+    /// [`Builder::plan`] from the plan file's JSON text.
+    pub fn plan_json(self, json: impl Into<String>) -> Self {
+        self.plan(PlanSource::Json(json.into()))
+    }
+
+    /// [`Builder::plan`] from the plan file at `path`, read by [`Builder::build`].
+    pub fn plan_file(self, path: impl Into<PathBuf>) -> Self {
+        self.plan(PlanSource::File(path.into()))
+    }
+
+    /// What the plan does to an event that breaks it: sets [`Policy::plan_mode`] (so a
+    /// later [`Builder::policy`] replaces it).
+    pub fn plan_mode(mut self, mode: PlanMode) -> Self {
+        self.policy.plan_mode = mode;
+        self
+    }
+
     /// Fixes the retry-jitter seed (tests and simulations); by default it is random.
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
@@ -202,12 +272,21 @@ impl Builder {
 
     /// Opens the data directory and starts the background threads.
     ///
-    /// Fails if a setting is invalid, the endpoint is not HTTPS (or loopback HTTP), or
-    /// another client has the data directory open. A corrupt database is not an error: it
+    /// Fails if a setting is invalid, the endpoint is not HTTPS (or loopback HTTP), the
+    /// tracking plan cannot be read or is invalid (before anything is opened), or another
+    /// client has the data directory open. A corrupt database is not an error: it
     /// is moved aside, a fresh one is used, and the listener hears about it.
     pub fn build(self) -> Result<Client, Error> {
         self.policy.validate()?;
         let endpoint = check_endpoint(&self.endpoint)?;
+        let plan = match self.plan {
+            Some(source) => Some(PlanGate::new(
+                source.load()?,
+                self.policy.plan_mode,
+                self.policy.max_violation_kinds,
+            )),
+            None => None,
+        };
         let transport: Arc<dyn Transport> = match self.transport {
             Some(t) => t,
             None => default_transport(&self.policy)?,
@@ -256,6 +335,7 @@ impl Builder {
                 identity_version: AtomicU64::new(0),
                 opted_out: AtomicBool::new(opted_out),
                 plugins: self.plugins,
+                plan,
                 listeners,
                 mailbox,
                 gate,
@@ -264,6 +344,7 @@ impl Builder {
                 stats: shared_stats,
                 invalid: AtomicU64::new(0),
                 plugin_dropped: AtomicU64::new(0),
+                plan_dropped: AtomicU64::new(0),
                 opted_out_calls: AtomicU64::new(0),
             }),
             worker: Mutex::new(Some(worker)),
@@ -324,6 +405,8 @@ struct Shared {
     identity_version: AtomicU64,
     opted_out: AtomicBool,
     plugins: Vec<Arc<dyn Plugin>>,
+    /// The tracking plan and its mode, if the app gave one.
+    plan: Option<PlanGate>,
     listeners: Arc<Vec<Arc<dyn Listener>>>,
     /// To the background thread; unbounded: the gate bounds events, and a control call
     /// never blocks (a listener calling `flush()` on the background thread must not wait
@@ -338,6 +421,8 @@ struct Shared {
     stats: Arc<Mutex<Stats>>,
     invalid: AtomicU64,
     plugin_dropped: AtomicU64,
+    /// Events dropped for breaking the plan (`enforce` modes).
+    plan_dropped: AtomicU64,
     opted_out_calls: AtomicU64,
 }
 
@@ -495,6 +580,44 @@ impl Client {
                 }
             }
         }
+        // After the plugins, so that the verdict is about what is sent; before the identity
+        // change, so that a dropped identify changes nothing.
+        let mut plan_notice = None;
+        if let Some(gate) = &shared.plan {
+            let verdict = gate.apply(&mut msg);
+            let action = verdict.action();
+            match verdict {
+                Verdict::Pass => {}
+                Verdict::Dropped(violations) => {
+                    shared.plan_dropped.fetch_add(1, Ordering::Relaxed);
+                    let message_id = msg.message_id;
+                    self.notify_later(
+                        vec![
+                            Notification::PlanViolation {
+                                message_id: message_id.clone(),
+                                action,
+                                violations,
+                            },
+                            Notification::Dropped {
+                                reason: DropReason::PlanViolation,
+                                count: 1,
+                                message_ids: vec![message_id],
+                            },
+                        ],
+                        true,
+                    );
+                    // Accepted and dropped, as a plugin's drop: not an error of the call.
+                    return Ok(());
+                }
+                Verdict::Reported(violations) | Verdict::Stripped(violations) => {
+                    plan_notice = Some(Notification::PlanViolation {
+                        message_id: msg.message_id.clone(),
+                        action,
+                        violations,
+                    });
+                }
+            }
+        }
         // identify and alias change who later events are from; only once the call is
         // accepted, so that a refused call changes nothing.
         let identity_change = IdentityChange::of(&msg);
@@ -529,7 +652,34 @@ impl Client {
             // The background thread is gone (it panicked): nothing was queued.
             shared.gate.release(bytes);
             Error::Closed
-        })
+        })?;
+        if let Some(notice) = plan_notice {
+            // Follows its event, which wakes the background thread soon enough.
+            self.notify_later(vec![notice], false);
+        }
+        Ok(())
+    }
+
+    /// Hands notifications to the background thread, where the listeners run (never on
+    /// the caller's thread inside `track()`: a listener that tracks would re-enter it, and
+    /// one that blocks would block the app's call). `ring`: wake it now (nothing else
+    /// will). Bounded like control calls; past the bound, or once closed, they are dropped
+    /// (the counts in `stats()` keep them).
+    fn notify_later(&self, notes: Vec<Notification>, ring: bool) {
+        let shared = &*self.shared;
+        let Ok(_pass) = shared.gate.enter() else {
+            log::debug!("trailhound: a plan violation notice was not sent (closed or backlog)");
+            return;
+        };
+        let cmd = Command::Notify(notes.into_boxed_slice());
+        let sent = if ring {
+            shared.mailbox.post(cmd)
+        } else {
+            shared.mailbox.post_quiet(cmd)
+        };
+        if sent.is_err() {
+            shared.gate.took_control();
+        }
     }
 
     fn check<T, E: Into<Error>>(&self, r: Result<T, E>) -> Result<T, Error> {
@@ -653,8 +803,17 @@ impl Client {
         let mut s = lock(&self.shared.stats).clone();
         let d = &mut s.dropped;
         d.plugin += self.shared.plugin_dropped.load(Ordering::Relaxed);
+        d.plan_violation += self.shared.plan_dropped.load(Ordering::Relaxed);
         d.opt_out += self.shared.opted_out_calls.load(Ordering::Relaxed);
+        if let Some(gate) = &self.shared.plan {
+            s.plan_violations = gate.counts();
+        }
         s
+    }
+
+    /// The tracking plan's gate (plan, mode, counts), if the client has a plan.
+    pub fn plan(&self) -> Option<&PlanGate> {
+        self.shared.plan.as_ref()
     }
 
     /// Calls refused as invalid since start.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use trailhound_core::plan::PlanError;
 use trailhound_core::policy::PolicyError;
 use trailhound_core::ValidationError;
 
@@ -20,6 +21,16 @@ pub enum Error {
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The tracking plan could not be read or is invalid (see `trailhound plan lint`); the
+    /// client was not started and nothing was opened.
+    #[error("tracking plan {origin}: {error}")]
+    Plan {
+        /// Where the plan came from: its file's path, or `(JSON text)`.
+        origin: String,
+        /// Where in the plan (a JSON pointer; `""` for the whole file, or when it could
+        /// not be read) and what is wrong there.
+        error: PlanError,
+    },
     /// A limit in the policy is invalid.
     #[error(transparent)]
     Policy(#[from] PolicyError),

@@ -21,7 +21,8 @@
 //!
 //! # Layout
 //!
-//! - [`client`]: the [`Builder`] and the [`Client`] API; plugins and listeners.
+//! - [`client`]: the [`Builder`] and the [`Client`] API; plugins, listeners and the
+//!   tracking plan ([`PlanSource`], applied by [`trailhound_core::plan::PlanGate`]).
 //! - `worker`: the engine thread (engine + store) and the upload thread.
 //! - [`store`]: the SQLite queue: schema and migrations, locking, corruption recovery.
 //! - [`transport`]: the [`Transport`] trait and the default ureq transport.
@@ -34,7 +35,7 @@ pub mod store;
 pub mod transport;
 mod worker;
 
-pub use client::{Builder, Client, Listener, Plugin};
+pub use client::{Builder, Client, Listener, PlanSource, Plugin};
 pub use error::Error;
 #[cfg(feature = "ureq")]
 pub use transport::UreqTransport;

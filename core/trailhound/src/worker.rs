@@ -90,6 +90,10 @@ pub(crate) enum Command {
     Flush(Option<Sender<()>>),
     OptOut(bool),
     UploadDone(u64, UploadResult),
+    /// Notifications a caller's thread produced (tracking-plan violations and drops), for
+    /// the listeners, which run on this thread: a listener never runs inside `track()`,
+    /// where a listener that tracks would re-enter it.
+    Notify(Box<[Notification]>),
     /// Commit everything, then stop. `flush`: make one last upload attempt (`shutdown`),
     /// or start none (the client was dropped). `deadline`: `None` for no limit.
     Stop {
@@ -108,6 +112,7 @@ impl Command {
                 | Command::Lifecycle(_)
                 | Command::Flush(_)
                 | Command::OptOut(_)
+                | Command::Notify(_)
         )
     }
 }
@@ -390,6 +395,13 @@ impl Mailbox {
         self.push(cmd)?;
         self.0.bell.event_sent();
         Ok(())
+    }
+
+    /// Sends a command that can wait for the next wake-up, without ringing: one that
+    /// follows an event just sent (whose bell, or the commit timer it arms, wakes this
+    /// thread within `commit_interval`).
+    pub fn post_quiet(&self, cmd: Command) -> Result<(), Gone> {
+        self.push(cmd)
     }
 
     /// Sends a command the engine acts on at once, and rings.
@@ -889,6 +901,13 @@ impl Worker {
             }
             Command::OptOut(out) => self.engine.handle_opt_out(out, now),
             Command::UploadDone(id, result) => self.engine.handle_upload(id, result, now),
+            Command::Notify(notes) => {
+                for n in notes.iter() {
+                    for l in self.listeners.iter() {
+                        call_listener(l.as_ref(), n);
+                    }
+                }
+            }
             // Handled by the loops.
             Command::Stop { .. } => {}
         }
