@@ -115,7 +115,9 @@ fn label_of(event: &Value) -> Result<String, String> {
     };
     let kind = match obj.get("type") {
         Some(Value::String(t)) => MessageType::parse(t).ok_or_else(|| {
-            format!("unknown \"type\" {t:?} (expected track, identify, screen, page, group or alias)")
+            format!(
+                "unknown \"type\" {t:?} (expected track, identify, screen, page, group or alias)"
+            )
         })?,
         Some(other) => return Err(format!("\"type\" is {}, not a string", kind_of(other))),
         None => return Err("no \"type\"".to_owned()),
@@ -224,7 +226,9 @@ pub fn check_lines(plan: &Plan, mut reader: impl BufRead) -> io::Result<Report> 
         .into_iter()
         .map(|(rule, count)| RuleCount { rule, count })
         .collect();
-    report.rules.sort_by(|a, b| b.count.cmp(&a.count).then(a.rule.cmp(&b.rule)));
+    report
+        .rules
+        .sort_by(|a, b| b.count.cmp(&a.count).then(a.rule.cmp(&b.rule)));
     report.unplanned = unplanned
         .into_iter()
         .map(|(event, count)| EventCount { event, count })

@@ -220,7 +220,12 @@ impl Differ {
             );
         }
         if old.description != new.description {
-            self.push(Class::Compatible, None, "/description", "description changed".into());
+            self.push(
+                Class::Compatible,
+                None,
+                "/description",
+                "description changed".into(),
+            );
         }
         match (old.allow_unplanned_events, new.allow_unplanned_events) {
             (true, false) => self.push(
@@ -272,7 +277,12 @@ impl Differ {
 
     fn event(&mut self, label: &str, old: &EventSpec, new: &EventSpec) {
         if old.description != new.description {
-            self.push(Class::Compatible, Some(label), "", "description changed".into());
+            self.push(
+                Class::Compatible,
+                Some(label),
+                "",
+                "description changed".into(),
+            );
         }
         let root = match old.kind {
             MessageType::Identify | MessageType::Group => "/traits",
@@ -315,32 +325,34 @@ impl Differ {
                         Class::Breaking,
                         ev,
                         at,
-                        format!(
-                            "enum narrowed from {} to {} (removed {})",
-                            values_text(o),
-                            values_text(n),
-                            values_text(&removed)
-                        ),
+                        format!("enum narrowed: removed {}", values_text(&removed)),
                     );
                 } else if !added.is_empty() {
                     self.push(
                         Class::Compatible,
                         ev,
                         at,
-                        format!(
-                            "enum widened from {} to {} (added {})",
-                            values_text(o),
-                            values_text(n),
-                            values_text(&added)
-                        ),
+                        format!("enum widened: added {}", values_text(&added)),
                     );
                 }
             }
             (None, None) => {}
         }
         // const, pattern, format: any new or changed one can refuse what passed.
-        self.constraint(ev, at, "const", old.const_value.as_ref(), new.const_value.as_ref());
-        self.constraint(ev, at, "pattern", old.pattern.as_ref(), new.pattern.as_ref());
+        self.constraint(
+            ev,
+            at,
+            "const",
+            old.const_value.as_ref(),
+            new.const_value.as_ref(),
+        );
+        self.constraint(
+            ev,
+            at,
+            "pattern",
+            old.pattern.as_ref(),
+            new.pattern.as_ref(),
+        );
         let fmt = |f: &trailhound_core::plan::model::Format| {
             serde_json::to_value(f)
                 .ok()
@@ -356,13 +368,55 @@ impl Differ {
         );
         // Bounds.
         self.bound(ev, at, "minimum", Side::Lower, old.minimum, new.minimum);
-        self.bound(ev, at, "exclusiveMinimum", Side::Lower, old.exclusive_minimum, new.exclusive_minimum);
+        self.bound(
+            ev,
+            at,
+            "exclusiveMinimum",
+            Side::Lower,
+            old.exclusive_minimum,
+            new.exclusive_minimum,
+        );
         self.bound(ev, at, "maximum", Side::Upper, old.maximum, new.maximum);
-        self.bound(ev, at, "exclusiveMaximum", Side::Upper, old.exclusive_maximum, new.exclusive_maximum);
-        self.bound(ev, at, "minLength", Side::Lower, old.min_length, new.min_length);
-        self.bound(ev, at, "maxLength", Side::Upper, old.max_length, new.max_length);
-        self.bound(ev, at, "minItems", Side::Lower, old.min_items, new.min_items);
-        self.bound(ev, at, "maxItems", Side::Upper, old.max_items, new.max_items);
+        self.bound(
+            ev,
+            at,
+            "exclusiveMaximum",
+            Side::Upper,
+            old.exclusive_maximum,
+            new.exclusive_maximum,
+        );
+        self.bound(
+            ev,
+            at,
+            "minLength",
+            Side::Lower,
+            old.min_length,
+            new.min_length,
+        );
+        self.bound(
+            ev,
+            at,
+            "maxLength",
+            Side::Upper,
+            old.max_length,
+            new.max_length,
+        );
+        self.bound(
+            ev,
+            at,
+            "minItems",
+            Side::Lower,
+            old.min_items,
+            new.min_items,
+        );
+        self.bound(
+            ev,
+            at,
+            "maxItems",
+            Side::Upper,
+            old.max_items,
+            new.max_items,
+        );
         // items
         let items_at = format!("{at}/[]");
         match (&old.items, &new.items) {
@@ -382,7 +436,12 @@ impl Differ {
             (None, None) => {}
         }
         self.properties(ev, at, old, new);
-        self.additional(ev, at, old.additional_properties.as_ref(), new.additional_properties.as_ref());
+        self.additional(
+            ev,
+            at,
+            old.additional_properties.as_ref(),
+            new.additional_properties.as_ref(),
+        );
     }
 
     fn types(&mut self, ev: Option<&str>, at: &str, old: Option<&Types>, new: Option<&Types>) {
@@ -525,7 +584,12 @@ impl Differ {
             let removed = old.properties.contains_key(name) && !new.properties.contains_key(name);
             if !new.required.contains(name) && !removed {
                 let p = format!("{at}/{}", escape(name));
-                self.push(Class::Compatible, ev, &p, "property no longer required".into());
+                self.push(
+                    Class::Compatible,
+                    ev,
+                    &p,
+                    "property no longer required".into(),
+                );
             }
         }
     }
@@ -549,16 +613,36 @@ impl Differ {
                 self.push(Class::Compatible, ev, at, msg("changed from false to true"));
             }
             (Additional::Allowed(true), Additional::Schema(_)) => {
-                self.push(Class::Breaking, ev, at, msg("changed from true to a schema"));
+                self.push(
+                    Class::Breaking,
+                    ev,
+                    at,
+                    msg("changed from true to a schema"),
+                );
             }
             (Additional::Allowed(false), Additional::Schema(_)) => {
-                self.push(Class::Compatible, ev, at, msg("changed from false to a schema"));
+                self.push(
+                    Class::Compatible,
+                    ev,
+                    at,
+                    msg("changed from false to a schema"),
+                );
             }
             (Additional::Schema(_), Additional::Allowed(true)) => {
-                self.push(Class::Compatible, ev, at, msg("schema removed (any allowed)"));
+                self.push(
+                    Class::Compatible,
+                    ev,
+                    at,
+                    msg("schema removed (any allowed)"),
+                );
             }
             (Additional::Schema(_), Additional::Allowed(false)) => {
-                self.push(Class::Breaking, ev, at, msg("changed from a schema to false"));
+                self.push(
+                    Class::Breaking,
+                    ev,
+                    at,
+                    msg("changed from a schema to false"),
+                );
             }
             (Additional::Schema(a), Additional::Schema(b)) => {
                 self.schema(ev, &format!("{at}/*"), a, b);
@@ -592,8 +676,10 @@ pub struct Outcome {
 
 /// Compares two plan files and decides whether NEW's version declares the changes.
 pub fn outcome(old: &PlanFile, new: &PlanFile) -> anyhow::Result<Outcome> {
-    let (Some(ov), Some(nv)) = (SchemaVer::parse(&old.version), SchemaVer::parse(&new.version))
-    else {
+    let (Some(ov), Some(nv)) = (
+        SchemaVer::parse(&old.version),
+        SchemaVer::parse(&new.version),
+    ) else {
         bail!(
             "versions {:?} and {:?}: expected SchemaVer MODEL-REVISION-ADDITION such as 1-0-0",
             old.version,
@@ -603,11 +689,18 @@ pub fn outcome(old: &PlanFile, new: &PlanFile) -> anyhow::Result<Outcome> {
     let changes = diff(old, new);
     let breaking = changes.iter().any(|c| c.class == Class::Breaking);
     let suggested = if breaking {
-        SchemaVer { model: ov.model + 1, revision: 0, addition: 0 }
+        SchemaVer {
+            model: ov.model + 1,
+            revision: 0,
+            addition: 0,
+        }
     } else if changes.is_empty() {
         ov
     } else {
-        SchemaVer { addition: ov.addition + 1, ..ov }
+        SchemaVer {
+            addition: ov.addition + 1,
+            ..ov
+        }
     };
     let declared = !breaking || nv.model > ov.model;
     let mut warnings = Vec::new();
@@ -642,7 +735,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         for c in &o.changes {
             println!("{}", c.line());
         }
-        let n_breaking = o.changes.iter().filter(|c| c.class == Class::Breaking).count();
+        let n_breaking = o
+            .changes
+            .iter()
+            .filter(|c| c.class == Class::Breaking)
+            .count();
         println!(
             "{} change{} ({} breaking, {} compatible), version {} -> {}",
             o.changes.len(),
