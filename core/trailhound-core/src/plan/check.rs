@@ -26,7 +26,9 @@
 //! - The result is sorted by (pointer, rule), so that every platform and build gives the
 //!   same list whatever order its JSON objects keep.
 //! - An event that passes allocates nothing: the pointer is a chain of borrowed segments
-//!   on the stack, turned into a string only for a violation.
+//!   on the stack, turned into a string only for a violation, and events are looked up by
+//!   `&str`. (The built-in engine builds a pattern's match cache on its first use on a
+//!   thread; that is once per pattern and thread, not per event.)
 
 use serde_json::{Map, Number, Value};
 

@@ -198,7 +198,7 @@ fn locate_file(v: &Value) -> Option<PlanError> {
                     .find_map(|(i, ev)| locate_event(ev, &format!("{at}/{i}"))),
                 _ => Some(err(&at, "events is a list")),
             },
-            _ => Some(err(&at, format!("unknown field `{k}`"))),
+            _ => unknown_field::<PlanFile>(k, fv, &at),
         };
         if found.is_some() {
             return found;
@@ -207,13 +207,27 @@ fn locate_file(v: &Value) -> Option<PlanError> {
     None
 }
 
+/// serde's message for an unknown field of `T` (it names the expected ones).
+fn unknown_field<T: serde::de::DeserializeOwned>(
+    k: &str,
+    v: &Value,
+    at: &str,
+) -> Option<PlanError> {
+    let mut one = serde_json::Map::new();
+    one.insert(k.to_owned(), v.clone());
+    Some(match T::deserialize(&Value::Object(one)) {
+        Err(e) => err(at, e.to_string()),
+        Ok(_) => err(at, format!("unknown field `{k}`")),
+    })
+}
+
 fn locate_naming(v: &Value, at: &str) -> Option<PlanError> {
     if let Value::Object(map) = v {
         for (k, fv) in map {
             let at = format!("{at}/{}", escape_token(k));
             let found = match k.as_str() {
                 "events" | "properties" => field_error::<Option<Case>>(fv, &at),
-                _ => Some(err(&at, format!("unknown field `{k}`"))),
+                _ => unknown_field::<Naming>(k, fv, &at),
             };
             if found.is_some() {
                 return found;
@@ -231,7 +245,7 @@ fn locate_event(v: &Value, at: &str) -> Option<PlanError> {
                 "type" => field_error::<MessageType>(fv, &kat),
                 "name" | "description" => field_error::<Option<String>>(fv, &kat),
                 "schema" => locate_schema(fv, &kat, 0),
-                _ => Some(err(&kat, format!("unknown field `{k}`"))),
+                _ => unknown_field::<EventSpec>(k, fv, &kat),
             };
             if found.is_some() {
                 return found;
@@ -255,13 +269,25 @@ fn locate_schema(v: &Value, at: &str, depth: usize) -> Option<PlanError> {
         let kat = format!("{at}/{}", escape_token(k));
         let found = match k.as_str() {
             "items" => locate_schema(fv, &kat, depth + 1),
-            "additionalProperties" if !fv.is_boolean() => locate_schema(fv, &kat, depth + 1),
+            "additionalProperties" if fv.is_boolean() => None,
+            "additionalProperties" if fv.is_object() => locate_schema(fv, &kat, depth + 1),
             "properties" => match fv {
                 Value::Object(props) => props.iter().find_map(|(name, s)| {
                     locate_schema(s, &format!("{kat}/{}", escape_token(name)), depth + 1)
                 }),
                 _ => Some(err(&kat, "properties is an object of schemas")),
             },
+            "type" => field_error::<Types>(fv, &kat).map(|e| PlanError {
+                message: format!(
+                    "type is one of string, number, integer, boolean, object, array, null, \
+                     or a list of them ({})",
+                    e.message
+                ),
+                ..e
+            }),
+            "additionalProperties" => {
+                Some(err(&kat, "additionalProperties is true, false or a schema"))
+            }
             _ => {
                 let mut one = serde_json::Map::new();
                 one.insert(k.clone(), fv.clone());
@@ -524,7 +550,7 @@ impl Lint<'_> {
                 }
             }
         }
-        if types == type_bit(JsonType::Integer) {
+        if types & type_bit(JsonType::Number) == 0 && types & type_bit(JsonType::Integer) != 0 {
             let lo = [
                 s.minimum.map(f64::ceil),
                 s.exclusive_minimum.map(|x| x.floor() + 1.0),
@@ -712,17 +738,28 @@ impl Lint<'_> {
     }
 }
 
+/// The largest count of a `{n,m}` quantifier: regex-lite's size limit refuses large ones
+/// that JavaScript accepts.
+pub const MAX_REPEAT: u32 = 1000;
+
 /// Refuses pattern syntax whose meaning differs between regex-lite and JavaScript's
-/// `RegExp` with the `u` and `s` flags, or that only one of them accepts:
+/// `RegExp` with the `u` and `s` flags, or that only one of them accepts, so that the
+/// device, the browser and the CLI refuse the same plans:
 ///
 /// - escapes other than `\d \D \w \W \b \B` (ASCII in both), `\t \n \r \f \v`, `\xHH`,
-///   `\uHHHH`, `\u{H…}`, and an escaped syntax character (`^ $ \ . * + ? ( ) [ ] { } | /`,
-///   and `-` inside a class): so `\s \S` (Unicode in JavaScript, ASCII in regex-lite),
-///   `\p \P \A \z \Q \E \h`, back-references and `\x{…}` are refused;
+///   `\uHHHH` (not a surrogate), `\u{H…}`, and an escaped syntax character
+///   (`^ $ \ . * + ? ( ) [ ] { } | /`, and `-` inside a class): so `\s \S` (Unicode in
+///   JavaScript, ASCII in regex-lite), `\p \P \A \z \Q \E \h`, back-references and
+///   `\x{…}` are refused;
 /// - `(?` other than `(?:` (inline flags, named groups, lookaround);
 /// - in a class: POSIX classes (`[[:`), nested classes and set operations (`[`, `&&`,
-///   `--`, `~~`), `\b`, and the empty classes `[]` and `[^]`;
-/// - `{` that does not start a quantifier `{n}`, `{n,}`, `{n,m}`, and a lone `]` or `}`.
+///   `--`, `~~`), `\b`, a class escape as the end of a range (`[\w-x]`), and the empty
+///   classes `[]` and `[^]`;
+/// - a quantifier with nothing to repeat, after an assertion (`^*`) or after another
+///   quantifier (`a**`; a lazy `?` is fine), `{` that does not start a quantifier `{n}`,
+///   `{n,}`, `{n,m}`, a count above [`MAX_REPEAT`], and a lone `]` or `}`.
+///
+/// What passes is then compiled by the engine, which may still refuse it (`a{2,1}`).
 pub fn portable_pattern(p: &str) -> Result<(), String> {
     #[derive(PartialEq)]
     enum Last {
@@ -747,6 +784,10 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
     let mut i = 0;
     let mut in_class = false;
     let mut last = Last::Start;
+    // In a class: where it started (after `[` or `[^`), and whether the last item was a
+    // class escape (`\d`): JavaScript refuses those as range ends.
+    let mut class_start = 0;
+    let mut after_class_escape = false;
     while i < chars.len() {
         let c = chars[i];
         if c == '\\' {
@@ -755,6 +796,13 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
             };
             let hex = |k: usize| chars.get(k).is_some_and(char::is_ascii_hexdigit);
             let mut next = Last::Atom;
+            let class_escape = matches!(e, 'd' | 'D' | 'w' | 'W');
+            if in_class && class_escape && i > class_start && chars[i - 1] == '-' {
+                let range_op = i - 1 > class_start;
+                if range_op {
+                    return refuse("a class escape as the end of a range");
+                }
+            }
             match e {
                 'd' | 'D' | 'w' | 'W' => i += 2,
                 'b' | 'B' if !in_class && chars.get(i + 2) != Some(&'{') => {
@@ -763,7 +811,13 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
                 }
                 't' | 'n' | 'r' | 'f' | 'v' => i += 2,
                 'x' if hex(i + 2) && hex(i + 3) => i += 4,
-                'u' if (2..6).all(|k| hex(i + k)) => i += 6,
+                'u' if (2..6).all(|k| hex(i + k)) => {
+                    let code: String = chars[i + 2..i + 6].iter().collect();
+                    if u32::from_str_radix(&code, 16).is_ok_and(|c| (0xD800..0xE000).contains(&c)) {
+                        return refuse("a surrogate \\u escape (write the code point as \\u{…})");
+                    }
+                    i += 6
+                }
                 'u' if chars.get(i + 2) == Some(&'{') => {
                     let mut k = i + 3;
                     while hex(k) {
@@ -779,7 +833,9 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
                 '-' if in_class => i += 2,
                 _ => return refuse(&format!("the escape \\{e}")),
             }
-            if !in_class {
+            if in_class {
+                after_class_escape = class_escape;
+            } else {
                 last = next;
             }
             continue;
@@ -794,8 +850,12 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
                 '&' | '-' | '~' if chars.get(i + 1) == Some(&c) => {
                     return refuse("a class set operation (&&, --, ~~)")
                 }
+                '-' if after_class_escape && chars.get(i + 1) != Some(&']') => {
+                    return refuse("a class escape as the start of a range");
+                }
                 _ => {}
             }
+            after_class_escape = false;
             i += 1;
             continue;
         }
@@ -815,6 +875,8 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
                 if chars.get(k) == Some(&']') {
                     return refuse("an empty class or ']' first in a class");
                 }
+                class_start = k;
+                after_class_escape = false;
                 i = k;
                 continue;
             }
@@ -854,6 +916,13 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
                 }
                 if chars.get(k) != Some(&'}') {
                     return refuse("a '{' that does not start a quantifier {n}, {n,} or {n,m}");
+                }
+                let counts: String = chars[start..k].iter().collect();
+                let too_many = counts
+                    .split(',')
+                    .any(|n| !n.is_empty() && n.parse::<u32>().map_or(true, |n| n > MAX_REPEAT));
+                if too_many {
+                    return refuse(&format!("a repetition count above {MAX_REPEAT}"));
                 }
                 quantifier(&last)?;
                 last = Last::Quantifier;
