@@ -233,6 +233,37 @@ fn check_reports_violations_and_malformed_lines() {
     assert_eq!(rules, 4);
 }
 
+/// `plan check PLAN -` reads standard input; events that all follow the plan exit 0.
+#[test]
+fn check_reads_standard_input_and_passes_good_events() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["plan", "check", s(&music_plan_path()), "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let good: String = EVENTS
+        .lines()
+        .filter(|l| l.contains("m-good") || l.contains("m-screen"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(good.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r: Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(
+        (r["events"].as_u64(), r["passed"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(r["malformed"], 0);
+}
+
 /// Events the real SDK queued and `queue export` wrote pass `plan check` when they follow
 /// the plan (exit 0), and the ones that break it are reported (exit 1): the two commands
 /// agree on the line format.

@@ -103,7 +103,7 @@ pub struct Report {
 
 impl Report {
     /// Whether CI should fail: any violation or malformed line.
-    pub fn failed(&self) -> bool {
+    pub fn should_fail(&self) -> bool {
         self.violations > 0 || self.malformed > 0
     }
 }
@@ -323,7 +323,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", render_text(&report, &source));
     }
-    Ok(if report.failed() {
+    Ok(if report.should_fail() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
