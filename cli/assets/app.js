@@ -9,7 +9,7 @@ const KEEP = 2000;
 const SHOW = 500;
 const MINUTES = 30;
 
-const state = { events: [], lastId: 0, loaded: false, selected: null, stats: null, statsKey: "" };
+const state = { events: [], lastId: 0, loaded: false, selected: null, stats: null, statsKey: "", planKey: "" };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, cls, text) {
@@ -28,6 +28,7 @@ function shortTime(iso) {
 function matches(e, f) {
   if (f.type && e.type !== f.type) return false;
   if (f.valid && String(e.valid) !== f.valid) return false;
+  if (f.plan && String(violationsOf(e).length > 0) !== f.plan) return false;
   if (f.name && !(e.name || "").toLowerCase().includes(f.name)) return false;
   return true;
 }
@@ -36,8 +37,25 @@ function filters() {
   return {
     type: $("filter-type").value,
     valid: $("filter-valid").value,
+    plan: $("filter-plan").value,
     name: $("filter-event").value.trim().toLowerCase(),
   };
+}
+
+function violationsOf(e) {
+  return e.violations || [];
+}
+
+// One line per broken rule: `type /properties/price: expected integer, found string "12"`.
+function violationList(violations) {
+  const ul = el("ul", "violations");
+  for (const v of violations) {
+    const li = el("li");
+    li.append(el("code", "rule", v.rule), " ", el("code", "pointer", v.pointer),
+      ": expected " + v.expected + ", found " + v.found);
+    ul.append(li);
+  }
+  return ul;
 }
 
 function renderEvents(newIds) {
@@ -47,6 +65,8 @@ function renderEvents(newIds) {
   const rows = document.createDocumentFragment();
   for (const e of shown.slice(0, SHOW)) {
     const tr = el("tr", e.valid ? "valid" : "invalid");
+    const violations = violationsOf(e);
+    if (violations.length) tr.classList.add("violating");
     if (newIds && newIds.has(e.id)) tr.classList.add("new");
     if (state.selected === e.id) tr.classList.add("selected");
     tr.dataset.id = e.id;
@@ -64,6 +84,11 @@ function renderEvents(newIds) {
       result.append(el("span", "badge ok", "valid"));
     } else {
       result.append(el("span", "badge err", "invalid"), el("span", "reason", e.error || ""));
+    }
+    if (violations.length) {
+      const n = violations.length;
+      result.append(el("span", "badge warn", n + (n === 1 ? " plan violation" : " plan violations")),
+        violationList(violations));
     }
     tr.append(result);
     rows.append(tr);
@@ -95,6 +120,11 @@ function showDetail(id) {
   add("timestamp (corrected)", e.timestamp);
   add("originalTimestamp", e.originalTimestamp);
   add("sentAt", e.sentAt);
+  const violations = violationsOf(e);
+  add("plan violations", violations.length);
+  const list = $("detail-violations");
+  list.replaceChildren(...violationList(violations).children);
+  list.hidden = violations.length === 0;
   $("detail-json").textContent = JSON.stringify(e.json, null, 2);
   $("detail").hidden = false;
   for (const tr of $("events").tBodies[0].rows) {
@@ -166,6 +196,17 @@ function renderStats(s) {
   renderPerMinute(s.per_minute);
 }
 
+function renderViolations(r) {
+  $("plan-name").textContent = r.plan
+    ? r.plan.id + " " + r.plan.version + " (" + r.plan.events + " events planned)"
+    : "none: start the collector with --plan plan.json";
+  $("stat-violating").textContent = r.violating_total;
+  $("stat-violations").textContent = r.violations + " violations among the " + r.events + " events kept";
+  renderTop("top-rules", r.by_rule.map((c) => ({ name: c.rule, count: c.count })));
+  renderTop("unplanned", r.unplanned);
+  renderTop("top-event-rules", r.by_event_rule.map((c) => ({ name: c.event + " · " + c.rule, count: c.count })));
+}
+
 async function poll() {
   try {
     const r = await fetch("/api/events?limit=" + KEEP + "&since_id=" + state.lastId, { cache: "no-store" });
@@ -192,6 +233,15 @@ async function poll() {
       state.statsKey = key;
       renderStats(stats);
     }
+    // The numbers only: the violating events themselves come with /api/events.
+    const v = await fetch("/api/violations?limit=0", { cache: "no-store" });
+    if (!v.ok) throw new Error("violations: HTTP " + v.status);
+    const report = await v.json();
+    const planKey = JSON.stringify(report);
+    if (planKey !== state.planKey) {
+      state.planKey = planKey;
+      renderViolations(report);
+    }
     $("status").textContent = "live";
     $("status").className = "status live";
   } catch (err) {
@@ -204,7 +254,7 @@ async function poll() {
 function init() {
   $("endpoint").textContent = location.origin + "/v1/batch";
   $("empty-url").textContent = location.origin;
-  for (const id of ["filter-type", "filter-valid", "filter-event"]) {
+  for (const id of ["filter-type", "filter-valid", "filter-plan", "filter-event"]) {
     $(id).addEventListener("input", () => renderEvents(null));
   }
   $("events").tBodies[0].addEventListener("click", (ev) => {

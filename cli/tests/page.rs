@@ -227,3 +227,126 @@ fn event_detail_link() {
     assert!(!pretty.contains("prop-d1"), "{pretty}");
     assert!(dom.contains("<tr class=\"valid selected\""), "{dom}");
 }
+
+/// A plan for the panel: one strict track event and one screen.
+fn panel_plan() -> trailhound_core::plan::Plan {
+    let plan = json!({
+        "plan": "page-test", "version": "2-0-1",
+        "events": [
+            {"type": "track", "name": "Song Played",
+             "schema": {"type": "object", "required": ["song_id"],
+                        "properties": {"song_id": {"type": "string"},
+                                       "seconds": {"type": "integer", "minimum": 0}}}},
+            {"type": "screen", "name": "Player", "schema": {"type": "object"}}
+        ]
+    });
+    trailhound_core::plan::Plan::parse(&plan.to_string()).expect("the test plan passes lint")
+}
+
+fn played(id: &str, props: Value) -> Value {
+    let mut e = track(id, "Song Played", "ana");
+    e["properties"] = props;
+    e
+}
+
+/// With `--plan`, the violations panel shows the plan, the most violated rules and the
+/// events not in the plan, each violating event's row shows its violations, the detail
+/// of one lists them, and violations arriving while the page is open appear too.
+#[test]
+fn violations_panel() {
+    let chromium = chromium();
+    let c = Collector::start(Config {
+        plan: Some(std::sync::Arc::new(panel_plan())),
+        ..Config::default()
+    })
+    .unwrap();
+    post(
+        &c.url(),
+        vec![
+            played("p1", json!({"song_id": "s1", "seconds": 3})),
+            played("p2", json!({"song_id": "s2", "seconds": "12"})),
+            track("p3", "Song Skipped", "ana"),
+        ],
+    );
+    let violating_id = c.events()[1].id;
+    let collector_url = c.url();
+    let late_sent = Arc::new(AtomicBool::new(false));
+    let late_flag = Arc::clone(&late_sent);
+    let page_url = proxy(c.url(), move || {
+        post(
+            &collector_url,
+            vec![
+                played("p4", json!({"seconds": -5})),
+                played("p5", json!({"song_id": "s5", "seconds": 1.5})),
+                track("p6", "Song Skipped", "ben"),
+                track("p7", "Volume Changed", "ben"),
+            ],
+        );
+        late_flag.store(true, Ordering::SeqCst);
+    });
+
+    let dom = dump_dom(
+        &chromium,
+        &format!("{page_url}/#event={violating_id}"),
+        5000,
+    );
+    assert!(
+        late_sent.load(Ordering::SeqCst),
+        "the page never polled /api/events"
+    );
+    assert!(section(&dom, "id=\"plan-name\"", "small").contains("page-test 2-0-1"));
+    // p2, p3, p4 (two rules), p5, p6, p7.
+    assert_eq!(section(&dom, "id=\"stat-violating\"", "span"), "6");
+    let rules = section(&dom, "id=\"top-rules\"", "ol");
+    let first = rules.find("unplanned_event").expect(rules);
+    assert!(
+        rules.contains("<span class=\"item-count\">3</span>"),
+        "{rules}"
+    );
+    assert!(first < rules.find(">type<").expect(rules), "{rules}");
+    assert!(
+        rules.contains(">type</span><span class=\"item-count\">2<"),
+        "{rules}"
+    );
+    for rule in ["required", "minimum"] {
+        assert!(
+            rules.contains(&format!(">{rule}</span>")),
+            "{rule}: {rules}"
+        );
+    }
+    let unplanned = section(&dom, "id=\"unplanned\"", "ol");
+    assert!(
+        unplanned.find("Song Skipped").expect(unplanned)
+            < unplanned.find("Volume Changed").expect(unplanned),
+        "{unplanned}"
+    );
+    assert!(unplanned.contains(">Song Skipped</span><span class=\"item-count\">2<"));
+    assert!(section(&dom, "id=\"top-event-rules\"", "ol").contains("Song Played · type"));
+
+    let rows = section(&dom, "<tbody", "tbody");
+    assert_eq!(rows.matches("<tr").count(), 7, "{rows}");
+    assert_eq!(rows.matches("violating").count(), 6, "{rows}");
+    // The late event's row shows both its violations, with the event.
+    let late = &rows[rows.find("data-id=\"4\"").expect(rows)..];
+    let late = &late[..late.find("</tr>").unwrap()];
+    assert!(late.contains("2 plan violations"), "{late}");
+    assert!(
+        late.contains("<code class=\"rule\">required</code> <code class=\"pointer\">/properties/song_id</code>"),
+        "{late}"
+    );
+    assert!(
+        late.contains("<code class=\"rule\">minimum</code>"),
+        "{late}"
+    );
+    let good = &rows[rows.find("data-id=\"1\"").expect(rows)..];
+    let good = &good[..good.find("</tr>").unwrap()];
+    assert!(!good.contains("plan violation"), "{good}");
+
+    // The detail of p2, opened by its link, lists its violation.
+    let detail = section(&dom, "id=\"detail-violations\"", "ul");
+    assert!(
+        detail.contains("<code class=\"rule\">type</code> <code class=\"pointer\">/properties/seconds</code>: expected "),
+        "{detail}"
+    );
+    assert!(!dom.contains("id=\"detail-violations\" class=\"violations\" hidden"));
+}
