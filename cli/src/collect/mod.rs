@@ -45,7 +45,8 @@
 //!   keeps every event on disk. `accepted`, `invalid` and the request counters count
 //!   everything; the top lists and events per minute describe the events in memory and
 //!   are updated as each event comes in or goes out, so `/api/stats` costs the same at
-//!   any size. Deduplication covers the events in memory and, with `--db`, every stored
+//!   any size; so are the numbers of `/api/violations` without filters (the page's
+//!   poll), while filters sum up the matching events in memory. Deduplication covers the events in memory and, with `--db`, every stored
 //!   one.
 //! - Every read waits at most [`Config::read_timeout`]; a request must arrive whole
 //!   within three times that (else 408); bodies over 500 KB are refused (413) without
