@@ -195,3 +195,38 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Plan ids from display names: lowercase words joined by `-`, never empty.
+    #[test]
+    fn slug_makes_plan_ids() {
+        assert_eq!(slug("Storefront Web"), "storefront-web");
+        assert_eq!(slug("  Acme Music (iOS) v2 "), "acme-music-ios-v2");
+        assert_eq!(slug("Ärger/Ünd"), "rger-nd");
+        assert_eq!(slug("!!!"), "imported");
+    }
+
+    /// A pointer is removed where it exists, else its nearest existing ancestor; escaped
+    /// segments and array indexes work; the top level is never removed.
+    #[test]
+    fn remove_at_removes_the_pointer_or_its_ancestor() {
+        let mut v = json!({"events": [{"schema": {"properties": {"a/b": {"minimum": 1}}}}, {}]});
+        assert_eq!(
+            remove_at(&mut v, "/events/0/schema/properties/a~1b/minimum").as_deref(),
+            Some("/events/0/schema/properties/a~1b/minimum")
+        );
+        assert_eq!(v["events"][0]["schema"]["properties"]["a/b"], json!({}));
+        assert_eq!(
+            remove_at(&mut v, "/events/0/schema/nothing/here").as_deref(),
+            Some("/events/0/schema")
+        );
+        assert_eq!(remove_at(&mut v, "/events/1").as_deref(), Some("/events/1"));
+        assert_eq!(v, json!({"events": [{}]}));
+        assert_eq!(remove_at(&mut v, "/missing/x"), None);
+        assert_eq!(remove_at(&mut v, ""), None);
+    }
+}
