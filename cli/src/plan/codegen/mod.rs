@@ -1,17 +1,46 @@
 //! `trailhound plan codegen`: typed tracking functions generated from a plan file, one per
 //! event, for Kotlin, Swift, TypeScript, Python and Rust.
+//!
+//! Each event becomes one method of a tracker type named after the plan
+//! (`music-app` → `MusicAppTracker`), with the event's description as its doc comment:
+//! required properties are required parameters, optional ones optional, string enums are
+//! enum types whose wire value is the plan's string, nested objects are generated types,
+//! and the method calls the SDK's own `track`/`screen`/`page`/`identify`/`group` with the
+//! properties under their names as written in the plan. A plan change that breaks a call
+//! site (a new required property, a removed event, a narrowed enum) is a compile error in
+//! the typed languages.
+//!
+//! # Layout
+//!
+//! - [`ir`]: the language-neutral model (names split into words, types decided once).
+//! - `rust`, `typescript`, `python`, `kotlin`, `swift`: one printer per language.
+//!
+//! The output is deterministic: the same plan gives the same bytes.
 use std::path::PathBuf;
+
+use anyhow::Context as _;
+use trailhound_core::plan::model::PlanFile;
+use trailhound_core::plan::Plan;
+
+pub mod ir;
+mod kotlin;
+mod python;
+mod rust;
+mod swift;
+mod typescript;
+
+pub use ir::CodegenError;
 
 /// The languages `plan codegen` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
-    /// Kotlin, against the UniFFI bindings' `Client`.
+    /// Kotlin, against the bindings' `dev.trailhound.Trailhound` (or any `TrailhoundSink`).
     Kotlin,
-    /// Swift, against the UniFFI bindings' `Client`.
+    /// Swift, against the bindings' `Trailhound` (or any `TrailhoundSink`).
     Swift,
     /// TypeScript, against a structural interface the browser client satisfies.
     Typescript,
-    /// Python, against the UniFFI bindings' `Client`.
+    /// Python, against a `typing.Protocol` the bindings' `Trailhound` satisfies.
     Python,
     /// Rust, against `trailhound::Client`.
     Rust,
@@ -29,14 +58,247 @@ pub struct CodegenArgs {
     /// The directory to write the generated file into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// The Kotlin package of the generated file.
+    #[arg(long, value_name = "NAME", default_value = "analytics")]
+    pub package: String,
 }
 
-/// Generates the typed tracking code for `args.plan` into `args.out`.
+/// Settings of the generators beyond the language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The Kotlin package (dotted).
+    pub kotlin_package: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            kotlin_package: "analytics".to_owned(),
+        }
+    }
+}
+
+/// One generated source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    /// Its file name, such as `music_app_tracker.rs`.
+    pub file_name: String,
+    /// Its text.
+    pub source: String,
+}
+
+/// Generates the typed tracking code of a (linted) plan for one language.
+pub fn generate(file: &PlanFile, lang: Lang, options: &Options) -> Result<Generated, CodegenError> {
+    let model = ir::Model::build(file)?;
+    Ok(match lang {
+        Lang::Rust => rust::generate(&model),
+        Lang::Typescript => typescript::generate(&model),
+        Lang::Python => python::generate(&model),
+        Lang::Kotlin => kotlin::generate(&model, &check_package(&options.kotlin_package)?),
+        Lang::Swift => swift::generate(&model),
+    })
+}
+
+/// A dotted Kotlin package of plain identifiers.
+fn check_package(package: &str) -> Result<String, CodegenError> {
+    let ok = package.split('.').all(|part| {
+        part.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !kotlin::is_keyword(part)
+    });
+    if ok {
+        Ok(package.to_owned())
+    } else {
+        Err(CodegenError {
+            at: String::new(),
+            message: format!(
+                "--package {package:?} is not a Kotlin package name (dotted identifiers, no keywords)"
+            ),
+        })
+    }
+}
+
+/// Generates the typed tracking code for `args.plan` into `args.out`. The plan must pass
+/// `trailhound plan lint`: codegen never types a plan that the validator would refuse.
 pub fn run(args: &CodegenArgs) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "plan codegen for {:?} from {} into {}: not implemented yet",
-        args.lang,
-        args.plan.display(),
-        args.out.display()
-    )
+    let text = std::fs::read_to_string(&args.plan)
+        .with_context(|| format!("cannot read {}", args.plan.display()))?;
+    let plan = Plan::parse(&text)
+        .with_context(|| format!("the plan {} is refused", args.plan.display()))?;
+    let options = Options {
+        kotlin_package: args.package.clone(),
+    };
+    let generated = generate(plan.file(), args.lang, &options)
+        .with_context(|| format!("{}", args.plan.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let path = args.out.join(&generated.file_name);
+    std::fs::write(&path, &generated.source)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+/// The lines of a doc text: each line trimmed at the end, empty lines kept inside, none at
+/// the ends; control characters other than newline become spaces.
+pub(crate) fn doc_lines(text: &str) -> Vec<String> {
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c != '\n' && (c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let lines: Vec<String> = clean.lines().map(|l| l.trim_end().to_owned()).collect();
+    let start = lines.iter().position(|l| !l.is_empty());
+    let end = lines.iter().rposition(|l| !l.is_empty());
+    match (start, end) {
+        (Some(s), Some(e)) => lines[s..=e].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// The doc text of a field: its description, then its notes (`>= 0`, `an email address`).
+pub(crate) fn field_doc(f: &ir::Field) -> Vec<String> {
+    let mut lines = f.doc.as_deref().map(doc_lines).unwrap_or_default();
+    if !f.notes.is_empty() {
+        lines.push(format!("({})", f.notes.join("; ")));
+    }
+    lines
+}
+
+/// A TypeScript or Python string literal (JSON's escapes are valid in both).
+pub(crate) fn string_literal(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// A double-quoted literal for languages whose escapes differ from JSON's: `\\` and `"`
+/// (and `extra`, such as Kotlin's `$`) escaped with a backslash, control characters with
+/// `unicode(code point)`.
+pub(crate) fn quoted(s: &str, unicode: fn(u32) -> String, extra: &[char]) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        if c == '\\' || c == '"' || extra.contains(&c) {
+            out.push('\\');
+            out.push(c);
+        } else if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.push_str(&unicode(c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `\u{7f}`: Rust's and Swift's escape.
+pub(crate) fn brace_escape(c: u32) -> String {
+    format!("\\u{{{c:x}}}")
+}
+
+/// The header comment lines: what made the file and from which plan.
+pub(crate) fn header(model: &ir::Model) -> Vec<String> {
+    vec![
+        "Generated by `trailhound plan codegen`: do not edit, changes are lost when it is generated again.".to_owned(),
+        format!(
+            "Tracking plan {}, version {}.",
+            single_line(&model.plan),
+            single_line(&model.version)
+        ),
+    ]
+}
+
+/// A value shown on one comment line.
+pub(crate) fn single_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Indented source text.
+pub(crate) struct Out {
+    text: String,
+    depth: usize,
+    unit: &'static str,
+}
+
+impl Out {
+    /// An empty text indented by `unit` per level.
+    pub(crate) fn new(unit: &'static str) -> Out {
+        Out {
+            text: String::new(),
+            depth: 0,
+            unit,
+        }
+    }
+
+    /// One line at the current depth (an empty one has no indentation).
+    pub(crate) fn line(&mut self, s: impl AsRef<str>) {
+        let s = s.as_ref();
+        if !s.is_empty() {
+            for _ in 0..self.depth {
+                self.text.push_str(self.unit);
+            }
+            self.text.push_str(s);
+        }
+        self.text.push('\n');
+    }
+
+    /// A line, then one level deeper.
+    pub(crate) fn open(&mut self, s: impl AsRef<str>) {
+        self.line(s);
+        self.depth += 1;
+    }
+
+    /// One level deeper.
+    pub(crate) fn depth_in(&mut self) {
+        self.depth += 1;
+    }
+
+    /// One level up.
+    pub(crate) fn depth_out(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// One level up, then a line.
+    pub(crate) fn close(&mut self, s: impl AsRef<str>) {
+        self.depth = self.depth.saturating_sub(1);
+        self.line(s);
+    }
+
+    /// An empty line, unless the text already ends with one (or is empty).
+    pub(crate) fn blank(&mut self) {
+        if !self.text.is_empty() && !self.text.ends_with("\n\n") {
+            self.text.push('\n');
+        }
+    }
+
+    /// Exactly `n` empty lines before what follows (fewer if the text is empty).
+    pub(crate) fn blank_lines(&mut self, n: usize) {
+        if self.text.is_empty() {
+            return;
+        }
+        while self.text.ends_with("\n\n") {
+            self.text.pop();
+        }
+        for _ in 0..n {
+            self.text.push('\n');
+        }
+    }
+
+    /// The text.
+    pub(crate) fn finish(self) -> String {
+        self.text
+    }
 }

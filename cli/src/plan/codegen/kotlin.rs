@@ -1,0 +1,392 @@
+//! Kotlin: a tracker class over `TrailhoundSink` (an interface a test can fake), with a
+//! second constructor that takes the bindings' `dev.trailhound.Trailhound`. Required
+//! properties are parameters without a default, optional ones nullable with `= null`;
+//! string enums are enum classes carrying their wire `value`, nested objects data classes.
+
+use super::ir::{EventDef, Field, Model, Ty, Words};
+use super::{doc_lines, field_doc, header, quoted, single_line, Generated, Out};
+use trailhound_core::MessageType;
+
+/// Kotlin's hard keywords: escaped with backticks.
+const KEYWORDS: &[&str] = &[
+    "as",
+    "break",
+    "class",
+    "continue",
+    "do",
+    "else",
+    "false",
+    "for",
+    "fun",
+    "if",
+    "in",
+    "interface",
+    "is",
+    "null",
+    "object",
+    "package",
+    "return",
+    "super",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typealias",
+    "typeof",
+    "val",
+    "var",
+    "when",
+    "while",
+];
+
+/// Whether `s` is a hard keyword of Kotlin.
+pub(super) fn is_keyword(s: &str) -> bool {
+    KEYWORDS.contains(&s)
+}
+
+/// Parameter names the generated methods use themselves.
+const FIXED_PARAMS: &[&str] = &["userId", "groupId"];
+
+fn ident(name: String, taken: &[&str]) -> String {
+    if taken.contains(&name.as_str()) {
+        format!("{name}_")
+    } else if is_keyword(&name) {
+        format!("`{name}`")
+    } else {
+        name
+    }
+}
+
+fn type_name(w: &Words) -> String {
+    w.pascal()
+}
+
+fn literal(s: &str) -> String {
+    quoted(s, |c| format!("\\u{c:04x}"), &['$'])
+}
+
+/// A Kotlin expression for a JSON value (maps and lists of the plain values).
+fn value_expr(v: &serde_json::Value) -> String {
+    use serde_json::Value as V;
+    match v {
+        V::Null => "null".to_owned(),
+        V::Bool(b) => b.to_string(),
+        V::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                format!("{i}L")
+            } else {
+                format!("{:?}", n.as_f64().unwrap_or(0.0))
+            }
+        }
+        V::String(s) => literal(s),
+        V::Array(a) => format!(
+            "listOf<Any?>({})",
+            a.iter().map(value_expr).collect::<Vec<_>>().join(", ")
+        ),
+        V::Object(o) => format!(
+            "mapOf<String, Any?>({})",
+            o.iter()
+                .map(|(k, v)| format!("{} to {}", literal(k), value_expr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// KDoc; `*/` and `/*` (Kotlin's comments nest) cannot end or open one.
+fn kdoc(out: &mut Out, lines: &[String]) {
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|l| l.replace("*/", "*&#47;").replace("/*", "&#47;*"))
+        .collect();
+    match lines.as_slice() {
+        [] => {}
+        [one] => out.line(format!("/** {one} */")),
+        many => {
+            out.line("/**");
+            for l in many {
+                if l.is_empty() {
+                    out.line(" *");
+                } else {
+                    out.line(format!(" * {l}"));
+                }
+            }
+            out.line(" */");
+        }
+    }
+}
+
+fn kt_type(m: &Model, ty: &Ty) -> String {
+    match ty {
+        Ty::String => "String".to_owned(),
+        Ty::Integer => "Long".to_owned(),
+        Ty::Number => "Double".to_owned(),
+        Ty::Boolean => "Boolean".to_owned(),
+        Ty::Any => "Any?".to_owned(),
+        Ty::Map(v) => format!("Map<String, {}>", kt_type(m, v)),
+        Ty::Array(v) => format!("List<{}>", kt_type(m, v)),
+        Ty::Enum(i) => type_name(&m.enums[*i].name),
+        Ty::Object(i) => type_name(&m.objects[*i].name),
+    }
+}
+
+fn needs_conversion(ty: &Ty) -> bool {
+    match ty {
+        Ty::Object(_) | Ty::Enum(_) => true,
+        Ty::Array(v) | Ty::Map(v) => needs_conversion(v),
+        _ => false,
+    }
+}
+
+/// `expr` (non-null, of type `ty`) as the SDK's map values take it.
+fn to_json(ty: &Ty, expr: &str, depth: usize) -> String {
+    let var = format!("v{depth}");
+    match ty {
+        Ty::Enum(_) => format!("{expr}.value"),
+        Ty::Object(_) => format!("{expr}.toJson()"),
+        Ty::Array(v) if needs_conversion(v) => {
+            format!("{expr}.map {{ {var} -> {} }}", to_json(v, &var, depth + 1))
+        }
+        Ty::Map(v) if needs_conversion(v) => format!(
+            "{expr}.mapValues {{ (_, {var}) -> {} }}",
+            to_json(v, &var, depth + 1)
+        ),
+        _ => expr.to_owned(),
+    }
+}
+
+fn declaration(m: &Model, f: &Field, name: &str) -> String {
+    let ty = kt_type(m, &f.ty);
+    let nullable = ty.ends_with('?');
+    if !f.required {
+        if nullable {
+            format!("{name}: {ty} = null")
+        } else {
+            format!("{name}: {ty}? = null")
+        }
+    } else if f.nullable && !nullable {
+        format!("{name}: {ty}?")
+    } else {
+        format!("{name}: {ty}")
+    }
+}
+
+fn assign(out: &mut Out, f: &Field, access: &str) {
+    let wire = literal(&f.wire);
+    if let Some(c) = &f.constant {
+        out.line(format!("p_[{wire}] = {}", value_expr(c)));
+        return;
+    }
+    let may_be_null = f.is_optional_type() || f.ty == Ty::Any;
+    if !f.required {
+        let value = to_json(&f.ty, access, 0);
+        out.line(format!("if ({access} != null) p_[{wire}] = {value}"));
+    } else if may_be_null && needs_conversion(&f.ty) {
+        out.line(format!(
+            "p_[{wire}] = {access}?.let {{ v -> {} }}",
+            to_json(&f.ty, "v", 0)
+        ));
+    } else {
+        out.line(format!("p_[{wire}] = {}", to_json(&f.ty, access, 0)));
+    }
+}
+
+fn params_doc(fields: &[&Field], taken: &[&str]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for f in fields {
+        let name = ident(f.words.camel(), taken);
+        let mut text = field_doc(f).join(" ");
+        if name.trim_matches('`') != f.wire {
+            text = format!("{text} (sent as {})", literal(&f.wire))
+                .trim()
+                .to_owned();
+        }
+        lines.push(
+            format!("@param {} {text}", name.trim_matches('`'))
+                .trim_end()
+                .to_owned(),
+        );
+    }
+    lines
+}
+
+/// The file's name and text.
+pub(super) fn generate(m: &Model, package: &str) -> Generated {
+    let mut out = Out::new("    ");
+    for l in header(m) {
+        out.line(format!("// {l}"));
+    }
+    out.line(format!("package {package}"));
+    out.blank();
+    out.line("/** The plan's id. */");
+    out.line(format!("const val PLAN_ID: String = {}", literal(&m.plan)));
+    out.line("/** The plan's version. */");
+    out.line(format!(
+        "const val PLAN_VERSION: String = {}",
+        literal(&m.version)
+    ));
+    out.blank();
+    kdoc(
+        &mut out,
+        &[
+            "What the generated code needs of a client: the tracker's second constructor"
+                .to_owned(),
+            "adapts `dev.trailhound.Trailhound`; a test can pass a recording fake.".to_owned(),
+        ],
+    );
+    out.open("interface TrailhoundSink {");
+    out.line("fun track(event: String, properties: Map<String, Any?>)");
+    out.line("fun identify(userId: String?, traits: Map<String, Any?>)");
+    out.line("fun screen(name: String, properties: Map<String, Any?>)");
+    out.line("fun page(name: String, properties: Map<String, Any?>)");
+    out.line("fun group(groupId: String, traits: Map<String, Any?>)");
+    out.close("}");
+
+    for e in &m.enums {
+        out.blank();
+        kdoc(
+            &mut out,
+            &e.doc.as_deref().map(doc_lines).unwrap_or_default(),
+        );
+        out.open(format!(
+            "enum class {}(val value: String) {{",
+            type_name(&e.name)
+        ));
+        for (wire, w) in &e.values {
+            out.line(format!("{}({}),", w.screaming(), literal(wire)));
+        }
+        out.close("}");
+    }
+
+    for o in &m.objects {
+        out.blank();
+        let params: Vec<&Field> = o.fields.iter().filter(|f| f.is_param()).collect();
+        let mut doc = o.doc.as_deref().map(doc_lines).unwrap_or_default();
+        if !params.is_empty() {
+            if !doc.is_empty() {
+                doc.push(String::new());
+            }
+            doc.extend(
+                params_doc(&params, &[])
+                    .into_iter()
+                    .map(|l| l.replacen("@param", "@property", 1)),
+            );
+        }
+        kdoc(&mut out, &doc);
+        if params.is_empty() {
+            out.open(format!("class {} {{", type_name(&o.name)));
+        } else {
+            out.open(format!("data class {}(", type_name(&o.name)));
+            for f in &params {
+                out.line(format!(
+                    "val {},",
+                    declaration(m, f, &ident(f.words.camel(), &[]))
+                ));
+            }
+            out.close(") {");
+            out.depth_in();
+        }
+        out.line("/** The properties as sent, under their plan names. */");
+        out.open("fun toJson(): Map<String, Any?> {");
+        out.line("val p_ = LinkedHashMap<String, Any?>()");
+        for f in &o.fields {
+            assign(
+                &mut out,
+                f,
+                &format!("this.{}", ident(f.words.camel(), &[])),
+            );
+        }
+        out.line("return p_");
+        out.close("}");
+        out.close("}");
+    }
+
+    out.blank();
+    let mut doc = vec![format!(
+        "The events of the plan {}, one method each.",
+        single_line(&m.plan)
+    )];
+    if let Some(d) = &m.description {
+        doc.push(String::new());
+        doc.extend(doc_lines(d));
+    }
+    kdoc(&mut out, &doc);
+    out.open(format!(
+        "class {}(private val sink: TrailhoundSink) {{",
+        type_name(&m.tracker)
+    ));
+    out.line("/** Sends the plan's events through the bindings' client. */");
+    out.open("constructor(trailhound: dev.trailhound.Trailhound) : this(");
+    out.open("object : TrailhoundSink {");
+    for l in [
+        "override fun track(event: String, properties: Map<String, Any?>) { trailhound.track(event, properties) }",
+        "override fun identify(userId: String?, traits: Map<String, Any?>) { trailhound.identify(userId, traits) }",
+        "override fun screen(name: String, properties: Map<String, Any?>) { trailhound.screen(name, properties) }",
+        "override fun page(name: String, properties: Map<String, Any?>) { trailhound.page(name, properties) }",
+        "override fun group(groupId: String, traits: Map<String, Any?>) { trailhound.group(groupId, traits) }",
+    ] {
+        out.line(l);
+    }
+    out.close("},");
+    out.close(")");
+    for ev in &m.events {
+        out.blank();
+        method(&mut out, m, ev);
+    }
+    out.close("}");
+    Generated {
+        file_name: format!("{}.kt", type_name(&m.tracker)),
+        source: out.finish(),
+    }
+}
+
+fn method(out: &mut Out, m: &Model, ev: &EventDef) {
+    let params: Vec<&Field> = ev.fields.iter().filter(|f| f.is_param()).collect();
+    let mut args = Vec::new();
+    match ev.kind {
+        MessageType::Identify => args.push("userId: String?".to_owned()),
+        MessageType::Group => args.push("groupId: String".to_owned()),
+        _ => {}
+    }
+    for f in &params {
+        args.push(declaration(m, f, &ident(f.words.camel(), FIXED_PARAMS)));
+    }
+    let mut doc = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
+    if !doc.is_empty() {
+        doc.push(String::new());
+    }
+    doc.push(match &ev.name {
+        Some(n) => format!("Sends `{}` {}.", ev.kind.as_str(), literal(n)),
+        None => format!("Sends `{}`.", ev.kind.as_str()),
+    });
+    if !params.is_empty() {
+        doc.push(String::new());
+        doc.extend(params_doc(&params, FIXED_PARAMS));
+    }
+    kdoc(out, &doc);
+    let name = ident(ev.func.camel(), &[]);
+    if args.is_empty() {
+        out.open(format!("fun {name}() {{"));
+    } else {
+        out.open(format!("fun {name}("));
+        for a in &args {
+            out.line(format!("{a},"));
+        }
+        out.close(") {");
+        out.depth_in();
+    }
+    out.line("val p_ = LinkedHashMap<String, Any?>()");
+    for f in &ev.fields {
+        assign(out, f, &ident(f.words.camel(), FIXED_PARAMS));
+    }
+    out.line(match (ev.kind, &ev.name) {
+        (MessageType::Identify, _) => "this.sink.identify(userId, p_)".to_owned(),
+        (MessageType::Group, _) => "this.sink.group(groupId, p_)".to_owned(),
+        (k, n) => format!(
+            "this.sink.{}({}, p_)",
+            k.as_str(),
+            literal(n.as_deref().unwrap_or_default())
+        ),
+    });
+    out.close("}");
+}

@@ -1,0 +1,304 @@
+//! TypeScript: a module with a tracker class over `TrailhoundLike`, a structural interface
+//! that the browser package's `Client` satisfies (so the file compiles without the
+//! package). Each method takes one object of named properties (`…Props`), camelCased,
+//! sent under their plan names.
+
+use super::ir::{EventDef, Field, Model, Ty, Words};
+use super::{doc_lines, field_doc, header, single_line, string_literal, Generated, Out};
+use trailhound_core::MessageType;
+
+/// Class member names the tracker already uses.
+const TAKEN_MEMBERS: &[&str] = &["constructor"];
+
+fn type_name(w: &Words) -> String {
+    w.pascal()
+}
+
+fn props_type(ev: &EventDef) -> String {
+    type_name(&ev.type_name.join(&Words(vec!["props".to_owned()])))
+}
+
+fn method_name(ev: &EventDef) -> String {
+    let n = ev.func.camel();
+    if TAKEN_MEMBERS.contains(&n.as_str()) {
+        format!("{n}_")
+    } else {
+        n
+    }
+}
+
+fn to_json_fn(m: &Model, i: usize) -> String {
+    format!("{}ToJson", m.objects[i].name.camel())
+}
+
+/// `/** … */` lines; `*/` inside cannot end the comment.
+fn jsdoc(out: &mut Out, lines: &[String]) {
+    let lines: Vec<String> = lines.iter().map(|l| l.replace("*/", "*\\/")).collect();
+    match lines.as_slice() {
+        [] => {}
+        [one] => out.line(format!("/** {one} */")),
+        many => {
+            out.line("/**");
+            for l in many {
+                if l.is_empty() {
+                    out.line(" *");
+                } else {
+                    out.line(format!(" * {l}"));
+                }
+            }
+            out.line(" */");
+        }
+    }
+}
+
+fn ts_type(m: &Model, ty: &Ty) -> String {
+    match ty {
+        Ty::String => "string".to_owned(),
+        Ty::Integer | Ty::Number => "number".to_owned(),
+        Ty::Boolean => "boolean".to_owned(),
+        Ty::Any => "unknown".to_owned(),
+        Ty::Map(v) => format!("Readonly<Record<string, {}>>", ts_type(m, v)),
+        Ty::Array(v) => format!("ReadonlyArray<{}>", ts_type(m, v)),
+        Ty::Enum(i) => type_name(&m.enums[*i].name),
+        Ty::Object(i) => type_name(&m.objects[*i].name),
+    }
+}
+
+fn needs_conversion(ty: &Ty) -> bool {
+    match ty {
+        Ty::Object(_) => true,
+        Ty::Array(v) | Ty::Map(v) => needs_conversion(v),
+        _ => false,
+    }
+}
+
+/// An expression turning `expr` (of type `ty`) into its JSON form.
+fn to_json(m: &Model, ty: &Ty, expr: &str, depth: usize) -> String {
+    match ty {
+        Ty::Object(i) => format!("{}({expr})", to_json_fn(m, *i)),
+        Ty::Array(v) if needs_conversion(v) => {
+            let var = format!("v{depth}");
+            format!("{expr}.map(({var}) => {})", to_json(m, v, &var, depth + 1))
+        }
+        Ty::Map(v) if needs_conversion(v) => {
+            let var = format!("v{depth}");
+            let key = format!("k{depth}");
+            format!(
+                "Object.fromEntries(Object.entries({expr}).map(([{key}, {var}]) => [{key}, {}]))",
+                to_json(m, v, &var, depth + 1)
+            )
+        }
+        _ => expr.to_owned(),
+    }
+}
+
+/// The field's TypeScript key and its declaration.
+fn key(f: &Field) -> String {
+    f.words.camel()
+}
+
+/// The module's file name and text.
+pub(super) fn generate(m: &Model) -> Generated {
+    let mut out = Out::new("  ");
+    for l in header(m) {
+        out.line(format!("// {l}"));
+    }
+    out.blank();
+    out.line("/** The plan's id. */");
+    out.line(format!(
+        "export const PLAN_ID = {};",
+        string_literal(&m.plan)
+    ));
+    out.line("/** The plan's version. */");
+    out.line(format!(
+        "export const PLAN_VERSION = {};",
+        string_literal(&m.version)
+    ));
+    out.blank();
+    jsdoc(
+        &mut out,
+        &[
+            "What the generated code needs of a Trailhound client: the browser package's"
+                .to_owned(),
+            "`Client` (from `Trailhound.load`) has it, and so can a test's recording fake."
+                .to_owned(),
+        ],
+    );
+    out.open("export interface TrailhoundLike {");
+    out.line("track(event: string, properties?: Record<string, unknown> | null): unknown;");
+    out.line("identify(userId?: string | null, traits?: Record<string, unknown> | null): unknown;");
+    out.line("screen(name: string, properties?: Record<string, unknown> | null): unknown;");
+    out.line("page(name?: string | null, properties?: Record<string, unknown> | null): unknown;");
+    out.line("group(groupId: string, traits?: Record<string, unknown> | null): unknown;");
+    out.close("}");
+
+    for e in &m.enums {
+        out.blank();
+        jsdoc(
+            &mut out,
+            &e.doc.as_deref().map(doc_lines).unwrap_or_default(),
+        );
+        out.open(format!("export enum {} {{", type_name(&e.name)));
+        for (wire, w) in &e.values {
+            out.line(format!("{} = {},", w.pascal(), string_literal(wire)));
+        }
+        out.close("}");
+    }
+
+    for (i, o) in m.objects.iter().enumerate() {
+        out.blank();
+        jsdoc(
+            &mut out,
+            &o.doc.as_deref().map(doc_lines).unwrap_or_default(),
+        );
+        fields_interface(&mut out, m, &type_name(&o.name), &o.fields);
+        out.blank();
+        out.open(format!(
+            "function {}(v: {}): Record<string, unknown> {{",
+            to_json_fn(m, i),
+            type_name(&o.name)
+        ));
+        out.line("const p: Record<string, unknown> = {};");
+        for f in &o.fields {
+            assign(&mut out, m, f, "v");
+        }
+        out.line("return p;");
+        out.close("}");
+    }
+
+    for ev in &m.events {
+        if ev.fields.iter().any(Field::is_param) {
+            out.blank();
+            jsdoc(
+                &mut out,
+                &[format!("The properties of `{}`.", method_name(ev))],
+            );
+            fields_interface(&mut out, m, &props_type(ev), &ev.fields);
+        }
+    }
+
+    out.blank();
+    let mut doc = vec![format!(
+        "The events of the plan {}, one method each.",
+        single_line(&m.plan)
+    )];
+    if let Some(d) = &m.description {
+        doc.push(String::new());
+        doc.extend(doc_lines(d));
+    }
+    jsdoc(&mut out, &doc);
+    out.open(format!("export class {} {{", type_name(&m.tracker)));
+    out.line("readonly #client: TrailhoundLike;");
+    out.blank();
+    out.line("/** Sends the plan's events through `client`. */");
+    out.open("constructor(client: TrailhoundLike) {");
+    out.line("this.#client = client;");
+    out.close("}");
+    for ev in &m.events {
+        out.blank();
+        method(&mut out, m, ev);
+    }
+    out.close("}");
+    Generated {
+        file_name: format!("{}.ts", kebab(&m.tracker)),
+        source: out.finish(),
+    }
+}
+
+fn kebab(w: &Words) -> String {
+    w.0.join("-")
+}
+
+fn fields_interface(out: &mut Out, m: &Model, name: &str, fields: &[Field]) {
+    out.open(format!("export interface {name} {{"));
+    for f in fields.iter().filter(|f| f.is_param()) {
+        let mut doc = field_doc(f);
+        if key(f) != f.wire {
+            doc.push(format!("Sent as {}.", string_literal(&f.wire)));
+        }
+        jsdoc(out, &doc);
+        let ty = ts_type(m, &f.ty);
+        let ty = if f.nullable {
+            format!("{ty} | null")
+        } else {
+            ty
+        };
+        let q = if f.required { "" } else { "?" };
+        out.line(format!("readonly {}{q}: {ty};", key(f)));
+    }
+    out.close("}");
+}
+
+/// `p["wire"] = …` from `source.key`; optional ones only when given.
+fn assign(out: &mut Out, m: &Model, f: &Field, source: &str) {
+    let wire = string_literal(&f.wire);
+    if let Some(c) = &f.constant {
+        out.line(format!("p[{wire}] = {c};"));
+        return;
+    }
+    let access = format!("{source}.{}", key(f));
+    let value = to_json(m, &f.ty, &access, 0);
+    let value = if f.nullable && value != access {
+        format!("{access} === null ? null : {value}")
+    } else {
+        value
+    };
+    if f.required {
+        out.line(format!("p[{wire}] = {value};"));
+    } else {
+        out.open(format!("if ({access} !== undefined) {{"));
+        out.line(format!("p[{wire}] = {value};"));
+        out.close("}");
+    }
+}
+
+fn method(out: &mut Out, m: &Model, ev: &EventDef) {
+    let mut doc = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
+    if !doc.is_empty() {
+        doc.push(String::new());
+    }
+    doc.push(match &ev.name {
+        Some(n) => format!("Sends `{}` {}.", ev.kind.as_str(), string_literal(n)),
+        None => format!("Sends `{}`.", ev.kind.as_str()),
+    });
+    jsdoc(out, &doc);
+    let mut params = Vec::new();
+    match ev.kind {
+        MessageType::Identify => params.push("userId: string | null".to_owned()),
+        MessageType::Group => params.push("groupId: string".to_owned()),
+        _ => {}
+    }
+    let has_props = ev.fields.iter().any(Field::is_param);
+    if has_props {
+        let all_optional = ev
+            .fields
+            .iter()
+            .filter(|f| f.is_param())
+            .all(|f| !f.required);
+        params.push(if all_optional {
+            format!("props: {} = {{}}", props_type(ev))
+        } else {
+            format!("props: {}", props_type(ev))
+        });
+    }
+    out.open(format!(
+        "{}({}): void {{",
+        method_name(ev),
+        params.join(", ")
+    ));
+    out.line("const p: Record<string, unknown> = {};");
+    for f in &ev.fields {
+        assign(out, m, f, "props");
+    }
+    let call = match (ev.kind, &ev.name) {
+        (MessageType::Identify, _) => "this.#client.identify(userId, p);".to_owned(),
+        (MessageType::Group, _) => "this.#client.group(groupId, p);".to_owned(),
+        (k, n) => format!(
+            "this.#client.{}({}, p);",
+            k.as_str(),
+            string_literal(n.as_deref().unwrap_or_default())
+        ),
+    };
+    out.line(call);
+    out.close("}");
+}
