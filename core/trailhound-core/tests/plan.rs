@@ -1,5 +1,7 @@
 //! The validator against the shared tables (`tests/plan/*.json`, run by every platform),
 //! the lint table, and unit tables for formats, naming, pattern portability and strip.
+//! They use the built-in pattern engine (the default `regex` feature).
+#![cfg(feature = "regex")]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -716,4 +718,22 @@ fn passing_check_allocates_nothing() {
         alloc_count::count(|| plan.check(&failing)) > 0,
         "the counter counts"
     );
+}
+
+/// The plans kept in the repository (the example app's, the codegen fixtures) pass lint.
+#[test]
+fn repository_plans_pass_lint() {
+    for name in [
+        "examples/music/plan.json",
+        "tests/codegen/plan-v1.json",
+        "tests/codegen/plan-v2.json",
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        if let Err(e) = Plan::parse(&text) {
+            panic!("{name}: {e}");
+        }
+    }
 }

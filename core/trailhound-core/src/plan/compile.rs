@@ -13,8 +13,9 @@
 //!   `integer`-only schema bounds with no integer between them;
 //! - keywords that cannot apply to the declared type(s): `minLength` on an integer,
 //!   `items` on a string, `properties` on a number;
-//! - `enum` empty, or listing a value the `type` does not allow; `const` that breaks the
-//!   schema's own keywords; `required` names absent from `properties` when
+//! - `enum` empty, listing a value twice or a value the `type` does not allow, or a value
+//!   that breaks the schema's other keywords; `const` that breaks the schema's own
+//!   keywords; `required` names absent from `properties` when
 //!   `additionalProperties` is false, or listed twice;
 //! - planned event and property names that break the plan's own naming convention;
 //! - a `pattern` that is not portable ([`portable_pattern`]) or that the engine refuses;
@@ -707,6 +708,29 @@ impl Lint<'_> {
             required: s.required.clone(),
             additional,
         };
+        // enum: every value must pass the schema's other keywords (else it is dead).
+        for (i, v) in node.enum_values.iter().flatten().enumerate() {
+            let mut violations: Vec<Violation> = Vec::new();
+            check::check_value(
+                &check::Ctx::new(MessageType::Track, None),
+                &node,
+                v,
+                &Path::Root(""),
+                &mut violations,
+            );
+            if let Some(broken) = violations.first() {
+                return Err(err(
+                    format!("{at}/enum/{i}"),
+                    format!(
+                        "enum value {} breaks the schema's own {} (expected {}): no event \
+                         can send it",
+                        describe(v),
+                        broken.rule.as_str(),
+                        broken.expected
+                    ),
+                ));
+            }
+        }
         // const: must pass the schema's other keywords.
         if let Some(c) = &s.const_value {
             let mut violations: Vec<Violation> = Vec::new();
