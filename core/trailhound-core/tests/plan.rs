@@ -621,8 +621,18 @@ fn wire_edge_cases() {
         ]
     );
     assert_eq!(
-        rules(json!({"type": "group", "groupId": "g1", "traits": null})),
+        rules(json!({"type": "group", "groupId": "g1", "traits": "pro"})),
         [("type".into(), "/traits".into())]
+    );
+    // null reads as absent, as a Message reads it.
+    let null_traits = json!({"type": "identify", "userId": "u1", "traits": null});
+    assert_eq!(
+        rules(null_traits.clone()),
+        [("required".into(), "/traits/email".into())]
+    );
+    assert_eq!(
+        plan.check(&message(&null_traits)),
+        plan.check_wire(&null_traits)
     );
 }
 

@@ -21,8 +21,9 @@
 //!   objects: `required`, `properties`, `additionalProperties`).
 //! - `integer` is a number with no fractional part (`1.0` is one, `1.5` is not). Numbers
 //!   are compared as `f64`, in bounds and in `enum`/`const` (`1` equals `1.0`).
-//! - Absent `properties`/`traits` count as an empty object; present but not an object,
-//!   they break the event schema's `type`.
+//! - Absent or `null` `properties`/`traits` count as an empty object (a [`crate::Message`]
+//!   reads `null` as absent too); anything else that is not an object breaks the event
+//!   schema's `type`.
 //! - The result is sorted by (pointer, rule), so that every platform and build gives the
 //!   same list whatever order its JSON objects keep.
 //! - An event that passes allocates nothing: the pointer is a chain of borrowed segments

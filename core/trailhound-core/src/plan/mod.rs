@@ -255,8 +255,9 @@ impl Plan {
             T::Identify | T::Group => (None, "/traits", "traits"),
             T::Alias => return Vec::new(),
         };
+        // `null` reads as absent, as when deserialized into a Message.
         let body = match event.get(key) {
-            None => check::Body::Absent,
+            None | Some(serde_json::Value::Null) => check::Body::Absent,
             Some(v) => check::Body::Value(v),
         };
         check::check_event(&self.compiled, kind, name, root, body)
