@@ -42,8 +42,60 @@ export interface LoadOptions {
   storage?: "indexeddb" | "memory";
   app?: { name?: string; version?: string; build?: string; namespace?: string };
   policy?: PolicyOptions;
+  /**
+   * A tracking plan (the plan file: its JSON text, or the parsed object). Every event is
+   * checked against it after the plugins; `load` rejects an invalid plan with an error
+   * naming the place (`plan error at /events/0/schema/minimum: …`).
+   */
+  plan?: string | PlanFile;
+  /**
+   * What happens to an event that breaks the plan: "report" (default: sent with
+   * `context.plan` listing the broken rules), "enforce" (dropped), "enforce_strip"
+   * (unplanned properties removed; other violations drop it), "off" (not checked).
+   * Violations are counted in `stats().plan_violations` and told as "plan_violation".
+   */
+  planMode?: "off" | "report" | "enforce" | "enforce_strip";
   /** Where to fetch the .wasm from (default: next to index.js). */
   wasmUrl?: string | URL;
+}
+
+/** A tracking plan file (see `trailhound plan lint`; the format is in trailhound_core::plan::model). */
+export interface PlanFile {
+  plan: string;
+  /** SchemaVer MODEL-REVISION-ADDITION, such as "1-0-0". */
+  version: string;
+  description?: string;
+  allowUnplannedEvents?: boolean;
+  naming?: { events?: NamingCase; properties?: NamingCase };
+  events: Array<{
+    type: "track" | "screen" | "page" | "identify" | "group";
+    name?: string;
+    description?: string;
+    /** The JSON Schema (a subset) of the properties or traits. */
+    schema?: Record<string, unknown>;
+  }>;
+}
+
+export type NamingCase = "snake_case" | "camel_case" | "pascal_case" | "title_case" | "kebab_case";
+
+/** A stable rule id: what a violation broke. */
+export type PlanRule =
+  | "unplanned_event" | "event_name" | "property_name" | "type" | "required"
+  | "additional_properties" | "enum" | "const" | "minimum" | "maximum"
+  | "exclusive_minimum" | "exclusive_maximum" | "min_length" | "max_length"
+  | "pattern" | "format" | "min_items" | "max_items";
+
+/** One broken rule of one event. */
+export interface Violation {
+  /** The track event name; `screen:Name` / `page:Name`; `identify`, `group`. */
+  event: string;
+  rule: PlanRule;
+  /** JSON pointer into the message, such as "/properties/price". */
+  pointer: string;
+  /** What the plan expects there, for people. */
+  expected: string;
+  /** What was found, for people. */
+  found: string;
 }
 
 /** A Segment message as plugins see it. */
@@ -64,7 +116,7 @@ export interface Message {
 
 export type DropReason =
   | "count_cap" | "bytes_cap" | "age" | "rejected" | "too_large"
-  | "disk_full" | "store_corrupt" | "store_failed" | "opt_out" | "plugin";
+  | "disk_full" | "store_corrupt" | "store_failed" | "opt_out" | "plugin" | "plan_violation";
 
 export type Notification =
   | { kind: "delivered"; message_ids: string[] }
@@ -75,6 +127,8 @@ export type Notification =
    * endpoint is misconfigured (a redirect: 300 when the browser hides its status; 404, …).
    */
   | { kind: "paused"; status: number; resume_in_ms: number }
+  /** An event broke the tracking plan: sent marked ("reported"), stripped and sent, or dropped. */
+  | { kind: "plan_violation"; message_id: string; action: "reported" | "stripped" | "dropped"; violations: Violation[] }
   | { kind: "store_error"; error: string };
 
 export interface Stats {
@@ -99,6 +153,8 @@ export interface Stats {
   network: "offline" | "wifi" | "cellular" | "ethernet" | "unknown";
   opted_out: boolean;
   last_error: string | null;
+  /** Tracking-plan violations, by event and rule (empty without a plan). */
+  plan_violations: Array<{ event: string; rule: PlanRule; count: number }>;
   /** Where the queue lives: "memory" where IndexedDB is unavailable (some private modes). */
   storage: "indexeddb" | "memory";
   storageFallbackReason: string | null;

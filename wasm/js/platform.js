@@ -146,6 +146,13 @@ export function thStringify(value, what) {
   return json === undefined ? "null" : json;
 }
 
+// A plan's `pattern` keyword (src/plan.rs): `.` matches newlines as natively, and the
+// pattern is read as code points. No `g` or `y`: `test` then keeps no state between calls.
+// Throws a SyntaxError for an invalid pattern.
+export function thRegExp(pattern) {
+  return new RegExp(pattern, "su");
+}
+
 export function thOn(target, type, fn) {
   if (target && target.addEventListener) target.addEventListener(type, fn);
 }

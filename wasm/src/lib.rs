@@ -7,6 +7,7 @@
 //!   native worker thread: feed the engine, run its store operations one at a time, send its
 //!   uploads, pass notifications on, and set a timer for `poll_timeout`.
 //! - [`idb`]: the IndexedDB queue (passes the core's conformance suite).
+//! - [`plan`]: tracking plans, with `pattern` keywords compiled by the browser's `RegExp`.
 //! - [`queue`]: IndexedDB, or memory where it is unavailable.
 //! - [`platform`]: bindings to browser APIs and the promise adapters in `js/platform.js`.
 //!
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod idb;
+pub mod plan;
 mod platform;
 pub mod queue;
 
@@ -38,6 +40,7 @@ use js_sys::Function;
 use serde_json::Value;
 use trailhound_core::context::{AppInfo, ContextInfo};
 use trailhound_core::message::{self, Properties};
+use trailhound_core::plan::{PlanGate, Verdict};
 use trailhound_core::store::StoreOp;
 use trailhound_core::tracker::{IdentityChange, Tracker};
 use trailhound_core::{
@@ -66,6 +69,10 @@ struct Inner {
     policy: Policy,
     tracker: Tracker,
     plugins: Vec<Function>,
+    /// The tracking plan and its mode, when `load` was given one.
+    plan: Option<Rc<PlanGate>>,
+    /// Events the plan dropped (`enforce` modes): the engine never sees them.
+    plan_dropped: u64,
     listeners: Vec<(String, Function)>,
     url: String,
     auth: String,
@@ -710,7 +717,9 @@ impl Trailhound {
     /// `storage: "memory"` to skip IndexedDB; `app: {name, version, build, namespace}`;
     /// `policy: {flushAt, promptDelayMs, commitIntervalMs, backoffBaseMs, backoffMaxMs,
     /// requestTimeoutMs, uploadTimeoutMs, maxQueueEvents, maxQueueBytes, maxEventBytes,
-    /// maxBatchEvents, maxUncommittedEvents, maxUncommittedBytes}`.
+    /// maxBatchEvents, maxUncommittedEvents, maxUncommittedBytes}`; `plan` (a tracking
+    /// plan: its JSON text or the object) and `planMode` (`"off"`, `"report"` (default),
+    /// `"enforce"`, `"enforce_strip"`); an invalid plan rejects, naming the place.
     pub async fn load(opts: JsValue) -> Result<Trailhound, JsError> {
         let write_key = opt_string(&get(&opts, "writeKey"), "writeKey")?
             .filter(|k| !k.is_empty())
@@ -720,7 +729,8 @@ impl Trailhound {
         let endpoint = check_endpoint(&endpoint)?;
         let db_name =
             opt_string(&get(&opts, "dbName"), "dbName")?.unwrap_or_else(|| "trailhound".into());
-        let policy = policy_from(&opts)?;
+        let mut policy = policy_from(&opts)?;
+        let plan = plan::gate_from(&opts, &mut policy).map_err(js_err)?;
         let app = get(&opts, "app");
         let app = if app.is_object() {
             let s = |k: &str| get(&app, k).as_string().unwrap_or_default();
@@ -778,6 +788,8 @@ impl Trailhound {
             policy,
             tracker,
             plugins: Vec::new(),
+            plan: plan.map(Rc::new),
+            plan_dropped: 0,
             listeners: Vec::new(),
             url: endpoint.batch_url(),
             auth: trailhound_core::wire::basic_auth(&write_key),
@@ -973,12 +985,17 @@ impl Trailhound {
     }
 
     /// Counters: accepted, queued, delivered, dropped by reason, retry state, network,
+    /// tracking-plan violations by event and rule (`plan_violations`),
     /// plus `storage` (`"indexeddb"` or `"memory"`), `storageFallbackReason`, `leader`
     /// (this tab uploads), `invalidCalls`, `pluginDropped`, `beacons`.
     pub fn stats(&self) -> JsValue {
         let i = self.sh.borrow();
         let mut s = i.engine.stats();
         s.network = i.conditions.network;
+        if let Some(gate) = &i.plan {
+            s.plan_violations = gate.counts();
+            s.dropped.plan_violation = i.plan_dropped;
+        }
         let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut v {
             m.insert("storage".into(), i.queue.kind().into());
@@ -1000,13 +1017,14 @@ impl Trailhound {
     }
 
     /// Listens to notifications: `"delivered"`, `"dropped"`, `"upload_failed"`,
-    /// `"paused"`, `"store_error"`, or `"*"` for all.
+    /// `"paused"`, `"plan_violation"`, `"store_error"`, or `"*"` for all.
     pub fn on(&self, kind: String, listener: Function) -> Result<(), JsError> {
-        const KINDS: [&str; 6] = [
+        const KINDS: [&str; 7] = [
             "delivered",
             "dropped",
             "upload_failed",
             "paused",
+            "plan_violation",
             "store_error",
             "*",
         ];
@@ -1193,6 +1211,10 @@ impl Trailhound {
                     .map_err(|e| js_err(format!("a plugin returned an invalid message: {e}"))),
             )?;
         }
+        // The plan checks what is actually sent: after the plugins, before sealing.
+        if !self.apply_plan(&mut msg) {
+            return Ok(String::new());
+        }
         let identity_change = IdentityChange::of(&msg);
         let policy = self.sh.borrow().policy.clone();
         let event = self.check(message::seal(msg, now, &policy).map_err(js_err))?;
@@ -1208,6 +1230,37 @@ impl Trailhound {
         }
         kick(&self.sh);
         Ok(id)
+    }
+
+    /// Applies the tracking plan, if any, to `msg` and tells the listeners; false if the
+    /// plan drops it (counted in `dropped.plan_violation`, like a plugin's drop: the
+    /// engine never sees it).
+    fn apply_plan(&self, msg: &mut Message) -> bool {
+        let Some(gate) = self.sh.borrow().plan.clone() else {
+            return true;
+        };
+        let verdict = gate.apply(msg);
+        let action = verdict.action();
+        let (violations, dropped) = match verdict {
+            Verdict::Pass => return true,
+            Verdict::Reported(v) | Verdict::Stripped(v) => (v, false),
+            Verdict::Dropped(v) => (v, true),
+        };
+        // What it broke, then (as the native client does) that it was dropped.
+        self.emit(&Notification::PlanViolation {
+            message_id: msg.message_id.clone(),
+            action,
+            violations,
+        });
+        if dropped {
+            self.sh.borrow_mut().plan_dropped += 1;
+            self.emit(&Notification::Dropped {
+                reason: DropReason::PlanViolation,
+                count: 1,
+                message_ids: vec![msg.message_id.clone()],
+            });
+        }
+        !dropped
     }
 
     fn emit(&self, n: &Notification) {

@@ -36,6 +36,8 @@ extern "C" {
     pub fn lead(name: &str, on_granted: &Function) -> Function;
     #[wasm_bindgen(js_name = thStringify, catch)]
     pub fn stringify(value: &JsValue, what: &str) -> Result<String, JsValue>;
+    #[wasm_bindgen(js_name = thRegExp, catch)]
+    pub fn regexp(pattern: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = thOn)]
     pub fn on(target: &JsValue, kind: &str, f: &Function);
 }

@@ -6,10 +6,12 @@
 
 use std::future::Future;
 
+use trailhound_core::plan::{PatternEngine, Plan};
 use trailhound_core::store::conformance::{self, Backend};
 use trailhound_core::store::{StoreOp, StoreOutcome};
 use trailhound_core::{Identity, PersistedState, StoreFailure, StoreResult, StoreSnapshot};
 use trailhound_wasm::idb::{IdbStore, Privacy};
+use trailhound_wasm::plan::JsEngine;
 use trailhound_wasm::Trailhound;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -848,5 +850,397 @@ async fn uncommitted_events_are_bounded() {
         .map_err(JsValue::from)
         .unwrap();
     th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+// --- Tracking plans -------------------------------------------------------------------
+
+/// The validator's shared tables (tests/plan/): a plan and events with the violations the
+/// native validator finds, as (rule, pointer) lists; the second plan allows unplanned
+/// events.
+const PLAN_CASES: [(&str, &str); 2] = [
+    ("cases.json", include_str!("../../tests/plan/cases.json")),
+    (
+        "cases-unplanned.json",
+        include_str!("../../tests/plan/cases-unplanned.json"),
+    ),
+];
+/// Plans the validator must refuse, with the place (`at`) and words of the message.
+const LINT_CASES: &str = include_str!("../../tests/plan/lint-cases.json");
+
+/// A small plan for the mode tests: one planned event with a pattern and no unplanned
+/// properties.
+const SONG_PLAN: &str = r#"{
+  "plan": "web-test", "version": "1-0-0",
+  "events": [ { "type": "track", "name": "Song Played",
+                "schema": { "type": "object", "required": ["song_id"],
+                            "properties": { "song_id": { "type": "string", "pattern": "^s-[0-9]+$" } },
+                            "additionalProperties": false } } ]
+}"#;
+
+fn js(v: &serde_json::Value) -> JsValue {
+    js_sys::JSON::parse(&v.to_string()).unwrap()
+}
+
+/// `load` options with a plan (JSON text or object) and mode; offline, so that the queue
+/// keeps what was accepted for `exportQueue`.
+fn plan_opts(db: &str, plan: JsValue, mode: &str) -> JsValue {
+    let o = opts(db, JsValue::UNDEFINED);
+    set(&o, "plan", plan);
+    set(&o, "planMode", mode);
+    o
+}
+
+async fn load_with(o: JsValue) -> Result<Trailhound, String> {
+    Trailhound::load(o)
+        .await
+        .map_err(|e| get(&JsValue::from(e), "message").as_string().unwrap())
+}
+
+/// The queued events, as sent, by messageId.
+async fn exported(th: &Trailhound) -> std::collections::HashMap<String, serde_json::Value> {
+    let out = th.export_queue().await.map_err(JsValue::from).unwrap();
+    out.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|e| (e["messageId"].as_str().unwrap().to_owned(), e))
+        .collect()
+}
+
+/// The sorted (rule, pointer) pairs of a list of `{rule, pointer}` objects.
+fn rule_pointers(list: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| {
+                    (
+                        v["rule"].as_str().unwrap_or("?").to_owned(),
+                        v["pointer"].as_str().unwrap_or("?").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Every case of the shared tables, tracked through the package in `report` mode, is sent
+/// with exactly the violations the native validator finds in its `context.plan`, and each
+/// is told to the listener and counted.
+#[wasm_bindgen_test]
+async fn plan_cases_match_native_in_report_mode() {
+    for (file, text) in PLAN_CASES {
+        run_plan_table(file, text).await;
+    }
+}
+
+/// Runs one table of cases through a client in `report` mode (see above).
+async fn run_plan_table(file: &str, text: &str) {
+    install_fake_server();
+    set_online(false);
+    let table: serde_json::Value = serde_json::from_str(text).unwrap();
+    let db = unique_name("plan-cases");
+    let th = load_with(plan_opts(&db, js(&table["plan"]), "report"))
+        .await
+        .unwrap_or_else(|e| panic!("{file}: the plan does not load: {e}"));
+    let heard = listen_all(&th);
+    // page() fills url, path, … from the page; this puts back exactly the case's
+    // properties, so that the table's verdicts apply.
+    let plugin = js_sys::eval(
+        "(m) => { if (m.type === 'page') m.properties = JSON.parse(globalThis.__thCaseProps); return m; }",
+    )
+    .unwrap();
+    th.add_plugin(plugin.unchecked_into());
+    let cases = table["cases"].as_array().expect("cases");
+    let mut sent = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap_or("?").to_owned();
+        let ev = &case["event"];
+        let props = ev
+            .get("properties")
+            .or_else(|| ev.get("traits"))
+            .cloned()
+            .unwrap_or(serde_json::json!({}));
+        let text = |k: &str| ev[k].as_str().unwrap_or_default().to_owned();
+        let id = match ev["type"].as_str() {
+            Some("track") => th.track(text("event"), js(&props)),
+            Some("screen") => th.screen(text("name"), js(&props)),
+            Some("page") => {
+                set(&js_sys::global(), "__thCaseProps", props.to_string());
+                th.page(text("name").into(), js(&props))
+            }
+            Some("identify") => th.identify("u1".into(), js(&props)),
+            Some("group") => th.group("g1".into(), js(&props)),
+            other => panic!("{file}, case {name}: type {other:?} cannot be tracked"),
+        };
+        let id = id
+            .map_err(|e| get(&JsValue::from(e), "message").as_string().unwrap())
+            .unwrap_or_else(|e| panic!("{file}, case {name}: the call threw: {e}"));
+        assert!(!id.is_empty(), "{file}, case {name}: not queued");
+        sent.push((name, id, rule_pointers(&case["violations"])));
+    }
+    let queued = exported(&th).await;
+    let mut wrong = Vec::new();
+    let mut total = 0;
+    for (name, id, expected) in &sent {
+        let got = rule_pointers(&queued[id]["context"]["plan"]["violations"]);
+        if !expected.is_empty() {
+            assert_eq!(
+                queued[id]["context"]["plan"]["action"], "reported",
+                "case {name}"
+            );
+        }
+        if got != *expected {
+            wrong.push(format!("{name}: expected {expected:?}, got {got:?}"));
+        }
+        total += expected.len();
+    }
+    assert!(
+        wrong.is_empty(),
+        "{file}: verdicts differ from native:\n{}",
+        wrong.join("\n")
+    );
+    // Told: one plan_violation notification per violating event, with the same rules.
+    let told: Vec<serde_json::Value> = heard
+        .iter()
+        .map(|n| {
+            serde_json::from_str(&js_sys::JSON::stringify(&n).unwrap().as_string().unwrap())
+                .unwrap()
+        })
+        .filter(|n: &serde_json::Value| n["kind"] == "plan_violation")
+        .collect();
+    let violating: Vec<_> = sent.iter().filter(|(_, _, v)| !v.is_empty()).collect();
+    assert_eq!(told.len(), violating.len());
+    for ((name, id, expected), n) in violating.iter().zip(&told) {
+        assert_eq!(n["message_id"].as_str(), Some(id.as_str()), "case {name}");
+        assert_eq!(n["action"], "reported", "case {name}");
+        assert_eq!(&rule_pointers(&n["violations"]), expected, "case {name}");
+    }
+    // Counted, and nothing dropped in report mode.
+    let stats: serde_json::Value = serde_json::from_str(
+        &js_sys::JSON::stringify(&th.stats())
+            .unwrap()
+            .as_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let counted: u64 = stats["plan_violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, total as u64);
+    assert_eq!(stats["dropped"]["plan_violation"], 0);
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// Every plan of the lint table is refused by `Plan::parse_with(JsEngine)`, at the same
+/// place and with the same words as natively (patterns compiled by the browser's RegExp).
+#[wasm_bindgen_test]
+fn plan_lint_cases_refused_with_js_patterns() {
+    let table: serde_json::Value = serde_json::from_str(LINT_CASES).unwrap();
+    let cases = table["cases"].as_array().expect("cases");
+    assert!(!cases.is_empty());
+    let mut wrong = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap_or("?");
+        // A string is the plan's text as written (the "not JSON" case).
+        let plan = match &case["plan"] {
+            serde_json::Value::String(text) => text.clone(),
+            plan => plan.to_string(),
+        };
+        match Plan::parse_with(&plan, &JsEngine) {
+            Ok(_) => wrong.push(format!("{name}: accepted")),
+            Err(e) => {
+                let words = case["contains"].as_str().unwrap_or_default();
+                if e.at != case["at"].as_str().unwrap_or_default() || !e.message.contains(words) {
+                    wrong.push(format!(
+                        "{name}: got {e}; expected at {} containing {words:?}",
+                        case["at"]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Patterns go through JavaScript's RegExp with flags `su`: `.` matches a newline and a
+/// whole astral code point, the match is unanchored, and a bad pattern is an error, not
+/// a panic.
+#[wasm_bindgen_test]
+fn plan_patterns_use_js_regexp() {
+    let p = JsEngine.compile("^a.b$").unwrap();
+    assert!(p.is_match("a\nb"));
+    assert!(p.is_match("a😀b"));
+    assert!(!p.is_match("ab"));
+    let two = JsEngine.compile("^.{2}$").unwrap();
+    assert!(two.is_match("😀😀") && !two.is_match("😀"));
+    assert!(JsEngine
+        .compile("[0-9]+")
+        .unwrap()
+        .is_match("track 42 times"));
+    let e = JsEngine.compile("(").unwrap_err();
+    assert!(e.contains("SyntaxError"), "{e}");
+}
+
+/// `enforce` drops violating events (counted as `plan_violation`, told as dropped and as a
+/// plan violation) and queues the others untouched; the plan may be given as JSON text.
+#[wasm_bindgen_test]
+async fn plan_enforce_drops_and_counts() {
+    install_fake_server();
+    set_online(false);
+    let db = unique_name("plan-enforce");
+    let th = load_with(plan_opts(&db, SONG_PLAN.into(), "enforce"))
+        .await
+        .unwrap();
+    let heard = listen_all(&th);
+    let ok = js(&serde_json::json!({"song_id": "s-1"}));
+    let good = th
+        .track("Song Played".into(), ok)
+        .map_err(JsValue::from)
+        .unwrap();
+    let typed = js(&serde_json::json!({"song_id": 1}));
+    let bad = |r: Result<String, JsError>| r.map_err(JsValue::from).unwrap();
+    assert_eq!(bad(th.track("Song Played".into(), typed)), "");
+    assert_eq!(bad(th.track("Song Skipped".into(), JsValue::UNDEFINED)), "");
+    let queued = exported(&th).await;
+    assert_eq!(queued.len(), 1);
+    assert!(queued[&good]["context"].get("plan").is_none());
+    let s = th.stats();
+    assert_eq!(num(&get(&s, "dropped"), "plan_violation"), 2.0);
+    let counts: Vec<(String, String, f64)> = js_sys::Array::from(&get(&s, "plan_violations"))
+        .iter()
+        .map(|c| {
+            (
+                get(&c, "event").as_string().unwrap(),
+                get(&c, "rule").as_string().unwrap(),
+                num(&c, "count"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("Song Played".into(), "type".into(), 1.0),
+            ("Song Skipped".into(), "unplanned_event".into(), 1.0)
+        ]
+    );
+    let kinds: Vec<String> = heard
+        .iter()
+        .map(|n| {
+            let k = get(&n, "kind").as_string().unwrap();
+            match k.as_str() {
+                "dropped" => format!("dropped:{}", get(&n, "reason").as_string().unwrap()),
+                "plan_violation" => {
+                    format!("plan_violation:{}", get(&n, "action").as_string().unwrap())
+                }
+                _ => k,
+            }
+        })
+        .filter(|k| k.starts_with("dropped") || k.starts_with("plan_violation"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "plan_violation:dropped",
+            "dropped:plan_violation",
+            "plan_violation:dropped",
+            "dropped:plan_violation"
+        ]
+    );
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// `enforce_strip` removes unplanned properties and sends the event, annotated; `report`
+/// sends a pattern mismatch unchanged but for `context.plan`.
+#[wasm_bindgen_test]
+async fn plan_strip_and_report_modes() {
+    install_fake_server();
+    set_online(false);
+    let db = unique_name("plan-strip");
+    let th = load_with(plan_opts(
+        &db,
+        js_sys::JSON::parse(SONG_PLAN).unwrap(),
+        "enforce_strip",
+    ))
+    .await
+    .unwrap();
+    let extra = js(&serde_json::json!({"song_id": "s-2", "mood": "calm"}));
+    let id = th
+        .track("Song Played".into(), extra)
+        .map_err(JsValue::from)
+        .unwrap();
+    let queued = exported(&th).await;
+    assert_eq!(
+        queued[&id]["properties"],
+        serde_json::json!({"song_id": "s-2"})
+    );
+    assert_eq!(queued[&id]["context"]["plan"]["action"], "stripped");
+    assert_eq!(
+        rule_pointers(&queued[&id]["context"]["plan"]["violations"]),
+        [("additional_properties".into(), "/properties/mood".into())]
+    );
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+
+    let db = unique_name("plan-report");
+    let th = load_with(plan_opts(&db, SONG_PLAN.into(), "report"))
+        .await
+        .unwrap();
+    let odd = js(&serde_json::json!({"song_id": "x-2"}));
+    let id = th
+        .track("Song Played".into(), odd)
+        .map_err(JsValue::from)
+        .unwrap();
+    let queued = exported(&th).await;
+    assert_eq!(
+        queued[&id]["properties"],
+        serde_json::json!({"song_id": "x-2"})
+    );
+    assert_eq!(
+        rule_pointers(&queued[&id]["context"]["plan"]["violations"]),
+        [("pattern".into(), "/properties/song_id".into())]
+    );
+    assert_eq!(queued[&id]["context"]["plan"]["id"], "web-test");
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// `load` rejects an invalid plan with the validator's error naming the place, a plan
+/// that is not JSON, and an unknown mode.
+#[wasm_bindgen_test]
+async fn plan_invalid_rejected() {
+    let db = unique_name("plan-invalid");
+    let contradictory = r#"{"plan": "x", "version": "1-0-0", "events": [
+        {"type": "track", "name": "A", "schema": {"type": "object",
+         "properties": {"n": {"type": "number", "minimum": 5, "maximum": 1}}}}]}"#;
+    let e = load_with(plan_opts(&db, contradictory.into(), "report"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        e.starts_with("plan error at /events/0/schema/properties/n/"),
+        "{e}"
+    );
+    let e = load_with(plan_opts(&db, "{\"plan\": ".into(), "report"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.starts_with("plan error at "), "{e}");
+    let e = load_with(plan_opts(&db, SONG_PLAN.into(), "strict"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.contains("planMode must be one of"), "{e}");
+    let e = load_with(plan_opts(&db, 42.into(), "report"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.contains("plan must be"), "{e}");
     JsFuture::from(delete_db(&db)).await.unwrap();
 }

@@ -1,0 +1,81 @@
+//! Tracking plans in the browser: `pattern` keywords compiled by the browser's own
+//! `RegExp`, so that the package ships no regex engine (the core is built without its
+//! `regex` feature), and the plan options of `Trailhound.load`.
+//!
+//! The plan's lint refuses every pattern whose meaning differs between JavaScript's
+//! `RegExp` with the `u` flag and the native engine before it reaches either, and both
+//! engines let `.` match a newline (flag `s` here), so a pattern gives the same verdict
+//! on every platform.
+
+use std::sync::Arc;
+
+use js_sys::RegExp;
+use trailhound_core::plan::{Pattern, PatternEngine, Plan, PlanGate, PlanMode};
+use trailhound_core::Policy;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::platform::{self, get};
+
+/// Compiles `pattern` keywords with JavaScript's `RegExp`, flags `su`: `.` matches
+/// newlines (as natively), and the pattern is read as Unicode code points.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsEngine;
+
+/// A compiled `RegExp`.
+#[derive(Debug)]
+struct JsPattern(RegExp);
+
+// SAFETY: `Pattern` must be Send + Sync because native plans are shared between threads.
+// A JS object can only be used on the thread that made it, but this build has one thread:
+// wasm32-unknown-unknown without the `atomics` target feature cannot start another, so
+// the value is never sent or shared across threads. With `atomics` (a threaded build)
+// these impls do not exist and the crate does not compile, rather than be unsound.
+#[cfg(not(target_feature = "atomics"))]
+unsafe impl Send for JsPattern {}
+// SAFETY: as for Send above. `test` with flags `su` (no `g`, no `y`) also keeps no state
+// between calls (`lastIndex` is neither read nor written), so shared use sees no change.
+#[cfg(not(target_feature = "atomics"))]
+unsafe impl Sync for JsPattern {}
+
+impl Pattern for JsPattern {
+    fn is_match(&self, s: &str) -> bool {
+        self.0.test(s)
+    }
+}
+
+impl PatternEngine for JsEngine {
+    fn compile(&self, pattern: &str) -> Result<Box<dyn Pattern>, String> {
+        let re = platform::regexp(pattern).map_err(|e| platform::error_text(&e))?;
+        Ok(Box::new(JsPattern(re.unchecked_into())))
+    }
+}
+
+/// The plan options of `Trailhound.load`: `plan` (its JSON text, or the object) and
+/// `planMode` (`off`, `report` by default, `enforce`, `enforce_strip`). `None` without a
+/// plan. Refuses an invalid plan with the text of its `PlanError` (which names the place).
+pub(crate) fn gate_from(opts: &JsValue, policy: &mut Policy) -> Result<Option<PlanGate>, String> {
+    let mode = get(opts, "planMode");
+    if !mode.is_undefined() && !mode.is_null() {
+        let name = mode.as_string().unwrap_or_default();
+        policy.plan_mode = PlanMode::parse(&name).ok_or_else(|| {
+            format!("planMode must be one of \"off\", \"report\", \"enforce\", \"enforce_strip\"; got {name:?}")
+        })?;
+    }
+    let plan = get(opts, "plan");
+    let json = if plan.is_undefined() || plan.is_null() {
+        return Ok(None);
+    } else if let Some(text) = plan.as_string() {
+        text
+    } else if plan.is_object() {
+        platform::stringify(&plan, "plan").map_err(|e| platform::error_text(&e))?
+    } else {
+        return Err("plan must be the plan's JSON text or an object".into());
+    };
+    let plan = Plan::parse_with(&json, &JsEngine).map_err(|e| e.to_string())?;
+    Ok(Some(PlanGate::new(
+        Arc::new(plan),
+        policy.plan_mode,
+        policy.max_violation_kinds,
+    )))
+}
