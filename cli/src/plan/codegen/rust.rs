@@ -179,9 +179,8 @@ impl Gen<'_> {
     fn tracker(&mut self) {
         let m = self.m;
         let name = type_name(&m.tracker);
-        self.out.line(format!(
-            "/// The plan's events, one method each, sent through a `trailhound::Client`."
-        ));
+        self.out
+            .line("/// The plan's events, one method each, sent through a `trailhound::Client`.");
         self.out.line("#[derive(Debug, Clone, Copy)]");
         self.out.open(format!("pub struct {name}<'a> {{"));
         self.out.line("client: &'a trailhound::Client,");

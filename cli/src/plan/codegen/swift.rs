@@ -1,10 +1,418 @@
-//! swift: not yet.
-use super::ir::Model;
-use super::Generated;
+//! Swift: a tracker class over `TrailhoundSink`, a protocol whose requirements are exactly
+//! the bindings' `Trailhound` methods (so `extension Trailhound: TrailhoundSink {}` is all
+//! the glue). Required properties are labelled parameters without a default, optional ones
+//! optionals with `= nil`; string enums are `String` raw-value enums, nested objects
+//! structs. Not compiled here (no Swift toolchain): checked by a golden copy and a
+//! structural test.
 
-pub(super) fn generate(m: &Model) -> Generated {
-    Generated {
-        file_name: String::new(),
-        source: format!("{:?}", m.plan),
+use super::ir::{EventDef, Field, Model, Ty, Words};
+use super::{brace_escape, doc_lines, field_doc, header, quoted, single_line, Generated, Out};
+use trailhound_core::MessageType;
+
+/// Swift's keywords: escaped with backticks.
+const KEYWORDS: &[&str] = &[
+    "associatedtype",
+    "class",
+    "deinit",
+    "enum",
+    "extension",
+    "fileprivate",
+    "func",
+    "import",
+    "init",
+    "inout",
+    "internal",
+    "let",
+    "open",
+    "operator",
+    "private",
+    "precedencegroup",
+    "protocol",
+    "public",
+    "rethrows",
+    "static",
+    "struct",
+    "subscript",
+    "typealias",
+    "var",
+    "break",
+    "case",
+    "catch",
+    "continue",
+    "default",
+    "defer",
+    "do",
+    "else",
+    "fallthrough",
+    "for",
+    "guard",
+    "if",
+    "in",
+    "repeat",
+    "return",
+    "throw",
+    "switch",
+    "where",
+    "while",
+    "Any",
+    "as",
+    "await",
+    "false",
+    "is",
+    "nil",
+    "super",
+    "throws",
+    "true",
+    "try",
+    "async",
+];
+
+/// Names that backticks do not make ordinary identifiers everywhere: suffixed with `_`.
+const NOT_ESCAPABLE: &[&str] = &["self", "Self", "Type", "Protocol"];
+
+/// Parameter names the generated methods use themselves.
+const FIXED_PARAMS: &[&str] = &["userId", "groupId"];
+
+/// Member names the generated structs use themselves.
+const STRUCT_MEMBERS: &[&str] = &["toJson"];
+
+fn ident(name: String, taken: &[&str]) -> String {
+    if NOT_ESCAPABLE.contains(&name.as_str()) || taken.contains(&name.as_str()) {
+        format!("{name}_")
+    } else if KEYWORDS.contains(&name.as_str()) {
+        format!("`{name}`")
+    } else {
+        name
     }
+}
+
+fn type_name(w: &Words) -> String {
+    ident(w.pascal(), &[])
+}
+
+fn literal(s: &str) -> String {
+    quoted(s, brace_escape, &[])
+}
+
+fn value_expr(v: &serde_json::Value) -> String {
+    use serde_json::Value as V;
+    match v {
+        V::Null => "nil".to_owned(),
+        V::Bool(b) => b.to_string(),
+        V::Number(n) => n.to_string(),
+        V::String(s) => literal(s),
+        V::Array(a) => format!(
+            "[{}] as [Any?]",
+            a.iter().map(value_expr).collect::<Vec<_>>().join(", ")
+        ),
+        V::Object(o) if o.is_empty() => "[:] as [String: Any?]".to_owned(),
+        V::Object(o) => format!(
+            "[{}] as [String: Any?]",
+            o.iter()
+                .map(|(k, v)| format!("{}: {}", literal(k), value_expr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn doc(out: &mut Out, lines: &[String]) {
+    for l in lines {
+        if l.is_empty() {
+            out.line("///");
+        } else {
+            out.line(format!("/// {l}"));
+        }
+    }
+}
+
+fn sw_type(m: &Model, ty: &Ty) -> String {
+    match ty {
+        Ty::String => "String".to_owned(),
+        Ty::Integer => "Int".to_owned(),
+        Ty::Number => "Double".to_owned(),
+        Ty::Boolean => "Bool".to_owned(),
+        Ty::Any => "Any?".to_owned(),
+        Ty::Map(v) => format!("[String: {}]", sw_type(m, v)),
+        Ty::Array(v) => format!("[{}]", sw_type(m, v)),
+        Ty::Enum(i) => type_name(&m.enums[*i].name),
+        Ty::Object(i) => type_name(&m.objects[*i].name),
+    }
+}
+
+fn needs_conversion(ty: &Ty) -> bool {
+    match ty {
+        Ty::Object(_) | Ty::Enum(_) => true,
+        Ty::Array(v) | Ty::Map(v) => needs_conversion(v),
+        _ => false,
+    }
+}
+
+fn to_json(ty: &Ty, expr: &str, depth: usize) -> String {
+    let var = format!("v{depth}");
+    match ty {
+        Ty::Enum(_) => format!("{expr}.rawValue"),
+        Ty::Object(_) => format!("{expr}.toJson()"),
+        Ty::Array(v) if needs_conversion(v) => {
+            format!("{expr}.map {{ {var} in {} }}", to_json(v, &var, depth + 1))
+        }
+        Ty::Map(v) if needs_conversion(v) => format!(
+            "{expr}.mapValues {{ {var} in {} }}",
+            to_json(v, &var, depth + 1)
+        ),
+        _ => expr.to_owned(),
+    }
+}
+
+/// `name: Type`, `name: Type? = nil`.
+fn declaration(m: &Model, f: &Field, name: &str) -> String {
+    let ty = sw_type(m, &f.ty);
+    let optional_ty = if ty.ends_with('?') {
+        ty.clone()
+    } else {
+        format!("{ty}?")
+    };
+    if !f.required {
+        format!("{name}: {optional_ty} = nil")
+    } else if f.nullable {
+        format!("{name}: {optional_ty}")
+    } else {
+        format!("{name}: {ty}")
+    }
+}
+
+/// `p_.updateValue(…, forKey: "wire")` (a `nil` value is kept as JSON null, unlike
+/// subscript assignment, which would remove the key); optional ones only when given.
+fn assign(out: &mut Out, f: &Field, access: &str) {
+    let wire = literal(&f.wire);
+    if let Some(c) = &f.constant {
+        out.line(format!("p_.updateValue({}, forKey: {wire})", value_expr(c)));
+        return;
+    }
+    if !f.required {
+        out.open(format!("if let v = {access} {{"));
+        out.line(format!(
+            "p_.updateValue({}, forKey: {wire})",
+            to_json(&f.ty, "v", 0)
+        ));
+        out.close("}");
+    } else if f.nullable && needs_conversion(&f.ty) {
+        out.line(format!(
+            "p_.updateValue({access}.map {{ v in {} }}, forKey: {wire})",
+            to_json(&f.ty, "v", 0)
+        ));
+    } else {
+        out.line(format!(
+            "p_.updateValue({}, forKey: {wire})",
+            to_json(&f.ty, access, 0)
+        ));
+    }
+}
+
+fn params_doc(fields: &[&Field], taken: &[&str]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for f in fields {
+        let name = ident(f.words.camel(), taken);
+        let mut text = field_doc(f).join(" ");
+        if name.trim_matches('`') != f.wire {
+            text = format!("{text} (sent as {})", literal(&f.wire))
+                .trim()
+                .to_owned();
+        }
+        let name = name.trim_matches('`');
+        lines.push(if text.is_empty() {
+            format!("  - {name}")
+        } else {
+            format!("  - {name}: {text}")
+        });
+    }
+    lines
+}
+
+/// The file's name and text.
+pub(super) fn generate(m: &Model) -> Generated {
+    let mut out = Out::new("    ");
+    for l in header(m) {
+        out.line(format!("// {l}"));
+    }
+    out.blank();
+    out.line("import Trailhound");
+    out.blank();
+    out.line("/// The plan's id.");
+    out.line(format!("public let planId = {}", literal(&m.plan)));
+    out.line("/// The plan's version.");
+    out.line(format!("public let planVersion = {}", literal(&m.version)));
+    out.blank();
+    doc(
+        &mut out,
+        &[
+            "What the generated code needs of a client: exactly the methods of the bindings'"
+                .to_owned(),
+            "`Trailhound`, which conforms below; a test can pass a recording fake.".to_owned(),
+        ],
+    );
+    out.open("public protocol TrailhoundSink {");
+    out.line("func track(_ event: String, properties: [String: Any?]) throws");
+    out.line("func identify(_ userId: String?, traits: [String: Any?]) throws");
+    out.line("func screen(_ name: String, properties: [String: Any?]) throws");
+    out.line("func page(_ name: String, properties: [String: Any?]) throws");
+    out.line("func group(_ groupId: String, traits: [String: Any?]) throws");
+    out.close("}");
+    out.blank();
+    out.line("extension Trailhound: TrailhoundSink {}");
+
+    for e in &m.enums {
+        out.blank();
+        doc(
+            &mut out,
+            &e.doc.as_deref().map(doc_lines).unwrap_or_default(),
+        );
+        out.open(format!(
+            "public enum {}: String, CaseIterable, Sendable {{",
+            type_name(&e.name)
+        ));
+        for (wire, w) in &e.values {
+            out.line(format!(
+                "case {} = {}",
+                ident(w.camel(), &[]),
+                literal(wire)
+            ));
+        }
+        out.close("}");
+    }
+
+    for o in &m.objects {
+        out.blank();
+        let params: Vec<&Field> = o.fields.iter().filter(|f| f.is_param()).collect();
+        let mut lines = o.doc.as_deref().map(doc_lines).unwrap_or_default();
+        if !params.is_empty() {
+            if !lines.is_empty() {
+                lines.push(String::new());
+            }
+            lines.push("- Properties:".to_owned());
+            lines.extend(params_doc(&params, STRUCT_MEMBERS));
+        }
+        doc(&mut out, &lines);
+        out.open(format!("public struct {} {{", type_name(&o.name)));
+        for f in &params {
+            let name = ident(f.words.camel(), STRUCT_MEMBERS);
+            let ty = sw_type(m, &f.ty);
+            let ty = if f.is_optional_type() && !ty.ends_with('?') {
+                format!("{ty}?")
+            } else {
+                ty
+            };
+            out.line(format!("public var {name}: {ty}"));
+        }
+        out.blank();
+        out.line("/// Every property; optional ones default to not sent.");
+        let args: Vec<String> = params
+            .iter()
+            .map(|f| declaration(m, f, &ident(f.words.camel(), STRUCT_MEMBERS)))
+            .collect();
+        out.open(format!("public init({}) {{", args.join(", ")));
+        for f in &params {
+            let name = ident(f.words.camel(), STRUCT_MEMBERS);
+            out.line(format!("self.{name} = {name}"));
+        }
+        out.close("}");
+        out.blank();
+        out.line("/// The properties as sent, under their plan names.");
+        out.open("public func toJson() -> [String: Any?] {");
+        out.line("var p_: [String: Any?] = [:]");
+        for f in &o.fields {
+            assign(
+                &mut out,
+                f,
+                &format!("self.{}", ident(f.words.camel(), STRUCT_MEMBERS)),
+            );
+        }
+        out.line("return p_");
+        out.close("}");
+        out.close("}");
+    }
+
+    out.blank();
+    let mut lines = vec![format!(
+        "The events of the plan {}, one method each.",
+        single_line(&m.plan)
+    )];
+    if let Some(d) = &m.description {
+        lines.push(String::new());
+        lines.extend(doc_lines(d));
+    }
+    doc(&mut out, &lines);
+    out.open(format!("public final class {} {{", type_name(&m.tracker)));
+    out.line("private let sink: TrailhoundSink");
+    out.blank();
+    out.line("/// Sends the plan's events through `sink` (such as `Trailhound.shared`).");
+    out.open("public init(_ sink: TrailhoundSink) {");
+    out.line("self.sink = sink");
+    out.close("}");
+    for ev in &m.events {
+        out.blank();
+        method(&mut out, m, ev);
+    }
+    out.close("}");
+    Generated {
+        file_name: format!("{}.swift", type_name(&m.tracker)),
+        source: out.finish(),
+    }
+}
+
+fn method(out: &mut Out, m: &Model, ev: &EventDef) {
+    let params: Vec<&Field> = ev.fields.iter().filter(|f| f.is_param()).collect();
+    let mut args = Vec::new();
+    match ev.kind {
+        MessageType::Identify => args.push("_ userId: String?".to_owned()),
+        MessageType::Group => args.push("_ groupId: String".to_owned()),
+        _ => {}
+    }
+    for f in &params {
+        args.push(declaration(m, f, &ident(f.words.camel(), FIXED_PARAMS)));
+    }
+    let mut lines = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
+    if !lines.is_empty() {
+        lines.push(String::new());
+    }
+    lines.push(match &ev.name {
+        Some(n) => format!("Sends `{}` {}.", ev.kind.as_str(), literal(n)),
+        None => format!("Sends `{}`.", ev.kind.as_str()),
+    });
+    if !params.is_empty() {
+        lines.push(String::new());
+        lines.push("- Parameters:".to_owned());
+        lines.extend(params_doc(&params, FIXED_PARAMS));
+    }
+    doc(out, &lines);
+    let name = ident(ev.func.camel(), &[]);
+    if args.is_empty() {
+        out.open(format!("public func {name}() throws {{"));
+    } else {
+        out.open(format!("public func {name}("));
+        for (i, a) in args.iter().enumerate() {
+            let comma = if i + 1 < args.len() { "," } else { "" };
+            out.line(format!("{a}{comma}"));
+        }
+        out.close(") throws {");
+        out.depth_in();
+    }
+    out.line(if ev.fields.is_empty() {
+        "let p_: [String: Any?] = [:]"
+    } else {
+        "var p_: [String: Any?] = [:]"
+    });
+    for f in &ev.fields {
+        assign(out, f, &ident(f.words.camel(), FIXED_PARAMS));
+    }
+    out.line(match (ev.kind, &ev.name) {
+        (MessageType::Identify, _) => "try self.sink.identify(userId, traits: p_)".to_owned(),
+        (MessageType::Group, _) => "try self.sink.group(groupId, traits: p_)".to_owned(),
+        (k, n) => format!(
+            "try self.sink.{}({}, properties: p_)",
+            k.as_str(),
+            literal(n.as_deref().unwrap_or_default())
+        ),
+    });
+    out.close("}");
 }
