@@ -32,7 +32,7 @@ pub use model::PlanFile;
 pub use check::MAX_VALUE_DEPTH;
 #[cfg(feature = "regex")]
 pub use compile::RegexLiteEngine;
-pub use compile::{escape_token, json_type_name, portable_pattern, MAX_DEPTH};
+pub use compile::{escape_token, json_type_name, portable_pattern, MAX_DEPTH, MAX_REPEAT};
 
 /// Why a plan was refused: where (a JSON pointer into the plan file, such as
 /// `/events/2/schema/properties/price/minimum`) and what is wrong there.
