@@ -69,6 +69,7 @@ public enum PlaylistCreatedVisibility: String, CaseIterable, Sendable {
     case friendsOnly = "friends-only"
     case self_ = "self"
     case n2x = "2x"
+    case sayHiOk = "say \"$hi\" \\ ok"
 }
 
 /// Where the sound went.
@@ -295,6 +296,7 @@ public final class MusicAppTracker {
     }
 
     /// Every kind of type, and names that are keywords somewhere.
+    /// A second line: "$name" \ stays text.
     ///
     /// Sends `track` "Playlist Created".
     ///
