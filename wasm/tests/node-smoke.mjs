@@ -1,7 +1,7 @@
 // Smoke test of the nodejs build (wasm/pkg-node): the parts that need no browser —
 // validation and its errors, stamping, plugins, opt-out, the NDJSON export, the memory
 // fallback where there is no IndexedDB, one delivery to a loopback server, the endpoint
-// rules, and redirects (never followed).
+// rules, redirects (never followed), and tracking plans (Node's RegExp for patterns).
 //   node wasm/tests/node-smoke.mjs     (after wasm/build.sh). Prints "node: N passed, N failed".
 import { createRequire } from "node:module";
 import { createServer } from "node:http";
@@ -103,6 +103,36 @@ await test("bad input throws a clear error", () => {
   throws(() => th.on("nope", () => {}), /unknown notification/);
   assert(th.stats().invalidCalls === 8, `invalidCalls ${th.stats().invalidCalls}`);
   assert(th.stats().accepted === 0, "nothing accepted");
+});
+
+// Tracking plans in Node: the same API, patterns compiled by Node's RegExp.
+await test("a plan: report marks, enforce drops and counts, an invalid plan is refused", async () => {
+  const plan = {
+    plan: "node-smoke", version: "1-0-0",
+    events: [{ type: "track", name: "Song Played", schema: { type: "object", required: ["song_id"],
+      properties: { song_id: { type: "string", pattern: "^s-[0-9]+$" } }, additionalProperties: false } }],
+  };
+  const heard = [];
+  const rep = await Trailhound.load({ writeKey: "k", endpoint: "http://127.0.0.1:1", storage: "memory", plan, policy: { flushAt: 1000, promptDelayMs: 600000 } });
+  rep.on("plan_violation", (n) => heard.push(n));
+  const id = rep.track("Song Played", { song_id: "x-1" });
+  const [ev] = (await rep.exportQueue()).trim().split("\n").map((l) => JSON.parse(l));
+  assert(ev.messageId === id, "the reported event is queued");
+  const v = ev.context.plan.violations;
+  assert(v.length === 1 && v[0].rule === "pattern" && v[0].pointer === "/properties/song_id", JSON.stringify(ev.context.plan));
+  assert(heard.length === 1 && heard[0].action === "reported" && heard[0].violations[0].expected.length > 0, JSON.stringify(heard));
+  await rep.close();
+  const enf = await Trailhound.load({ writeKey: "k", endpoint: "http://127.0.0.1:1", storage: "memory", plan: JSON.stringify(plan), planMode: "enforce" });
+  assert(enf.track("Song Played", { song_id: 7 }) === "", "dropped");
+  assert(enf.track("Song Played", { song_id: "s-7" }) !== "", "kept");
+  const s = enf.stats();
+  assert(s.dropped.plan_violation === 1, JSON.stringify(s.dropped));
+  const c = s.plan_violations;
+  assert(c.length === 1 && c[0].event === "Song Played" && c[0].rule === "type" && c[0].count === 1, JSON.stringify(c));
+  await enf.close();
+  let err;
+  try { await Trailhound.load({ writeKey: "k", endpoint: "http://127.0.0.1:1", storage: "memory", plan: { ...plan, version: "1.0" } }); } catch (e) { err = e; }
+  assert(err instanceof Error && err.message.startsWith("plan error at /version"), err && err.message);
 });
 
 await test("calls are stamped in the Segment format and exported as NDJSON", async () => {
