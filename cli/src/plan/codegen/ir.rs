@@ -470,12 +470,13 @@ impl Builder {
                 types = non_null.iter().map(|v| json_type(v)).collect();
                 types.sort();
                 types.dedup();
-                if types == [JsonType::Integer, JsonType::Number] {
-                    types = vec![JsonType::Number];
-                }
             }
         }
-        if types == [JsonType::Integer, JsonType::Number] {
+        // An integer is a number: both together are a number.
+        if types.len() == 2
+            && types.contains(&JsonType::Integer)
+            && types.contains(&JsonType::Number)
+        {
             types = vec![JsonType::Number];
         }
         let ty = match types.as_slice() {
@@ -658,5 +659,122 @@ mod tests {
         assert_eq!(w.camel(), "songPlayedId");
         assert_eq!(w.pascal(), "SongPlayedId");
         assert_eq!(w.screaming(), "SONG_PLAYED_ID");
+    }
+
+    fn model(events: serde_json::Value) -> Result<Model, CodegenError> {
+        let file: PlanFile = serde_json::from_value(serde_json::json!({
+            "plan": "p", "version": "1-0-0", "events": events
+        }))
+        .expect("plan file");
+        Model::build(&file)
+    }
+
+    fn field_ty(m: &Model, name: &str) -> (Ty, bool, bool) {
+        let f = m.events[0]
+            .fields
+            .iter()
+            .find(|f| f.wire == name)
+            .unwrap_or_else(|| panic!("no field {name}"));
+        (f.ty.clone(), f.nullable, f.required)
+    }
+
+    /// Each schema shape gets the type the generators print: nullable lists, enums with
+    /// null, untyped enums, integer-or-number, nullable items, typed maps, no type at all.
+    #[test]
+    fn schemas_map_to_types() {
+        let m = model(
+            serde_json::json!([{ "type": "track", "name": "E", "schema": {
+            "type": "object", "required": ["a", "undeclared"],
+            "properties": {
+                "a": { "type": ["string", "null"] },
+                "b": { "enum": ["x", "y", null] },
+                "c": { "enum": [1, 2.5] },
+                "d": { "type": ["integer", "number"] },
+                "e": { "type": "array", "items": { "type": ["integer", "null"] } },
+                "f": { "type": "object", "additionalProperties": { "type": "boolean" } },
+                "g": {},
+                "h": { "type": ["string", "integer"] },
+                "i": { "type": "array" }
+            } } }]),
+        )
+        .expect("model");
+        assert_eq!(field_ty(&m, "a"), (Ty::String, true, true));
+        assert_eq!(field_ty(&m, "undeclared"), (Ty::Any, false, true));
+        assert_eq!(field_ty(&m, "b"), (Ty::Enum(0), true, false));
+        assert_eq!(m.enums[0].values.len(), 2);
+        assert_eq!(field_ty(&m, "c").0, Ty::Number);
+        assert_eq!(field_ty(&m, "d").0, Ty::Number);
+        assert_eq!(field_ty(&m, "e").0, Ty::Array(Box::new(Ty::Any)));
+        assert_eq!(field_ty(&m, "f").0, Ty::Map(Box::new(Ty::Boolean)));
+        assert_eq!(field_ty(&m, "g").0, Ty::Any);
+        assert_eq!(field_ty(&m, "h").0, Ty::Any);
+        assert_eq!(field_ty(&m, "i").0, Ty::Array(Box::new(Ty::Any)));
+        // Required first, then optional, each in name order.
+        let order: Vec<&str> = m.events[0].fields.iter().map(|f| f.wire.as_str()).collect();
+        assert_eq!(
+            order,
+            ["a", "undeclared", "b", "c", "d", "e", "f", "g", "h", "i"]
+        );
+    }
+
+    /// Function names: track by name, screen/page suffixed once, identify and group by
+    /// kind; alias has nothing to type; an unnamed screen is refused.
+    #[test]
+    fn function_names_per_kind() {
+        let m = model(serde_json::json!([
+            { "type": "track", "name": "Song Played" },
+            { "type": "screen", "name": "Player" },
+            { "type": "screen", "name": "Settings Screen" },
+            { "type": "page", "name": "Home" },
+            { "type": "identify" },
+            { "type": "group" },
+            { "type": "alias" }
+        ]))
+        .expect("model");
+        let names: Vec<String> = m.events.iter().map(|e| e.func.snake()).collect();
+        assert_eq!(
+            names,
+            [
+                "song_played",
+                "player_screen",
+                "settings_screen",
+                "home_page",
+                "identify",
+                "group"
+            ]
+        );
+        let e = model(serde_json::json!([{ "type": "screen" }])).expect_err("unnamed");
+        assert_eq!(e.at, "/events/0/name");
+    }
+
+    /// Enum values that would share a member name are refused; a repeated value is not.
+    #[test]
+    fn enum_member_collisions() {
+        let e = model(
+            serde_json::json!([{ "type": "track", "name": "E", "schema": {
+            "type": "object", "properties": { "k": { "enum": ["a-b", "a_b"] } } } }]),
+        )
+        .expect_err("collision");
+        assert_eq!(e.at, "/events/0/schema/properties/k/enum");
+        let m = model(
+            serde_json::json!([{ "type": "track", "name": "E", "schema": {
+            "type": "object", "properties": { "k": { "enum": ["a", "a"] } } } }]),
+        )
+        .expect("repeat");
+        assert_eq!(m.enums[0].values.len(), 1);
+    }
+
+    /// Generated type names that would clash (an event's enum and another event's type)
+    /// are refused instead of printing code that does not compile.
+    #[test]
+    fn type_name_collisions() {
+        let e = model(serde_json::json!([
+            { "type": "track", "name": "Song", "schema": { "type": "object",
+              "properties": { "played source": { "enum": ["a"] } } } },
+            { "type": "track", "name": "Song Played", "schema": { "type": "object",
+              "properties": { "source": { "enum": ["b"] } } } }
+        ]))
+        .expect_err("collision");
+        assert!(e.message.contains("SongPlayedSource"), "{e}");
     }
 }

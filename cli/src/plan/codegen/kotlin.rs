@@ -47,6 +47,9 @@ pub(super) fn is_keyword(s: &str) -> bool {
 /// Parameter names the generated methods use themselves.
 const FIXED_PARAMS: &[&str] = &["userId", "groupId"];
 
+/// Method names `Any` has already (a method without parameters would clash).
+const ANY_METHODS: &[&str] = &["equals", "hashCode", "toString"];
+
 fn ident(name: String, taken: &[&str]) -> String {
     if taken.contains(&name.as_str()) {
         format!("{name}_")
@@ -364,7 +367,7 @@ fn method(out: &mut Out, m: &Model, ev: &EventDef) {
         doc.extend(params_doc(&params, FIXED_PARAMS));
     }
     kdoc(out, &doc);
-    let name = ident(ev.func.camel(), &[]);
+    let name = ident(ev.func.camel(), ANY_METHODS);
     if args.is_empty() {
         out.open(format!("fun {name}() {{"));
     } else {

@@ -73,6 +73,9 @@ const NOT_ESCAPABLE: &[&str] = &["self", "Self", "Type", "Protocol"];
 /// Parameter names the generated methods use themselves.
 const FIXED_PARAMS: &[&str] = &["userId", "groupId"];
 
+/// Members that `String` raw-value, `CaseIterable` enums have already.
+const ENUM_MEMBERS: &[&str] = &["rawValue", "allCases", "hashValue"];
+
 /// Member names the generated structs use themselves.
 const STRUCT_MEMBERS: &[&str] = &["toJson"];
 
@@ -274,7 +277,7 @@ pub(super) fn generate(m: &Model) -> Generated {
         for (wire, w) in &e.values {
             out.line(format!(
                 "case {} = {}",
-                ident(w.camel(), &[]),
+                ident(w.camel(), ENUM_MEMBERS),
                 literal(wire)
             ));
         }
