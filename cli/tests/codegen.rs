@@ -216,7 +216,8 @@ fn output_is_deterministic_and_headed() {
 
 /// The Swift output (which no compiler checks here) matches its reviewed golden copy,
 /// its braces and brackets balance outside strings and comments, every event has a
-/// `func`, and keywords used as names are escaped.
+/// `func`, keywords used as names are escaped, and its protocol asks exactly the methods
+/// of the bindings' Swift `Trailhound`.
 #[test]
 fn swift_output_matches_golden_and_is_well_formed() {
     let file = plan_file(&fixture("plan-v1.json"));
@@ -245,6 +246,30 @@ fn swift_output_matches_golden_and_is_well_formed() {
     ] {
         assert!(swift.source.contains(func), "no {func}");
     }
+    // The protocol asks exactly what the bindings' Swift `Trailhound` has (there it has
+    // default arguments), so `extension Trailhound: TrailhoundSink {}` conforms.
+    let real = std::fs::read_to_string(
+        workspace().join("bindings/swift/Sources/Trailhound/Trailhound.swift"),
+    )
+    .expect("the bindings' Swift wrapper");
+    let requirements: Vec<&str> = swift
+        .source
+        .lines()
+        .skip_while(|l| !l.starts_with("public protocol TrailhoundSink"))
+        .skip(1)
+        .take_while(|l| !l.starts_with('}'))
+        .collect();
+    assert_eq!(requirements.len(), 5, "{requirements:?}");
+    for req in requirements {
+        let with_default = req.trim().replace("]) throws", "] = [:]) throws");
+        assert!(
+            real.contains(&format!("public {with_default}")),
+            "the bindings' Trailhound has no `public {with_default}`"
+        );
+    }
+    assert!(swift
+        .source
+        .contains("extension Trailhound: TrailhoundSink {}"));
     for escaped in [
         "`class`: String? = nil",
         "self_: Bool? = nil",
