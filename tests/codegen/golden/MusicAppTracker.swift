@@ -125,6 +125,8 @@ public struct PlaylistCreatedSongsItem {
 /// The events of the plan music-app, one method each.
 ///
 /// The codegen fixture: the music app's events, and one event with every kind of type and awkward names.
+///
+/// Use: `MusicAppTracker(Trailhound.shared)`; a test can pass a `TrailhoundSink` fake.
 public final class MusicAppTracker {
     private let sink: TrailhoundSink
 

@@ -313,6 +313,11 @@ pub(super) fn generate(m: &Model, package: &str) -> Generated {
         doc.push(String::new());
         doc.extend(doc_lines(d));
     }
+    doc.push(String::new());
+    doc.push(format!(
+        "Use: `{}(Trailhound.shared)`; a test can pass a `TrailhoundSink` fake.",
+        type_name(&m.tracker)
+    ));
     kdoc(&mut out, &doc);
     out.open(format!(
         "class {}(private val sink: TrailhoundSink) {{",

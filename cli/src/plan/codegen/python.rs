@@ -162,6 +162,11 @@ pub(super) fn generate(m: &Model) -> Generated {
         doc.push(String::new());
         doc.extend(doc_lines(d));
     }
+    doc.push(String::new());
+    doc.push(
+        "Needs Python 3.10 or later; `MusicAppTracker(trailhound.Trailhound.shared())`."
+            .replace("MusicAppTracker", &type_name(&m.tracker)),
+    );
     docstring(&mut out, &doc);
     out.line("from __future__ import annotations");
     out.blank();

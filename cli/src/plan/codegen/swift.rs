@@ -344,6 +344,11 @@ pub(super) fn generate(m: &Model) -> Generated {
         lines.push(String::new());
         lines.extend(doc_lines(d));
     }
+    lines.push(String::new());
+    lines.push(format!(
+        "Use: `{}(Trailhound.shared)`; a test can pass a `TrailhoundSink` fake.",
+        type_name(&m.tracker)
+    ));
     doc(&mut out, &lines);
     out.open(format!("public final class {} {{", type_name(&m.tracker)));
     out.line("private let sink: TrailhoundSink");

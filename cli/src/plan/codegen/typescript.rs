@@ -186,6 +186,11 @@ pub(super) fn generate(m: &Model) -> Generated {
         doc.push(String::new());
         doc.extend(doc_lines(d));
     }
+    doc.push(String::new());
+    doc.push(format!(
+        "Use: `new {}(await Trailhound.load({{ writeKey, endpoint }}))`.",
+        type_name(&m.tracker)
+    ));
     jsdoc(&mut out, &doc);
     out.open(format!("export class {} {{", type_name(&m.tracker)));
     out.line("readonly #client: TrailhoundLike;");
