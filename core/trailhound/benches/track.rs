@@ -7,6 +7,14 @@
 //!   waits after a refused call (counted and printed); the properties are built outside the
 //!   timed call. `track/sustained_tight_loop_at_queue_caps` is the rate of a tight loop,
 //!   waits included, once the default queue caps are reached.
+//! - `track/*_plan_*`: the same `track()` on a client with a tracking plan in `report`
+//!   mode (the event's five properties planned and typed, `additionalProperties: false`):
+//!   an event that passes, and one that breaks one rule (so it is annotated in
+//!   `context.plan`, counted, and a notice is sent to the background thread). Compare
+//!   with `trailhound_track_offline`, the same call without a plan, in the same run.
+//! - `plan_gate/*`: `PlanGate::apply` alone on the typical event, stamped: what a plan in
+//!   `report` mode adds to `track()` on the caller's thread, without the machine's noise
+//!   around a whole call.
 //! - `batch_build/*`: `wire::build_batch_body` (concatenate + gzip) of 100 and 500 typical
 //!   events; baseline: `serde_json::to_vec` of the same messages, without gzip.
 //!
@@ -24,11 +32,68 @@ use trailhound::core::wire;
 use trailhound::{Builder, Error, Policy};
 
 use common::{app_context, offline, properties, typical_events, EVENT};
+use serde_json::Value;
+use trailhound::core::plan::PlanMode;
+use trailhound::Client;
 
 const SENT_AT: i64 = 1_700_000_000_000;
 
 /// Pause after a refused call (`Error::Backpressure`, or a full baseline channel).
 const BACKOFF: Duration = Duration::from_micros(100);
+
+/// The plan of the typical event: its five properties, typed and bounded.
+const PLAN: &str = r#"{
+  "plan": "bench", "version": "1-0-0",
+  "events": [
+    { "type": "track", "name": "Song Played",
+      "schema": { "type": "object", "required": ["title", "artist", "seconds"],
+        "additionalProperties": false,
+        "properties": {
+          "title": { "type": "string", "minLength": 1, "maxLength": 200 },
+          "artist": { "type": "string", "maxLength": 200 },
+          "seconds": { "type": "integer", "minimum": 0, "maximum": 86400 },
+          "shuffle": { "type": "boolean" },
+          "rating": { "type": "number", "minimum": 0, "maximum": 5 } } } }
+  ]
+}"#;
+
+/// The typical event, breaking the plan once (`rating` above its maximum).
+fn violating_properties(i: u64) -> Value {
+    let mut p = properties(i);
+    p["rating"] = 7.5.into();
+    p
+}
+
+/// Times `iters` accepted `track()` calls, each on its own (the properties built outside
+/// the timed call); refused calls wait and are counted in `refused`, not timed.
+fn time_tracks(
+    client: &Client,
+    iters: u64,
+    props: impl Fn(u64) -> Value,
+    refused: &mut u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for i in 0..iters {
+        loop {
+            let p = props(i);
+            let t = Instant::now();
+            let r = client.track(EVENT, p);
+            let d = t.elapsed();
+            match r {
+                Ok(()) => {
+                    total += d;
+                    break;
+                }
+                Err(Error::Backpressure) => {
+                    *refused += 1;
+                    std::thread::sleep(BACKOFF);
+                }
+                Err(e) => panic!("track failed: {e}"),
+            }
+        }
+    }
+    total
+}
 
 fn bench_track(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -49,30 +114,36 @@ fn bench_track(c: &mut Criterion) {
     // rate is measured below). The properties are built outside the timed call.
     let mut refused = 0u64;
     group.bench_function("trailhound_track_offline", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for i in 0..iters {
-                loop {
-                    let props = properties(i);
-                    let t = Instant::now();
-                    let r = client.track(EVENT, props);
-                    let d = t.elapsed();
-                    match r {
-                        Ok(()) => {
-                            total += d;
-                            break;
-                        }
-                        Err(Error::Backpressure) => {
-                            refused += 1;
-                            std::thread::sleep(BACKOFF);
-                        }
-                        Err(e) => panic!("track failed: {e}"),
-                    }
-                }
-            }
-            total
-        })
+        b.iter_custom(|iters| time_tracks(&client, iters, properties, &mut refused))
     });
+
+    // The same call with a plan in `report` mode, on its own client (and data directory).
+    let plan_dir = tempfile::tempdir().expect("temp dir");
+    let planned = Builder::new("bench-key", "https://collector.invalid", plan_dir.path())
+        .context(app_context())
+        .conditions(offline())
+        .plan_json(PLAN)
+        .plan_mode(PlanMode::Report)
+        .build()
+        .expect("client with a plan");
+    group.bench_function("trailhound_track_offline_plan_pass", |b| {
+        b.iter_custom(|iters| time_tracks(&planned, iters, properties, &mut refused))
+    });
+    group.bench_function("trailhound_track_offline_plan_violation", |b| {
+        b.iter_custom(|iters| time_tracks(&planned, iters, violating_properties, &mut refused))
+    });
+    let plan_stats = planned.stats();
+    let violations: u64 = plan_stats.plan_violations.iter().map(|c| c.count).sum();
+    eprintln!(
+        "track: with the plan, accepted {}, violations counted {violations}",
+        plan_stats.accepted
+    );
+    // (Nothing ran when a filter left these benchmarks out.)
+    assert!(
+        plan_stats.accepted == 0 || violations > 0,
+        "the violating event broke no rule"
+    );
+    planned.shutdown(Duration::from_secs(30)).expect("shutdown");
 
     // Baseline: the cheapest possible hand-off of a serialised event to another thread.
     let (tx, rx) = sync_channel::<String>(Policy::default().call_queue_capacity);
@@ -141,6 +212,65 @@ fn bench_track(c: &mut Criterion) {
     eprintln!("track: shutdown took {:?}", started.elapsed());
 }
 
+/// The gate alone (`PlanGate::apply`, what `track()` adds with a plan) on the typical
+/// event as `track()` has it after stamping: one that passes, one that breaks one rule
+/// (checked, counted, annotated: its shared context copied for `context.plan`).
+fn bench_plan_gate(c: &mut Criterion) {
+    use std::sync::{Arc, Mutex};
+    use trailhound::core::plan::{Plan, PlanGate, Verdict};
+    use trailhound::Message;
+
+    // A stamped message, as the plugins see it: caught by a plugin on a real client.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let caught: Arc<Mutex<Vec<Message>>> = Arc::default();
+    let keep = Arc::clone(&caught);
+    let client = Builder::new("bench-key", "https://collector.invalid", dir.path())
+        .context(app_context())
+        .conditions(offline())
+        .plugin(move |m: Message| {
+            keep.lock().expect("lock").push(m.clone());
+            Some(m)
+        })
+        .build()
+        .expect("client");
+    client.track(EVENT, properties(1)).expect("track");
+    client.track(EVENT, violating_properties(1)).expect("track");
+    client.shutdown(Duration::from_secs(30)).expect("shutdown");
+    let (passing, violating) = {
+        let mut caught = caught.lock().expect("lock");
+        let violating = caught.pop().expect("caught");
+        (caught.pop().expect("caught"), violating)
+    };
+    let plan = Arc::new(Plan::parse(PLAN).expect("plan"));
+    let gate = PlanGate::new(
+        Arc::clone(&plan),
+        PlanMode::Report,
+        Policy::default().max_violation_kinds,
+    );
+
+    let mut group = c.benchmark_group("plan_gate");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("apply_report_pass", |b| {
+        b.iter_batched_ref(
+            || passing.clone(),
+            |m| assert_eq!(gate.apply(m), Verdict::Pass),
+            BatchSize::SmallInput,
+        )
+    });
+    // Of which the validator (the violation built with its texts).
+    group.bench_function("check_violation", |b| {
+        b.iter(|| black_box(plan.check(black_box(&violating))))
+    });
+    group.bench_function("apply_report_violation", |b| {
+        b.iter_batched_ref(
+            || violating.clone(),
+            |m| black_box(gate.apply(m)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 fn bench_batch_build(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch_build");
     for n in [100u64, 500] {
@@ -167,6 +297,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_track, bench_batch_build
+    targets = bench_track, bench_plan_gate, bench_batch_build
 }
 criterion_main!(benches);
