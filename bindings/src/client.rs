@@ -11,7 +11,7 @@ use crate::error::TrailhoundError;
 use crate::foreign::{
     DeliveryListener, EventPlugin, HttpTransport, ListenerAdapter, PluginAdapter, TransportAdapter,
 };
-use crate::types::{ContextInfo, DeviceConditions, Stats};
+use crate::types::{ContextInfo, DeviceConditions, PlanMode, Stats};
 use crate::value::{to_properties, Value, MAX_VALUE_DEPTH};
 
 /// Changes to the default limits and delays; unset fields keep the defaults documented
@@ -98,6 +98,10 @@ pub struct PolicyOverrides {
     /// Inactivity after which a new session starts.
     #[uniffi(default = None)]
     pub session_timeout_ms: Option<u64>,
+    /// Most distinct (event, rule) pairs the tracking-plan counts keep; the rest are
+    /// counted under `(other events)`.
+    #[uniffi(default = None)]
+    pub max_violation_kinds: Option<u32>,
 }
 
 /// The longest duration any setting or timeout may take: 100 years in milliseconds.
@@ -219,6 +223,7 @@ impl PolicyOverrides {
         set!(max_uncommitted_events, usize_size, max_uncommitted_events);
         set!(max_uncommitted_bytes, usize_size, max_uncommitted_bytes);
         set!(session_timeout_ms, duration, session_timeout);
+        set!(max_violation_kinds, usize_size, max_violation_kinds);
         Ok(())
     }
 }
@@ -250,6 +255,17 @@ pub struct Config {
     /// A fixed retry-jitter seed (tests); random by default.
     #[uniffi(default = None)]
     pub jitter_seed: Option<u64>,
+    /// The tracking plan's JSON text (bundled with the app). At most one of `plan_json`
+    /// and `plan_file`.
+    #[uniffi(default = None)]
+    pub plan_json: Option<String>,
+    /// The tracking plan file's path.
+    #[uniffi(default = None)]
+    pub plan_file: Option<String>,
+    /// What the plan does to an event that breaks it; `Report` when a plan is given and
+    /// this is not.
+    #[uniffi(default = None)]
+    pub plan_mode: Option<PlanMode>,
 }
 
 impl fmt::Debug for Config {
@@ -262,6 +278,10 @@ impl fmt::Debug for Config {
             .field("context", &self.context)
             .field("conditions", &self.conditions)
             .field("jitter_seed", &self.jitter_seed)
+            // The plan's text can be long; whether there is one is what a log needs.
+            .field("plan_json", &self.plan_json.as_ref().map(|_| "<set>"))
+            .field("plan_file", &self.plan_file)
+            .field("plan_mode", &self.plan_mode)
             .finish()
     }
 }
@@ -316,6 +336,19 @@ impl TrailhoundClient {
         }
         if let Some(seed) = config.jitter_seed {
             b = b.jitter_seed(seed);
+        }
+        b = match (config.plan_json, config.plan_file) {
+            (Some(_), Some(_)) => {
+                return Err(TrailhoundError::Config {
+                    detail: "plan_json and plan_file are both set; pass one plan".into(),
+                })
+            }
+            (Some(json), None) => b.plan_json(json),
+            (None, Some(path)) => b.plan_file(path),
+            (None, None) => b,
+        };
+        if let Some(mode) = config.plan_mode {
+            b = b.plan_mode(mode.into());
         }
         if let Some(t) = transport {
             b = b.transport(TransportAdapter(t));

@@ -23,6 +23,15 @@ pub enum TrailhoundError {
         /// Which setting and why.
         detail: String,
     },
+    /// The tracking plan could not be read or is invalid; the client was not started.
+    #[error("{detail}")]
+    Plan {
+        /// Which plan, where in it and what is wrong there.
+        detail: String,
+        /// A JSON pointer into the plan file, such as `/events/0/schema/minimum` (empty
+        /// for the whole file, or when it could not be read).
+        at: String,
+    },
     /// The data directory could not be opened (locked by another client, unreadable).
     #[error("storage: {detail}")]
     Storage {
@@ -78,6 +87,10 @@ impl From<trailhound::Error> for TrailhoundError {
                 detail: crate::foreign::take_plugin_failure().unwrap_or(detail),
             },
             E::Config(_) | E::Policy(_) => TrailhoundError::Config { detail },
+            E::Plan { error, .. } => TrailhoundError::Plan {
+                detail,
+                at: error.at,
+            },
             E::Open(_) => TrailhoundError::Storage { detail },
             E::Closed => TrailhoundError::Closed,
             E::Backpressure => TrailhoundError::Backpressure,

@@ -329,6 +329,56 @@ impl From<&CoreNotification> for Notification {
     }
 }
 
+/// What the device does with an event that breaks the tracking plan (see the core's
+/// `plan::gate`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Enum)]
+pub enum PlanMode {
+    /// Events are not checked.
+    Off,
+    /// Violating events are sent with their rule ids in `context.plan`, counted and told.
+    #[default]
+    Report,
+    /// Violating events are dropped (`PlanViolation`), counted and told.
+    Enforce,
+    /// Properties the plan does not allow are removed and the event sent (annotated);
+    /// any other violation drops it.
+    EnforceStrip,
+}
+
+impl From<PlanMode> for trailhound::core::plan::PlanMode {
+    fn from(m: PlanMode) -> Self {
+        use trailhound::core::plan::PlanMode as M;
+        match m {
+            PlanMode::Off => M::Off,
+            PlanMode::Report => M::Report,
+            PlanMode::Enforce => M::Enforce,
+            PlanMode::EnforceStrip => M::EnforceStrip,
+        }
+    }
+}
+
+/// How many times one event broke one rule of the tracking plan.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PlanViolationCount {
+    /// The event (`track` name, `screen:Name`, `identify`, …; `(other events)` past the
+    /// policy's `max_violation_kinds`).
+    pub event: String,
+    /// The stable rule id, such as `type` or `required`.
+    pub rule: String,
+    /// How many violations.
+    pub count: u64,
+}
+
+impl From<trailhound::core::plan::ViolationCount> for PlanViolationCount {
+    fn from(c: trailhound::core::plan::ViolationCount) -> Self {
+        PlanViolationCount {
+            event: c.event,
+            rule: c.rule.as_str().to_owned(),
+            count: c.count,
+        }
+    }
+}
+
 /// Dropped events by reason.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Dropped {
@@ -437,6 +487,8 @@ pub struct Stats {
     pub opted_out: bool,
     /// The last upload or store error.
     pub last_error: Option<String>,
+    /// Tracking-plan violations by event and rule (empty without a plan, or in `Off`).
+    pub plan_violations: Vec<PlanViolationCount>,
 }
 
 impl From<CoreStats> for Stats {
@@ -457,6 +509,7 @@ impl From<CoreStats> for Stats {
             network: s.network.into(),
             opted_out: s.opted_out,
             last_error: s.last_error,
+            plan_violations: s.plan_violations.into_iter().map(Into::into).collect(),
         }
     }
 }

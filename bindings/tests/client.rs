@@ -21,6 +21,9 @@ fn config(url: &str, dir: &std::path::Path) -> Config {
         context: None,
         conditions: None,
         jitter_seed: Some(1),
+        plan_json: None,
+        plan_file: None,
+        plan_mode: None,
     }
 }
 

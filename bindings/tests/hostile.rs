@@ -51,6 +51,9 @@ fn config(dir: &std::path::Path, policy: Option<PolicyOverrides>) -> Config {
         context: None,
         conditions: None,
         jitter_seed: Some(u64::MAX),
+        plan_json: None,
+        plan_file: None,
+        plan_mode: None,
     }
 }
 

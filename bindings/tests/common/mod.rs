@@ -17,6 +17,9 @@ pub fn config(write_key: &str, dir: &std::path::Path) -> Config {
         context: None,
         conditions: None,
         jitter_seed: None,
+        plan_json: None,
+        plan_file: None,
+        plan_mode: None,
     }
 }
 
