@@ -58,10 +58,9 @@ fn rust_project(name: &str, plan: &Path) -> PathBuf {
         .expect("manifest template")
         .replace("@WORKSPACE@", &ws.display().to_string());
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
-    // The workspace's lockfile: the same dependency versions, resolvable offline.
-    if !dir.join("Cargo.lock").exists() {
-        std::fs::copy(ws.join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy lockfile");
-    }
+    // The workspace's lockfile, fresh each run: the same dependency versions as the
+    // workspace, so they resolve offline from what its build fetched.
+    std::fs::copy(ws.join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy lockfile");
     for f in ["lib.rs", "main.rs"] {
         let text = std::fs::read_to_string(harness.join("src").join(f)).expect("harness source");
         write_if_changed(&src.join(f), &text);
