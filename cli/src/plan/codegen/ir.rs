@@ -139,6 +139,9 @@ pub struct Field {
     pub doc: Option<String>,
     /// Facts for the doc comment the type cannot say: range, length, format, pattern.
     pub notes: Vec<String>,
+    /// The values of a non-string `enum` of numbers or booleans, for languages with
+    /// literal types (TypeScript `1 | 2`, Python `Literal[1, 2]`); the others use `ty`.
+    pub literals: Option<Vec<Value>>,
 }
 
 impl Field {
@@ -425,6 +428,7 @@ impl Builder {
     ) -> Result<Field, CodegenError> {
         let type_words = owner.join(&words);
         let (ty, nullable) = self.ty(s, &type_words, at)?;
+        let literals = literals(s, &ty);
         Ok(Field {
             wire: wire.to_owned(),
             words,
@@ -434,6 +438,7 @@ impl Builder {
             constant: s.const_value.clone(),
             doc: s.description.clone().or_else(|| s.title.clone()),
             notes: notes(s),
+            literals,
         })
     }
 
@@ -562,6 +567,19 @@ impl Builder {
         });
         Ok(self.enums.len() - 1)
     }
+}
+
+/// The values of a number or boolean `enum` (null aside), when the type is one of them.
+fn literals(s: &Schema, ty: &Ty) -> Option<Vec<Value>> {
+    let values = s.enum_values.as_ref()?;
+    let non_null: Vec<Value> = values.iter().filter(|v| !v.is_null()).cloned().collect();
+    let fits = |v: &Value| match ty {
+        Ty::Integer => v.is_i64() || v.is_u64(),
+        Ty::Number => v.is_number(),
+        Ty::Boolean => v.is_boolean(),
+        _ => false,
+    };
+    (!non_null.is_empty() && non_null.iter().all(fits)).then_some(non_null)
 }
 
 fn json_type(v: &Value) -> JsonType {
@@ -703,6 +721,21 @@ mod tests {
         assert_eq!(field_ty(&m, "b"), (Ty::Enum(0), true, false));
         assert_eq!(m.enums[0].values.len(), 2);
         assert_eq!(field_ty(&m, "c").0, Ty::Number);
+        let c = m.events[0]
+            .fields
+            .iter()
+            .find(|f| f.wire == "c")
+            .expect("c");
+        assert_eq!(
+            c.literals,
+            Some(vec![serde_json::json!(1), serde_json::json!(2.5)])
+        );
+        let a = m.events[0]
+            .fields
+            .iter()
+            .find(|f| f.wire == "a")
+            .expect("a");
+        assert_eq!(a.literals, None);
         assert_eq!(field_ty(&m, "d").0, Ty::Number);
         assert_eq!(field_ty(&m, "e").0, Ty::Array(Box::new(Ty::Any)));
         assert_eq!(field_ty(&m, "f").0, Ty::Map(Box::new(Ty::Boolean)));

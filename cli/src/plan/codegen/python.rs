@@ -103,7 +103,15 @@ fn py_type(m: &Model, ty: &Ty) -> String {
 
 /// `name: type` or `name: type = None` for one field.
 fn declaration(m: &Model, f: &Field, name: &str) -> String {
-    let ty = py_type(m, &f.ty);
+    // `Literal` takes integers and booleans, not floats.
+    let literal_ok = |v: &serde_json::Value| v.is_i64() || v.is_u64() || v.is_boolean();
+    let ty = match &f.literals {
+        Some(values) if values.iter().all(literal_ok) => format!(
+            "_t.Literal[{}]",
+            values.iter().map(value_expr).collect::<Vec<_>>().join(", ")
+        ),
+        _ => py_type(m, &f.ty),
+    };
     if !f.required {
         format!("{name}: _t.Optional[{ty}] = None")
     } else if f.nullable {

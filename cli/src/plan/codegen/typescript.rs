@@ -222,7 +222,14 @@ fn fields_interface(out: &mut Out, m: &Model, name: &str, fields: &[Field]) {
             doc.push(format!("Sent as {}.", string_literal(&f.wire)));
         }
         jsdoc(out, &doc);
-        let ty = ts_type(m, &f.ty);
+        let ty = match &f.literals {
+            Some(values) => values
+                .iter()
+                .map(serde_json::Value::to_string)
+                .collect::<Vec<_>>()
+                .join(" | "),
+            None => ts_type(m, &f.ty),
+        };
         let ty = if f.nullable {
             format!("{ty} | null")
         } else {
