@@ -31,6 +31,9 @@ from trailhound_ffi import (  # noqa: F401  (re-exported)
     HttpResponse,
     Network,
     Notification,
+    PlanMode,
+    PlanViolation,
+    PlanViolationCount,
     PolicyOverrides,
     Stats,
     TrailhoundError,
@@ -41,6 +44,7 @@ __all__ = [
     "Trailhound", "TrailhoundError", "Config", "PolicyOverrides", "ContextInfo", "AppInfo",
     "DeviceConditions", "Network", "Notification", "DropReason", "HttpRequest",
     "HttpResponse", "Stats", "EventType", "HttpClientTransport", "to_value", "from_value",
+    "PlanMode", "PlanViolation", "PlanViolationCount",
 ]
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
@@ -211,6 +215,23 @@ def _millis(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+_PLAN_MODES = {
+    "off": PlanMode.OFF,
+    "report": PlanMode.REPORT,
+    "enforce": PlanMode.ENFORCE,
+    "enforce_strip": PlanMode.ENFORCE_STRIP,
+}
+
+
+def _plan_mode(mode: typing.Union[PlanMode, str, None]) -> typing.Optional[PlanMode]:
+    """A `PlanMode`, or its name as the core's policy spells it."""
+    if mode is None or isinstance(mode, PlanMode):
+        return mode
+    if isinstance(mode, str) and mode in _PLAN_MODES:
+        return _PLAN_MODES[mode]
+    raise ValueError(f"plan_mode {mode!r}: expected one of {', '.join(_PLAN_MODES)}")
+
+
 class Trailhound:
     """A running client. Safe to use from many threads at once."""
 
@@ -233,14 +254,22 @@ class Trailhound:
         plugins: typing.Sequence[typing.Callable[[dict], typing.Optional[dict]]] = (),
         listeners: typing.Sequence[typing.Callable[[Notification], None]] = (),
         jitter_seed: typing.Optional[int] = None,
+        plan: typing.Optional[str] = None,
+        plan_file: typing.Optional[str] = None,
+        plan_mode: typing.Union[PlanMode, str, None] = None,
         shared: bool = False,
     ) -> "Trailhound":
         """Starts a client. `transport(request)` returns a status or an HttpResponse and
         raises for a network error; `plugin(event_dict)` returns the event or None to
-        drop it; `listener(notification)` hears deliveries, drops and failures."""
+        drop it; `listener(notification)` hears deliveries, drops, failures and tracking
+        plan violations. `plan` is a tracking plan's JSON text, `plan_file` its path (one
+        of them); `plan_mode` a `PlanMode` or its name (`"off"`, `"report"`, the default,
+        `"enforce"`, `"enforce_strip"`). A bad plan raises `TrailhoundError.Plan`."""
         config = Config(
             write_key=write_key, endpoint=endpoint, data_dir=str(data_dir), policy=policy,
             context=context, conditions=conditions, jitter_seed=jitter_seed,
+            plan_json=plan, plan_file=None if plan_file is None else str(plan_file),
+            plan_mode=_plan_mode(plan_mode),
         )
         client = _ffi.TrailhoundClient(
             config,

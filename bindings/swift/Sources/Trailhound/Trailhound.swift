@@ -84,6 +84,12 @@ public struct TrailhoundConfig {
     public var transport: HttpTransport? = URLSessionTransport()
     public var plugins: [EventPlugin] = []
     public var listeners: [DeliveryListener] = []
+    /// A tracking plan's JSON text (bundled with the app); at most one of `plan` and `planFile`.
+    public var plan: String? = nil
+    /// The path of a tracking plan file (`Bundle.main.path(forResource: "plan", ofType: "json")`).
+    public var planFile: String? = nil
+    /// What the plan does to an event that breaks it; `.report` when nil.
+    public var planMode: PlanMode? = nil
 
     public init(writeKey: String, endpoint: String, dataDir: String) {
         self.writeKey = writeKey
@@ -96,14 +102,18 @@ public struct TrailhoundConfig {
 /// `dump`), so that logging a config never logs the key.
 extension TrailhoundConfig: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public var description: String {
-        "TrailhoundConfig(writeKey: <redacted>, endpoint: \(endpoint), dataDir: \(dataDir))"
+        "TrailhoundConfig(writeKey: <redacted>, endpoint: \(endpoint), dataDir: \(dataDir), "
+            + "plan: \(plan == nil ? "nil" : "<set>"), planFile: \(planFile ?? "nil"), "
+            + "planMode: \(planMode.map { "\($0)" } ?? "nil"))"
     }
 
     public var debugDescription: String { description }
 
     public var customMirror: Mirror {
         Mirror(self, children: ["writeKey": "<redacted>", "endpoint": endpoint, "dataDir": dataDir,
-                                "policy": policy as Any, "context": context as Any],
+                                "policy": policy as Any, "context": context as Any,
+                                "plan": plan == nil ? "nil" : "<set>", "planFile": planFile as Any,
+                                "planMode": planMode as Any],
                displayStyle: .struct)
     }
 }
@@ -137,7 +147,8 @@ public final class Trailhound {
     @discardableResult
     public static func setup(_ config: TrailhoundConfig) throws -> Trailhound {
         let ffi = Config(writeKey: config.writeKey, endpoint: config.endpoint, dataDir: config.dataDir,
-                         policy: config.policy, context: config.context, conditions: nil, jitterSeed: nil)
+                         policy: config.policy, context: config.context, conditions: nil, jitterSeed: nil,
+                         planJson: config.plan, planFile: config.planFile, planMode: config.planMode)
         let t = Trailhound(client: try TrailhoundClient(config: ffi, transport: config.transport,
                                                        plugins: config.plugins, listeners: config.listeners))
         lock.lock(); instance = t; lock.unlock()

@@ -10,6 +10,7 @@ import dev.trailhound.ffi.HttpRequest
 import dev.trailhound.ffi.HttpResponse
 import dev.trailhound.ffi.HttpTransport
 import dev.trailhound.ffi.Notification
+import dev.trailhound.ffi.PlanMode
 import dev.trailhound.ffi.PolicyOverrides
 import dev.trailhound.ffi.Stats
 import dev.trailhound.ffi.TrailhoundClient
@@ -27,7 +28,7 @@ fun interface Plugin {
     fun process(event: TrailhoundEvent): TrailhoundEvent?
 }
 
-/** Hears deliveries, drops and failures, on the SDK's background thread. */
+/** Hears deliveries, drops, failures and tracking-plan violations, on the SDK's background thread. */
 fun interface Listener {
     fun onNotification(notification: Notification)
 }
@@ -65,13 +66,20 @@ data class TrailhoundConfig(
     val plugins: List<Plugin> = emptyList(),
     val listeners: List<Listener> = emptyList(),
     val jitterSeed: ULong? = null,
+    /** A tracking plan's JSON text (bundled with the app); at most one of [plan] and [planFile]. */
+    val plan: String? = null,
+    /** The path of a tracking plan file. */
+    val planFile: String? = null,
+    /** What the plan does to an event that breaks it; [PlanMode.REPORT] when null. */
+    val planMode: PlanMode? = null,
 ) {
     // A data class would print every property; the write key must not reach a log.
     override fun toString(): String =
         "TrailhoundConfig(writeKey=<redacted>, endpoint=$endpoint, dataDir=$dataDir, " +
             "policy=$policy, context=$context, conditions=$conditions, " +
             "transport=${transport?.javaClass?.name}, plugins=${plugins.size}, " +
-            "listeners=${listeners.size}, jitterSeed=$jitterSeed)"
+            "listeners=${listeners.size}, jitterSeed=$jitterSeed, " +
+            "plan=${if (plan == null) null else "<set>"}, planFile=$planFile, planMode=$planMode)"
 }
 
 /** Milliseconds for the FFI: a negative duration is zero; Rust clamps very long ones. */
@@ -116,6 +124,9 @@ class Trailhound private constructor(private val client: TrailhoundClient) : Aut
                 context = config.context,
                 conditions = config.conditions,
                 jitterSeed = config.jitterSeed,
+                planJson = config.plan,
+                planFile = config.planFile,
+                planMode = config.planMode,
             )
             return Trailhound(
                 TrailhoundClient(
