@@ -747,3 +747,39 @@ fn repository_plans_pass_lint() {
         }
     }
 }
+
+/// The hand-written plan parser reads every plan of the tables as the model's serde
+/// derives do, and refuses what they refuse (the lint table's format errors).
+#[test]
+fn parse_agrees_with_serde() {
+    use trailhound_core::plan::PlanFile;
+    let mut plans = vec![
+        fixture("cases.json")["plan"].clone(),
+        fixture("cases-unplanned.json")["plan"].clone(),
+        json!({"plan": "n", "version": "1-0-0", "description": null, "naming": {"events": null},
+               "events": [{"type": "identify", "name": null, "schema": {"type": null,
+               "const": null, "enum": null, "minimum": null, "items": null, "format": null,
+               "additionalProperties": null, "properties": {"a": {"type": ["string", "null"],
+               "additionalProperties": {"type": "object"}, "minLength": 0}}}}]}),
+    ];
+    for case in fixture("lint-cases.json")["cases"]
+        .as_array()
+        .expect("cases")
+    {
+        plans.push(case["plan"].clone());
+    }
+    for plan in plans {
+        let text = plan.to_string();
+        let serde: Result<PlanFile, _> = serde_json::from_value(plan.clone());
+        match (Plan::parse(&text), serde) {
+            (Ok(p), Ok(s)) => assert_eq!(p.file(), &s, "{text}"),
+            (Err(e), Ok(s)) => {
+                // Lint refused it; the format itself must be fine: compile says so.
+                let again = Plan::compile(s, &trailhound_core::plan::RegexLiteEngine);
+                assert_eq!(again.err(), Some(e), "{text}");
+            }
+            (Ok(_), Err(e)) => panic!("accepted what serde refuses ({e}): {text}"),
+            (Err(_), Err(_)) => {}
+        }
+    }
+}

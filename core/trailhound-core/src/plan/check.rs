@@ -190,7 +190,8 @@ pub(crate) fn check_event(
         None => {}
     }
     if out.len() > 1 {
-        out.sort_by(|a, b| (&a.pointer, a.rule).cmp(&(&b.pointer, b.rule)));
+        // (pointer, rule) pairs are unique, so an unstable sort gives one order.
+        out.sort_unstable_by(|a, b| (&a.pointer, a.rule).cmp(&(&b.pointer, b.rule)));
     }
     out
 }
