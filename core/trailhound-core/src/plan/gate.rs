@@ -223,3 +223,153 @@ impl PlanGate {
         );
     }
 }
+
+#[cfg(all(test, feature = "regex"))]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"{
+      "plan": "gate-test", "version": "1-2-0",
+      "events": [
+        { "type": "track", "name": "Played",
+          "schema": { "type": "object", "required": ["id"],
+                      "properties": { "id": { "type": "string" } },
+                      "additionalProperties": false } }
+      ]
+    }"#;
+
+    fn gate(mode: PlanMode, max_kinds: usize) -> PlanGate {
+        let plan = Plan::parse(PLAN).expect("the test plan is valid");
+        PlanGate::new(Arc::new(plan), mode, max_kinds)
+    }
+
+    fn track(event: &str, properties: Value) -> Message {
+        serde_json::from_value(json!({
+            "type": "track", "messageId": "m1", "timestamp": "2026-12-02T10:00:00.000Z",
+            "event": event, "properties": properties, "context": {"app": {"name": "x"}}
+        }))
+        .expect("a valid message")
+    }
+
+    fn pairs(verdict: &Verdict) -> Vec<(Rule, &str)> {
+        let mut p: Vec<_> = verdict
+            .violations()
+            .iter()
+            .map(|v| (v.rule, v.pointer.as_str()))
+            .collect();
+        p.sort();
+        p
+    }
+
+    /// `off` checks nothing: an unplanned event passes unchanged and nothing is counted.
+    #[test]
+    fn off_checks_nothing() {
+        let g = gate(PlanMode::Off, 10);
+        let mut m = track("Unplanned", json!({"x": 1}));
+        let before = m.clone();
+        assert_eq!(g.apply(&mut m), Verdict::Pass);
+        assert_eq!(m, before);
+        assert!(g.counts().is_empty());
+    }
+
+    /// A passing event is left untouched in every mode.
+    #[test]
+    fn passing_event_is_untouched() {
+        for mode in [PlanMode::Report, PlanMode::Enforce, PlanMode::EnforceStrip] {
+            let g = gate(mode, 10);
+            let mut m = track("Played", json!({"id": "a"}));
+            let before = m.clone();
+            assert_eq!(g.apply(&mut m), Verdict::Pass, "{mode:?}");
+            assert_eq!(m, before, "{mode:?}");
+            assert!(g.counts().is_empty(), "{mode:?}");
+        }
+    }
+
+    /// `report` keeps the properties, writes plan id, version, action and the (rule,
+    /// pointer) list into `context.plan`, and counts each violation.
+    #[test]
+    fn report_annotates_and_counts() {
+        let g = gate(PlanMode::Report, 10);
+        let mut m = track("Played", json!({"id": 5, "extra": true}));
+        let v = g.apply(&mut m);
+        assert_eq!(v.action(), "reported");
+        assert_eq!(
+            pairs(&v),
+            vec![
+                (Rule::Type, "/properties/id"),
+                (Rule::AdditionalProperties, "/properties/extra"),
+            ]
+        );
+        assert_eq!(m.properties.as_ref().map(|p| p.len()), Some(2));
+        let plan = &m.context.get("plan").expect("annotated");
+        assert_eq!(plan["id"], "gate-test");
+        assert_eq!(plan["version"], "1-2-0");
+        assert_eq!(plan["action"], "reported");
+        assert_eq!(plan["violations"].as_array().map(Vec::len), Some(2));
+        assert_eq!(m.context.get("app"), Some(&json!({"name": "x"})));
+        let counts: Vec<(String, Rule, u64)> = g
+            .counts()
+            .into_iter()
+            .map(|c| (c.event, c.rule, c.count))
+            .collect();
+        // By event, then rule in declaration order.
+        assert_eq!(
+            counts,
+            vec![
+                ("Played".into(), Rule::Type, 1),
+                ("Played".into(), Rule::AdditionalProperties, 1),
+            ]
+        );
+    }
+
+    /// `enforce` drops a violating event and leaves it unannotated.
+    #[test]
+    fn enforce_drops() {
+        let g = gate(PlanMode::Enforce, 10);
+        let mut m = track("Played", json!({}));
+        let v = g.apply(&mut m);
+        assert_eq!(v.action(), "dropped");
+        assert_eq!(pairs(&v), vec![(Rule::Required, "/properties/id")]);
+        assert!(m.context.get("plan").is_none());
+        assert_eq!(g.counts().len(), 1);
+    }
+
+    /// `enforce_strip` removes unplanned properties when they are the only violations,
+    /// and drops an event with any other violation.
+    #[test]
+    fn enforce_strip_strips_or_drops() {
+        let g = gate(PlanMode::EnforceStrip, 10);
+        let mut m = track("Played", json!({"id": "a", "extra": 1}));
+        let v = g.apply(&mut m);
+        assert_eq!(v.action(), "stripped");
+        assert_eq!(m.properties, json!({"id": "a"}).as_object().cloned());
+        assert_eq!(
+            m.context.get("plan").map(|p| &p["action"]),
+            Some(&json!("stripped"))
+        );
+
+        let mut m = track("Played", json!({"id": 1, "extra": 1}));
+        let v = g.apply(&mut m);
+        assert_eq!(v.action(), "dropped");
+        assert!(m
+            .properties
+            .as_ref()
+            .is_some_and(|p| p.contains_key("extra")));
+    }
+
+    /// Past `max_kinds` distinct (event, rule) pairs, new pairs are counted under
+    /// `(other events)`; pairs already counted keep counting.
+    #[test]
+    fn counts_are_bounded() {
+        let g = gate(PlanMode::Report, 2);
+        for name in ["A", "B", "C", "D", "A"] {
+            g.apply(&mut track(name, json!({})));
+        }
+        let counts: Vec<(String, u64)> =
+            g.counts().into_iter().map(|c| (c.event, c.count)).collect();
+        assert_eq!(
+            counts,
+            vec![(OTHER_EVENTS.into(), 2), ("A".into(), 2), ("B".into(), 1)]
+        );
+    }
+}
