@@ -46,8 +46,8 @@ where
     }
 }
 
-/// Hears what became of events: delivered, dropped (and why), upload failures, pauses and
-/// storage errors. Called on the background thread: return quickly. A panic in a listener
+/// Hears what became of events: delivered, dropped (and why), tracking-plan violations,
+/// upload failures, pauses and storage errors. Called on the background thread: return quickly. A panic in a listener
 /// is caught and logged; it never stops delivery. A listener may call the client (none of
 /// its calls blocks that thread); the blocking ones, `flush_blocking` and `shutdown`,
 /// return [`Error::FromListener`] at once instead of waiting for the thread they run on.
@@ -988,6 +988,42 @@ mod tests {
         assert!((5..=40).contains(&events), "{events} rings for 200 events");
         client.flush().unwrap();
         assert_eq!(rings(), events + 1, "a control call rings");
+    }
+
+    /// Reported plan violations reach the listener without waking the background thread
+    /// for each event: their notices follow their events, which ring as without a plan.
+    #[test]
+    fn reported_violations_do_not_ring_per_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let told = Arc::new(AtomicU64::new(0));
+        let heard = Arc::clone(&told);
+        let client = Builder::new("k", "https://collector.invalid", dir.path())
+            .conditions(trailhound_core::testing::offline())
+            .with_policy(|p| {
+                p.commit_interval = Duration::from_secs(30);
+                p.commit_max_events = 50;
+            })
+            .plan_json(r#"{"plan": "p", "version": "1-0-0", "events": []}"#)
+            .listener(move |n: &Notification| {
+                if let Notification::PlanViolation { .. } = n {
+                    heard.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build()
+            .unwrap();
+        let bell = client.shared.mailbox.bell();
+        for i in 0..200 {
+            client
+                .track("Unplanned", serde_json::json!({ "i": i }))
+                .unwrap();
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let rings = bell.rings();
+        assert!((5..=40).contains(&rings), "{rings} rings for 200 events");
+        client.flush_blocking(Duration::from_secs(10)).unwrap();
+        assert_eq!(told.load(Ordering::Relaxed), 200);
     }
 
     /// The client is shareable between threads.
