@@ -6,7 +6,8 @@
 # tests/codegen/expected-calls.json, the SDK's real client type fits the generated
 # interface, and the same app FAILS to compile against plan-v2.json's code, once for each
 # breaking change (a new required property, a removed event, a narrowed enum), with no
-# error in the generated file itself. Rust and Swift are in cli/tests/codegen.rs.
+# error in the generated file itself; the example plan's (examples/music/plan.json) code
+# type-checks too. Rust and Swift are in cli/tests/codegen.rs.
 #
 # Installs what is missing, idempotently: typescript (npm ci, pinned by
 # tests/codegen/typescript/package-lock.json), mypy in a venv under target/codegen (pinned
@@ -144,6 +145,16 @@ else
         "$WORK/ts-v2/tsc.log" "app.ts" "music-app-tracker.ts" \
         "Property 'deviceId' is missing" "Property 'Radio' does not exist" "Property 'songLiked' does not exist"
 fi
+d="$WORK/ts-example"
+rm -rf "$d"
+mkdir -p "$d"
+generate "$ROOT/examples/music/plan.json" typescript "$d"
+if (cd "$d" && "$TSC" --strict --noEmit --target es2022 music-app-tracker.ts >tsc.log 2>&1); then
+    pass "typescript: the example plan's tracker compiles (tsc --strict)"
+else
+    sed 's/^/  | /' "$d/tsc.log" >&2
+    fail "typescript: the example plan's tracker compiles (tsc --strict)"
+fi
 echo "typescript: $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------
@@ -178,6 +189,16 @@ else
     expect_breaks "python: the v1 app fails mypy against v2 for each breaking change" \
         "$WORK/py-v2/mypy.log" "app.py" "music_app_tracker.py" \
         'Missing named argument "device_id"' 'has no attribute "RADIO"' 'has no attribute "song_liked"'
+fi
+d="$WORK/py-example"
+rm -rf "$d"
+mkdir -p "$d"
+generate "$ROOT/examples/music/plan.json" python "$d"
+if (cd "$d" && "$MYPY" --strict --no-incremental music_app_tracker.py >mypy.log 2>&1); then
+    pass "python: the example plan's module passes mypy --strict"
+else
+    sed 's/^/  | /' "$d/mypy.log" >&2
+    fail "python: the example plan's module passes mypy --strict"
 fi
 echo "python: $((SECONDS - t0)) s"
 

@@ -81,12 +81,13 @@ fn write_if_changed(path: &Path, text: &str) {
     }
 }
 
-fn cargo(project: &Path, args: &[&str]) -> Output {
+/// `cargo SUBCOMMAND --offline --quiet --manifest-path PROJECT ARGS…` in target/codegen.
+fn cargo(project: &Path, subcommand: &str, args: &[&str]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     Command::new(cargo)
-        .args(args)
-        .args(["--offline", "--quiet", "--manifest-path"])
+        .args([subcommand, "--offline", "--quiet", "--manifest-path"])
         .arg(project.join("Cargo.toml"))
+        .args(args)
         .env("CARGO_TARGET_DIR", workspace().join("target/codegen"))
         .env_remove("RUSTFLAGS")
         .output()
@@ -105,7 +106,7 @@ fn expected_calls() -> Vec<Value> {
 fn rust_generated_code_compiles_and_sends_the_planned_events() {
     let _one = CARGO.lock().unwrap_or_else(|e| e.into_inner());
     let project = rust_project("rust-v1", &fixture("plan-v1.json"));
-    let build = cargo(&project, &["build", "--bin", "app"]);
+    let build = cargo(&project, "build", &["--bin", "app"]);
     assert!(
         build.status.success(),
         "the v1 app does not build:\n{}",
@@ -135,7 +136,7 @@ fn rust_generated_code_compiles_and_sends_the_planned_events() {
 fn rust_app_for_v1_fails_to_compile_against_v2() {
     let _one = CARGO.lock().unwrap_or_else(|e| e.into_inner());
     let project = rust_project("rust-v2", &fixture("plan-v2.json"));
-    let lib = cargo(&project, &["check", "--lib"]);
+    let lib = cargo(&project, "check", &["--lib"]);
     assert!(
         lib.status.success(),
         "v2's module does not compile on its own:\n{}",
@@ -143,7 +144,8 @@ fn rust_app_for_v1_fails_to_compile_against_v2() {
     );
     let app = cargo(
         &project,
-        &["check", "--bin", "app", "--message-format=short"],
+        "check",
+        &["--bin", "app", "--message-format=short"],
     );
     let stderr = String::from_utf8_lossy(&app.stderr);
     assert!(!app.status.success(), "the v1 app compiled against v2");
@@ -177,6 +179,23 @@ fn rust_app_for_v1_fails_to_compile_against_v2() {
             "an error in the generated module: {line}"
         );
     }
+}
+
+/// The music app's example plan (examples/music/plan.json) gives a Rust module that
+/// compiles, warning-free under clippy.
+#[test]
+fn rust_code_of_the_example_plan_compiles() {
+    let _one = CARGO.lock().unwrap_or_else(|e| e.into_inner());
+    let project = rust_project(
+        "rust-example",
+        &workspace().join("examples/music/plan.json"),
+    );
+    let lib = cargo(&project, "clippy", &["--lib", "--", "-D", "warnings"]);
+    assert!(
+        lib.status.success(),
+        "the example plan's module does not compile cleanly:\n{}",
+        String::from_utf8_lossy(&lib.stderr)
+    );
 }
 
 const LANGS: [(Lang, &str); 5] = [
