@@ -288,29 +288,33 @@ const SMALL_PLAN: &str = r#"{
   ]
 }"#;
 
-/// The listener hears of violations on the background thread, never inside `track()`
-/// on the caller's (where a listener that tracks would re-enter it).
+/// The listener hears of violations and plugin drops on the background thread, never
+/// inside `track()` on the caller's (where a listener that tracks would re-enter it).
 #[test]
-fn violations_are_told_on_the_background_thread() {
+fn violations_and_drops_are_told_on_the_background_thread() {
     let dir = tempfile::tempdir().unwrap();
     let threads = Arc::new(Mutex::new(Vec::new()));
     let t2 = Arc::clone(&threads);
     let client = Builder::new("k", "https://collector.invalid", dir.path())
         .conditions(offline())
         .plan_json(SMALL_PLAN)
+        .plugin(|m: Message| (m.event.as_deref() != Some("Drop Me")).then_some(m))
         .listener(move |n: &Notification| {
-            if let Notification::PlanViolation { .. } = n {
+            if matches!(
+                n,
+                Notification::PlanViolation { .. } | Notification::Dropped { .. }
+            ) {
                 t2.lock().unwrap().push(std::thread::current().id());
             }
         })
         .build()
         .unwrap();
     client.track("Song Played", json!({"song_id": 7})).unwrap();
-    assert!(threads.lock().unwrap().is_empty(), "told inside track()");
+    client.track("Drop Me", json!({})).unwrap();
     client.flush_blocking(WAIT).unwrap();
     let threads = threads.lock().unwrap().clone();
-    assert_eq!(threads.len(), 1);
-    assert_ne!(threads[0], std::thread::current().id());
+    assert_eq!(threads.len(), 2);
+    assert!(threads.iter().all(|t| *t != std::thread::current().id()));
     client.shutdown(WAIT).unwrap();
 }
 

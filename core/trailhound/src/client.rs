@@ -295,6 +295,7 @@ impl Builder {
             .seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
         let mailbox = Mailbox::new(self.policy.commit_max_events);
+        // Listeners run on the background thread only (see `Client::notify_later`).
         let listeners = Arc::new(self.listeners);
         let (ready_tx, ready_rx) = mpsc::channel();
         let gate = Arc::new(Gate::default());
@@ -305,7 +306,7 @@ impl Builder {
             url: format!("{endpoint}{}", trailhound_core::wire::BATCH_PATH),
             write_key: self.write_key,
             transport,
-            listeners: Arc::clone(&listeners),
+            listeners,
             conditions: self.conditions,
             seed,
             max_pages: self.max_pages,
@@ -336,7 +337,6 @@ impl Builder {
                 opted_out: AtomicBool::new(opted_out),
                 plugins: self.plugins,
                 plan,
-                listeners,
                 mailbox,
                 gate,
                 finish,
@@ -407,7 +407,6 @@ struct Shared {
     plugins: Vec<Arc<dyn Plugin>>,
     /// The tracking plan and its mode, if the app gave one.
     plan: Option<PlanGate>,
-    listeners: Arc<Vec<Arc<dyn Listener>>>,
     /// To the background thread; unbounded: the gate bounds events, and a control call
     /// never blocks (a listener calling `flush()` on the background thread must not wait
     /// for itself).
@@ -571,11 +570,14 @@ impl Client {
                 Some(m) => msg = m,
                 None => {
                     shared.plugin_dropped.fetch_add(1, Ordering::Relaxed);
-                    self.notify(&Notification::Dropped {
-                        reason: DropReason::Plugin,
-                        count: 1,
-                        message_ids: Vec::new(),
-                    });
+                    self.notify_later(
+                        vec![Notification::Dropped {
+                            reason: DropReason::Plugin,
+                            count: 1,
+                            message_ids: Vec::new(),
+                        }],
+                        true,
+                    );
                     return Ok(());
                 }
             }
@@ -662,13 +664,13 @@ impl Client {
 
     /// Hands notifications to the background thread, where the listeners run (never on
     /// the caller's thread inside `track()`: a listener that tracks would re-enter it, and
-    /// one that blocks would block the app's call). `ring`: wake it now (nothing else
+    /// one that blocks would block the app's call): plugin drops and plan violations. `ring`: wake it now (nothing else
     /// will). Bounded like control calls; past the bound, or once closed, they are dropped
     /// (the counts in `stats()` keep them).
     fn notify_later(&self, notes: Vec<Notification>, ring: bool) {
         let shared = &*self.shared;
         let Ok(_pass) = shared.gate.enter() else {
-            log::debug!("trailhound: a plan violation notice was not sent (closed or backlog)");
+            log::debug!("trailhound: a notification was not sent (closed, or a backlog)");
             return;
         };
         let cmd = Command::Notify(notes.into_boxed_slice());
@@ -687,12 +689,6 @@ impl Client {
             self.shared.invalid.fetch_add(1, Ordering::Relaxed);
             e.into()
         })
-    }
-
-    fn notify(&self, n: &Notification) {
-        for l in self.shared.listeners.iter() {
-            worker::call_listener(l.as_ref(), n);
-        }
     }
 
     /// Sends a control call; never blocks (listeners call these on the background thread).
