@@ -783,3 +783,25 @@ fn parse_agrees_with_serde() {
         }
     }
 }
+
+/// Many violations come back in (pointer, rule) order: the sort holds for long lists.
+#[test]
+fn many_violations_sorted() {
+    let plan = Plan::parse(
+        &json!({"plan": "m", "version": "1-0-0",
+            "naming": {"properties": "snake_case"},
+            "events": [{"type": "track", "name": "A", "schema": {"type": "object",
+                "properties": {"list": {"type": "array", "items": {"type": "string"}}}}}]})
+        .to_string(),
+    )
+    .expect("plan");
+    let list: Vec<Value> = (0..500).map(|i| json!({ format!("Bad{i}"): i })).collect();
+    let v = plan.check_wire(&json!({"type": "track", "event": "A",
+        "properties": {"list": list, "Zed": 1, "aB": 2}}));
+    // Each element: a type violation and a property name; then Zed and aB.
+    assert_eq!(v.len(), 1002);
+    let keys: Vec<(&str, Rule)> = v.iter().map(|v| (v.pointer.as_str(), v.rule)).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+}

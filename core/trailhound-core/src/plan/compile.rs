@@ -21,7 +21,7 @@
 //! - a `pattern` that is not portable ([`portable_pattern`]) or that the engine refuses;
 //! - schemas nested deeper than [`MAX_DEPTH`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -84,7 +84,8 @@ pub(crate) struct Node {
     pub items: Option<Box<Node>>,
     pub min_items: Option<u64>,
     pub max_items: Option<u64>,
-    pub properties: BTreeMap<String, Node>,
+    /// `properties`, sorted by name (the model's BTreeMap order) for binary search.
+    pub properties: Vec<(String, Node)>,
     pub required: Vec<String>,
     pub additional: Extra,
 }
@@ -105,6 +106,16 @@ pub(crate) struct Compiled {
     pub group: Option<EventNode>,
     pub allow_unplanned: bool,
     pub naming: Naming,
+}
+
+impl Node {
+    /// The schema of property `name`, if planned.
+    pub fn property(&self, name: &str) -> Option<&Node> {
+        self.properties
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.properties[i].1)
+    }
 }
 
 impl Compiled {
@@ -868,7 +879,7 @@ impl Lint<'_> {
             None => None,
         };
         // children
-        let mut properties = BTreeMap::new();
+        let mut properties = Vec::with_capacity(s.properties.len());
         for (name, sub) in &s.properties {
             let sub_at = format!("{at}/properties/{}", escape_token(name));
             if let Some(case) = self.naming {
@@ -882,7 +893,7 @@ impl Lint<'_> {
                     ));
                 }
             }
-            properties.insert(name.clone(), self.node(sub, &sub_at, depth + 1)?);
+            properties.push((name.clone(), self.node(sub, &sub_at, depth + 1)?));
         }
         let items = match &s.items {
             Some(sub) => Some(Box::new(self.node(

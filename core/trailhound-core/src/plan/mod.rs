@@ -283,7 +283,7 @@ impl Plan {
         if let Some(body) = body {
             check::strip_object(&entry.schema, body, &check::Path::Root(root), &mut out);
         }
-        out.sort_unstable();
+        check::heap_sort(&mut out, |a, b| a < b);
         out
     }
 }
