@@ -3,11 +3,6 @@
 
 import Trailhound
 
-/// The plan's id.
-public let planId = "music-app"
-/// The plan's version.
-public let planVersion = "1-0-0"
-
 /// What the generated code needs of a client: exactly the methods of the bindings'
 /// `Trailhound`, which conforms below; a test can pass a recording fake.
 public protocol TrailhoundSink {
@@ -128,6 +123,11 @@ public struct PlaylistCreatedSongsItem {
 ///
 /// Use: `MusicAppTracker(Trailhound.shared)`; a test can pass a `TrailhoundSink` fake.
 public final class MusicAppTracker {
+    /// The plan's id.
+    public static let planId = "music-app"
+    /// The plan's version.
+    public static let planVersion = "1-0-0"
+
     private let sink: TrailhoundSink
 
     /// Sends the plan's events through `sink` (such as `Trailhound.shared`).

@@ -221,14 +221,6 @@ pub(super) fn generate(m: &Model, package: &str) -> Generated {
     }
     out.line(format!("package {package}"));
     out.blank();
-    out.line("/** The plan's id. */");
-    out.line(format!("const val PLAN_ID: String = {}", literal(&m.plan)));
-    out.line("/** The plan's version. */");
-    out.line(format!(
-        "const val PLAN_VERSION: String = {}",
-        literal(&m.version)
-    ));
-    out.blank();
     kdoc(
         &mut out,
         &[
@@ -323,6 +315,16 @@ pub(super) fn generate(m: &Model, package: &str) -> Generated {
         "class {}(private val sink: TrailhoundSink) {{",
         type_name(&m.tracker)
     ));
+    out.open("companion object {");
+    out.line("/** The plan's id. */");
+    out.line(format!("const val PLAN_ID: String = {}", literal(&m.plan)));
+    out.line("/** The plan's version. */");
+    out.line(format!(
+        "const val PLAN_VERSION: String = {}",
+        literal(&m.version)
+    ));
+    out.close("}");
+    out.blank();
     out.line("/** Sends the plan's events through the bindings' client. */");
     out.open("constructor(trailhound: dev.trailhound.Trailhound) : this(");
     out.open("object : TrailhoundSink {");

@@ -241,11 +241,6 @@ pub(super) fn generate(m: &Model) -> Generated {
     out.blank();
     out.line("import Trailhound");
     out.blank();
-    out.line("/// The plan's id.");
-    out.line(format!("public let planId = {}", literal(&m.plan)));
-    out.line("/// The plan's version.");
-    out.line(format!("public let planVersion = {}", literal(&m.version)));
-    out.blank();
     doc(
         &mut out,
         &[
@@ -351,6 +346,14 @@ pub(super) fn generate(m: &Model) -> Generated {
     ));
     doc(&mut out, &lines);
     out.open(format!("public final class {} {{", type_name(&m.tracker)));
+    out.line("/// The plan's id.");
+    out.line(format!("public static let planId = {}", literal(&m.plan)));
+    out.line("/// The plan's version.");
+    out.line(format!(
+        "public static let planVersion = {}",
+        literal(&m.version)
+    ));
+    out.blank();
     out.line("private let sink: TrailhoundSink");
     out.blank();
     out.line("/// Sends the plan's events through `sink` (such as `Trailhound.shared`).");
