@@ -356,4 +356,22 @@ public final class MusicAppTracker {
         }
         try self.sink.track("Playlist Created", properties: p_)
     }
+
+    /// No properties at all.
+    ///
+    /// Sends `track` "App Opened".
+    public func appOpened() throws {
+        let p_: [String: Any?] = [:]
+        try self.sink.track("App Opened", properties: p_)
+    }
+
+    /// Only constants: nothing to pass.
+    ///
+    /// Sends `track` "Heartbeat".
+    public func heartbeat() throws {
+        var p_: [String: Any?] = [:]
+        p_.updateValue("beat", forKey: "kind")
+        p_.updateValue([1, ["a": nil] as [String: Any?]] as [Any?], forKey: "v")
+        try self.sink.track("Heartbeat", properties: p_)
+    }
 }

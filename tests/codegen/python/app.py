@@ -77,6 +77,8 @@ def main() -> None:
         score="high",
         visibility=PlaylistCreatedVisibility.N_2X,
     )
+    t.app_opened()
+    t.heartbeat()
     print(json.dumps(rec.calls))
 
 

@@ -62,4 +62,7 @@ t.playlistCreated({
   visibility: PlaylistCreatedVisibility.N2x,
 });
 
+t.appOpened();
+t.heartbeat();
+
 console.log(JSON.stringify(calls));

@@ -90,6 +90,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             visibility: Some(PlaylistCreatedVisibility::N2x),
         },
     )?;
+    t.app_opened()?;
+    t.heartbeat()?;
     client.shutdown(Duration::from_secs(5))?;
 
     let seen = seen.lock().map_err(|_| "poisoned")?;

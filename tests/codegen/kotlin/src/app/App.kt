@@ -38,6 +38,8 @@ fun main() {
         score = "high",
         visibility = PlaylistCreatedVisibility.N_2X,
     )
+    t.appOpened()
+    t.heartbeat()
     println(json(client.calls))
 }
 
