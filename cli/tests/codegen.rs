@@ -3,10 +3,12 @@
 //! against v2's code; the output is deterministic; the Swift output matches its golden
 //! copy and is well formed; colliding names and plans that do not lint are refused.
 //!
-//! The Rust harness (tests/codegen/rust) is built by a nested `cargo --offline` in
-//! `target/codegen/` (its own target dir, so it never waits for the workspace's lock and
-//! reuses its build across runs). TypeScript, Python and Kotlin are compiled and run by
-//! scripts/test-codegen.sh, which installs their tools.
+//! The Rust harness (tests/codegen/rust, its own one-crate workspace under
+//! target/codegen/projects/) is built by a nested `cargo --offline` into the workspace's
+//! own target dir, so it reuses what the workspace build compiled (SQLite above all): about
+//! 10 s the first time instead of minutes in a separate target dir. `cargo test` holds the
+//! target dir's lock only while it compiles, not while the tests run. TypeScript, Python
+//! and Kotlin are compiled and run by scripts/test-codegen.sh, which installs their tools.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -81,14 +83,24 @@ fn write_if_changed(path: &Path, text: &str) {
     }
 }
 
-/// `cargo SUBCOMMAND --offline --quiet --manifest-path PROJECT ARGS…` in target/codegen.
+/// `cargo SUBCOMMAND --offline --quiet --manifest-path PROJECT ARGS…` into the workspace's
+/// target dir.
+/// Where the workspace's build went: `CARGO_TARGET_DIR` if it is set (absolute), else
+/// `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
 fn cargo(project: &Path, subcommand: &str, args: &[&str]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     Command::new(cargo)
         .args([subcommand, "--offline", "--quiet", "--manifest-path"])
         .arg(project.join("Cargo.toml"))
         .args(args)
-        .env("CARGO_TARGET_DIR", workspace().join("target/codegen"))
+        .env("CARGO_TARGET_DIR", target_dir())
         .env_remove("RUSTFLAGS")
         .output()
         .expect("run cargo")
@@ -106,14 +118,14 @@ fn expected_calls() -> Vec<Value> {
 fn rust_generated_code_compiles_and_sends_the_planned_events() {
     let _one = CARGO.lock().unwrap_or_else(|e| e.into_inner());
     let project = rust_project("rust-v1", &fixture("plan-v1.json"));
-    let build = cargo(&project, "build", &["--bin", "app"]);
+    let build = cargo(&project, "build", &["--bin", "codegen-harness-app"]);
     assert!(
         build.status.success(),
         "the v1 app does not build:\n{}",
         String::from_utf8_lossy(&build.stderr)
     );
     let data = tempfile::tempdir().expect("tempdir");
-    let run = Command::new(workspace().join("target/codegen/debug/app"))
+    let run = Command::new(target_dir().join("debug/codegen-harness-app"))
         .arg(data.path())
         .output()
         .expect("run app");
@@ -145,7 +157,7 @@ fn rust_app_for_v1_fails_to_compile_against_v2() {
     let app = cargo(
         &project,
         "check",
-        &["--bin", "app", "--message-format=short"],
+        &["--bin", "codegen-harness-app", "--message-format=short"],
     );
     let stderr = String::from_utf8_lossy(&app.stderr);
     assert!(!app.status.success(), "the v1 app compiled against v2");

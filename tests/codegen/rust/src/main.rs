@@ -10,7 +10,7 @@ use codegen_harness::music_app_tracker::*;
 use serde_json::json;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).ok_or("usage: app DATA_DIR")?;
+    let dir = std::env::args().nth(1).ok_or("usage: codegen-harness-app DATA_DIR")?;
     let seen: Arc<Mutex<Vec<trailhound::Message>>> = Arc::default();
     let record = Arc::clone(&seen);
     let client = trailhound::Builder::new("key", "http://127.0.0.1:9", dir)
