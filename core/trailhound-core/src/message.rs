@@ -188,6 +188,22 @@ impl Identity {
 pub struct Context {
     map: Arc<Properties>,
     json: Option<Arc<RawValue>>,
+    /// One entry added after the plugins ran (`context.plan`), written after the shared
+    /// fields: annotating an event must not copy and re-serialise the whole context.
+    annex: Option<Arc<Annex>>,
+}
+
+/// An entry [`Context::annex`] adds, already serialised.
+#[derive(Debug)]
+struct Annex {
+    key: String,
+    value: Box<RawValue>,
+}
+
+impl PartialEq for Annex {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.value.get() == other.value.get()
+    }
 }
 
 impl Context {
@@ -197,13 +213,61 @@ impl Context {
         Context {
             map: Arc::new(map),
             json,
+            annex: None,
         }
     }
 
-    /// The context's fields, for changing: this event then carries its own copy.
+    /// The context's fields, for changing: this event then carries its own copy (with any
+    /// annexed entry among them).
     pub fn make_mut(&mut self) -> &mut Properties {
         self.json = None;
-        Arc::make_mut(&mut self.map)
+        let map = Arc::make_mut(&mut self.map);
+        if let Some(annex) = self.annex.take() {
+            if let Ok(value) = serde_json::from_str(annex.value.get()) {
+                map.insert(annex.key.clone(), value);
+            }
+        }
+        map
+    }
+
+    /// Adds `key` to this event's context without copying the shared fields: the entry is
+    /// written after them when the event is serialised (replacing an earlier annex). The
+    /// fields read through `Deref` do not include it. A key the context already has is
+    /// replaced the slow way, through [`Context::make_mut`].
+    pub fn annex(&mut self, key: &str, value: &impl Serialize) -> Result<(), serde_json::Error> {
+        let value = serde_json::value::to_raw_value(value)?;
+        if self.map.contains_key(key) {
+            let value = serde_json::from_str(value.get())?;
+            self.make_mut().insert(key.to_owned(), value);
+            return Ok(());
+        }
+        self.annex = Some(Arc::new(Annex {
+            key: key.to_owned(),
+            value,
+        }));
+        Ok(())
+    }
+
+    /// The serialised context this event carries, when it is serialised text (shared, or
+    /// shared plus an annex spliced in after its fields).
+    fn text(&self) -> Option<Arc<RawValue>> {
+        let json = self.json.as_ref()?;
+        let Some(annex) = &self.annex else {
+            return Some(Arc::clone(json));
+        };
+        let head = json.get().trim_end();
+        let head = head.strip_suffix('}')?;
+        let key = serde_json::to_string(&annex.key).ok()?;
+        let mut text = String::with_capacity(head.len() + key.len() + annex.value.get().len() + 3);
+        text.push_str(head);
+        if head.trim_end() != "{" {
+            text.push(',');
+        }
+        text.push_str(&key);
+        text.push(':');
+        text.push_str(annex.value.get());
+        text.push('}');
+        RawValue::from_string(text).ok().map(Arc::from)
     }
 }
 
@@ -222,7 +286,7 @@ impl std::ops::Deref for Context {
 
 impl PartialEq for Context {
     fn eq(&self, other: &Self) -> bool {
-        self.map == other.map
+        self.map == other.map && self.annex == other.annex
     }
 }
 
@@ -234,9 +298,18 @@ impl std::fmt::Debug for Context {
 
 impl Serialize for Context {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match &self.json {
-            Some(json) => json.serialize(s),
-            None => self.map.serialize(s),
+        use serde::ser::SerializeMap;
+        match (&self.annex, self.text()) {
+            (_, Some(json)) => json.serialize(s),
+            (None, None) => self.map.serialize(s),
+            (Some(annex), None) => {
+                let mut m = s.serialize_map(Some(self.map.len() + 1))?;
+                for (k, v) in self.map.iter() {
+                    m.serialize_entry(k, v)?;
+                }
+                m.serialize_entry(&annex.key, &annex.value)?;
+                m.end()
+            }
         }
     }
 }
@@ -246,6 +319,7 @@ impl<'de> Deserialize<'de> for Context {
         Ok(Context {
             map: Arc::new(Properties::deserialize(d)?),
             json: None,
+            annex: None,
         })
     }
 }
@@ -711,10 +785,10 @@ pub fn seal(
         detail: e.to_string(),
     };
     // A shared context stays shared: the event keeps its body and a reference to it.
-    let json = match &msg.context.json {
+    let json = match msg.context.text() {
         Some(context) => EventJson::with_context(
             serde_json::to_string(&WithoutContext::of(&msg)).map_err(unsupported)?,
-            Arc::clone(context),
+            context,
         ),
         None => EventJson::full(serde_json::to_string(&msg).map_err(unsupported)?),
     };
@@ -980,6 +1054,7 @@ mod tests {
         msg.context = Context {
             map: Arc::clone(&msg.context.map),
             json: None,
+            annex: None,
         };
         assert_eq!(seal(msg, 0, &p).unwrap().json, shared.json);
         let mut msg = stamp(call(), &id(), &ctx(), "m".into(), 0, &p).unwrap();
@@ -993,6 +1068,47 @@ mod tests {
             None,
             "the shared context is unchanged"
         );
+    }
+
+    /// An annexed entry is sent exactly as if a plugin had inserted it, without copying
+    /// the shared context; a later change through `make_mut` keeps it; an empty context
+    /// and a key the context already has are handled.
+    #[test]
+    fn annex_serialises_like_an_inserted_entry() {
+        let p = Policy::default();
+        let call = || Call::Track {
+            event: "e".into(),
+            properties: Properties::new(),
+        };
+        let wire = |msg: Message| -> Value {
+            serde_json::from_str(&seal(msg, 0, &p).unwrap().json.wire()).unwrap()
+        };
+        for context in [ctx(), Context::new(Properties::new())] {
+            let mut annexed = stamp(call(), &id(), &context, "m".into(), 0, &p).unwrap();
+            annexed.context.annex("plan", &json!({"id": "x"})).unwrap();
+            let mut inserted = stamp(call(), &id(), &context, "m".into(), 0, &p).unwrap();
+            inserted
+                .context
+                .make_mut()
+                .insert("plan".into(), json!({"id": "x"}));
+            assert_eq!(
+                serde_json::to_value(&annexed).unwrap(),
+                serde_json::to_value(&inserted).unwrap()
+            );
+            let sealed = seal(annexed.clone(), 0, &p).unwrap();
+            assert!(
+                sealed.json.context().is_some(),
+                "still a shared-context event"
+            );
+            assert_eq!(wire(annexed.clone()), wire(inserted));
+            annexed.context.make_mut().insert("b".into(), json!(1));
+            let both = wire(annexed);
+            assert_eq!(both["context"]["plan"]["id"], "x");
+            assert_eq!(both["context"]["b"], 1);
+        }
+        let mut msg = stamp(call(), &id(), &ctx(), "m".into(), 0, &p).unwrap();
+        msg.context.annex("library", &json!("replaced")).unwrap();
+        assert_eq!(wire(msg)["context"]["library"], "replaced");
     }
 
     /// An exported line imports back into the same queued event.

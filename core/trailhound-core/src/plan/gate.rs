@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use super::{Plan, Rule, Violation};
 use crate::message::Message;
@@ -206,27 +205,47 @@ impl PlanGate {
     }
 
     /// `context.plan`: which plan, and what the event broke, so that the pipeline can
-    /// route or quarantine it. The event then carries its own context.
+    /// route or quarantine it. Annexed to the shared context, not a copy of it: a
+    /// violating event must not cost a copy and a re-serialisation of the whole context.
     fn annotate(&self, msg: &mut Message, violations: &[Violation], action: &str) {
-        let rules: Vec<Value> = violations
-            .iter()
-            .map(|v| json!({"rule": v.rule.as_str(), "pointer": v.pointer}))
-            .collect();
-        msg.context.make_mut().insert(
-            "plan".into(),
-            json!({
-                "id": self.plan.id(),
-                "version": self.plan.version(),
-                "action": action,
-                "violations": rules,
-            }),
-        );
+        #[derive(Serialize)]
+        struct Annotation<'a> {
+            id: &'a str,
+            version: &'a str,
+            action: &'a str,
+            violations: Vec<RuleAt<'a>>,
+        }
+        #[derive(Serialize)]
+        struct RuleAt<'a> {
+            rule: Rule,
+            pointer: &'a str,
+        }
+        let annotation = Annotation {
+            id: self.plan.id(),
+            version: self.plan.version(),
+            action,
+            violations: violations
+                .iter()
+                .map(|v| RuleAt {
+                    rule: v.rule,
+                    pointer: &v.pointer,
+                })
+                .collect(),
+        };
+        // Strings and rule ids only: serialising them cannot fail.
+        let _ = msg.context.annex("plan", &annotation);
     }
 }
 
 #[cfg(all(test, feature = "regex"))]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    /// The context as it is sent.
+    fn context_of(m: &Message) -> Value {
+        serde_json::to_value(m).expect("serialisable")["context"].clone()
+    }
 
     const PLAN: &str = r#"{
       "plan": "gate-test", "version": "1-2-0",
@@ -301,7 +320,7 @@ mod tests {
             ]
         );
         assert_eq!(m.properties.as_ref().map(|p| p.len()), Some(2));
-        let plan = &m.context.get("plan").expect("annotated");
+        let plan = &context_of(&m)["plan"];
         assert_eq!(plan["id"], "gate-test");
         assert_eq!(plan["version"], "1-2-0");
         assert_eq!(plan["action"], "reported");
@@ -330,7 +349,7 @@ mod tests {
         let v = g.apply(&mut m);
         assert_eq!(v.action(), "dropped");
         assert_eq!(pairs(&v), vec![(Rule::Required, "/properties/id")]);
-        assert!(m.context.get("plan").is_none());
+        assert_eq!(context_of(&m).get("plan"), None);
         assert_eq!(g.counts().len(), 1);
     }
 
@@ -343,10 +362,7 @@ mod tests {
         let v = g.apply(&mut m);
         assert_eq!(v.action(), "stripped");
         assert_eq!(m.properties, json!({"id": "a"}).as_object().cloned());
-        assert_eq!(
-            m.context.get("plan").map(|p| &p["action"]),
-            Some(&json!("stripped"))
-        );
+        assert_eq!(context_of(&m)["plan"]["action"], "stripped");
 
         let mut m = track("Played", json!({"id": 1, "extra": 1}));
         let v = g.apply(&mut m);
