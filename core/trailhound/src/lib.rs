@@ -36,6 +36,7 @@ pub mod transport;
 mod worker;
 
 pub use client::{Builder, Client, Listener, PlanSource, Plugin};
+pub use trailhound_core::plan::PlanMode;
 pub use error::Error;
 #[cfg(feature = "ureq")]
 pub use transport::UreqTransport;
