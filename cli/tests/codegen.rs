@@ -439,3 +439,30 @@ fn a_plan_that_does_not_lint_is_refused() {
     assert!(stderr.contains("requried"), "{stderr}");
     assert!(!out_dir.exists(), "wrote output for a refused plan");
 }
+
+/// `--package` sets the Kotlin package; a name that is not one (a keyword part, a
+/// leading digit) is refused.
+#[test]
+fn kotlin_package_is_checked() {
+    let file = plan_file(&fixture("plan-v1.json"));
+    let ok = generate(
+        &file,
+        Lang::Kotlin,
+        &Options {
+            kotlin_package: "com.example.analytics".to_owned(),
+        },
+    )
+    .expect("generate");
+    assert!(ok.source.contains("\npackage com.example.analytics\n"));
+    for bad in ["com.example.class", "com.1st", "", "a..b", "a-b"] {
+        let e = generate(
+            &file,
+            Lang::Kotlin,
+            &Options {
+                kotlin_package: bad.to_owned(),
+            },
+        )
+        .expect_err(bad);
+        assert!(e.message.contains("--package"), "{bad}: {e}");
+    }
+}

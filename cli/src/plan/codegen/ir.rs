@@ -226,11 +226,11 @@ pub struct CodegenError {
 
 impl std::fmt::Display for CodegenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "cannot generate code: at {:?}: {}",
-            self.at, self.message
-        )
+        if self.at.is_empty() {
+            write!(f, "cannot generate code: {}", self.message)
+        } else {
+            write!(f, "cannot generate code: at {}: {}", self.at, self.message)
+        }
     }
 }
 
