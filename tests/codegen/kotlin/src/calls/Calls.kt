@@ -1,15 +1,12 @@
-// An app written against plan v1's generated tracker. It makes the calls of
-// tests/codegen/expected-calls.json through the Trailhound stand-in and prints them as
-// JSON. Against plan v2's tracker it must not compile: a new required property, a
-// removed event, a narrowed enum.
+// App code written against plan v1's generated tracker: the calls of
+// tests/codegen/expected-calls.json. src/real/Main.kt runs it through the real bindings;
+// against plan v2's tracker it must not compile: a new required property, a removed
+// event, a narrowed enum.
 package app
 
 import analytics.*
-import dev.trailhound.Trailhound
 
-fun main() {
-    val client = Trailhound()
-    val t = MusicAppTracker(client)
+fun makeCalls(t: MusicAppTracker) {
     t.songPlayed(
         songId = "s1",
         positionMs = 0,
@@ -40,14 +37,4 @@ fun main() {
     )
     t.appOpened()
     t.heartbeat()
-    println(json(client.calls))
-}
-
-fun json(v: Any?): String = when (v) {
-    null -> "null"
-    is String -> "\"" + v.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
-    is Number, is Boolean -> v.toString()
-    is Map<*, *> -> v.entries.joinToString(",", "{", "}") { (k, x) -> json(k.toString()) + ":" + json(x) }
-    is List<*> -> v.joinToString(",", "[", "]") { json(it) }
-    else -> error("not JSON: $v")
 }
