@@ -805,3 +805,72 @@ fn many_violations_sorted() {
     sorted.sort();
     assert_eq!(keys, sorted);
 }
+
+/// A small deterministic generator (xorshift) for the no-panic sweeps below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn string(&mut self, alphabet: &[char], max: usize) -> String {
+        let len = (self.next() % (max as u64 + 1)) as usize;
+        (0..len)
+            .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize])
+            .collect()
+    }
+}
+
+/// Random patterns of regex syntax never panic the portability scan or lint, and every
+/// pattern the scan accepts either compiles or is refused by the engine with an error.
+#[test]
+fn random_patterns_do_not_panic() {
+    let alphabet: Vec<char> = "ab\\[]{}()^$.*+?|-:,0123456789dswbuxpPAzQE&~=!<>é🎵"
+        .chars()
+        .collect();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut accepted = 0;
+    for _ in 0..5_000 {
+        let p = rng.string(&alphabet, 12);
+        let portable = portable_pattern(&p).is_ok();
+        let plan = json!({"plan": "r", "version": "1-0-0", "events": [{"type": "track",
+            "name": "A", "schema": {"type": "object",
+            "properties": {"x": {"type": "string", "pattern": p}}}}]});
+        let parsed = Plan::parse(&plan.to_string());
+        if let Err(e) = &parsed {
+            if portable {
+                assert!(e.message.contains("invalid pattern"), "{p:?}: {e}");
+            }
+        }
+        if let Ok(plan) = parsed {
+            accepted += 1;
+            let s = rng.string(&alphabet, 8);
+            let _ = plan.check_wire(&json!({"type": "track", "event": "A",
+                "properties": {"x": s}}));
+        }
+    }
+    assert!(accepted > 100, "only {accepted} random patterns compiled");
+}
+
+/// Random near-misses of each format never panic, and the formats agree with their
+/// definition on a few mutations of good values.
+#[test]
+fn random_format_inputs_do_not_panic() {
+    let alphabet: Vec<char> = "0123456789-:T.Zz+@a.%/é ".chars().collect();
+    let mut rng = Rng(42);
+    for _ in 0..20_000 {
+        let s = rng.string(&alphabet, 30);
+        for f in [Format::DateTime, Format::Email, Format::Uri] {
+            let _ = formats::is_valid(f, &s);
+        }
+    }
+    // Truncating a good date-time anywhere makes it invalid.
+    let good = "2026-12-02T10:00:00.5+01:00";
+    for cut in 0..good.len() {
+        assert!(!formats::is_date_time(&good[..cut]), "{}", &good[..cut]);
+    }
+}
