@@ -24,8 +24,9 @@
 //! - Absent or `null` `properties`/`traits` count as an empty object (a [`crate::Message`]
 //!   reads `null` as absent too); anything else that is not an object breaks the event
 //!   schema's `type`.
-//! - The result is sorted by (pointer, rule), so that every platform and build gives the
-//!   same list whatever order its JSON objects keep.
+//! - The result is sorted by (pointer, rule) (pointers bytewise, rules in [`Rule`]'s
+//!   declaration order, the order of [`super::ALL_RULES`]), so that every platform and
+//!   build gives the same list whatever order its JSON objects keep.
 //! - An event that passes allocates nothing: the pointer is a chain of borrowed segments
 //!   on the stack, turned into a string only for a violation, and events are looked up by
 //!   `&str`. (The built-in engine builds a pattern's match cache on its first use on a

@@ -176,6 +176,9 @@ pub fn escape_token(token: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Parsing, with the place of a format error.
 //
+// `null` reads as absent wherever the model has an `Option` (so `"const": null` is no
+// `const`, as serde reads `Option<Value>`); duplicate keys keep the last value.
+//
 // By hand rather than with the model's serde derives: the same result (the test
 // `parse_agrees_with_serde` compares them), the place of every error for free, and a
 // fraction of the code that serde's generic deserializers (untagged enums buffer their
