@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `trailhound plan codegen` in the languages cargo cannot check: TypeScript (tsc --strict,
-# then a Node run), Python (mypy --strict, then a run), Kotlin (Maven on the JVM, then a
+# then a Node run), Python (mypy --strict, then runs), Kotlin (Maven on the JVM, then a
 # run through the real bindings over JNA). For each: the code generated from
 # tests/codegen/plan-v1.json and an app written for it compile, the app's calls (through a
-# recording fake; for Kotlin, through the real SDK, recorded by a plugin) are exactly
+# recording fake; for Python and Kotlin also through the real SDK, the bindings over the
+# host libtrailhound_ffi, recorded by a plugin) are exactly
 # tests/codegen/expected-calls.json, the SDK's real client type fits the generated
 # interface, and the same app FAILS to compile against plan-v2.json's code, once for each
 # breaking change (a new required property, a removed event, a narrowed enum), with no
@@ -117,6 +118,24 @@ fi
 mkdir -p "$WORK"
 
 # ---------------------------------------------------------------------------
+step "the bindings' host library and its Kotlin and Python (UniFFI), for the real runs"
+# Generated here, not into bindings/generated (scripts/test-bindings.sh owns that). Warm,
+# the build is a no-op.
+cargo build -q -p trailhound-ffi --features bindgen
+FFI_LIB="${CARGO_TARGET_DIR:-$ROOT/target}/debug/libtrailhound_ffi.so"
+FFI="$WORK/ffi"
+rm -rf "$FFI"
+mkdir -p "$FFI/lib"
+for lang in kotlin python; do
+    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/uniffi-bindgen" generate --library "$FFI_LIB" \
+        --language "$lang" --out-dir "$FFI/$lang" --no-format >/dev/null
+done
+# Links, not copies (the debug library is over 100 MB); Python loads it from beside the
+# generated module.
+ln -s "$FFI_LIB" "$FFI/lib/"
+ln -s "$FFI_LIB" "$FFI/python/"
+
+# ---------------------------------------------------------------------------
 step "TypeScript: tsc --strict and a Node run"
 t0=$SECONDS
 for v in v1 v2; do
@@ -160,7 +179,7 @@ fi
 echo "typescript: $((SECONDS - t0)) s"
 
 # ---------------------------------------------------------------------------
-step "Python: mypy --strict and a run"
+step "Python: mypy --strict, a run with a fake and one through the real bindings"
 t0=$SECONDS
 for v in v1 v2; do
     d="$WORK/py-$v"
@@ -169,12 +188,13 @@ for v in v1 v2; do
     generate "$FIX/plan-$v.json" python "$d"
     cp "$FIX/python/app.py" "$d/"
 done
+cp "$FIX/python/real_run.py" "$WORK/py-v1/"
 cp "$FIX/python/client_check.py" "$WORK/py-v1/"
 # client_check imports the bindings' wrapper; its generated FFI module may be absent
 # (silent: the wrapper's own signatures are what is checked).
 if (cd "$WORK/py-v1" && MYPYPATH="$ROOT/bindings/python" "$MYPY" --strict --no-incremental \
     --follow-imports=silent --ignore-missing-imports \
-    music_app_tracker.py app.py client_check.py >mypy.log 2>&1); then
+    music_app_tracker.py app.py client_check.py real_run.py >mypy.log 2>&1); then
     pass "python: v1 module, app and the bindings' Trailhound's fit pass mypy --strict"
 else
     sed 's/^/  | /' "$WORK/py-v1/mypy.log" >&2
@@ -185,6 +205,15 @@ if (cd "$WORK/py-v1" && python3 app.py >calls.json); then
 else
     fail "python: the app runs"
 fi
+data="$(mktemp -d)"
+if (cd "$WORK/py-v1" && PYTHONPATH="$FFI/python:$ROOT/bindings/python" python3 real_run.py "$data" \
+    >real-calls.json); then
+    expect_calls "python: the app's calls through the real bindings are the planned events" \
+        "$WORK/py-v1/real-calls.json"
+else
+    fail "python: the app runs through the real bindings"
+fi
+rm -rf "$data"
 if (cd "$WORK/py-v2" && "$MYPY" --strict --no-incremental music_app_tracker.py app.py >mypy.log 2>&1); then
     fail "python: the v1 app must not pass mypy against v2"
 else
@@ -223,16 +252,6 @@ if [ "$missing" = 0 ] && [ "$(grep -cE '^    fun (track|identify|screen|page|gro
 else
     fail "kotlin: the Trailhound stand-in has the bindings' five signatures"
 fi
-# The real bindings: the host library and its UniFFI Kotlin, generated here (not into
-# bindings/generated, which scripts/test-bindings.sh owns). Warm, the build is a no-op.
-cargo build -q -p trailhound-ffi --features bindgen
-FFI_LIB="${CARGO_TARGET_DIR:-$ROOT/target}/debug/libtrailhound_ffi.so"
-FFI="$WORK/ffi"
-rm -rf "$FFI"
-mkdir -p "$FFI/lib"
-"${CARGO_TARGET_DIR:-$ROOT/target}/debug/uniffi-bindgen" generate --library "$FFI_LIB" \
-    --language kotlin --out-dir "$FFI/kotlin" --no-format >/dev/null
-ln -s "$FFI_LIB" "$FFI/lib/"
 for v in v1 v2; do
     d="$WORK/kt-$v"
     mkdir -p "$d/generated"

@@ -1,8 +1,9 @@
 """An app written against plan v1's generated code (scripts/test-codegen.sh puts the
-generated music_app_tracker.py beside it). It makes the calls of
-tests/codegen/expected-calls.json through a recording fake client and prints them as
-JSON. Against plan v2's code, `mypy --strict` must refuse it: a new required property, a
-removed event, a narrowed enum."""
+generated music_app_tracker.py beside it). `make_calls` makes the calls of
+tests/codegen/expected-calls.json; `main` runs them through a recording fake client and
+prints them as JSON (real_run.py runs them through the real bindings). Against plan v2's
+code, `mypy --strict` must refuse it: a new required property, a removed event, a
+narrowed enum."""
 from __future__ import annotations
 
 import json
@@ -44,9 +45,7 @@ class Recorder:
         self.calls.append({"type": "group", "groupId": group_id, "properties": traits})
 
 
-def main() -> None:
-    rec = Recorder()
-    t = MusicAppTracker(rec)
+def make_calls(t: MusicAppTracker) -> None:
     t.song_played(
         song_id="s1",
         position_ms=0,
@@ -79,6 +78,11 @@ def main() -> None:
     )
     t.app_opened()
     t.heartbeat()
+
+
+def main() -> None:
+    rec = Recorder()
+    make_calls(MusicAppTracker(rec))
     print(json.dumps(rec.calls))
 
 
