@@ -33,7 +33,7 @@ START=$SECONDS
 max_len() {
     case "$1" in
         sqlite_store) echo 65536 ;;
-        collector | import_line | message) echo 16384 ;;
+        collector | import_line | message | plan) echo 16384 ;;
         *) echo 4096 ;;
     esac
 }

@@ -94,6 +94,7 @@ struct HostileConfig {
     battery_level: Option<f32>,
     offline: bool,
     jitter_seed: Option<u64>,
+    plan_json: Option<String>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -194,6 +195,9 @@ fn shared_client() -> &'static TrailhoundClient {
             context: None,
             conditions: None,
             jitter_seed: Some(1),
+            plan_json: None,
+            plan_file: None,
+            plan_mode: None,
         };
         let client = TrailhoundClient::new(
             config,
@@ -268,6 +272,10 @@ fn hostile_config(h: HostileConfig, dir: &tempfile::TempDir) -> Config {
             metered: false,
         }),
         jitter_seed: h.jitter_seed,
+        // A hostile plan text: the client must refuse it with an error, never panic.
+        plan_json: h.plan_json,
+        plan_file: None,
+        plan_mode: None,
     }
 }
 

@@ -159,9 +159,31 @@ def sqlite_store(cli):
         shutil.rmtree(tmp)
 
 
+def plan():
+    """A plan, `---`, then events: the shared tables' plans with a few of their events
+    each, the music app's plan with one event, and the plans lint refuses."""
+    tables = [os.path.join(ROOT, "tests", "plan", f) for f in ("cases.json", "cases-unplanned.json")]
+    for path in tables:
+        with open(path) as f:
+            table = json.load(f)
+        head = json.dumps(table["plan"], separators=(",", ":"))
+        cases = table["cases"]
+        for i in range(0, len(cases), 8):
+            lines = [json.dumps(c["event"], separators=(",", ":")) for c in cases[i : i + 8]]
+            put("plan", (head + "\n---\n" + "\n".join(lines)).encode())
+    with open(os.path.join(ROOT, "examples", "music", "plan.json")) as f:
+        music = json.dumps(json.load(f), separators=(",", ":"))
+    song = {"type": "track", "event": "Song Played", "properties": {"song_id": "s1", "position_ms": 0}}
+    put("plan", (music + "\n---\n" + json.dumps(song)).encode())
+    with open(os.path.join(ROOT, "tests", "plan", "lint-cases.json")) as f:
+        for c in json.load(f)["cases"]:
+            put("plan", json.dumps(c["plan"], separators=(",", ":")).encode())
+
+
 if __name__ == "__main__":
     retry_after()
     endpoint()
     import_line()
     collector()
+    plan()
     sqlite_store(sys.argv[1] if len(sys.argv) > 1 else None)
