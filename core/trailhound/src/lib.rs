@@ -36,8 +36,8 @@ pub mod transport;
 mod worker;
 
 pub use client::{Builder, Client, Listener, PlanSource, Plugin};
-pub use trailhound_core::plan::PlanMode;
 pub use error::Error;
+pub use trailhound_core::plan::PlanMode;
 #[cfg(feature = "ureq")]
 pub use transport::UreqTransport;
 pub use transport::{HttpRequest, Transport};
