@@ -416,3 +416,61 @@ fn plan_file_is_read() {
     assert_eq!(client.plan().map(|g| g.plan().id()), Some("small"));
     client.shutdown(WAIT).unwrap();
 }
+
+/// A call the runtime refuses after the plan judged it (here: the annotation takes the
+/// event past the size limit) counts no violation and tells none: a refused call that the
+/// app retries must not be counted twice.
+#[test]
+fn refused_calls_count_no_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes: Notes = Arc::default();
+    let client = recording_builder(
+        "https://collector.invalid",
+        dir.path(),
+        &notes,
+        Duration::from_secs(1),
+    )
+    .conditions(offline())
+    .plan_json(SMALL_PLAN)
+    .plan_mode(PlanMode::Report)
+    .build()
+    .unwrap();
+    let big = |n: usize| json!({"song_id": 1, "blob": "x".repeat(n)});
+    // The largest blob whose event fits without the annotation: the violation is the same.
+    let mut n = 32 * 1024;
+    let fits = |n: usize| {
+        let probe = tempfile::tempdir().unwrap();
+        let off = Builder::new("k", "https://collector.invalid", probe.path())
+            .conditions(offline())
+            .plan_json(SMALL_PLAN)
+            .plan_mode(PlanMode::Off)
+            .build()
+            .unwrap();
+        let ok = off.track("Song Played", big(n)).is_ok();
+        off.shutdown(WAIT).unwrap();
+        ok
+    };
+    while !fits(n) {
+        n -= 64;
+    }
+    let refused = client.track("Song Played", big(n));
+    assert!(
+        matches!(refused, Err(Error::Invalid(_))),
+        "annotated, the event is over the limit: {refused:?}"
+    );
+    client.track("Song Played", big(10)).unwrap();
+    let stats = wait_stats(&client, WAIT, |s| s.accepted == 1);
+    assert_eq!(
+        counts_of(&stats).values().sum::<u64>(),
+        2,
+        "only the accepted call's two violations (type, additional_properties)"
+    );
+    client.shutdown(WAIT).unwrap();
+    let told = notes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| matches!(n, Notification::PlanViolation { .. }))
+        .count();
+    assert_eq!(told, 1);
+}

@@ -1212,12 +1212,19 @@ impl Trailhound {
             )?;
         }
         // The plan checks what is actually sent: after the plugins, before sealing.
-        if !self.apply_plan(&mut msg) {
+        let Some(told) = self.apply_plan(&mut msg) else {
             return Ok(String::new());
-        }
+        };
         let identity_change = IdentityChange::of(&msg);
         let policy = self.sh.borrow().policy.clone();
         let event = self.check(message::seal(msg, now, &policy).map_err(js_err))?;
+        // Told and counted only once accepted: a call refused here and retried is one event.
+        if let Some((gate, notice)) = told {
+            if let Notification::PlanViolation { violations, .. } = &notice {
+                gate.count(violations);
+            }
+            self.emit(&notice);
+        }
         let id = event.message_id.clone();
         {
             let mut i = self.sh.borrow_mut();
@@ -1232,35 +1239,41 @@ impl Trailhound {
         Ok(id)
     }
 
-    /// Applies the tracking plan, if any, to `msg` and tells the listeners; false if the
-    /// plan drops it (counted in `dropped.plan_violation`, like a plugin's drop: the
-    /// engine never sees it).
-    fn apply_plan(&self, msg: &mut Message) -> bool {
+    /// Applies the tracking plan, if any, to `msg`. `None` if the plan drops it (counted
+    /// in `dropped.plan_violation` and told now, like a plugin's drop: the engine never
+    /// sees it); otherwise the violations to count and tell once the event is accepted.
+    #[allow(clippy::type_complexity)]
+    fn apply_plan(&self, msg: &mut Message) -> Option<Option<(Rc<PlanGate>, Notification)>> {
         let Some(gate) = self.sh.borrow().plan.clone() else {
-            return true;
+            return Some(None);
         };
-        let verdict = gate.apply(msg);
+        let verdict = gate.judge(msg);
         let action = verdict.action();
         let (violations, dropped) = match verdict {
-            Verdict::Pass => return true,
+            Verdict::Pass => return Some(None),
             Verdict::Reported(v) | Verdict::Stripped(v) => (v, false),
             Verdict::Dropped(v) => (v, true),
         };
-        // What it broke, then (as the native client does) that it was dropped.
-        self.emit(&Notification::PlanViolation {
+        let notice = Notification::PlanViolation {
             message_id: msg.message_id.clone(),
             action,
             violations,
-        });
-        if dropped {
-            self.sh.borrow_mut().plan_dropped += 1;
-            self.emit(&Notification::Dropped {
-                reason: DropReason::PlanViolation,
-                count: 1,
-                message_ids: vec![msg.message_id.clone()],
-            });
+        };
+        if !dropped {
+            return Some(Some((gate, notice)));
         }
-        !dropped
+        // What it broke, then (as the native client does) that it was dropped.
+        if let Notification::PlanViolation { violations, .. } = &notice {
+            gate.count(violations);
+        }
+        self.emit(&notice);
+        self.sh.borrow_mut().plan_dropped += 1;
+        self.emit(&Notification::Dropped {
+            reason: DropReason::PlanViolation,
+            count: 1,
+            message_ids: vec![msg.message_id.clone()],
+        });
+        None
     }
 
     fn emit(&self, n: &Notification) {

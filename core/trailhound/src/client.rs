@@ -586,11 +586,14 @@ impl Client {
         // change, so that a dropped identify changes nothing.
         let mut plan_notice = None;
         if let Some(gate) = &shared.plan {
-            let verdict = gate.apply(&mut msg);
+            // Counted only once the call is accepted (below), or dropped here: a call refused
+            // with Backpressure and retried is one event.
+            let verdict = gate.judge(&mut msg);
             let action = verdict.action();
             match verdict {
                 Verdict::Pass => {}
                 Verdict::Dropped(violations) => {
+                    gate.count(&violations);
                     shared.plan_dropped.fetch_add(1, Ordering::Relaxed);
                     let message_id = msg.message_id;
                     self.notify_later(
@@ -656,6 +659,11 @@ impl Client {
             Error::Closed
         })?;
         if let Some(notice) = plan_notice {
+            if let (Some(gate), Notification::PlanViolation { violations, .. }) =
+                (&shared.plan, &notice)
+            {
+                gate.count(violations);
+            }
             // Follows its event, which wakes the background thread soon enough.
             self.notify_later(vec![notice], false);
         }

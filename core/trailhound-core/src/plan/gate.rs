@@ -149,6 +149,15 @@ impl PlanGate {
     /// Checks `msg` and applies the mode to it: annotates its context, strips it, or says
     /// to drop it; counts every violation.
     pub fn apply(&self, msg: &mut Message) -> Verdict {
+        let verdict = self.judge(msg);
+        self.count(verdict.violations());
+        verdict
+    }
+
+    /// [`PlanGate::apply`] without counting: for a driver that may still refuse the call
+    /// (backpressure, the size limit once annotated), and counts with
+    /// [`PlanGate::count`] only what it accepted, so that a retried call is counted once.
+    pub fn judge(&self, msg: &mut Message) -> Verdict {
         if self.mode == PlanMode::Off {
             return Verdict::Pass;
         }
@@ -156,7 +165,6 @@ impl PlanGate {
         if violations.is_empty() {
             return Verdict::Pass;
         }
-        self.count(&violations);
         match self.mode {
             PlanMode::Off => Verdict::Pass,
             PlanMode::Report => {
@@ -191,7 +199,11 @@ impl PlanGate {
             .collect()
     }
 
-    fn count(&self, violations: &[Violation]) {
+    /// Counts violations of an accepted (or dropped) event.
+    pub fn count(&self, violations: &[Violation]) {
+        if violations.is_empty() {
+            return;
+        }
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         for v in violations {
             let key = (v.event.clone(), v.rule);
