@@ -31,6 +31,10 @@ pub struct DemoArgs {
 /// 3 s), and the radio tail scales with it.
 const COMPRESSION: u32 = 200;
 
+/// The music app's tracking plan (examples/music/plan.json): the SDK reports what breaks
+/// it and the collector checks the same events with the same validator.
+const MUSIC_PLAN: &str = include_str!("../../examples/music/plan.json");
+
 /// Requests closer together than this belong to one radio wake-up: a phone's cellular
 /// radio stays in its high-power state for about 10 s after a transfer (the "tail"), so
 /// requests inside it cost little extra. Scaled like the rest of the demo.
@@ -64,6 +68,8 @@ fn on_battery(network: Network) -> DeviceConditions {
 struct Counters {
     tracked: AtomicU64,
     upload_failures: AtomicU64,
+    /// Events the SDK found breaking the plan (told to the listener).
+    plan_violating: AtomicU64,
 }
 
 /// The report.
@@ -91,6 +97,14 @@ pub struct Report {
     pub p95_delay_ms: i64,
     /// The longest.
     pub max_delay_ms: i64,
+    /// Events the SDK found breaking the tracking plan (sent, marked in `context.plan`).
+    pub plan_violating_sdk: u64,
+    /// Events the collector found breaking the same plan.
+    pub plan_violating_collector: u64,
+    /// The collector's violations by rule, most first.
+    pub plan_rules: Vec<(String, u64)>,
+    /// Events not in the plan, as the collector saw them, most first.
+    pub unplanned: Vec<(String, u64)>,
 }
 
 /// Counts wake-ups: arrivals more than `tail` after the previous one.
@@ -136,8 +150,12 @@ impl Session {
         let started = self.started;
         Builder::new("demo-write-key", self.collector.url(), self.dir.path())
             .policy(demo_policy())
+            .plan_json(MUSIC_PLAN)
             .conditions(conditions)
             .listener(move |n: &Notification| match n {
+                Notification::PlanViolation { .. } => {
+                    counters.plan_violating.fetch_add(1, Ordering::Relaxed);
+                }
                 Notification::UploadFailed {
                     status,
                     error,
@@ -167,21 +185,40 @@ impl Session {
             .context("starting the SDK")
     }
 
-    /// Tracks `n` app events, `gap` apart.
+    /// Tracks `n` app events, `gap` apart. The events follow the music app's plan, but
+    /// for the Search and Library screens, which the app shipped before the plan listed
+    /// them: the SDK and the collector both report them as `unplanned_event`.
     fn play(&mut self, client: &Client, n: usize, gap: Duration) -> anyhow::Result<()> {
-        const ACTIONS: [&str; 4] = ["Song Played", "Song Played", "Song Skipped", "Song Liked"];
         for i in 0..n {
             let k = self.counters.tracked.load(Ordering::Relaxed) as usize;
+            let song = format!("song-{}", k % 50);
             if k % 7 == 3 {
-                client.screen(
-                    ["Player", "Search", "Library"][k % 3],
-                    json!({"from": "demo"}),
-                )?;
+                match k % 3 {
+                    0 => client.screen("Player", json!({"song_id": song, "view": "full"}))?,
+                    1 => client.screen("Search", json!({}))?,
+                    _ => client.screen("Library", json!({}))?,
+                }
             } else {
-                client.track(
-                    ACTIONS[(k + i) % ACTIONS.len()],
-                    json!({"title": format!("Song {k}"), "seconds": 120 + (k * 37) % 200}),
-                )?;
+                match (k + i) % 4 {
+                    0 | 1 => {
+                        let source = ["library", "playlist", "search"][k % 3];
+                        client.track(
+                        "Song Played",
+                        json!({
+                            "song_id": song,
+                            "title": format!("Song {k}"),
+                            "position_ms": 0,
+                            "duration_ms": (120 + (k * 37) % 200) * 1000,
+                            "source": source,
+                        }),
+                    )?
+                    }
+                    2 => client.track(
+                        "Song Skipped",
+                        json!({"song_id": song, "position_ms": (k * 911) % 60_000, "direction": "next"}),
+                    )?,
+                    _ => client.track("Song Liked", json!({"song_id": song}))?,
+                }
             }
             self.counters.tracked.fetch_add(1, Ordering::Relaxed);
             self.track_times.push(SystemTime::now());
@@ -193,8 +230,11 @@ impl Session {
 
 /// Runs the demo session and returns the report and the collector (still serving).
 pub fn run_session(listen: &str) -> anyhow::Result<(Report, Collector)> {
+    let plan = trailhound::core::plan::Plan::parse(MUSIC_PLAN)
+        .context("the music app's plan (examples/music/plan.json)")?;
     let collector = Collector::start(Config {
         listen: listen.to_owned(),
+        plan: Some(Arc::new(plan)),
         ..Config::default()
     })?;
     let mut s = Session {
@@ -292,6 +332,7 @@ pub fn run_session(listen: &str) -> anyhow::Result<(Report, Collector)> {
     };
     let mut all: Vec<i64> = events.iter().filter_map(delay).collect();
     let requests = s.collector.request_times();
+    let violations = s.collector.violations(&Default::default());
     let report = Report {
         tracked,
         delivered: stats.accepted,
@@ -304,6 +345,18 @@ pub fn run_session(listen: &str) -> anyhow::Result<(Report, Collector)> {
         p50_delay_ms: quantile(&mut all, 0.5),
         p95_delay_ms: quantile(&mut all, 0.95),
         max_delay_ms: all.iter().copied().max().unwrap_or(0),
+        plan_violating_sdk: s.counters.plan_violating.load(Ordering::Relaxed),
+        plan_violating_collector: violations.violating_total,
+        plan_rules: violations
+            .by_rule
+            .iter()
+            .map(|r| (r.rule.clone(), r.count))
+            .collect(),
+        unplanned: violations
+            .unplanned
+            .iter()
+            .map(|u| (u.name.clone(), u.count))
+            .collect(),
     };
     Ok((report, s.collector))
 }
@@ -330,6 +383,20 @@ fn print_report(r: &Report) {
         secs(r.p95_delay_ms),
         secs(r.max_delay_ms)
     );
+    let list = |items: &[(String, u64)]| {
+        items
+            .iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  breaking the plan           {} on the device, {} at the collector (rules: {}; not in the plan: {})",
+        r.plan_violating_sdk,
+        r.plan_violating_collector,
+        list(&r.plan_rules),
+        list(&r.unplanned)
+    );
 }
 
 /// Runs `trailhound demo`.
@@ -341,6 +408,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         println!("\nEvery tracked event arrived exactly once.");
     } else {
         println!("\nNOT every tracked event arrived.");
+    }
+    let same_verdict = report.plan_violating_sdk == report.plan_violating_collector;
+    if same_verdict {
+        println!(
+            "The device and the collector found the same {} events breaking the plan.",
+            report.plan_violating_sdk
+        );
+    } else {
+        println!("The device and the collector DISAGREE on which events break the plan.");
     }
     if !args.no_serve {
         println!(
@@ -354,6 +430,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "{} of {} events delivered",
         report.delivered,
         report.tracked
+    );
+    anyhow::ensure!(
+        same_verdict,
+        "the device found {} events breaking the plan, the collector {}",
+        report.plan_violating_sdk,
+        report.plan_violating_collector
     );
     Ok(())
 }

@@ -450,6 +450,31 @@ fn demo_delivers_everything_once() {
     assert_eq!(field("tracked"), field("delivered (distinct)"));
     assert!(field("retries") > 0, "{out}");
     assert!(field("radio wake-ups") < field("tracked") / 4, "{out}");
+    // The Search and Library screens are not in the music app's plan: the device and the
+    // collector report the same events, and nothing else.
+    let plan_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("breaking the plan"))
+        .unwrap();
+    assert!(field("breaking the plan") > 0, "{out}");
+    assert!(
+        plan_line.contains(&format!("{} at the collector", field("breaking the plan"))),
+        "{plan_line}"
+    );
+    let rules = plan_line
+        .split("rules: ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap_or_default();
+    assert!(
+        rules.starts_with("unplanned_event ") && !rules.contains(','),
+        "only unplanned_event: {plan_line}"
+    );
+    assert!(
+        plan_line.contains("screen:Search") && plan_line.contains("screen:Library"),
+        "{plan_line}"
+    );
+    assert!(out.contains("the same"), "{out}");
 }
 
 /// Replayed events pass the real collector's validation; a second replay is all
