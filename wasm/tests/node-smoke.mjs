@@ -167,6 +167,55 @@ if (process.env.TRAILHOUND_CLI) {
   });
 }
 
+// The browser's export is what `trailhound plan check` reads in CI: the same validator
+// there must give each exported event the verdict the package marked it with.
+if (process.env.TRAILHOUND_CLI) {
+  await test("trailhound plan check gives exportQueue()'s events the package's verdicts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "th-plan-"));
+    const plan = {
+      plan: "node-check", version: "1-0-0", naming: { properties: "snake_case" },
+      events: [{ type: "track", name: "Song Played", schema: { type: "object", required: ["song_id"],
+        properties: { song_id: { type: "string", pattern: "^s-[0-9]+$" }, rating: { type: "integer", minimum: 1, maximum: 5 } },
+        additionalProperties: false } }],
+    };
+    const th2 = await Trailhound.load({ writeKey: "k", endpoint: "http://127.0.0.1:1", storage: "memory", plan, policy: { flushAt: 1000, promptDelayMs: 600000 } });
+    try {
+      th2.track("Song Played", { song_id: "s-1", rating: 5 });
+      th2.track("Song Played", { song_id: "x", rating: 9, Extra: true });
+      th2.track("Unknown", {});
+      th2.screen("Home", {});
+      const exported = await th2.exportQueue();
+      const file = join(dir, "export.ndjson");
+      const planFile = join(dir, "plan.json");
+      writeFileSync(file, exported);
+      writeFileSync(planFile, JSON.stringify(plan));
+      let out;
+      try {
+        execFileSync(process.env.TRAILHOUND_CLI, ["plan", "check", "--json", planFile, file], { encoding: "utf8" });
+        throw new Error("plan check passed events that break the plan");
+      } catch (e) {
+        if (e.status !== 1) throw e;
+        out = JSON.parse(e.stdout);
+      }
+      const pairs = (vs) => vs.map((v) => `${v.rule} ${v.pointer}`).sort().join(", ");
+      const events = exported.trim().split("\n").map((l) => JSON.parse(l));
+      assert(events.length === 4 && out.events === 4, `${events.length} exported, ${out.events} checked`);
+      let marked = 0;
+      for (const ev of events) {
+        const line = out.lines.find((l) => l.messageId === ev.messageId);
+        const device = ev.context.plan ? pairs(ev.context.plan.violations) : "";
+        const cli = line ? pairs(line.violations) : "";
+        assert(device === cli, `${ev.messageId}: package [${device}] vs plan check [${cli}]`);
+        if (device) marked += 1;
+      }
+      assert(marked === 3 && out.failed === 3, `${marked} marked, ${out.failed} failed`);
+    } finally {
+      await th2.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
 await test("plugins can change and drop events", async () => {
   const dropped = [];
   th.on("dropped", (n) => dropped.push(n));
