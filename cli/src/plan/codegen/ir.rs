@@ -120,6 +120,20 @@ pub enum Ty {
     Object(usize),
 }
 
+impl Ty {
+    /// Whether a value of this type needs converting to its JSON form: it is (or holds)
+    /// a generated object, or, when `enums` (a language whose enums are not their wire
+    /// strings at run time), an enum.
+    pub fn needs_conversion(&self, enums: bool) -> bool {
+        match self {
+            Ty::Object(_) => true,
+            Ty::Enum(_) => enums,
+            Ty::Array(v) | Ty::Map(v) => v.needs_conversion(enums),
+            _ => false,
+        }
+    }
+}
+
 /// A property (or trait) of an event or a nested object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {

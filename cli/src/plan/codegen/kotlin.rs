@@ -4,7 +4,10 @@
 //! string enums are enum classes carrying their wire `value`, nested objects data classes.
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
-use super::{doc_lines, field_doc, header, quoted, single_line, Generated, Out};
+use super::{
+    doc_lines, event_doc, header, member_to_json, param_doc_text, quoted, sink_call, star_comment,
+    tracker_doc, type_expr, Generated, Out, ToJsonSyntax, TypeSyntax,
+};
 use trailhound_core::MessageType;
 
 /// Kotlin's hard keywords: escaped with backticks.
@@ -102,60 +105,33 @@ fn kdoc(out: &mut Out, lines: &[String]) {
         .iter()
         .map(|l| l.replace("*/", "*&#47;").replace("/*", "&#47;*"))
         .collect();
-    match lines.as_slice() {
-        [] => {}
-        [one] => out.line(format!("/** {one} */")),
-        many => {
-            out.line("/**");
-            for l in many {
-                if l.is_empty() {
-                    out.line(" *");
-                } else {
-                    out.line(format!(" * {l}"));
-                }
-            }
-            out.line(" */");
-        }
-    }
+    star_comment(out, &lines);
 }
+
+const TYPES: TypeSyntax = TypeSyntax {
+    string: "String",
+    integer: "Long",
+    number: "Double",
+    boolean: "Boolean",
+    any: "Any?",
+    map: |v| format!("Map<String, {v}>"),
+    array: |v| format!("List<{v}>"),
+    named: type_name,
+};
 
 fn kt_type(m: &Model, ty: &Ty) -> String {
-    match ty {
-        Ty::String => "String".to_owned(),
-        Ty::Integer => "Long".to_owned(),
-        Ty::Number => "Double".to_owned(),
-        Ty::Boolean => "Boolean".to_owned(),
-        Ty::Any => "Any?".to_owned(),
-        Ty::Map(v) => format!("Map<String, {}>", kt_type(m, v)),
-        Ty::Array(v) => format!("List<{}>", kt_type(m, v)),
-        Ty::Enum(i) => type_name(&m.enums[*i].name),
-        Ty::Object(i) => type_name(&m.objects[*i].name),
-    }
+    type_expr(m, ty, &TYPES)
 }
 
-fn needs_conversion(ty: &Ty) -> bool {
-    match ty {
-        Ty::Object(_) | Ty::Enum(_) => true,
-        Ty::Array(v) | Ty::Map(v) => needs_conversion(v),
-        _ => false,
-    }
-}
+const TO_JSON: ToJsonSyntax = ToJsonSyntax {
+    enum_value: "value",
+    map_list: |e, v, x| format!("{e}.map {{ {v} -> {x} }}"),
+    map_values: |e, v, x| format!("{e}.mapValues {{ (_, {v}) -> {x} }}"),
+};
 
 /// `expr` (non-null, of type `ty`) as the SDK's map values take it.
-fn to_json(ty: &Ty, expr: &str, depth: usize) -> String {
-    let var = format!("v{depth}");
-    match ty {
-        Ty::Enum(_) => format!("{expr}.value"),
-        Ty::Object(_) => format!("{expr}.toJson()"),
-        Ty::Array(v) if needs_conversion(v) => {
-            format!("{expr}.map {{ {var} -> {} }}", to_json(v, &var, depth + 1))
-        }
-        Ty::Map(v) if needs_conversion(v) => format!(
-            "{expr}.mapValues {{ (_, {var}) -> {} }}",
-            to_json(v, &var, depth + 1)
-        ),
-        _ => expr.to_owned(),
-    }
+fn to_json(ty: &Ty, expr: &str) -> String {
+    member_to_json(ty, expr, 0, &TO_JSON)
 }
 
 fn declaration(m: &Model, f: &Field, name: &str) -> String {
@@ -182,15 +158,15 @@ fn assign(out: &mut Out, f: &Field, access: &str) {
     }
     let may_be_null = f.is_optional_type() || f.ty == Ty::Any;
     if !f.required {
-        let value = to_json(&f.ty, access, 0);
+        let value = to_json(&f.ty, access);
         out.line(format!("if ({access} != null) p_[{wire}] = {value}"));
-    } else if may_be_null && needs_conversion(&f.ty) {
+    } else if may_be_null && f.ty.needs_conversion(true) {
         out.line(format!(
             "p_[{wire}] = {access}?.let {{ v -> {} }}",
-            to_json(&f.ty, "v", 0)
+            to_json(&f.ty, "v")
         ));
     } else {
-        out.line(format!("p_[{wire}] = {}", to_json(&f.ty, access, 0)));
+        out.line(format!("p_[{wire}] = {}", to_json(&f.ty, access)));
     }
 }
 
@@ -198,17 +174,9 @@ fn params_doc(fields: &[&Field], taken: &[&str]) -> Vec<String> {
     let mut lines = Vec::new();
     for f in fields {
         let name = ident(f.words.camel(), taken);
-        let mut text = field_doc(f).join(" ");
-        if name.trim_matches('`') != f.wire {
-            text = format!("{text} (sent as {})", literal(&f.wire))
-                .trim()
-                .to_owned();
-        }
-        lines.push(
-            format!("@param {} {text}", name.trim_matches('`'))
-                .trim_end()
-                .to_owned(),
-        );
+        let name = name.trim_matches('`');
+        let text = param_doc_text(f, name, literal);
+        lines.push(format!("@param {name} {text}").trim_end().to_owned());
     }
     lines
 }
@@ -297,19 +265,13 @@ pub(super) fn generate(m: &Model, package: &str) -> Generated {
     }
 
     out.blank();
-    let mut doc = vec![format!(
-        "The events of the plan {}, one method each.",
-        single_line(&m.plan)
-    )];
-    if let Some(d) = &m.description {
-        doc.push(String::new());
-        doc.extend(doc_lines(d));
-    }
-    doc.push(String::new());
-    doc.push(format!(
-        "Use: `{}(Trailhound.shared)`; a test can pass a `TrailhoundSink` fake.",
-        type_name(&m.tracker)
-    ));
+    let doc = tracker_doc(
+        m,
+        format!(
+            "Use: `{}(Trailhound.shared)`; a test can pass a `TrailhoundSink` fake.",
+            type_name(&m.tracker)
+        ),
+    );
     kdoc(&mut out, &doc);
     out.open(format!(
         "class {}(private val sink: TrailhoundSink) {{",
@@ -361,14 +323,7 @@ fn method(out: &mut Out, m: &Model, ev: &EventDef) {
     for f in &params {
         args.push(declaration(m, f, &ident(f.words.camel(), FIXED_PARAMS)));
     }
-    let mut doc = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
-    if !doc.is_empty() {
-        doc.push(String::new());
-    }
-    doc.push(match &ev.name {
-        Some(n) => format!("Sends `{}` {}.", ev.kind.as_str(), literal(n)),
-        None => format!("Sends `{}`.", ev.kind.as_str()),
-    });
+    let mut doc = event_doc(ev, literal);
     if !params.is_empty() {
         doc.push(String::new());
         doc.extend(params_doc(&params, FIXED_PARAMS));
@@ -389,14 +344,7 @@ fn method(out: &mut Out, m: &Model, ev: &EventDef) {
     for f in &ev.fields {
         assign(out, f, &ident(f.words.camel(), FIXED_PARAMS));
     }
-    out.line(match (ev.kind, &ev.name) {
-        (MessageType::Identify, _) => "this.sink.identify(userId, p_)".to_owned(),
-        (MessageType::Group, _) => "this.sink.group(groupId, p_)".to_owned(),
-        (k, n) => format!(
-            "this.sink.{}({}, p_)",
-            k.as_str(),
-            literal(n.as_deref().unwrap_or_default())
-        ),
-    });
+    let (call, first) = sink_call(ev, "userId", "groupId", literal);
+    out.line(format!("this.sink.{call}({first}, p_)"));
     out.close("}");
 }

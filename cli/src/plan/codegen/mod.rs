@@ -226,6 +226,163 @@ pub(crate) fn single_line(s: &str) -> String {
         .collect()
 }
 
+/// How one language spells the plan's types, for [`type_expr`].
+pub(crate) struct TypeSyntax {
+    /// [`ir::Ty::String`].
+    pub(crate) string: &'static str,
+    /// [`ir::Ty::Integer`].
+    pub(crate) integer: &'static str,
+    /// [`ir::Ty::Number`].
+    pub(crate) number: &'static str,
+    /// [`ir::Ty::Boolean`].
+    pub(crate) boolean: &'static str,
+    /// [`ir::Ty::Any`].
+    pub(crate) any: &'static str,
+    /// A map of string keys to values of the given type.
+    pub(crate) map: fn(&str) -> String,
+    /// A list of the given type.
+    pub(crate) array: fn(&str) -> String,
+    /// A generated enum or object type, by its name.
+    pub(crate) named: fn(&ir::Words) -> String,
+}
+
+/// The type `ty` in the language that `syntax` spells.
+pub(crate) fn type_expr(m: &ir::Model, ty: &ir::Ty, syntax: &TypeSyntax) -> String {
+    use ir::Ty;
+    match ty {
+        Ty::String => syntax.string.to_owned(),
+        Ty::Integer => syntax.integer.to_owned(),
+        Ty::Number => syntax.number.to_owned(),
+        Ty::Boolean => syntax.boolean.to_owned(),
+        Ty::Any => syntax.any.to_owned(),
+        Ty::Map(v) => (syntax.map)(&type_expr(m, v, syntax)),
+        Ty::Array(v) => (syntax.array)(&type_expr(m, v, syntax)),
+        Ty::Enum(i) => (syntax.named)(&m.enums[*i].name),
+        Ty::Object(i) => (syntax.named)(&m.objects[*i].name),
+    }
+}
+
+/// How Kotlin and Swift turn a value of a generated type into what the SDK's maps take,
+/// for [`member_to_json`]: objects by their `toJson()`, enums by a member.
+pub(crate) struct ToJsonSyntax {
+    /// The member giving an enum's wire string (`value`, `rawValue`).
+    pub(crate) enum_value: &'static str,
+    /// A list with each element converted: `(list, variable, the element's conversion)`.
+    pub(crate) map_list: fn(&str, &str, &str) -> String,
+    /// A map with each value converted: `(map, variable, the value's conversion)`.
+    pub(crate) map_values: fn(&str, &str, &str) -> String,
+}
+
+/// `expr` (non-null, of type `ty`) as the SDK's map values take it; `depth` numbers the
+/// closure variables of nested lists and maps.
+pub(crate) fn member_to_json(ty: &ir::Ty, expr: &str, depth: usize, s: &ToJsonSyntax) -> String {
+    use ir::Ty;
+    let var = format!("v{depth}");
+    match ty {
+        Ty::Enum(_) => format!("{expr}.{}", s.enum_value),
+        Ty::Object(_) => format!("{expr}.toJson()"),
+        Ty::Array(v) if v.needs_conversion(true) => {
+            (s.map_list)(expr, &var, &member_to_json(v, &var, depth + 1, s))
+        }
+        Ty::Map(v) if v.needs_conversion(true) => {
+            (s.map_values)(expr, &var, &member_to_json(v, &var, depth + 1, s))
+        }
+        _ => expr.to_owned(),
+    }
+}
+
+/// A `/** … */` comment (KDoc, JSDoc) of `lines`, which the caller has already kept from
+/// closing it early: one line stays on one line, an empty list writes nothing.
+pub(crate) fn star_comment(out: &mut Out, lines: &[String]) {
+    match lines {
+        [] => {}
+        [one] => out.line(format!("/** {one} */")),
+        many => {
+            out.line("/**");
+            for l in many {
+                if l.is_empty() {
+                    out.line(" *");
+                } else {
+                    out.line(format!(" * {l}"));
+                }
+            }
+            out.line(" */");
+        }
+    }
+}
+
+/// Line comments (`///`, `//!`) of `lines`: an empty line is the bare `prefix`.
+pub(crate) fn line_comment(out: &mut Out, prefix: &str, lines: &[String]) {
+    for l in lines {
+        if l.is_empty() {
+            out.line(prefix);
+        } else {
+            out.line(format!("{prefix} {l}"));
+        }
+    }
+}
+
+/// The doc lines of an event's method: the event's description, then which call it sends
+/// (the event name as a `literal` of the language).
+pub(crate) fn event_doc(ev: &ir::EventDef, literal: fn(&str) -> String) -> Vec<String> {
+    let mut doc = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
+    if !doc.is_empty() {
+        doc.push(String::new());
+    }
+    doc.push(match &ev.name {
+        Some(n) => format!("Sends `{}` {}.", ev.kind.as_str(), literal(n)),
+        None => format!("Sends `{}`.", ev.kind.as_str()),
+    });
+    doc
+}
+
+/// The doc lines of the tracker type: the plan, its description, then `usage`.
+pub(crate) fn tracker_doc(m: &ir::Model, usage: String) -> Vec<String> {
+    let mut doc = vec![format!(
+        "The events of the plan {}, one method each.",
+        single_line(&m.plan)
+    )];
+    if let Some(d) = &m.description {
+        doc.push(String::new());
+        doc.extend(doc_lines(d));
+    }
+    doc.push(String::new());
+    doc.push(usage);
+    doc
+}
+
+/// The doc text of a parameter shown as `name`: [`field_doc`] on one line, with the wire
+/// name (a `literal` of the language) when it differs from `name`.
+pub(crate) fn param_doc_text(f: &ir::Field, name: &str, literal: fn(&str) -> String) -> String {
+    let text = field_doc(f).join(" ");
+    if name == f.wire {
+        text
+    } else {
+        format!("{text} (sent as {})", literal(&f.wire))
+            .trim()
+            .to_owned()
+    }
+}
+
+/// The client method an event's call goes to and its first argument: the `user_id` or
+/// `group_id` parameter (as the language names it) for identify and group, the event's
+/// name as a `literal` of the language otherwise.
+pub(crate) fn sink_call(
+    ev: &ir::EventDef,
+    user_id: &str,
+    group_id: &str,
+    literal: fn(&str) -> String,
+) -> (&'static str, String) {
+    use trailhound_core::MessageType;
+    let first = match ev.kind {
+        MessageType::Identify => user_id.to_owned(),
+        MessageType::Group => group_id.to_owned(),
+        // The model gives every track, screen and page event a name.
+        _ => literal(ev.name.as_deref().unwrap_or_default()),
+    };
+    (ev.kind.as_str(), first)
+}
+
 /// Indented source text.
 pub(crate) struct Out {
     text: String,

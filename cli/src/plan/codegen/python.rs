@@ -4,7 +4,10 @@
 //! nested objects frozen keyword-only dataclasses; `mypy --strict` clean.
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
-use super::{doc_lines, field_doc, header, single_line, Generated, Out};
+use super::{
+    doc_lines, event_doc, header, param_doc_text, single_line, sink_call, type_expr, Generated,
+    Out, TypeSyntax,
+};
 use trailhound_core::MessageType;
 
 /// Python's keywords (and `self`, the methods' first parameter).
@@ -31,9 +34,7 @@ fn type_name(w: &Words) -> String {
 }
 
 /// A Python string literal (JSON's escapes are Python's, and `\u2028` is fine in both).
-fn literal(s: &str) -> String {
-    serde_json::Value::String(s.to_owned()).to_string()
-}
+use super::string_literal as literal;
 
 /// A Python expression for a JSON value.
 fn value_expr(v: &serde_json::Value) -> String {
@@ -87,18 +88,19 @@ fn docstring(out: &mut Out, lines: &[String]) {
     }
 }
 
+const TYPES: TypeSyntax = TypeSyntax {
+    string: "str",
+    integer: "int",
+    number: "float",
+    boolean: "bool",
+    any: "_t.Any",
+    map: |v| format!("dict[str, {v}]"),
+    array: |v| format!("list[{v}]"),
+    named: type_name,
+};
+
 fn py_type(m: &Model, ty: &Ty) -> String {
-    match ty {
-        Ty::String => "str".to_owned(),
-        Ty::Integer => "int".to_owned(),
-        Ty::Number => "float".to_owned(),
-        Ty::Boolean => "bool".to_owned(),
-        Ty::Any => "_t.Any".to_owned(),
-        Ty::Map(v) => format!("dict[str, {}]", py_type(m, v)),
-        Ty::Array(v) => format!("list[{}]", py_type(m, v)),
-        Ty::Enum(i) => type_name(&m.enums[*i].name),
-        Ty::Object(i) => type_name(&m.objects[*i].name),
-    }
+    type_expr(m, ty, &TYPES)
 }
 
 /// `name: type` or `name: type = None` for one field.
@@ -140,12 +142,7 @@ fn args_doc(fields: &[&Field], taken: &[&str]) -> Vec<String> {
     let mut lines = Vec::new();
     for f in fields {
         let name = ident(f.words.snake(), taken);
-        let mut text = field_doc(f).join(" ");
-        if name != f.wire {
-            text = format!("{text} (sent as {})", literal(&f.wire))
-                .trim()
-                .to_owned();
-        }
+        let text = param_doc_text(f, &name, literal);
         lines.push(if text.is_empty() {
             format!("    {name}")
         } else {
@@ -320,14 +317,7 @@ fn method(out: &mut Out, m: &Model, ev: &EventDef) {
         out.close(") -> None:");
         out.depth_in();
     }
-    let mut doc = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
-    if !doc.is_empty() {
-        doc.push(String::new());
-    }
-    doc.push(match &ev.name {
-        Some(n) => format!("Sends `{}` {}.", ev.kind.as_str(), literal(n)),
-        None => format!("Sends `{}`.", ev.kind.as_str()),
-    });
+    let mut doc = event_doc(ev, literal);
     if !params.is_empty() {
         doc.push(String::new());
         doc.push("Args:".to_owned());
@@ -338,14 +328,7 @@ fn method(out: &mut Out, m: &Model, ev: &EventDef) {
     for f in &ev.fields {
         assign(out, f, &ident(f.words.snake(), FIXED_PARAMS));
     }
-    out.line(match (ev.kind, &ev.name) {
-        (MessageType::Identify, _) => "self._client.identify(user_id, p_)".to_owned(),
-        (MessageType::Group, _) => "self._client.group(group_id, p_)".to_owned(),
-        (k, n) => format!(
-            "self._client.{}({}, p_)",
-            k.as_str(),
-            literal(n.as_deref().unwrap_or_default())
-        ),
-    });
+    let (call, first) = sink_call(ev, "user_id", "group_id", literal);
+    out.line(format!("self._client.{call}({first}, p_)"));
     out.depth_out();
 }

@@ -5,7 +5,10 @@
 //! can write `..Default::default()` and survive new optional properties).
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
-use super::{brace_escape, doc_lines, field_doc, header, quoted, Generated, Out};
+use super::{
+    brace_escape, doc_lines, event_doc, field_doc, header, line_comment, quoted, sink_call,
+    Generated, Out,
+};
 
 fn string_literal(s: &str) -> String {
     quoted(s, brace_escape, &[])
@@ -63,13 +66,7 @@ pub(super) fn generate(m: &Model) -> Generated {
 
 impl Gen<'_> {
     fn doc(&mut self, prefix: &str, lines: &[String]) {
-        for l in lines {
-            if l.is_empty() {
-                self.out.line(prefix);
-            } else {
-                self.out.line(format!("{prefix} {l}"));
-            }
-        }
+        line_comment(&mut self.out, prefix, lines);
     }
 
     fn file(&mut self) {
@@ -202,14 +199,7 @@ impl Gen<'_> {
 
     fn method(&mut self, ev: &EventDef) {
         let m = self.m;
-        let mut doc = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
-        if !doc.is_empty() {
-            doc.push(String::new());
-        }
-        doc.push(match (&ev.name, ev.kind) {
-            (Some(n), _) => format!("Sends `{}` {}.", ev.kind.as_str(), string_literal(n)),
-            (None, k) => format!("Sends `{}`.", k.as_str()),
-        });
+        let mut doc = event_doc(ev, string_literal);
         let params: Vec<&Field> = ev
             .fields
             .iter()
@@ -277,14 +267,9 @@ impl Gen<'_> {
             }
         }
         let props = "serde_json::Value::Object(props_)";
-        let call = match (ev.kind, &ev.name) {
-            (MessageType::Identify, _) => format!("self.client.identify(user_id, {props})"),
-            (MessageType::Group, _) => format!("self.client.group(group_id, {props})"),
-            (k, Some(n)) => format!("self.client.{}({}, {props})", k.as_str(), string_literal(n)),
-            // The model gives every track, screen and page event a name.
-            (k, None) => format!("self.client.{}(\"\", {props})", k.as_str()),
-        };
-        self.out.line(call);
+        let (call, first) = sink_call(ev, "user_id", "group_id", string_literal);
+        self.out
+            .line(format!("self.client.{call}({first}, {props})"));
         self.out.close("}");
     }
 

@@ -6,7 +6,10 @@
 //! structural test.
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
-use super::{brace_escape, doc_lines, field_doc, header, quoted, single_line, Generated, Out};
+use super::{
+    brace_escape, doc_lines, event_doc, header, line_comment, member_to_json, param_doc_text,
+    quoted, sink_call, tracker_doc, type_expr, Generated, Out, ToJsonSyntax, TypeSyntax,
+};
 use trailhound_core::MessageType;
 
 /// Swift's keywords: escaped with backticks.
@@ -120,51 +123,33 @@ fn value_expr(v: &serde_json::Value) -> String {
 }
 
 fn doc(out: &mut Out, lines: &[String]) {
-    for l in lines {
-        if l.is_empty() {
-            out.line("///");
-        } else {
-            out.line(format!("/// {l}"));
-        }
-    }
+    line_comment(out, "///", lines);
 }
+
+const TYPES: TypeSyntax = TypeSyntax {
+    string: "String",
+    integer: "Int",
+    number: "Double",
+    boolean: "Bool",
+    any: "Any?",
+    map: |v| format!("[String: {v}]"),
+    array: |v| format!("[{v}]"),
+    named: type_name,
+};
 
 fn sw_type(m: &Model, ty: &Ty) -> String {
-    match ty {
-        Ty::String => "String".to_owned(),
-        Ty::Integer => "Int".to_owned(),
-        Ty::Number => "Double".to_owned(),
-        Ty::Boolean => "Bool".to_owned(),
-        Ty::Any => "Any?".to_owned(),
-        Ty::Map(v) => format!("[String: {}]", sw_type(m, v)),
-        Ty::Array(v) => format!("[{}]", sw_type(m, v)),
-        Ty::Enum(i) => type_name(&m.enums[*i].name),
-        Ty::Object(i) => type_name(&m.objects[*i].name),
-    }
+    type_expr(m, ty, &TYPES)
 }
 
-fn needs_conversion(ty: &Ty) -> bool {
-    match ty {
-        Ty::Object(_) | Ty::Enum(_) => true,
-        Ty::Array(v) | Ty::Map(v) => needs_conversion(v),
-        _ => false,
-    }
-}
+const TO_JSON: ToJsonSyntax = ToJsonSyntax {
+    enum_value: "rawValue",
+    map_list: |e, v, x| format!("{e}.map {{ {v} in {x} }}"),
+    map_values: |e, v, x| format!("{e}.mapValues {{ {v} in {x} }}"),
+};
 
-fn to_json(ty: &Ty, expr: &str, depth: usize) -> String {
-    let var = format!("v{depth}");
-    match ty {
-        Ty::Enum(_) => format!("{expr}.rawValue"),
-        Ty::Object(_) => format!("{expr}.toJson()"),
-        Ty::Array(v) if needs_conversion(v) => {
-            format!("{expr}.map {{ {var} in {} }}", to_json(v, &var, depth + 1))
-        }
-        Ty::Map(v) if needs_conversion(v) => format!(
-            "{expr}.mapValues {{ {var} in {} }}",
-            to_json(v, &var, depth + 1)
-        ),
-        _ => expr.to_owned(),
-    }
+/// `expr` (non-null, of type `ty`) as the SDK's map values take it.
+fn to_json(ty: &Ty, expr: &str) -> String {
+    member_to_json(ty, expr, 0, &TO_JSON)
 }
 
 /// `name: Type`, `name: Type? = nil`.
@@ -196,18 +181,18 @@ fn assign(out: &mut Out, f: &Field, access: &str) {
         out.open(format!("if let v = {access} {{"));
         out.line(format!(
             "p_.updateValue({}, forKey: {wire})",
-            to_json(&f.ty, "v", 0)
+            to_json(&f.ty, "v")
         ));
         out.close("}");
-    } else if f.nullable && needs_conversion(&f.ty) {
+    } else if f.nullable && f.ty.needs_conversion(true) {
         out.line(format!(
             "p_.updateValue({access}.map {{ v in {} }}, forKey: {wire})",
-            to_json(&f.ty, "v", 0)
+            to_json(&f.ty, "v")
         ));
     } else {
         out.line(format!(
             "p_.updateValue({}, forKey: {wire})",
-            to_json(&f.ty, access, 0)
+            to_json(&f.ty, access)
         ));
     }
 }
@@ -216,13 +201,8 @@ fn params_doc(fields: &[&Field], taken: &[&str]) -> Vec<String> {
     let mut lines = Vec::new();
     for f in fields {
         let name = ident(f.words.camel(), taken);
-        let mut text = field_doc(f).join(" ");
-        if name.trim_matches('`') != f.wire {
-            text = format!("{text} (sent as {})", literal(&f.wire))
-                .trim()
-                .to_owned();
-        }
         let name = name.trim_matches('`');
+        let text = param_doc_text(f, name, literal);
         lines.push(if text.is_empty() {
             format!("  - {name}")
         } else {
@@ -331,19 +311,13 @@ pub(super) fn generate(m: &Model) -> Generated {
     }
 
     out.blank();
-    let mut lines = vec![format!(
-        "The events of the plan {}, one method each.",
-        single_line(&m.plan)
-    )];
-    if let Some(d) = &m.description {
-        lines.push(String::new());
-        lines.extend(doc_lines(d));
-    }
-    lines.push(String::new());
-    lines.push(format!(
-        "Use: `{}(Trailhound.shared)`; a test can pass a `TrailhoundSink` fake.",
-        type_name(&m.tracker)
-    ));
+    let lines = tracker_doc(
+        m,
+        format!(
+            "Use: `{}(Trailhound.shared)`; a test can pass a `TrailhoundSink` fake.",
+            type_name(&m.tracker)
+        ),
+    );
     doc(&mut out, &lines);
     out.open(format!("public final class {} {{", type_name(&m.tracker)));
     out.line("/// The plan's id.");
@@ -382,14 +356,7 @@ fn method(out: &mut Out, m: &Model, ev: &EventDef) {
     for f in &params {
         args.push(declaration(m, f, &ident(f.words.camel(), FIXED_PARAMS)));
     }
-    let mut lines = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
-    if !lines.is_empty() {
-        lines.push(String::new());
-    }
-    lines.push(match &ev.name {
-        Some(n) => format!("Sends `{}` {}.", ev.kind.as_str(), literal(n)),
-        None => format!("Sends `{}`.", ev.kind.as_str()),
-    });
+    let mut lines = event_doc(ev, literal);
     if !params.is_empty() {
         lines.push(String::new());
         lines.push("- Parameters:".to_owned());
@@ -416,14 +383,11 @@ fn method(out: &mut Out, m: &Model, ev: &EventDef) {
     for f in &ev.fields {
         assign(out, f, &ident(f.words.camel(), FIXED_PARAMS));
     }
-    out.line(match (ev.kind, &ev.name) {
-        (MessageType::Identify, _) => "try self.sink.identify(userId, traits: p_)".to_owned(),
-        (MessageType::Group, _) => "try self.sink.group(groupId, traits: p_)".to_owned(),
-        (k, n) => format!(
-            "try self.sink.{}({}, properties: p_)",
-            k.as_str(),
-            literal(n.as_deref().unwrap_or_default())
-        ),
-    });
+    let label = match ev.kind {
+        MessageType::Identify | MessageType::Group => "traits",
+        _ => "properties",
+    };
+    let (call, first) = sink_call(ev, "userId", "groupId", literal);
+    out.line(format!("try self.sink.{call}({first}, {label}: p_)"));
     out.close("}");
 }

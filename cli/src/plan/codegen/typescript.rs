@@ -4,7 +4,10 @@
 //! sent under their plan names.
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
-use super::{doc_lines, field_doc, header, single_line, string_literal, Generated, Out};
+use super::{
+    doc_lines, event_doc, field_doc, header, sink_call, star_comment, string_literal, tracker_doc,
+    type_expr, Generated, Out, TypeSyntax,
+};
 use trailhound_core::MessageType;
 
 /// Class member names the tracker already uses.
@@ -34,42 +37,27 @@ fn to_json_fn(m: &Model, i: usize) -> String {
 /// `/** … */` lines; `*/` inside cannot end the comment.
 fn jsdoc(out: &mut Out, lines: &[String]) {
     let lines: Vec<String> = lines.iter().map(|l| l.replace("*/", "*\\/")).collect();
-    match lines.as_slice() {
-        [] => {}
-        [one] => out.line(format!("/** {one} */")),
-        many => {
-            out.line("/**");
-            for l in many {
-                if l.is_empty() {
-                    out.line(" *");
-                } else {
-                    out.line(format!(" * {l}"));
-                }
-            }
-            out.line(" */");
-        }
-    }
+    star_comment(out, &lines);
 }
+
+const TYPES: TypeSyntax = TypeSyntax {
+    string: "string",
+    integer: "number",
+    number: "number",
+    boolean: "boolean",
+    any: "unknown",
+    map: |v| format!("Readonly<Record<string, {v}>>"),
+    array: |v| format!("ReadonlyArray<{v}>"),
+    named: type_name,
+};
 
 fn ts_type(m: &Model, ty: &Ty) -> String {
-    match ty {
-        Ty::String => "string".to_owned(),
-        Ty::Integer | Ty::Number => "number".to_owned(),
-        Ty::Boolean => "boolean".to_owned(),
-        Ty::Any => "unknown".to_owned(),
-        Ty::Map(v) => format!("Readonly<Record<string, {}>>", ts_type(m, v)),
-        Ty::Array(v) => format!("ReadonlyArray<{}>", ts_type(m, v)),
-        Ty::Enum(i) => type_name(&m.enums[*i].name),
-        Ty::Object(i) => type_name(&m.objects[*i].name),
-    }
+    type_expr(m, ty, &TYPES)
 }
 
+/// TypeScript's string enums are their wire strings: only objects are converted.
 fn needs_conversion(ty: &Ty) -> bool {
-    match ty {
-        Ty::Object(_) => true,
-        Ty::Array(v) | Ty::Map(v) => needs_conversion(v),
-        _ => false,
-    }
+    ty.needs_conversion(false)
 }
 
 /// An expression turning `expr` (of type `ty`) into its JSON form.
@@ -178,19 +166,13 @@ pub(super) fn generate(m: &Model) -> Generated {
     }
 
     out.blank();
-    let mut doc = vec![format!(
-        "The events of the plan {}, one method each.",
-        single_line(&m.plan)
-    )];
-    if let Some(d) = &m.description {
-        doc.push(String::new());
-        doc.extend(doc_lines(d));
-    }
-    doc.push(String::new());
-    doc.push(format!(
-        "Use: `new {}(await Trailhound.load({{ writeKey, endpoint }}))`.",
-        type_name(&m.tracker)
-    ));
+    let doc = tracker_doc(
+        m,
+        format!(
+            "Use: `new {}(await Trailhound.load({{ writeKey, endpoint }}))`.",
+            type_name(&m.tracker)
+        ),
+    );
     jsdoc(&mut out, &doc);
     out.open(format!("export class {} {{", type_name(&m.tracker)));
     out.line("readonly #client: TrailhoundLike;");
@@ -265,15 +247,7 @@ fn assign(out: &mut Out, m: &Model, f: &Field, source: &str) {
 }
 
 fn method(out: &mut Out, m: &Model, ev: &EventDef) {
-    let mut doc = ev.doc.as_deref().map(doc_lines).unwrap_or_default();
-    if !doc.is_empty() {
-        doc.push(String::new());
-    }
-    doc.push(match &ev.name {
-        Some(n) => format!("Sends `{}` {}.", ev.kind.as_str(), string_literal(n)),
-        None => format!("Sends `{}`.", ev.kind.as_str()),
-    });
-    jsdoc(out, &doc);
+    jsdoc(out, &event_doc(ev, string_literal));
     let mut params = Vec::new();
     match ev.kind {
         MessageType::Identify => params.push("userId: string | null".to_owned()),
@@ -302,15 +276,7 @@ fn method(out: &mut Out, m: &Model, ev: &EventDef) {
     for f in &ev.fields {
         assign(out, m, f, "props");
     }
-    let call = match (ev.kind, &ev.name) {
-        (MessageType::Identify, _) => "this.#client.identify(userId, p);".to_owned(),
-        (MessageType::Group, _) => "this.#client.group(groupId, p);".to_owned(),
-        (k, n) => format!(
-            "this.#client.{}({}, p);",
-            k.as_str(),
-            string_literal(n.as_deref().unwrap_or_default())
-        ),
-    };
-    out.line(call);
+    let (call, first) = sink_call(ev, "userId", "groupId", string_literal);
+    out.line(format!("this.#client.{call}({first}, p);"));
     out.close("}");
 }
