@@ -263,22 +263,26 @@ fn count(v: &Value, at: &str) -> Parsed<u64> {
     }
 }
 
-fn variant<T: Copy>(v: &Value, at: &str, table: &[(&str, T)]) -> Parsed<T> {
+/// The value of a string enum: `table[i].1` for the name `table[i].0`. Generic only in
+/// this thin wrapper; the lookup and its error message are one function for all tables.
+fn variant<T: Copy>(v: &Value, at: &str, table: &[(&'static str, T)]) -> Parsed<T> {
+    variant_index(v, at, table.len(), &|i| table[i].0).map(|i| table[i].1)
+}
+
+fn variant_index(
+    v: &Value,
+    at: &str,
+    len: usize,
+    name: &dyn Fn(usize) -> &'static str,
+) -> Parsed<usize> {
     let s = v.as_str().ok_or_else(|| invalid_type(v, at, "a string"))?;
-    table
-        .iter()
-        .find(|(name, _)| *name == s)
-        .map(|(_, t)| *t)
-        .ok_or_else(|| {
-            let names: Vec<String> = table.iter().map(|(n, _)| format!("`{n}`")).collect();
-            err(
-                at,
-                format!(
-                    "unknown variant `{s}`, expected one of {}",
-                    names.join(", ")
-                ),
-            )
-        })
+    (0..len).find(|&i| name(i) == s).ok_or_else(|| {
+        let list: Vec<String> = (0..len).map(|i| format!("`{}`", name(i))).collect();
+        err(
+            at,
+            format!("unknown variant `{s}`, expected one of {}", list.join(", ")),
+        )
+    })
 }
 
 const KINDS: [(&str, MessageType); 6] = [
@@ -440,34 +444,40 @@ fn schema(v: &Value, at: &str, depth: usize) -> Parsed<Schema> {
     }
     let mut s = Schema::default();
     for (k, fv) in object(v, at, "a schema (an object)")? {
+        // `null` is absent for every keyword but `properties` and `required` (not
+        // options in the model), checked once here rather than in each arm.
+        if fv.is_null()
+            && !matches!(k.as_str(), "properties" | "required")
+            && SCHEMA_FIELDS.contains(&k.as_str())
+        {
+            continue;
+        }
         let kat = key_at(at, k);
         let kat = kat.as_str();
         match k.as_str() {
-            "type" => s.types = optional(fv, |v| types(v, kat))?,
-            "description" => s.description = optional(fv, |v| string(v, kat))?,
-            "title" => s.title = optional(fv, |v| string(v, kat))?,
-            "$comment" => s.comment = optional(fv, |v| string(v, kat))?,
+            "type" => s.types = Some(types(fv, kat)?),
+            "description" => s.description = Some(string(fv, kat)?),
+            "title" => s.title = Some(string(fv, kat)?),
+            "$comment" => s.comment = Some(string(fv, kat)?),
             "enum" => {
-                s.enum_values = optional(fv, |v| {
-                    v.as_array()
+                s.enum_values = Some(
+                    fv.as_array()
                         .cloned()
-                        .ok_or_else(|| invalid_type(v, kat, "a list"))
-                })?
+                        .ok_or_else(|| invalid_type(fv, kat, "a list"))?,
+                )
             }
-            "const" => s.const_value = optional(fv, |v| Ok(v.clone()))?,
-            "minimum" => s.minimum = optional(fv, |v| number(v, kat))?,
-            "maximum" => s.maximum = optional(fv, |v| number(v, kat))?,
-            "exclusiveMinimum" => s.exclusive_minimum = optional(fv, |v| number(v, kat))?,
-            "exclusiveMaximum" => s.exclusive_maximum = optional(fv, |v| number(v, kat))?,
-            "minLength" => s.min_length = optional(fv, |v| count(v, kat))?,
-            "maxLength" => s.max_length = optional(fv, |v| count(v, kat))?,
-            "minItems" => s.min_items = optional(fv, |v| count(v, kat))?,
-            "maxItems" => s.max_items = optional(fv, |v| count(v, kat))?,
-            "pattern" => s.pattern = optional(fv, |v| string(v, kat))?,
-            "format" => s.format = optional(fv, |v| variant(v, kat, &FORMATS))?,
-            "items" => {
-                s.items = optional(fv, |v| schema(v, kat, depth + 1).map(Box::new))?;
-            }
+            "const" => s.const_value = Some(fv.clone()),
+            "minimum" => s.minimum = Some(number(fv, kat)?),
+            "maximum" => s.maximum = Some(number(fv, kat)?),
+            "exclusiveMinimum" => s.exclusive_minimum = Some(number(fv, kat)?),
+            "exclusiveMaximum" => s.exclusive_maximum = Some(number(fv, kat)?),
+            "minLength" => s.min_length = Some(count(fv, kat)?),
+            "maxLength" => s.max_length = Some(count(fv, kat)?),
+            "minItems" => s.min_items = Some(count(fv, kat)?),
+            "maxItems" => s.max_items = Some(count(fv, kat)?),
+            "pattern" => s.pattern = Some(string(fv, kat)?),
+            "format" => s.format = Some(variant(fv, kat, &FORMATS)?),
+            "items" => s.items = Some(Box::new(schema(fv, kat, depth + 1)?)),
             "properties" => {
                 for (name, sub) in object(fv, kat, "an object of schemas")? {
                     let sub = schema(sub, &key_at(kat, name), depth + 1)?;
@@ -484,7 +494,6 @@ fn schema(v: &Value, at: &str, depth: usize) -> Parsed<Schema> {
             }
             "additionalProperties" => {
                 s.additional_properties = match fv {
-                    Value::Null => None,
                     Value::Bool(b) => Some(Additional::Allowed(*b)),
                     Value::Object(_) => {
                         Some(Additional::Schema(Box::new(schema(fv, kat, depth + 1)?)))
@@ -700,47 +709,39 @@ impl Lint<'_> {
                 ),
             )
         };
-        // Keywords that cannot apply to the declared type(s).
-        let numeric = [
-            ("minimum", s.minimum.is_some()),
-            ("maximum", s.maximum.is_some()),
-            ("exclusiveMinimum", s.exclusive_minimum.is_some()),
-            ("exclusiveMaximum", s.exclusive_maximum.is_some()),
+        // Keywords that cannot apply to the declared type(s): one table, one loop.
+        const STRING: TypeSet = 1;
+        const ARRAY: TypeSet = 32;
+        const OBJECT: TypeSet = 16;
+        let keywords = [
+            ("minimum", s.minimum.is_some(), NUMERIC),
+            ("maximum", s.maximum.is_some(), NUMERIC),
+            ("exclusiveMinimum", s.exclusive_minimum.is_some(), NUMERIC),
+            ("exclusiveMaximum", s.exclusive_maximum.is_some(), NUMERIC),
+            ("minLength", s.min_length.is_some(), STRING),
+            ("maxLength", s.max_length.is_some(), STRING),
+            ("pattern", s.pattern.is_some(), STRING),
+            ("format", s.format.is_some(), STRING),
+            ("items", s.items.is_some(), ARRAY),
+            ("minItems", s.min_items.is_some(), ARRAY),
+            ("maxItems", s.max_items.is_some(), ARRAY),
+            ("properties", !s.properties.is_empty(), OBJECT),
+            ("required", !s.required.is_empty(), OBJECT),
+            (
+                "additionalProperties",
+                s.additional_properties.is_some(),
+                OBJECT,
+            ),
         ];
-        for (kw, present) in numeric {
-            if present && !declared(NUMERIC) {
-                return Err(inapplicable(kw, "number"));
-            }
-        }
-        let string = [
-            ("minLength", s.min_length.is_some()),
-            ("maxLength", s.max_length.is_some()),
-            ("pattern", s.pattern.is_some()),
-            ("format", s.format.is_some()),
-        ];
-        for (kw, present) in string {
-            if present && !declared(type_bit(JsonType::String)) {
-                return Err(inapplicable(kw, "string"));
-            }
-        }
-        let array = [
-            ("items", s.items.is_some()),
-            ("minItems", s.min_items.is_some()),
-            ("maxItems", s.max_items.is_some()),
-        ];
-        for (kw, present) in array {
-            if present && !declared(type_bit(JsonType::Array)) {
-                return Err(inapplicable(kw, "array"));
-            }
-        }
-        let object = [
-            ("properties", !s.properties.is_empty()),
-            ("required", !s.required.is_empty()),
-            ("additionalProperties", s.additional_properties.is_some()),
-        ];
-        for (kw, present) in object {
-            if present && !declared(type_bit(JsonType::Object)) {
-                return Err(inapplicable(kw, "object"));
+        for (kw, present, mask) in keywords {
+            if present && !declared(mask) {
+                let what = match mask {
+                    NUMERIC => "number",
+                    STRING => "string",
+                    ARRAY => "array",
+                    _ => "object",
+                };
+                return Err(inapplicable(kw, what));
             }
         }
         // Bounds no value meets.

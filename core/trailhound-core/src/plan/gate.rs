@@ -15,7 +15,6 @@
 //! In every mode but `off`, each violation is counted per event and rule
 //! ([`PlanGate::counts`], in `stats()`), and the driver tells the listener.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -121,7 +120,9 @@ pub struct PlanGate {
     plan: Arc<Plan>,
     mode: PlanMode,
     max_kinds: usize,
-    counts: Mutex<BTreeMap<(String, Rule), u64>>,
+    /// (event, rule) and count, sorted by (event, rule): a Vec with binary search rather
+    /// than a BTreeMap, whose insertion code is several KB in the mobile library.
+    counts: Mutex<Vec<(String, Rule, u64)>>,
 }
 
 impl PlanGate {
@@ -132,7 +133,7 @@ impl PlanGate {
             plan,
             mode,
             max_kinds: max_kinds.max(1),
-            counts: Mutex::new(BTreeMap::new()),
+            counts: Mutex::new(Vec::new()),
         }
     }
 
@@ -191,7 +192,7 @@ impl PlanGate {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts
             .iter()
-            .map(|((event, rule), n)| ViolationCount {
+            .map(|(event, rule, n)| ViolationCount {
                 event: event.clone(),
                 rule: *rule,
                 count: *n,
@@ -206,13 +207,24 @@ impl PlanGate {
         }
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         for v in violations {
-            let key = (v.event.clone(), v.rule);
-            let key = if counts.contains_key(&key) || counts.len() < self.max_kinds {
-                key
-            } else {
-                (OTHER_EVENTS.to_owned(), v.rule)
+            let find = |counts: &[(String, Rule, u64)], event: &str| {
+                counts.binary_search_by(|(e, r, _)| (e.as_str(), *r).cmp(&(event, v.rule)))
             };
-            *counts.entry(key).or_insert(0) += 1;
+            let mut at = find(&counts, &v.event);
+            if at.is_err() && counts.len() >= self.max_kinds {
+                at = find(&counts, OTHER_EVENTS);
+            }
+            match at {
+                Ok(i) => counts[i].2 += 1,
+                Err(i) => {
+                    let event = if counts.len() < self.max_kinds {
+                        v.event.clone()
+                    } else {
+                        OTHER_EVENTS.to_owned()
+                    };
+                    counts.insert(i, (event, v.rule, 1));
+                }
+            }
         }
     }
 
