@@ -1,13 +1,16 @@
 //! `trailhound collect` end to end: the binary and the in-process collector, over real
 //! HTTP, with hand-written requests (so the tests control every header and byte).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use trailhound_cli::collect::{Collector, Config, Faults};
+
+mod common;
+use common::Bin;
 
 // ---------------------------------------------------------------------------
 // A minimal HTTP/1.1 client.
@@ -162,42 +165,6 @@ fn batch(events: Vec<Value>) -> Value {
 
 // ---------------------------------------------------------------------------
 // The binary.
-
-/// A running `trailhound collect`; killed when dropped.
-struct Bin {
-    child: Child,
-    url: String,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Bin {
-    fn spawn(args: &[&str]) -> Bin {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trailhound"))
-            .arg("collect")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn trailhound");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("first line");
-        let url = first
-            .strip_prefix("trailhound collect: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .trim_end_matches('\n')
-            .to_owned();
-        Bin { child, url, stdout }
-    }
-}
-
-impl Drop for Bin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn collector(write_key: Option<&str>) -> Collector {
     Collector::start(Config {

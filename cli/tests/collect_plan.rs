@@ -2,16 +2,19 @@
 //! HTTP: the shared verdict table, `/api/events` and `/api/violations`, the flag, and a
 //! database of the collector before plans.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use trailhound_cli::collect::{Collector, Config};
 use trailhound_core::plan::Plan;
+
+mod common;
+use common::Bin;
 
 // ---------------------------------------------------------------------------
 // A minimal HTTP/1.1 client (one request per connection).
@@ -60,7 +63,7 @@ fn get(base: &str, path: &str) -> Value {
 // ---------------------------------------------------------------------------
 
 fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    common::repo().join(rel)
 }
 
 fn read_json(path: &Path) -> Value {
@@ -381,42 +384,6 @@ fn no_plan_no_violations() {
 
 // ---------------------------------------------------------------------------
 // The binary.
-
-/// A running `trailhound collect`; killed when dropped.
-struct Bin {
-    child: Child,
-    url: String,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Bin {
-    fn spawn(args: &[&str]) -> Bin {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trailhound"))
-            .arg("collect")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn trailhound");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("first line");
-        let url = first
-            .strip_prefix("trailhound collect: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .trim_end()
-            .to_owned();
-        Bin { child, url, stdout }
-    }
-}
-
-impl Drop for Bin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A plan that lint refuses stops `collect --plan` before it listens, with an error
 /// naming the file and the place in it; so does a plan file that cannot be read.

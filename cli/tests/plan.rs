@@ -1,57 +1,14 @@
 //! `trailhound plan …` run as a binary: lint, check, diff and import.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use trailhound::{Builder, DeviceConditions, Network};
 
-/// Runs the `trailhound` binary.
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trailhound"))
-        .args(args)
-        .env_remove("TRAILHOUND_WRITE_KEY")
-        .output()
-        .expect("run trailhound")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "trailhound failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
-}
-
-fn failed(out: &Output) -> (String, String) {
-    assert!(
-        !out.status.success(),
-        "expected a failure, got success:\nstdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-    (stdout(out), stderr(out))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{cli, failed, ok, repo, s, stderr, stdout};
 
 fn music_plan_path() -> PathBuf {
     repo().join("examples/music/plan.json")

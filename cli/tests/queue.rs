@@ -1,44 +1,19 @@
 //! `trailhound queue …` run as a binary against queues written by the real SDK.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use trailhound::{Builder, DeviceConditions, Network};
 use trailhound_tests::collector::{Collector, Reply};
 
-/// Runs the `trailhound` binary.
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trailhound"))
-        .args(args)
-        .env_remove("TRAILHOUND_WRITE_KEY")
-        .output()
-        .expect("run trailhound")
-}
+mod common;
+use common::{cli, ok, s};
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "trailhound failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
+/// Standard error of a run that must fail.
 fn failed(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected a failure, got:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr.clone()).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::failed(out).1
 }
 
 /// A device's data directory with a queue the SDK filled while offline: `songs` "Song
