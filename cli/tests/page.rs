@@ -148,6 +148,19 @@ fn proxy(target: String, after_first_poll: impl Fn() + Send + Sync + 'static) ->
     format!("http://{addr}")
 }
 
+/// A [`proxy`] to the collector at `collector_url` that posts `late` to it after the
+/// page's first poll; the flag says they have been posted.
+fn proxy_posting_late(collector_url: String, late: Vec<Value>) -> (String, Arc<AtomicBool>) {
+    let late_sent = Arc::new(AtomicBool::new(false));
+    let late_flag = Arc::clone(&late_sent);
+    let target = collector_url.clone();
+    let page_url = proxy(collector_url, move || {
+        post(&target, late.clone());
+        late_flag.store(true, Ordering::SeqCst);
+    });
+    (page_url, late_sent)
+}
+
 /// Events sent before the page opens and events sent while it is open both appear in
 /// the table, with the right totals, top lists and validation results.
 #[test]
@@ -164,19 +177,13 @@ fn events_appear_live() {
             bad,
         ],
     );
-    let collector_url = c.url();
-    let late_sent = Arc::new(AtomicBool::new(false));
-    let late_flag = Arc::clone(&late_sent);
-    let page_url = proxy(c.url(), move || {
-        post(
-            &collector_url,
-            vec![
-                track("e3", "Late Arrival", "cleo"),
-                track("e4", "Late Arrival", "cleo"),
-            ],
-        );
-        late_flag.store(true, Ordering::SeqCst);
-    });
+    let (page_url, late_sent) = proxy_posting_late(
+        c.url(),
+        vec![
+            track("e3", "Late Arrival", "cleo"),
+            track("e4", "Late Arrival", "cleo"),
+        ],
+    );
 
     let dom = dump_dom(&chromium, &format!("{page_url}/"), 5000);
     assert!(
@@ -269,21 +276,15 @@ fn violations_panel() {
         ],
     );
     let violating_id = c.events()[1].id;
-    let collector_url = c.url();
-    let late_sent = Arc::new(AtomicBool::new(false));
-    let late_flag = Arc::clone(&late_sent);
-    let page_url = proxy(c.url(), move || {
-        post(
-            &collector_url,
-            vec![
-                played("p4", json!({"seconds": -5})),
-                played("p5", json!({"song_id": "s5", "seconds": 1.5})),
-                track("p6", "Song Skipped", "ben"),
-                track("p7", "Volume Changed", "ben"),
-            ],
-        );
-        late_flag.store(true, Ordering::SeqCst);
-    });
+    let (page_url, late_sent) = proxy_posting_late(
+        c.url(),
+        vec![
+            played("p4", json!({"seconds": -5})),
+            played("p5", json!({"song_id": "s5", "seconds": 1.5})),
+            track("p6", "Song Skipped", "ben"),
+            track("p7", "Volume Changed", "ben"),
+        ],
+    );
 
     let dom = dump_dom(
         &chromium,
