@@ -345,7 +345,10 @@ pub(crate) fn describe(v: &Value) -> String {
 }
 
 fn compact(v: &Value) -> String {
-    let s = v.to_string();
+    // serde_json::to_string rather than Display (`v.to_string()`): Display instantiates
+    // the serializer twice more (compact and `{:#}` pretty, over a fmt::Write adapter),
+    // while to_string's is already in every build. Serialising a Value cannot fail.
+    let s = serde_json::to_string(v).unwrap_or_default();
     match s.char_indices().nth(80) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s,

@@ -21,8 +21,6 @@
 //! - a `pattern` that is not portable ([`portable_pattern`]) or that the engine refuses;
 //! - schemas nested deeper than [`MAX_DEPTH`].
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::check::{self, describe, values_equal, Path};
@@ -96,12 +94,17 @@ pub(crate) struct EventNode {
     pub schema: Node,
 }
 
+/// Named events of one kind, sorted by name for binary search: smaller in the mobile
+/// library and the browser package than a HashMap (no hasher, no table code), and as
+/// fast for plans of a few hundred events.
+pub(crate) type Named = Vec<(String, EventNode)>;
+
 /// The compiled plan: events by kind and name, looked up without allocating.
 #[derive(Debug)]
 pub(crate) struct Compiled {
-    pub track: HashMap<String, EventNode>,
-    pub screen: HashMap<String, EventNode>,
-    pub page: HashMap<String, EventNode>,
+    pub track: Named,
+    pub screen: Named,
+    pub page: Named,
     pub identify: Option<EventNode>,
     pub group: Option<EventNode>,
     pub allow_unplanned: bool,
@@ -123,12 +126,30 @@ impl Compiled {
     pub fn lookup(&self, kind: MessageType, name: Option<&str>) -> Option<&EventNode> {
         let name = name.unwrap_or_default();
         match kind {
-            MessageType::Track => self.track.get(name),
-            MessageType::Screen => self.screen.get(name),
-            MessageType::Page => self.page.get(name),
+            MessageType::Track => find_named(&self.track, name),
+            MessageType::Screen => find_named(&self.screen, name),
+            MessageType::Page => find_named(&self.page, name),
             MessageType::Identify => self.identify.as_ref(),
             MessageType::Group => self.group.as_ref(),
             MessageType::Alias => None,
+        }
+    }
+}
+
+fn find_named<'a>(events: &'a [(String, EventNode)], name: &str) -> Option<&'a EventNode> {
+    events
+        .binary_search_by(|(k, _)| k.as_str().cmp(name))
+        .ok()
+        .map(|i| &events[i].1)
+}
+
+/// Adds a named event in order; false if the name is already there.
+fn insert_named(events: &mut Named, name: String, entry: EventNode) -> bool {
+    match events.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
+        Ok(_) => false,
+        Err(i) => {
+            events.insert(i, (name, entry));
+            true
         }
     }
 }
@@ -564,9 +585,9 @@ pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Com
         ));
     }
     let mut out = Compiled {
-        track: HashMap::new(),
-        screen: HashMap::new(),
-        page: HashMap::new(),
+        track: Vec::new(),
+        screen: Vec::new(),
+        page: Vec::new(),
         identify: None,
         group: None,
         allow_unplanned: file.allow_unplanned_events,
@@ -630,9 +651,9 @@ pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Com
         let entry = EventNode { schema: node };
         let name = ev.name.clone().unwrap_or_default();
         let dup = match kind {
-            MessageType::Track => out.track.insert(name, entry).is_some(),
-            MessageType::Screen => out.screen.insert(name, entry).is_some(),
-            MessageType::Page => out.page.insert(name, entry).is_some(),
+            MessageType::Track => !insert_named(&mut out.track, name, entry),
+            MessageType::Screen => !insert_named(&mut out.screen, name, entry),
+            MessageType::Page => !insert_named(&mut out.page, name, entry),
             MessageType::Identify => out.identify.replace(entry).is_some(),
             MessageType::Group => out.group.replace(entry).is_some(),
             MessageType::Alias => false,
