@@ -26,20 +26,8 @@ use serde_json::{json, Value};
 use trailhound_core::plan::{PatternEngine, Plan, RegexLiteEngine};
 use trailhound_core::Message;
 
-const TYPED: &str = r#"{
-  "plan": "bench", "version": "1-0-0",
-  "events": [
-    { "type": "track", "name": "Song Played",
-      "schema": { "type": "object", "required": ["title", "artist", "seconds"],
-        "additionalProperties": false,
-        "properties": {
-          "title": { "type": "string", "minLength": 1, "maxLength": 200 },
-          "artist": { "type": "string", "maxLength": 200 },
-          "seconds": { "type": "integer", "minimum": 0, "maximum": 86400 },
-          "shuffle": { "type": "boolean" },
-          "rating": { "type": "number", "minimum": 0, "maximum": 5 } } } }
-  ]
-}"#;
+/// The plan of the typical event, shared with the runtime's `track` bench.
+const TYPED: &str = include_str!("typical-plan.json");
 
 const RICH: &str = r#"{
   "plan": "bench", "version": "1-0-0",

@@ -42,20 +42,8 @@ const SENT_AT: i64 = 1_700_000_000_000;
 const BACKOFF: Duration = Duration::from_micros(100);
 
 /// The plan of the typical event: its five properties, typed and bounded.
-const PLAN: &str = r#"{
-  "plan": "bench", "version": "1-0-0",
-  "events": [
-    { "type": "track", "name": "Song Played",
-      "schema": { "type": "object", "required": ["title", "artist", "seconds"],
-        "additionalProperties": false,
-        "properties": {
-          "title": { "type": "string", "minLength": 1, "maxLength": 200 },
-          "artist": { "type": "string", "maxLength": 200 },
-          "seconds": { "type": "integer", "minimum": 0, "maximum": 86400 },
-          "shuffle": { "type": "boolean" },
-          "rating": { "type": "number", "minimum": 0, "maximum": 5 } } } }
-  ]
-}"#;
+/// (The file is shared with the validator's bench, `trailhound-core/benches/plan.rs`.)
+const PLAN: &str = include_str!("../../trailhound-core/benches/typical-plan.json");
 
 /// The typical event, breaking the plan once (`rating` above its maximum).
 fn violating_properties(i: u64) -> Value {
