@@ -23,8 +23,7 @@ use super::{Plan, Rule, Violation};
 use crate::message::Message;
 
 /// What the device does with an event that breaks the plan.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum PlanMode {
     /// Events are not checked.
     Off,
@@ -38,6 +37,14 @@ pub enum PlanMode {
     /// Properties the plan does not allow are removed and the event is sent (annotated);
     /// an event with any other violation is dropped.
     EnforceStrip,
+}
+
+/// Serialised as [`PlanMode::as_str`] (what a `snake_case` derive would write), in one
+/// call per serializer type.
+impl Serialize for PlanMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl PlanMode {
