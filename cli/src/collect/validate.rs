@@ -369,7 +369,7 @@ fn non_empty_string(v: Option<&Value>) -> bool {
     matches!(v, Some(Value::String(s)) if !s.is_empty())
 }
 
-fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -18,6 +18,8 @@ use serde_json::Value;
 use trailhound_core::message::MessageType;
 use trailhound_core::plan::{event_label, Plan, Rule, Violation};
 
+use crate::collect::validate::json_kind;
+
 /// `trailhound plan check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -111,7 +113,10 @@ impl Report {
 /// Why a parsed line is not a wire event, or its label.
 fn label_of(event: &Value) -> Result<String, String> {
     let Some(obj) = event.as_object() else {
-        return Err(format!("expected a JSON object, found {}", kind_of(event)));
+        return Err(format!(
+            "expected a JSON object, found {}",
+            json_kind(event)
+        ));
     };
     let kind = match obj.get("type") {
         Some(Value::String(t)) => MessageType::parse(t).ok_or_else(|| {
@@ -119,7 +124,7 @@ fn label_of(event: &Value) -> Result<String, String> {
                 "unknown \"type\" {t:?} (expected track, identify, screen, page, group or alias)"
             )
         })?,
-        Some(other) => return Err(format!("\"type\" is {}, not a string", kind_of(other))),
+        Some(other) => return Err(format!("\"type\" is {}, not a string", json_kind(other))),
         None => return Err("no \"type\"".to_owned()),
     };
     let name = match kind {
@@ -131,17 +136,6 @@ fn label_of(event: &Value) -> Result<String, String> {
         _ => None,
     };
     Ok(event_label(kind, name))
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Checks every line of `reader` against `plan`. Fails only when reading fails.
