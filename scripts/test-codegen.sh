@@ -92,6 +92,14 @@ generate() {
     "$TRAILHOUND" plan codegen "$1" --lang "$2" --out "$3" >/dev/null
 }
 
+# generate_fresh PLAN LANG DIR: DIR emptied first (Kotlin keeps its directories instead,
+# for Maven's compiled classes)
+generate_fresh() {
+    rm -rf "$3"
+    mkdir -p "$3"
+    generate "$@"
+}
+
 step "build the trailhound CLI"
 cargo build -q -p trailhound-cli --bin trailhound
 TRAILHOUND="${CARGO_TARGET_DIR:-$ROOT/target}/debug/trailhound"
@@ -140,9 +148,7 @@ step "TypeScript: tsc --strict and a Node run"
 t0=$SECONDS
 for v in v1 v2; do
     d="$WORK/ts-$v"
-    rm -rf "$d"
-    mkdir -p "$d"
-    generate "$FIX/plan-$v.json" typescript "$d"
+    generate_fresh "$FIX/plan-$v.json" typescript "$d"
     cp "$FIX/typescript/app.ts" "$FIX/typescript/tsconfig.json" "$d/"
     echo '{"type": "module"}' >"$d/package.json"
 done
@@ -167,9 +173,7 @@ else
         "Property 'deviceId' is missing" "Property 'Radio' does not exist" "Property 'songLiked' does not exist"
 fi
 d="$WORK/ts-example"
-rm -rf "$d"
-mkdir -p "$d"
-generate "$ROOT/examples/music/plan.json" typescript "$d"
+generate_fresh "$ROOT/examples/music/plan.json" typescript "$d"
 if (cd "$d" && "$TSC" --strict --noEmit --target es2022 music-app-tracker.ts >tsc.log 2>&1); then
     pass "typescript: the example plan's tracker compiles (tsc --strict)"
 else
@@ -183,9 +187,7 @@ step "Python: mypy --strict, a run with a fake and one through the real bindings
 t0=$SECONDS
 for v in v1 v2; do
     d="$WORK/py-$v"
-    rm -rf "$d"
-    mkdir -p "$d"
-    generate "$FIX/plan-$v.json" python "$d"
+    generate_fresh "$FIX/plan-$v.json" python "$d"
     cp "$FIX/python/app.py" "$d/"
 done
 cp "$FIX/python/real_run.py" "$WORK/py-v1/"
@@ -222,9 +224,7 @@ else
         'Missing named argument "device_id"' 'has no attribute "RADIO"' 'has no attribute "song_liked"'
 fi
 d="$WORK/py-example"
-rm -rf "$d"
-mkdir -p "$d"
-generate "$ROOT/examples/music/plan.json" python "$d"
+generate_fresh "$ROOT/examples/music/plan.json" python "$d"
 if (cd "$d" && "$MYPY" --strict --no-incremental music_app_tracker.py >mypy.log 2>&1); then
     pass "python: the example plan's module passes mypy --strict"
 else
