@@ -6,7 +6,7 @@
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
     doc_lines, event_doc, header, member_to_json, param_doc_text, quoted, sink_call, star_comment,
-    tracker_doc, type_expr, Generated, Out, ToJsonSyntax, TypeSyntax,
+    tracker_doc, type_expr, value_expr, Generated, Out, ToJsonSyntax, TypeSyntax, ValueSyntax,
 };
 use trailhound_core::MessageType;
 
@@ -71,33 +71,19 @@ fn literal(s: &str) -> String {
     quoted(s, |c| format!("\\u{c:04x}"), &['$'])
 }
 
-/// A Kotlin expression for a JSON value (maps and lists of the plain values).
-fn value_expr(v: &serde_json::Value) -> String {
-    use serde_json::Value as V;
-    match v {
-        V::Null => "null".to_owned(),
-        V::Bool(b) => b.to_string(),
-        V::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                format!("{i}L")
-            } else {
-                format!("{:?}", n.as_f64().unwrap_or(0.0))
-            }
-        }
-        V::String(s) => literal(s),
-        V::Array(a) => format!(
-            "listOf<Any?>({})",
-            a.iter().map(value_expr).collect::<Vec<_>>().join(", ")
-        ),
-        V::Object(o) => format!(
-            "mapOf<String, Any?>({})",
-            o.iter()
-                .map(|(k, v)| format!("{} to {}", literal(k), value_expr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
+/// Kotlin expressions for JSON values (maps and lists of the plain values).
+const VALUES: ValueSyntax = ValueSyntax {
+    null: "null",
+    boolean: |b| b.to_string(),
+    number: |n| match n.as_i64() {
+        Some(i) => format!("{i}L"),
+        None => format!("{:?}", n.as_f64().unwrap_or(0.0)),
+    },
+    string: literal,
+    array: |items| format!("listOf<Any?>({items})"),
+    object: |entries| format!("mapOf<String, Any?>({entries})"),
+    entry: |k, v| format!("{} to {v}", literal(k)),
+};
 
 /// KDoc; `*/` and `/*` (Kotlin's comments nest) cannot end or open one.
 fn kdoc(out: &mut Out, lines: &[String]) {
@@ -153,7 +139,7 @@ fn declaration(m: &Model, f: &Field, name: &str) -> String {
 fn assign(out: &mut Out, f: &Field, access: &str) {
     let wire = literal(&f.wire);
     if let Some(c) = &f.constant {
-        out.line(format!("p_[{wire}] = {}", value_expr(c)));
+        out.line(format!("p_[{wire}] = {}", value_expr(c, &VALUES)));
         return;
     }
     let may_be_null = f.is_optional_type() || f.ty == Ty::Any;

@@ -291,6 +291,47 @@ pub(crate) fn member_to_json(ty: &ir::Ty, expr: &str, depth: usize, s: &ToJsonSy
     }
 }
 
+/// How one language writes a JSON value as an expression, for [`value_expr`].
+pub(crate) struct ValueSyntax {
+    /// `null`.
+    pub(crate) null: &'static str,
+    /// `true` / `false`.
+    pub(crate) boolean: fn(bool) -> String,
+    /// A number.
+    pub(crate) number: fn(&serde_json::Number) -> String,
+    /// A string.
+    pub(crate) string: fn(&str) -> String,
+    /// A list, of its items' expressions joined by `, `.
+    pub(crate) array: fn(&str) -> String,
+    /// A map, of its entries joined by `, ` (empty for `{}`).
+    pub(crate) object: fn(&str) -> String,
+    /// One map entry: the key as written in the plan, and the value's expression.
+    pub(crate) entry: fn(&str, &str) -> String,
+}
+
+/// An expression of the language that `syntax` writes for the JSON value `v`.
+pub(crate) fn value_expr(v: &serde_json::Value, syntax: &ValueSyntax) -> String {
+    use serde_json::Value as V;
+    match v {
+        V::Null => syntax.null.to_owned(),
+        V::Bool(b) => (syntax.boolean)(*b),
+        V::Number(n) => (syntax.number)(n),
+        V::String(s) => (syntax.string)(s),
+        V::Array(a) => (syntax.array)(
+            &a.iter()
+                .map(|v| value_expr(v, syntax))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        V::Object(o) => (syntax.object)(
+            &o.iter()
+                .map(|(k, v)| (syntax.entry)(k, &value_expr(v, syntax)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    }
+}
+
 /// A `/** … */` comment (KDoc, JSDoc) of `lines`, which the caller has already kept from
 /// closing it early: one line stays on one line, an empty list writes nothing.
 pub(crate) fn star_comment(out: &mut Out, lines: &[String]) {

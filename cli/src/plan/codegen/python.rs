@@ -5,8 +5,8 @@
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
-    doc_lines, event_doc, header, param_doc_text, single_line, sink_call, type_expr, Generated,
-    Out, TypeSyntax,
+    doc_lines, event_doc, header, param_doc_text, single_line, sink_call, type_expr, value_expr,
+    Generated, Out, TypeSyntax, ValueSyntax,
 };
 use trailhound_core::MessageType;
 
@@ -36,28 +36,16 @@ fn type_name(w: &Words) -> String {
 /// A Python string literal (JSON's escapes are Python's, and `\u2028` is fine in both).
 use super::string_literal as literal;
 
-/// A Python expression for a JSON value.
-fn value_expr(v: &serde_json::Value) -> String {
-    use serde_json::Value as V;
-    match v {
-        V::Null => "None".to_owned(),
-        V::Bool(true) => "True".to_owned(),
-        V::Bool(false) => "False".to_owned(),
-        V::Number(n) => n.to_string(),
-        V::String(s) => literal(s),
-        V::Array(a) => format!(
-            "[{}]",
-            a.iter().map(value_expr).collect::<Vec<_>>().join(", ")
-        ),
-        V::Object(o) => format!(
-            "{{{}}}",
-            o.iter()
-                .map(|(k, v)| format!("{}: {}", literal(k), value_expr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
+/// Python expressions for JSON values.
+const VALUES: ValueSyntax = ValueSyntax {
+    null: "None",
+    boolean: |b| if b { "True" } else { "False" }.to_owned(),
+    number: |n| n.to_string(),
+    string: literal,
+    array: |items| format!("[{items}]"),
+    object: |entries| format!("{{{entries}}}"),
+    entry: |k, v| format!("{}: {v}", literal(k)),
+};
 
 /// A docstring: backslashes escaped, and each `"` that another `"` follows or that ends
 /// the text, so that no text can end it early.
@@ -110,7 +98,11 @@ fn declaration(m: &Model, f: &Field, name: &str) -> String {
     let ty = match &f.literals {
         Some(values) if values.iter().all(literal_ok) => format!(
             "_t.Literal[{}]",
-            values.iter().map(value_expr).collect::<Vec<_>>().join(", ")
+            values
+                .iter()
+                .map(|v| value_expr(v, &VALUES))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         _ => py_type(m, &f.ty),
     };
@@ -127,7 +119,7 @@ fn declaration(m: &Model, f: &Field, name: &str) -> String {
 fn assign(out: &mut Out, f: &Field, access: &str) {
     let wire = literal(&f.wire);
     if let Some(c) = &f.constant {
-        out.line(format!("p_[{wire}] = {}", value_expr(c)));
+        out.line(format!("p_[{wire}] = {}", value_expr(c, &VALUES)));
     } else if f.required {
         out.line(format!("p_[{wire}] = _json({access})"));
     } else {

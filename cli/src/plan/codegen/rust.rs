@@ -7,7 +7,7 @@
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
     brace_escape, doc_lines, event_doc, field_doc, header, line_comment, quoted, sink_call,
-    Generated, Out,
+    value_expr, Generated, Out, ValueSyntax,
 };
 
 fn string_literal(s: &str) -> String {
@@ -278,7 +278,7 @@ impl Gen<'_> {
         let key = format!("{}.to_owned()", string_literal(&f.wire));
         if let Some(c) = &f.constant {
             self.out
-                .line(format!("props_.insert({key}, {});", value_expr(c)));
+                .line(format!("props_.insert({key}, {});", value_expr(c, &VALUES)));
         } else if optional {
             self.out.open(format!("if let Some(v) = &{access} {{"));
             self.out.line(format!("props_.insert({key}, v.to_json());"));
@@ -419,38 +419,29 @@ fn borrowed(m: &Model, ty: &Ty) -> String {
     }
 }
 
-/// A Rust expression building this JSON value.
-fn value_expr(v: &serde_json::Value) -> String {
-    use serde_json::Value as V;
-    match v {
-        V::Null => "serde_json::Value::Null".to_owned(),
-        V::Bool(b) => format!("serde_json::Value::Bool({b})"),
-        V::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                format!("serde_json::Value::from({i}i64)")
-            } else if let Some(u) = n.as_u64() {
-                format!("serde_json::Value::from({u}u64)")
-            } else {
-                format!(
-                    "serde_json::Value::from({:?}f64)",
-                    n.as_f64().unwrap_or(0.0)
-                )
-            }
+/// Rust expressions building JSON values.
+const VALUES: ValueSyntax = ValueSyntax {
+    null: "serde_json::Value::Null",
+    boolean: |b| format!("serde_json::Value::Bool({b})"),
+    number: |n| {
+        if let Some(i) = n.as_i64() {
+            format!("serde_json::Value::from({i}i64)")
+        } else if let Some(u) = n.as_u64() {
+            format!("serde_json::Value::from({u}u64)")
+        } else {
+            format!(
+                "serde_json::Value::from({:?}f64)",
+                n.as_f64().unwrap_or(0.0)
+            )
         }
-        V::String(s) => format!(
+    },
+    string: |s| {
+        format!(
             "serde_json::Value::String({}.to_owned())",
             string_literal(s)
-        ),
-        V::Array(a) => format!(
-            "serde_json::Value::Array(vec![{}])",
-            a.iter().map(value_expr).collect::<Vec<_>>().join(", ")
-        ),
-        V::Object(o) => format!(
-            "serde_json::Value::Object([{}].into_iter().collect())",
-            o.iter()
-                .map(|(k, v)| format!("({}.to_owned(), {})", string_literal(k), value_expr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
+        )
+    },
+    array: |items| format!("serde_json::Value::Array(vec![{items}])"),
+    object: |entries| format!("serde_json::Value::Object([{entries}].into_iter().collect())"),
+    entry: |k, v| format!("({}.to_owned(), {v})", string_literal(k)),
+};

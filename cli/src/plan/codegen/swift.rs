@@ -8,7 +8,8 @@
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
     brace_escape, doc_lines, event_doc, header, line_comment, member_to_json, param_doc_text,
-    quoted, sink_call, tracker_doc, type_expr, Generated, Out, ToJsonSyntax, TypeSyntax,
+    quoted, sink_call, tracker_doc, type_expr, value_expr, Generated, Out, ToJsonSyntax,
+    TypeSyntax, ValueSyntax,
 };
 use trailhound_core::MessageType;
 
@@ -100,27 +101,22 @@ fn literal(s: &str) -> String {
     quoted(s, brace_escape, &[])
 }
 
-fn value_expr(v: &serde_json::Value) -> String {
-    use serde_json::Value as V;
-    match v {
-        V::Null => "nil".to_owned(),
-        V::Bool(b) => b.to_string(),
-        V::Number(n) => n.to_string(),
-        V::String(s) => literal(s),
-        V::Array(a) => format!(
-            "[{}] as [Any?]",
-            a.iter().map(value_expr).collect::<Vec<_>>().join(", ")
-        ),
-        V::Object(o) if o.is_empty() => "[:] as [String: Any?]".to_owned(),
-        V::Object(o) => format!(
-            "[{}] as [String: Any?]",
-            o.iter()
-                .map(|(k, v)| format!("{}: {}", literal(k), value_expr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
+/// Swift expressions for JSON values.
+const VALUES: ValueSyntax = ValueSyntax {
+    null: "nil",
+    boolean: |b| b.to_string(),
+    number: |n| n.to_string(),
+    string: literal,
+    array: |items| format!("[{items}] as [Any?]"),
+    object: |entries| {
+        if entries.is_empty() {
+            "[:] as [String: Any?]".to_owned()
+        } else {
+            format!("[{entries}] as [String: Any?]")
+        }
+    },
+    entry: |k, v| format!("{}: {v}", literal(k)),
+};
 
 fn doc(out: &mut Out, lines: &[String]) {
     line_comment(out, "///", lines);
@@ -174,7 +170,10 @@ fn declaration(m: &Model, f: &Field, name: &str) -> String {
 fn assign(out: &mut Out, f: &Field, access: &str) {
     let wire = literal(&f.wire);
     if let Some(c) = &f.constant {
-        out.line(format!("p_.updateValue({}, forKey: {wire})", value_expr(c)));
+        out.line(format!(
+            "p_.updateValue({}, forKey: {wire})",
+            value_expr(c, &VALUES)
+        ));
         return;
     }
     if !f.required {
