@@ -241,11 +241,27 @@ fn object<'a>(v: &'a Value, at: &str, what: &str) -> Parsed<&'a serde_json::Map<
     v.as_object().ok_or_else(|| invalid_type(v, at, what))
 }
 
-fn unknown_field(key: &str, at: &str, fields: &[&str]) -> PlanError {
-    let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+/// `` `a`, `b`, `c` ``: the names of a serde-style "expected one of" message.
+fn backtick_list(len: usize, name: &dyn Fn(usize) -> &'static str) -> String {
+    let mut out = String::new();
+    for i in 0..len {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('`');
+        out.push_str(name(i));
+        out.push('`');
+    }
+    out
+}
+
+fn unknown_field(key: &str, at: &str, fields: &[&'static str]) -> PlanError {
     err(
         key_at(at, key),
-        format!("unknown field `{key}`, expected one of {}", list.join(", ")),
+        format!(
+            "unknown field `{key}`, expected one of {}",
+            backtick_list(fields.len(), &|i| fields[i])
+        ),
     )
 }
 
@@ -298,10 +314,12 @@ fn variant_index(
 ) -> Parsed<usize> {
     let s = v.as_str().ok_or_else(|| invalid_type(v, at, "a string"))?;
     (0..len).find(|&i| name(i) == s).ok_or_else(|| {
-        let list: Vec<String> = (0..len).map(|i| format!("`{}`", name(i))).collect();
         err(
             at,
-            format!("unknown variant `{s}`, expected one of {}", list.join(", ")),
+            format!(
+                "unknown variant `{s}`, expected one of {}",
+                backtick_list(len, name)
+            ),
         )
     })
 }
@@ -562,12 +580,20 @@ fn types(v: &Value, at: &str) -> Parsed<Types> {
 // ---------------------------------------------------------------------------------------
 // Lint and compile.
 
+/// Three non-empty runs of ASCII digits joined by `-` (by bytes: no split or Vec).
 fn is_schemaver(v: &str) -> bool {
-    let parts: Vec<&str> = v.split('-').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+    let (mut dashes, mut run) = (0, 0);
+    for c in v.bytes() {
+        match c {
+            b'0'..=b'9' => run += 1,
+            b'-' if run > 0 => {
+                dashes += 1;
+                run = 0;
+            }
+            _ => return false,
+        }
+    }
+    dashes == 2 && run > 0
 }
 
 /// Lints and compiles a plan file.
@@ -1210,4 +1236,22 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
         return refuse("an unclosed class");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_schemaver;
+
+    /// SchemaVer is exactly three non-empty runs of ASCII digits joined by single dashes.
+    #[test]
+    fn schemaver_accepts_three_digit_runs_only() {
+        for ok in ["1-0-0", "10-20-300", "0-0-0"] {
+            assert!(is_schemaver(ok), "{ok}");
+        }
+        for bad in [
+            "", "1-0", "1-0-0-0", "-1-0", "1--0", "1-0-", "1.0.0", "a-0-0", "1-0-0 ", "١-0-0",
+        ] {
+            assert!(!is_schemaver(bad), "{bad:?}");
+        }
+    }
 }
