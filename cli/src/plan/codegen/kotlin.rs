@@ -5,10 +5,10 @@
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
-    doc_lines, event_doc, header, member_to_json, param_doc_text, quoted, sink_call, star_comment,
-    tracker_doc, type_expr, value_expr, Generated, Out, ToJsonSyntax, TypeSyntax, ValueSyntax,
+    doc_lines, event_doc, header, id_param, member_to_json, param_doc_text, params, quoted,
+    sink_call, star_comment, tracker_doc, type_expr, value_expr, Generated, Out, ToJsonSyntax,
+    TypeSyntax, ValueSyntax,
 };
-use trailhound_core::MessageType;
 
 /// Kotlin's hard keywords: escaped with backticks.
 const KEYWORDS: &[&str] = &[
@@ -209,7 +209,7 @@ pub(super) fn generate(m: &Model, package: &str) -> Generated {
 
     for o in &m.objects {
         out.blank();
-        let params: Vec<&Field> = o.fields.iter().filter(|f| f.is_param()).collect();
+        let params = params(&o.fields);
         let mut doc = o.doc.as_deref().map(doc_lines).unwrap_or_default();
         if !params.is_empty() {
             if !doc.is_empty() {
@@ -299,13 +299,10 @@ pub(super) fn generate(m: &Model, package: &str) -> Generated {
 }
 
 fn method(out: &mut Out, m: &Model, ev: &EventDef) {
-    let params: Vec<&Field> = ev.fields.iter().filter(|f| f.is_param()).collect();
-    let mut args = Vec::new();
-    match ev.kind {
-        MessageType::Identify => args.push("userId: String?".to_owned()),
-        MessageType::Group => args.push("groupId: String".to_owned()),
-        _ => {}
-    }
+    let params = params(&ev.fields);
+    let mut args: Vec<String> = id_param(ev, "userId: String?", "groupId: String")
+        .into_iter()
+        .collect();
     for f in &params {
         args.push(declaration(m, f, &ident(f.words.camel(), FIXED_PARAMS)));
     }

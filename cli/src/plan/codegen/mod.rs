@@ -332,6 +332,22 @@ pub(crate) fn value_expr(v: &serde_json::Value, syntax: &ValueSyntax) -> String 
     }
 }
 
+/// The fields a caller passes: all but the constants.
+pub(crate) fn params(fields: &[ir::Field]) -> Vec<&ir::Field> {
+    fields.iter().filter(|f| f.is_param()).collect()
+}
+
+/// The id parameter that identify's and group's methods take first, as the language
+/// declares it (`user_id`, `group_id`); none for the other events.
+pub(crate) fn id_param(ev: &ir::EventDef, user_id: &str, group_id: &str) -> Option<String> {
+    use trailhound_core::MessageType;
+    match ev.kind {
+        MessageType::Identify => Some(user_id.to_owned()),
+        MessageType::Group => Some(group_id.to_owned()),
+        _ => None,
+    }
+}
+
 /// A `/** … */` comment (KDoc, JSDoc) of `lines`, which the caller has already kept from
 /// closing it early: one line stays on one line, an empty list writes nothing.
 pub(crate) fn star_comment(out: &mut Out, lines: &[String]) {

@@ -5,10 +5,9 @@
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
-    doc_lines, event_doc, header, param_doc_text, single_line, sink_call, type_expr, value_expr,
-    Generated, Out, TypeSyntax, ValueSyntax,
+    doc_lines, event_doc, header, id_param, param_doc_text, params, single_line, sink_call,
+    type_expr, value_expr, Generated, Out, TypeSyntax, ValueSyntax,
 };
-use trailhound_core::MessageType;
 
 /// Python's keywords (and `self`, the methods' first parameter).
 const KEYWORDS: &[&str] = &[
@@ -230,7 +229,7 @@ pub(super) fn generate(m: &Model) -> Generated {
         out.blank_lines(2);
         out.line("@_dc.dataclass(frozen=True, kw_only=True)");
         out.open(format!("class {}(_PlanObject):", type_name(&o.name)));
-        let params: Vec<&Field> = o.fields.iter().filter(|f| f.is_param()).collect();
+        let params = params(&o.fields);
         let mut doc = o.doc.as_deref().map(doc_lines).unwrap_or_default();
         if doc.is_empty() {
             doc.push(format!("The object {}.", type_name(&o.name)));
@@ -285,13 +284,9 @@ pub(super) fn generate(m: &Model) -> Generated {
 }
 
 fn method(out: &mut Out, m: &Model, ev: &EventDef) {
-    let params: Vec<&Field> = ev.fields.iter().filter(|f| f.is_param()).collect();
+    let params = params(&ev.fields);
     let mut args = vec!["self".to_owned()];
-    match ev.kind {
-        MessageType::Identify => args.push("user_id: _t.Optional[str]".to_owned()),
-        MessageType::Group => args.push("group_id: str".to_owned()),
-        _ => {}
-    }
+    args.extend(id_param(ev, "user_id: _t.Optional[str]", "group_id: str"));
     if !params.is_empty() {
         args.push("*".to_owned());
     }

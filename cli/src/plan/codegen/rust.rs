@@ -6,14 +6,13 @@
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
-    brace_escape, doc_lines, event_doc, field_doc, header, line_comment, quoted, sink_call,
-    value_expr, Generated, Out, ValueSyntax,
+    brace_escape, doc_lines, event_doc, field_doc, header, id_param, line_comment, params, quoted,
+    sink_call, value_expr, Generated, Out, ValueSyntax,
 };
 
 fn string_literal(s: &str) -> String {
     quoted(s, brace_escape, &[])
 }
-use trailhound_core::MessageType;
 
 /// Rust's keywords (strict, reserved, and those of newer editions).
 const KEYWORDS: &[&str] = &[
@@ -145,7 +144,7 @@ impl Gen<'_> {
             self.doc("///", &o.doc.as_deref().map(doc_lines).unwrap_or_default());
             self.out.line("#[derive(Debug, Clone, PartialEq)]");
             self.out.open(format!("pub struct {name} {{"));
-            for f in o.fields.iter().filter(|f| f.is_param()) {
+            for f in params(&o.fields) {
                 self.doc("///", &field_doc(f));
                 let ty = owned(m, &f.ty);
                 let ty = if f.is_optional_type() {
@@ -207,11 +206,7 @@ impl Gen<'_> {
             .collect();
         let has_options = ev.fields.iter().any(|f| f.is_param() && !f.required);
         let mut args = vec!["&self".to_owned()];
-        match ev.kind {
-            MessageType::Identify => args.push("user_id: Option<&str>".to_owned()),
-            MessageType::Group => args.push("group_id: &str".to_owned()),
-            _ => {}
-        }
+        args.extend(id_param(ev, "user_id: Option<&str>", "group_id: &str"));
         if !params.is_empty() {
             doc.push(String::new());
         }

@@ -7,9 +7,9 @@
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
-    brace_escape, doc_lines, event_doc, header, line_comment, member_to_json, param_doc_text,
-    quoted, sink_call, tracker_doc, type_expr, value_expr, Generated, Out, ToJsonSyntax,
-    TypeSyntax, ValueSyntax,
+    brace_escape, doc_lines, event_doc, header, id_param, line_comment, member_to_json,
+    param_doc_text, params, quoted, sink_call, tracker_doc, type_expr, value_expr, Generated, Out,
+    ToJsonSyntax, TypeSyntax, ValueSyntax,
 };
 use trailhound_core::MessageType;
 
@@ -260,7 +260,7 @@ pub(super) fn generate(m: &Model) -> Generated {
 
     for o in &m.objects {
         out.blank();
-        let params: Vec<&Field> = o.fields.iter().filter(|f| f.is_param()).collect();
+        let params = params(&o.fields);
         let mut lines = o.doc.as_deref().map(doc_lines).unwrap_or_default();
         if !params.is_empty() {
             if !lines.is_empty() {
@@ -345,13 +345,10 @@ pub(super) fn generate(m: &Model) -> Generated {
 }
 
 fn method(out: &mut Out, m: &Model, ev: &EventDef) {
-    let params: Vec<&Field> = ev.fields.iter().filter(|f| f.is_param()).collect();
-    let mut args = Vec::new();
-    match ev.kind {
-        MessageType::Identify => args.push("_ userId: String?".to_owned()),
-        MessageType::Group => args.push("_ groupId: String".to_owned()),
-        _ => {}
-    }
+    let params = params(&ev.fields);
+    let mut args: Vec<String> = id_param(ev, "_ userId: String?", "_ groupId: String")
+        .into_iter()
+        .collect();
     for f in &params {
         args.push(declaration(m, f, &ident(f.words.camel(), FIXED_PARAMS)));
     }

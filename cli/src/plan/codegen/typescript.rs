@@ -5,10 +5,9 @@
 
 use super::ir::{EventDef, Field, Model, Ty, Words};
 use super::{
-    doc_lines, event_doc, field_doc, header, sink_call, star_comment, string_literal, tracker_doc,
-    type_expr, Generated, Out, TypeSyntax,
+    doc_lines, event_doc, field_doc, header, id_param, sink_call, star_comment, string_literal,
+    tracker_doc, type_expr, Generated, Out, TypeSyntax,
 };
-use trailhound_core::MessageType;
 
 /// Class member names the tracker already uses.
 const TAKEN_MEMBERS: &[&str] = &["constructor"];
@@ -249,11 +248,7 @@ fn assign(out: &mut Out, m: &Model, f: &Field, source: &str) {
 fn method(out: &mut Out, m: &Model, ev: &EventDef) {
     jsdoc(out, &event_doc(ev, string_literal));
     let mut params = Vec::new();
-    match ev.kind {
-        MessageType::Identify => params.push("userId: string | null".to_owned()),
-        MessageType::Group => params.push("groupId: string".to_owned()),
-        _ => {}
-    }
+    params.extend(id_param(ev, "userId: string | null", "groupId: string"));
     let has_props = ev.fields.iter().any(Field::is_param);
     if has_props {
         let all_optional = ev
