@@ -4,13 +4,11 @@ import dev.trailhound.ffi.Notification
 import dev.trailhound.ffi.PlanMode
 import dev.trailhound.ffi.PolicyOverrides
 import dev.trailhound.ffi.TrailhoundException
-import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
-import org.junit.jupiter.api.io.TempDir
 import java.nio.file.Files
 import java.nio.file.Path
 import java.util.Collections
@@ -20,18 +18,7 @@ import kotlin.time.Duration.Companion.seconds
  * Tracking plans through the Kotlin bindings: the shared table (tests/plan/cases.json)
  * gives the same verdicts here as in the validator, the native runtime and the Rust FFI.
  */
-class PlanTest {
-    @TempDir
-    lateinit var dir: Path
-    private val collector = TestCollector()
-    private val clients = mutableListOf<Trailhound>()
-
-    @AfterEach
-    fun tearDown() {
-        clients.forEach { runCatching { it.close() } }
-        collector.close()
-    }
-
+class PlanTest : CollectorTest() {
     // Maven runs the tests in bindings/kotlin.
     private val tablePath: Path =
         Path.of(System.getProperty("user.dir")).resolve("../../tests/plan/cases.json")

@@ -5,13 +5,10 @@ import dev.trailhound.ffi.HttpResponse
 import dev.trailhound.ffi.Notification
 import dev.trailhound.ffi.PolicyOverrides
 import dev.trailhound.ffi.TrailhoundException
-import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
-import org.junit.jupiter.api.io.TempDir
-import java.nio.file.Path
 import java.util.Collections
 import java.util.Date
 import java.util.concurrent.CountDownLatch
@@ -20,18 +17,7 @@ import java.util.concurrent.TimeUnit
 import kotlin.time.Duration.Companion.seconds
 
 /** The Kotlin bindings through the real core, against a loopback collector. */
-class TrailhoundTest {
-    @TempDir
-    lateinit var dir: Path
-    private val collector = TestCollector()
-    private val clients = mutableListOf<Trailhound>()
-
-    @AfterEach
-    fun tearDown() {
-        clients.forEach { runCatching { it.close() } }
-        collector.close()
-    }
-
+class TrailhoundTest : CollectorTest() {
     // Short retry delays so that a retried upload is milliseconds, not minutes, away.
     private fun start(
         endpoint: String = collector.url,
