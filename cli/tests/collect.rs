@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use trailhound_cli::collect::{Collector, Config, Faults};
 
 mod common;
-use common::Bin;
+use common::{message_ids, Bin};
 
 // ---------------------------------------------------------------------------
 // A minimal HTTP/1.1 client.
@@ -860,14 +860,7 @@ fn api_filters() {
         bad,
     ]);
     assert_eq!(post(&url, "/v1/batch", "k", &b).status, 200);
-    let ids = |q: &str| -> Vec<String> {
-        get(&url, &format!("/api/events{q}"))["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["messageId"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let ids = |q: &str| -> Vec<String> { message_ids(&get(&url, &format!("/api/events{q}"))) };
     assert_eq!(ids(""), ["a4", "a3", "a2", "a1"]);
     assert_eq!(ids("?type=screen"), ["a3"]);
     assert_eq!(ids("?event=Song%20Played"), ["a4", "a1"]);

@@ -14,7 +14,7 @@ use trailhound_cli::collect::{Collector, Config};
 use trailhound_core::plan::Plan;
 
 mod common;
-use common::Bin;
+use common::{message_ids, Bin};
 
 // ---------------------------------------------------------------------------
 // A minimal HTTP/1.1 client (one request per connection).
@@ -342,14 +342,7 @@ fn violations_api() {
         400
     );
     // And /api/events filters on them.
-    let list = |q: &str| -> Vec<String> {
-        get(&url, &format!("/api/events{q}"))["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["messageId"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let list = |q: &str| -> Vec<String> { message_ids(&get(&url, &format!("/api/events{q}"))) };
     assert_eq!(list("?violations=false"), ["v8", "v1"]);
     assert_eq!(list("?violations=true&type=screen"), ["v5"]);
     assert_eq!(

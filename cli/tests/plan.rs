@@ -5,10 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use trailhound::{Builder, DeviceConditions, Network};
 
 mod common;
-use common::{cli, failed, ok, repo, s, stderr, stdout};
+use common::{cli, failed, offline_device, ok, repo, s, stderr, stdout};
 
 fn music_plan_path() -> PathBuf {
     repo().join("examples/music/plan.json")
@@ -228,13 +227,7 @@ fn check_reads_standard_input_and_passes_good_events() {
 fn check_reads_what_queue_export_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("device");
-    let client = Builder::new("device-key", "http://127.0.0.1:9", &data)
-        .conditions(DeviceConditions {
-            network: Network::Offline,
-            ..DeviceConditions::default()
-        })
-        .build()
-        .unwrap();
+    let client = offline_device(&data);
     client
         .identify(Some("listener-7"), json!({"plan": "duo", "country": "DE"}))
         .unwrap();
@@ -255,13 +248,7 @@ fn check_reads_what_queue_export_writes() {
     assert!(out.contains("4 events checked"), "{out}");
     assert!(out.contains("4 passed, 0 with violations"), "{out}");
 
-    let client = Builder::new("device-key", "http://127.0.0.1:9", &data)
-        .conditions(DeviceConditions {
-            network: Network::Offline,
-            ..DeviceConditions::default()
-        })
-        .build()
-        .unwrap();
+    let client = offline_device(&data);
     client
         .track("Song Skipped", json!({"song_id": "s-1", "position_ms": -5}))
         .unwrap();

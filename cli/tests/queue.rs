@@ -5,11 +5,10 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use trailhound::{Builder, DeviceConditions, Network};
 use trailhound_tests::collector::{Collector, Reply};
 
 mod common;
-use common::{cli, ok, s};
+use common::{cli, offline_device, ok, s};
 
 /// Standard error of a run that must fail.
 fn failed(out: &Output) -> String {
@@ -20,13 +19,7 @@ fn failed(out: &Output) -> String {
 /// Played" tracks, 2 "Song Skipped", an identify and 2 screens.
 fn device_queue(dir: &Path, songs: usize) -> PathBuf {
     let data = dir.join("device");
-    let client = Builder::new("device-key", "http://127.0.0.1:9", &data)
-        .conditions(DeviceConditions {
-            network: Network::Offline,
-            ..DeviceConditions::default()
-        })
-        .build()
-        .unwrap();
+    let client = offline_device(&data);
     client
         .identify(Some("listener-7"), json!({"plan": "duo"}))
         .unwrap();

@@ -96,3 +96,25 @@ impl Drop for Bin {
         let _ = self.child.wait();
     }
 }
+
+/// A client of the real SDK that keeps what it tracks in the queue at `data` (offline:
+/// nothing is sent), as a device without network would.
+pub fn offline_device(data: &Path) -> trailhound::Client {
+    trailhound::Builder::new("device-key", "http://127.0.0.1:9", data)
+        .conditions(trailhound::DeviceConditions {
+            network: trailhound::Network::Offline,
+            ..trailhound::DeviceConditions::default()
+        })
+        .build()
+        .expect("an offline client")
+}
+
+/// The `messageId`s of an `/api/events` answer, in its order.
+pub fn message_ids(answer: &serde_json::Value) -> Vec<String> {
+    answer["events"]
+        .as_array()
+        .expect("an events list")
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
