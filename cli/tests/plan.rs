@@ -893,3 +893,52 @@ fn import_refuses_what_is_not_a_plan() {
     let (_, err) = failed(&cli(&["plan", "import", "--from", "rudderstack", s(&yaml)]));
     assert!(err.contains("bad.yaml"), "{err}");
 }
+
+/// A plan written in YAML (`.yaml`/`.yml`) is the same plan: it lints, diffs as identical
+/// to its JSON form, generates the same code, and a refused one names the same place.
+#[test]
+fn yaml_plans_are_the_same_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("plan.yaml");
+    std::fs::write(&yaml, serde_norway::to_string(&music_plan()).unwrap()).unwrap();
+    let out = ok(&cli(&["plan", "lint", s(&yaml)]));
+    assert!(out.contains("plan music-app version 1-0-0"), "{out}");
+    ok(&cli(&["plan", "diff", s(&music_plan_path()), s(&yaml)]));
+    let gen = |plan: &Path, out: &str| {
+        let out = dir.path().join(out);
+        ok(&cli(&[
+            "plan",
+            "codegen",
+            s(plan),
+            "--lang",
+            "typescript",
+            "--out",
+            s(&out),
+        ]));
+        std::fs::read_dir(&out)
+            .unwrap()
+            .map(|f| std::fs::read(f.unwrap().path()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        gen(&music_plan_path(), "from-json"),
+        gen(&yaml, "from-yaml")
+    );
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "plan: p\nversion: 1-0-0\nevents:\n  - type: track\n    name: A\n    schema:\n      type: object\n      properties:\n        n: {type: integer, minimum: 5, maximum: 1}\n",
+    )
+    .unwrap();
+    let (out, err) = failed(&cli(&["plan", "lint", s(&bad)]));
+    assert!(
+        format!("{out}{err}").contains("at /events/0/schema/properties/n/"),
+        "{out}{err}"
+    );
+    std::fs::write(&bad, "plan: [unclosed\n").unwrap();
+    let (out, err) = failed(&cli(&["plan", "lint", s(&bad)]));
+    assert!(
+        format!("{out}{err}").contains("is not a YAML plan"),
+        "{out}{err}"
+    );
+}

@@ -141,7 +141,7 @@ pub struct CollectArgs {
     /// Serve the page and /api to other machines too (they show user ids and traits).
     #[arg(long)]
     pub allow_remote_read: bool,
-    /// Check every event against this tracking plan (JSON); violations are stored with
+    /// Check every event against this tracking plan (JSON, or YAML named .yaml/.yml); violations are stored with
     /// the event, shown on the page and in /api/violations (events are still accepted).
     #[arg(long, value_name = "PATH")]
     pub plan: Option<PathBuf>,
@@ -149,7 +149,7 @@ pub struct CollectArgs {
 
 /// Reads, lints and compiles a plan file; the error names the file and the place in it.
 pub fn load_plan(path: &Path) -> anyhow::Result<Plan> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::plan::plan_text(path)
         .with_context(|| format!("cannot read the plan {}", path.display()))?;
     Plan::parse(&text).with_context(|| format!("the plan {} is refused", path.display()))
 }

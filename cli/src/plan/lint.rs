@@ -10,7 +10,7 @@ use trailhound_core::plan::{Plan, PlanError};
 /// `trailhound plan lint`.
 #[derive(Debug, clap::Args)]
 pub struct LintArgs {
-    /// The plan file (JSON).
+    /// The plan file (JSON, or YAML with a .yaml/.yml name).
     #[arg(value_name = "PLAN")]
     pub plan: PathBuf,
 }
@@ -18,7 +18,7 @@ pub struct LintArgs {
 /// Loads and compiles a plan file. `Ok(Err(_))` is a plan the validator refused; `Err` is a
 /// file that could not be read.
 pub fn load(path: &Path) -> anyhow::Result<Result<Plan, PlanError>> {
-    let text = super::read_text(path)?;
+    let text = super::plan_text(path)?;
     Ok(Plan::parse(&text))
 }
 

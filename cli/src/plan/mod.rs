@@ -52,3 +52,20 @@ pub fn run(cmd: PlanCommand) -> anyhow::Result<ExitCode> {
 pub(crate) fn read_text(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))
 }
+
+/// Reads a plan file as the JSON text the validator takes. A `.yaml`/`.yml` file is the
+/// same plan written in YAML (the structure, and so every error's JSON pointer, is the
+/// same); the devices and the browser take JSON only, so the CLI is where YAML stops.
+pub fn plan_text(path: &Path) -> anyhow::Result<String> {
+    let text = read_text(path)?;
+    let yaml = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    if !yaml {
+        return Ok(text);
+    }
+    let value: serde_json::Value = serde_norway::from_str(&text)
+        .with_context(|| format!("{} is not a YAML plan", path.display()))?;
+    Ok(value.to_string())
+}

@@ -123,7 +123,7 @@ fn check_package(package: &str) -> Result<String, CodegenError> {
 /// Generates the typed tracking code for `args.plan` into `args.out`. The plan must pass
 /// `trailhound plan lint`: codegen never types a plan that the validator would refuse.
 pub fn run(args: &CodegenArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.plan)
+    let text = super::plan_text(&args.plan)
         .with_context(|| format!("cannot read {}", args.plan.display()))?;
     let plan = Plan::parse(&text)
         .with_context(|| format!("the plan {} is refused", args.plan.display()))?;
