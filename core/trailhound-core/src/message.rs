@@ -193,16 +193,48 @@ pub struct Context {
     annex: Option<Arc<Annex>>,
 }
 
-/// An entry [`Context::annex`] adds, already serialised.
+/// An entry for events' contexts, serialised once ([`Context::set_annex`]); cheap to
+/// clone. Events given the same annex over the same shared context share one serialised
+/// context (one allocation, and one row of a store's contexts table).
+#[derive(Clone, Debug)]
+pub struct ContextAnnex(Arc<Annex>);
+
 #[derive(Debug)]
 struct Annex {
     key: String,
     value: Box<RawValue>,
+    /// The shared context this entry was last spliced into, and the result.
+    spliced: std::sync::Mutex<Option<(Arc<RawValue>, Arc<RawValue>)>>,
 }
 
 impl PartialEq for Annex {
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key && self.value.get() == other.value.get()
+    }
+}
+
+impl ContextAnnex {
+    /// `key` with `value`, serialised now.
+    pub fn new(key: &str, value: &impl Serialize) -> Result<Self, serde_json::Error> {
+        Ok(Self::from_raw(key, serde_json::value::to_raw_value(value)?))
+    }
+
+    pub(crate) fn from_raw(key: &str, value: Box<RawValue>) -> Self {
+        ContextAnnex(Arc::new(Annex {
+            key: key.to_owned(),
+            value,
+            spliced: std::sync::Mutex::new(None),
+        }))
+    }
+
+    /// The entry's key.
+    pub fn key(&self) -> &str {
+        &self.0.key
+    }
+
+    /// The entry's value, serialised.
+    pub fn value(&self) -> &str {
+        self.0.value.get()
     }
 }
 
@@ -235,26 +267,33 @@ impl Context {
     /// fields read through `Deref` do not include it. A key the context already has is
     /// replaced the slow way, through [`Context::make_mut`].
     pub fn annex(&mut self, key: &str, value: &impl Serialize) -> Result<(), serde_json::Error> {
-        let value = serde_json::value::to_raw_value(value)?;
-        if self.map.contains_key(key) {
-            let value = serde_json::from_str(value.get())?;
-            self.make_mut().insert(key.to_owned(), value);
+        self.set_annex(ContextAnnex::new(key, value)?)
+    }
+
+    /// [`Context::annex`] with an entry serialised once for many events.
+    pub fn set_annex(&mut self, annex: ContextAnnex) -> Result<(), serde_json::Error> {
+        if self.map.contains_key(annex.key()) {
+            let value = serde_json::from_str(annex.value())?;
+            self.make_mut().insert(annex.key().to_owned(), value);
             return Ok(());
         }
-        self.annex = Some(Arc::new(Annex {
-            key: key.to_owned(),
-            value,
-        }));
+        self.annex = Some(annex.0);
         Ok(())
     }
 
     /// The serialised context this event carries, when it is serialised text (shared, or
-    /// shared plus an annex spliced in after its fields).
+    /// shared plus an annex spliced in after its fields, once per shared context).
     fn text(&self) -> Option<Arc<RawValue>> {
         let json = self.json.as_ref()?;
         let Some(annex) = &self.annex else {
             return Some(Arc::clone(json));
         };
+        let mut last = annex.spliced.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((base, spliced)) = &*last {
+            if Arc::ptr_eq(base, json) {
+                return Some(Arc::clone(spliced));
+            }
+        }
         let head = json.get().trim_end();
         let head = head.strip_suffix('}')?;
         let key = serde_json::to_string(&annex.key).ok()?;
@@ -267,7 +306,9 @@ impl Context {
         text.push(':');
         text.push_str(annex.value.get());
         text.push('}');
-        RawValue::from_string(text).ok().map(Arc::from)
+        let spliced: Arc<RawValue> = RawValue::from_string(text).ok()?.into();
+        *last = Some((Arc::clone(json), Arc::clone(&spliced)));
+        Some(spliced)
     }
 }
 
@@ -1109,6 +1150,34 @@ mod tests {
         let mut msg = stamp(call(), &id(), &ctx(), "m".into(), 0, &p).unwrap();
         msg.context.annex("library", &json!("replaced")).unwrap();
         assert_eq!(wire(msg)["context"]["library"], "replaced");
+    }
+
+    /// Events given one annex over one shared context share one serialised context; over
+    /// another context (a new session), the annex is spliced into that one.
+    #[test]
+    fn one_annex_one_context_text() {
+        let p = Policy::default();
+        let annex = ContextAnnex::new("plan", &json!({"id": "x"})).unwrap();
+        let sealed = |context: &Context| {
+            let call = Call::Track {
+                event: "e".into(),
+                properties: Properties::new(),
+            };
+            let mut msg = stamp(call, &id(), context, "m".into(), 0, &p).unwrap();
+            msg.context.set_annex(annex.clone()).unwrap();
+            seal(msg, 0, &p).unwrap()
+        };
+        let (one, two) = (ctx(), Context::new(Properties::new()));
+        let (a, b, c) = (sealed(&one), sealed(&one), sealed(&two));
+        assert!(Arc::ptr_eq(
+            a.json.context().unwrap(),
+            b.json.context().unwrap()
+        ));
+        assert_eq!(
+            a.json.context().unwrap().get(),
+            r#"{"library":{"name":"trailhound","version":"0"},"plan":{"id":"x"}}"#
+        );
+        assert_eq!(c.json.context().unwrap().get(), r#"{"plan":{"id":"x"}}"#);
     }
 
     /// An exported line imports back into the same queued event.

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::{Plan, Rule, Violation};
-use crate::message::Message;
+use crate::message::{ContextAnnex, Message};
 
 /// What the device does with an event that breaks the plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -130,6 +130,9 @@ pub struct PlanGate {
     /// (event, rule) and count, sorted by (event, rule): a Vec with binary search rather
     /// than a BTreeMap, whose insertion code is several KB in the mobile library.
     counts: Mutex<Vec<(String, Rule, u64)>>,
+    /// The last `context.plan` annotation: events that break the plan the same way in a
+    /// row (a plan that lags behind the app) share it, and so one serialised context.
+    last_annex: Mutex<Option<ContextAnnex>>,
 }
 
 impl PlanGate {
@@ -141,6 +144,7 @@ impl PlanGate {
             mode,
             max_kinds: max_kinds.max(1),
             counts: Mutex::new(Vec::new()),
+            last_annex: Mutex::new(None),
         }
     }
 
@@ -264,7 +268,22 @@ impl PlanGate {
                 .collect(),
         };
         // Strings and rule ids only: serialising them cannot fail.
-        let _ = msg.context.annex("plan", &annotation);
+        let Ok(value) = serde_json::value::to_raw_value(&annotation) else {
+            return;
+        };
+        // Events that break the plan the same way share one annex, and so one context.
+        let annex = {
+            let mut last = self.last_annex.lock().unwrap_or_else(|e| e.into_inner());
+            match &*last {
+                Some(a) if a.value() == value.get() => a.clone(),
+                _ => {
+                    let a = ContextAnnex::from_raw("plan", value);
+                    *last = Some(a.clone());
+                    a
+                }
+            }
+        };
+        let _ = msg.context.set_annex(annex);
     }
 }
 
