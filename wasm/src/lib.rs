@@ -1219,11 +1219,10 @@ impl Trailhound {
         let policy = self.sh.borrow().policy.clone();
         let event = self.check(message::seal(msg, now, &policy).map_err(js_err))?;
         // Told and counted only once accepted: a call refused here and retried is one event.
-        if let Some((gate, notice)) = told {
-            if let Notification::PlanViolation { violations, .. } = &notice {
-                gate.count(violations);
+        if let Some((gate, verdict)) = told {
+            for notice in gate.settle(verdict, &event.message_id) {
+                self.emit(&notice);
             }
-            self.emit(&notice);
         }
         let id = event.message_id.clone();
         {
@@ -1241,39 +1240,23 @@ impl Trailhound {
 
     /// Applies the tracking plan, if any, to `msg`. `None` if the plan drops it (counted
     /// in `dropped.plan_violation` and told now, like a plugin's drop: the engine never
-    /// sees it); otherwise the violations to count and tell once the event is accepted.
-    #[allow(clippy::type_complexity)]
-    fn apply_plan(&self, msg: &mut Message) -> Option<Option<(Rc<PlanGate>, Notification)>> {
+    /// sees it); otherwise the verdict to settle once the event is accepted.
+    fn apply_plan(&self, msg: &mut Message) -> Option<Option<(Rc<PlanGate>, Verdict)>> {
         let Some(gate) = self.sh.borrow().plan.clone() else {
             return Some(None);
         };
         let verdict = gate.judge(msg);
-        let action = verdict.action();
-        let (violations, dropped) = match verdict {
-            Verdict::Pass => return Some(None),
-            Verdict::Reported(v) | Verdict::Stripped(v) => (v, false),
-            Verdict::Dropped(v) => (v, true),
-        };
-        let notice = Notification::PlanViolation {
-            message_id: msg.message_id.clone(),
-            action,
-            violations,
-        };
-        if !dropped {
-            return Some(Some((gate, notice)));
+        match verdict {
+            Verdict::Pass => Some(None),
+            Verdict::Dropped(_) => {
+                self.sh.borrow_mut().plan_dropped += 1;
+                for notice in gate.settle(verdict, &msg.message_id) {
+                    self.emit(&notice);
+                }
+                None
+            }
+            _ => Some(Some((gate, verdict))),
         }
-        // What it broke, then (as the native client does) that it was dropped.
-        if let Notification::PlanViolation { violations, .. } = &notice {
-            gate.count(violations);
-        }
-        self.emit(&notice);
-        self.sh.borrow_mut().plan_dropped += 1;
-        self.emit(&Notification::Dropped {
-            reason: DropReason::PlanViolation,
-            count: 1,
-            message_ids: vec![msg.message_id.clone()],
-        });
-        None
     }
 
     fn emit(&self, n: &Notification) {

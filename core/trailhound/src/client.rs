@@ -584,43 +584,19 @@ impl Client {
         }
         // After the plugins, so that the verdict is about what is sent; before the identity
         // change, so that a dropped identify changes nothing.
-        let mut plan_notice = None;
+        let mut plan_verdict = None;
         if let Some(gate) = &shared.plan {
-            // Counted only once the call is accepted (below), or dropped here: a call refused
-            // with Backpressure and retried is one event.
+            // Settled (counted, told) only once the call is accepted (below), or dropped
+            // here: a call refused with Backpressure and retried is one event.
             let verdict = gate.judge(&mut msg);
-            let action = verdict.action();
-            match verdict {
-                Verdict::Pass => {}
-                Verdict::Dropped(violations) => {
-                    gate.count(&violations);
-                    shared.plan_dropped.fetch_add(1, Ordering::Relaxed);
-                    let message_id = msg.message_id;
-                    self.notify_later(
-                        vec![
-                            Notification::PlanViolation {
-                                message_id: message_id.clone(),
-                                action,
-                                violations,
-                            },
-                            Notification::Dropped {
-                                reason: DropReason::PlanViolation,
-                                count: 1,
-                                message_ids: vec![message_id],
-                            },
-                        ],
-                        true,
-                    );
-                    // Accepted and dropped, as a plugin's drop: not an error of the call.
-                    return Ok(());
-                }
-                Verdict::Reported(violations) | Verdict::Stripped(violations) => {
-                    plan_notice = Some(Notification::PlanViolation {
-                        message_id: msg.message_id.clone(),
-                        action,
-                        violations,
-                    });
-                }
+            if let Verdict::Dropped(_) = verdict {
+                shared.plan_dropped.fetch_add(1, Ordering::Relaxed);
+                self.notify_later(gate.settle(verdict, &msg.message_id), true);
+                // Accepted and dropped, as a plugin's drop: not an error of the call.
+                return Ok(());
+            }
+            if verdict != Verdict::Pass {
+                plan_verdict = Some((verdict, msg.message_id.clone()));
             }
         }
         // identify and alias change who later events are from; only once the call is
@@ -658,14 +634,9 @@ impl Client {
             shared.gate.release(bytes);
             Error::Closed
         })?;
-        if let Some(notice) = plan_notice {
-            if let (Some(gate), Notification::PlanViolation { violations, .. }) =
-                (&shared.plan, &notice)
-            {
-                gate.count(violations);
-            }
+        if let (Some(gate), Some((verdict, message_id))) = (&shared.plan, plan_verdict) {
             // Follows its event, which wakes the background thread soon enough.
-            self.notify_later(vec![notice], false);
+            self.notify_later(gate.settle(verdict, &message_id), false);
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::{Plan, Rule, Violation};
 use crate::message::{ContextAnnex, Message};
+use crate::report::{DropReason, Notification};
 
 /// What the device does with an event that breaks the plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -167,8 +168,8 @@ impl PlanGate {
     }
 
     /// [`PlanGate::apply`] without counting: for a driver that may still refuse the call
-    /// (backpressure, the size limit once annotated), and counts with
-    /// [`PlanGate::count`] only what it accepted, so that a retried call is counted once.
+    /// (backpressure, the size limit once annotated), and settles with
+    /// [`PlanGate::settle`] only what it accepted, so that a retried call is counted once.
     pub fn judge(&self, msg: &mut Message) -> Verdict {
         if self.mode == PlanMode::Off {
             return Verdict::Pass;
@@ -196,6 +197,32 @@ impl PlanGate {
                 Verdict::Stripped(violations)
             }
         }
+    }
+
+    /// Settles a verdict the driver has accepted (or that drops the event): counts its
+    /// violations and returns what the listener is told, in order: the violations, then,
+    /// for a drop, that the event was dropped. Nothing for a pass.
+    pub fn settle(&self, verdict: Verdict, message_id: &str) -> Vec<Notification> {
+        let action = verdict.action();
+        let (violations, dropped) = match verdict {
+            Verdict::Pass => return Vec::new(),
+            Verdict::Reported(v) | Verdict::Stripped(v) => (v, false),
+            Verdict::Dropped(v) => (v, true),
+        };
+        self.count(&violations);
+        let mut told = vec![Notification::PlanViolation {
+            message_id: message_id.to_owned(),
+            action,
+            violations,
+        }];
+        if dropped {
+            told.push(Notification::Dropped {
+                reason: DropReason::PlanViolation,
+                count: 1,
+                message_ids: vec![message_id.to_owned()],
+            });
+        }
+        told
     }
 
     /// The counts so far, by event then rule.
