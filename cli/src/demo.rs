@@ -286,7 +286,7 @@ pub fn run_session(listen: &str) -> anyhow::Result<(Report, Collector)> {
         fail_rate: 0.5,
         retry_after: Some(1),
         ..Faults::default()
-    });
+    })?;
     client.set_device_conditions(DeviceConditions {
         charging: Some(true),
         ..on_battery(Network::Wifi)
@@ -298,10 +298,10 @@ pub fn run_session(listen: &str) -> anyhow::Result<(Report, Collector)> {
     s.collector.set_faults(Faults {
         latency_ms: 1200,
         ..Faults::default()
-    });
+    })?;
     client.flush()?;
     s.play(&client, 15, tick)?;
-    s.collector.set_faults(Faults::default());
+    s.collector.set_faults(Faults::default())?;
 
     s.say("6. Back on Wi-Fi; the user leaves the app (background: commit and one flush).");
     client.set_device_conditions(on_battery(Network::Wifi))?;

@@ -695,7 +695,7 @@ fn fail_rate() {
     assert_eq!(stats.failed_requests as usize, 40 - ok.len());
     assert_eq!(c.request_times().len(), 40);
 
-    c.set_faults(Faults::default());
+    c.set_faults(Faults::default()).unwrap();
     for i in 0..5 {
         let r = post(
             &url,

@@ -73,8 +73,25 @@ pub(crate) struct Response {
     pub body: Vec<u8>,
 }
 
-/// What the server calls for each request, from the connection's thread.
-pub(crate) type Handler = dyn Fn(&Request) -> Response + Send + Sync;
+/// What the server calls for each request, from the connection's thread. A closure
+/// `Fn(&Request) -> Response` is a handler that answers every request.
+pub(crate) trait Handler: Send + Sync {
+    /// Called once a request's head is read, before its body (`req.body` is still
+    /// empty): `true` resets the connection (a TCP RST) instead of reading on and
+    /// answering, as a dead or blocked endpoint does.
+    fn reset_after_head(&self, _req: &Request) -> bool {
+        false
+    }
+
+    /// The answer to a request whose body is read.
+    fn answer(&self, req: &Request) -> Response;
+}
+
+impl<F: Fn(&Request) -> Response + Send + Sync> Handler for F {
+    fn answer(&self, req: &Request) -> Response {
+        self(req)
+    }
+}
 
 /// A running server: [`Server::stop`] (or dropping it) closes every connection and
 /// joins every thread.
@@ -95,7 +112,7 @@ impl Server {
     pub fn start(
         listener: TcpListener,
         limits: Limits,
-        handler: Arc<Handler>,
+        handler: Arc<dyn Handler>,
     ) -> io::Result<Server> {
         // Non-blocking accept: the loop sees the stop flag without a wake-up connection.
         listener.set_nonblocking(true)?;
@@ -151,7 +168,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn accept_loop(
     listener: &TcpListener,
     limits: &Limits,
-    handler: &Arc<Handler>,
+    handler: &Arc<dyn Handler>,
     stop: &Arc<AtomicBool>,
     conns: &Arc<Mutex<Conns>>,
 ) {
@@ -227,6 +244,8 @@ enum ReadError {
     Closed,
     /// Answer this status (and close).
     Answer(u16, &'static str),
+    /// The handler wants no answer: reset the connection.
+    Reset,
 }
 
 /// Reads from the socket with a per-read timeout and an optional deadline.
@@ -317,7 +336,7 @@ fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     limits: &Limits,
-    handler: &Handler,
+    handler: &dyn Handler,
     stop: &AtomicBool,
 ) {
     let Ok(writer) = stream.try_clone() else {
@@ -331,9 +350,10 @@ fn serve_connection(
         deadline: None,
     };
     while !stop.load(Ordering::Acquire) {
-        let (req, keep_alive) = match read_request(&mut conn, peer, limits, &mut writer) {
+        let (req, keep_alive) = match read_request(&mut conn, peer, limits, handler, &mut writer) {
             Ok(r) => r,
             Err(ReadError::Closed) => return,
+            Err(ReadError::Reset) => return reset(&conn.stream),
             Err(ReadError::Answer(status, why)) => {
                 let body = format!("{{\"success\":false,\"error\":\"{why}\"}}");
                 let resp = Response {
@@ -345,7 +365,7 @@ fn serve_connection(
                 return;
             }
         };
-        let resp = handler(&req);
+        let resp = handler.answer(&req);
         let keep_alive = keep_alive && !stop.load(Ordering::Acquire);
         if write_response(&mut writer, &resp, keep_alive).is_err() || !keep_alive {
             return;
@@ -353,11 +373,19 @@ fn serve_connection(
     }
 }
 
+/// Makes the socket's close a TCP reset (`SO_LINGER` 0) rather than an orderly FIN: the
+/// RST goes out when its last handle (this one, the writer's and the server's `watch`)
+/// is dropped, as the connection's thread ends. std's `set_linger` is still unstable.
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
 /// Reads one request. `keep_alive`: whether another may follow on this connection.
 fn read_request(
     conn: &mut Conn,
     peer: SocketAddr,
     limits: &Limits,
+    handler: &dyn Handler,
     writer: &mut impl Write,
 ) -> Result<(Request, bool), ReadError> {
     conn.deadline = None;
@@ -428,6 +456,9 @@ fn read_request(
         body: Ok(Vec::new()),
         peer,
     };
+    if handler.reset_after_head(&req) {
+        return Err(ReadError::Reset);
+    }
 
     let connection = req.header("connection").map(str::to_ascii_lowercase);
     let mut keep_alive = match connection.as_deref() {
@@ -587,9 +618,7 @@ mod tests {
     use super::*;
 
     fn echo_server(read_timeout: Duration) -> (Server, SocketAddr) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let handler: Arc<Handler> = Arc::new(|r: &Request| Response {
+        let handler: Arc<dyn Handler> = Arc::new(|r: &Request| Response {
             status: if r.body.is_ok() { 200 } else { 413 },
             headers: Vec::new(),
             body: match &r.body {
@@ -597,12 +626,35 @@ mod tests {
                 Err(_) => b"too large".to_vec(),
             },
         });
+        serve(read_timeout, handler)
+    }
+
+    fn serve(read_timeout: Duration, handler: Arc<dyn Handler>) -> (Server, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
         let limits = Limits {
             read_timeout,
             max_body: 16,
             max_drain: 64,
         };
         (Server::start(listener, limits, handler).unwrap(), addr)
+    }
+
+    /// Resets requests to `/dead` once their head is read; answers the others 200.
+    struct DeadPath;
+
+    impl Handler for DeadPath {
+        fn reset_after_head(&self, req: &Request) -> bool {
+            req.target == "/dead"
+        }
+
+        fn answer(&self, _req: &Request) -> Response {
+            Response {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }
+        }
     }
 
     fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
@@ -669,6 +721,32 @@ mod tests {
             let out = exchange(addr, raw);
             assert!(out.starts_with("HTTP/1.1 400"), "{:?}: {out}", raw);
         }
+    }
+
+    /// A handler's reset reaches the client as a TCP reset, not an answer nor a clean
+    /// EOF, even with the body still unread, on a keep-alive connection that had been
+    /// answered before; its thread is gone afterwards.
+    #[test]
+    fn reset_after_head() {
+        let (server, addr) = serve(Duration::from_secs(10), Arc::new(DeadPath));
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(b"GET /alive HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = [0u8; 12];
+        s.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        s.write_all(b"POST /dead HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789")
+            .unwrap();
+        let mut rest = Vec::new();
+        let err = s.read_to_end(&mut rest).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+        for _ in 0..200 {
+            if server.open() == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("{} connections still open", server.open());
     }
 
     /// A client that stops mid-request gets a 408 once the timeout runs out, and its

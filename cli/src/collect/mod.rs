@@ -9,9 +9,11 @@
 //! - [`violations`]: with `--plan`, every event checked against the tracking plan by the
 //!   one validator of `trailhound-core`; the violations are stored with the event and
 //!   summed up by `/api/violations` (events are still accepted: it shows, not refuses).
-//! - `server`: routing, the access rules below, auth, fault injection, the page's assets.
+//! - `server`: routing, the access rules below, auth, fault injection ([`Faults`]), the
+//!   page's assets.
 //! - `http`: a small HTTP/1.1 server where every read has a timeout and every request a
-//!   deadline, so that slow or silent clients cannot stall the others.
+//!   deadline, so that slow or silent clients cannot stall the others; it resets a
+//!   connection when the fault is "no answer" (`--status 0`).
 //!
 //! # Who may talk to it
 //!
@@ -33,6 +35,11 @@
 //!   `sendBeacon` of a non-safelisted type or a `fetch` with credentials needs. Pages of
 //!   other origins are refused with 403 (and are not counted as requests), so that a
 //!   site the tester visits cannot feed events into the session either.
+//! - **`POST /api/faults`** follows the read API's rules and also wants
+//!   `Content-Type: application/json`, which a page of another origin cannot send
+//!   without a preflight that `/api` never answers; an `Origin` other than the
+//!   collector's own is refused. So only a local client (a test, curl) or the
+//!   collector's own page changes the faults.
 //!
 //! Why any IP address passes the `Host` check: a rebinding page's requests carry the
 //! attacker's DNS name, and a page served from an IP address is of that address's
@@ -96,7 +103,20 @@ Who may connect:
   --allow-remote-read.
   /v1/* takes events from apps without an Origin (native SDKs, curl) from anywhere the
   port is reachable, and from browser pages on this machine (http(s)://localhost,
-  127.x.x.x, [::1], any port) or of an origin given with --allow-origin.")]
+  127.x.x.x, [::1], any port) or of an origin given with --allow-origin.
+
+Faults (tracking requests only; the page and /api keep working):
+  --status 0 (or 000) answers nothing: the connection is reset (TCP RST) once the request
+  head is read, as a dead or blocked endpoint; nothing is stored, the request is counted
+  as failed. Other codes are answered as they are; a 2xx one still stores the events.
+  A running collector's faults change with POST /api/faults (like the rest of /api, from
+  this machine unless --allow-remote-read; Content-Type: application/json), effective
+  from the next request:
+    curl -H 'Content-Type: application/json' -d '{\"status\": 0}' http://127.0.0.1:8787/api/faults
+  The body {\"status\": 0|100..599|null, \"fail_rate\": 0..1, \"retry_after\": S|null,
+  \"latency_ms\": MS} replaces every fault (a field left out is no fault: {} clears them);
+  the answer is the faults now in effect, as GET /api/faults gives. A bad body or value
+  is refused with 400 (415 without the JSON type) and changes nothing.")]
 pub struct CollectArgs {
     /// Address to listen on (port 0 picks a free port); 0.0.0.0:PORT lets a phone on the
     /// LAN send events (the page and /api stay local, see below).
@@ -114,8 +134,9 @@ pub struct CollectArgs {
     /// Answer this fraction of tracking requests with 503 (0 to 1).
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_rate)]
     pub fail_rate: f64,
-    /// Answer every tracking request with this status.
-    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(100..=599))]
+    /// Answer every tracking request with this status; 0 (or 000, as curl prints it)
+    /// answers nothing: the connection is reset once the request head is read.
+    #[arg(long, value_name = "CODE", value_parser = parse_status)]
     pub status: Option<u16>,
     /// Add `Retry-After: S` to injected failures.
     #[arg(long, value_name = "S")]
@@ -161,6 +182,13 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("must be between 0 and 1, got {p}"))
     }
+}
+
+/// `0`/`000` (no answer) or an HTTP status.
+fn parse_status(s: &str) -> Result<u16, String> {
+    let code: u16 = s.parse().map_err(|_| format!("not a status code: {s}"))?;
+    Faults::check_status(code)?;
+    Ok(code)
 }
 
 /// Runs `trailhound collect` until interrupted.
@@ -267,30 +295,51 @@ impl Default for Config {
 }
 
 /// Faults injected into the answers to tracking requests (`POST /v1/...`). A request
-/// answered with an injected non-2xx status stores nothing.
-#[derive(Clone, Debug, Default)]
+/// answered with an injected non-2xx status, or not at all, stores nothing.
+///
+/// Its JSON form is the body of `POST /api/faults`: a field left out is no fault.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Fraction of requests answered 503, from 0 to 1 (seeded, so runs repeat).
     pub fail_rate: f64,
-    /// Answer every request with this status (a 2xx one still stores the events).
+    /// Answer every request with this status (a 2xx one still stores the events);
+    /// [`Faults::NO_ANSWER`] resets the connection instead.
     pub status: Option<u16>,
     /// `Retry-After` seconds on injected failures.
     pub retry_after: Option<u64>,
-    /// Delay before every answer, in milliseconds.
+    /// Delay before every answer (or reset), in milliseconds.
     pub latency_ms: u64,
 }
 
 impl Faults {
-    fn check(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&self.fail_rate),
-            "fail rate must be between 0 and 1, got {}",
-            self.fail_rate
-        );
-        if let Some(s) = self.status {
-            anyhow::ensure!((100..=599).contains(&s), "not an HTTP status: {s}");
+    /// The `status` of a dead or blocked endpoint: no HTTP answer at all, the connection
+    /// is reset (TCP RST) right after the request head is read. Written `000` by curl.
+    pub const NO_ANSWER: u16 = 0;
+
+    /// Refuses values the collector cannot play, naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.fail_rate) {
+            return Err(format!(
+                "fail_rate must be between 0 and 1, got {}",
+                self.fail_rate
+            ));
         }
-        Ok(())
+        match self.status {
+            Some(code) => Faults::check_status(code).map_err(|e| format!("status {e}")),
+            None => Ok(()),
+        }
+    }
+
+    fn check_status(code: u16) -> Result<(), String> {
+        if code == Faults::NO_ANSWER || (100..=599).contains(&code) {
+            Ok(())
+        } else {
+            Err(format!(
+                "must be 0 (no answer: the connection is reset) or an HTTP status from 100 \
+                 to 599, got {code}"
+            ))
+        }
     }
 }
 
@@ -317,7 +366,7 @@ impl Collector {
 
     /// `announce`: print the CLI's first line before any request can be logged.
     fn start_with(config: Config, announce: bool) -> anyhow::Result<Collector> {
-        config.faults.check()?;
+        config.faults.check().map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             !config.read_timeout.is_zero(),
             "the read timeout must not be zero"
@@ -382,10 +431,7 @@ impl Collector {
             max_body: validate::limits::MAX_RAW_BYTES,
             max_drain: validate::limits::MAX_DRAIN_BYTES,
         };
-        let handler: Arc<http::Handler> = {
-            let shared = Arc::clone(&shared);
-            Arc::new(move |req: &http::Request| server::handle(req, &shared))
-        };
+        let handler: Arc<dyn http::Handler> = Arc::new(server::Routes(Arc::clone(&shared)));
         let server = http::Server::start(listener, limits, handler)
             .context("cannot start the server thread")?;
         Ok(Collector {
@@ -400,13 +446,17 @@ impl Collector {
         self.url.clone()
     }
 
-    /// Changes the injected faults; the next request sees them.
-    pub fn set_faults(&self, faults: Faults) {
-        let faults = Faults {
-            fail_rate: faults.fail_rate.clamp(0.0, 1.0),
-            ..faults
-        };
+    /// Replaces the injected faults; the next request sees them (a request already
+    /// being handled keeps the old ones). Values [`Faults::check`] refuses change nothing.
+    pub fn set_faults(&self, faults: Faults) -> anyhow::Result<()> {
+        faults.check().map_err(anyhow::Error::msg)?;
         *lock(&self.shared.faults) = faults;
+        Ok(())
+    }
+
+    /// The injected faults now in effect.
+    pub fn faults(&self) -> Faults {
+        lock(&self.shared.faults).clone()
     }
 
     /// The numbers of `/api/stats`.

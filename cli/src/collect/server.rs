@@ -1,6 +1,6 @@
 //! The collector's routes: access rules (Host, Origin, peer), CORS for the tracking
-//! endpoints only, auth, fault injection, the page's assets and the log lines. The HTTP
-//! itself is in `http`.
+//! endpoints only, auth, fault injection (and `/api/faults`, which changes it), the
+//! page's assets and the log lines. The HTTP itself is in `http`.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 use trailhound_core::plan::Plan;
 
-use super::http::{Request, Response};
+use super::http::{Handler, Request, Response};
 use super::store::{Outcome, Query, Store};
 use super::validate::{self, Refusal};
 use super::violations::{self, PlanInfo, PlanViolation};
@@ -115,6 +115,48 @@ impl Answer {
     }
 }
 
+/// The collector's [`Handler`]: [`reset_after_head`] and [`handle`].
+pub(crate) struct Routes(pub Arc<Shared>);
+
+impl Handler for Routes {
+    fn reset_after_head(&self, req: &Request) -> bool {
+        reset_after_head(req, &self.0)
+    }
+
+    fn answer(&self, req: &Request) -> Response {
+        handle(req, &self.0)
+    }
+}
+
+/// Whether to reset the connection rather than answer, decided on the request's head:
+/// a tracking request that [`handle`] would pass to [`ingest`] while the fault is
+/// [`Faults::NO_ANSWER`]. It is counted and logged as a failed request, after the
+/// injected latency.
+pub(crate) fn reset_after_head(req: &Request, shared: &Shared) -> bool {
+    let path = req.target.split_once('?').map_or(&*req.target, |(p, _)| p);
+    let faults = lock(&shared.faults).clone();
+    if faults.status != Some(Faults::NO_ANSWER)
+        || req.method != "POST"
+        || ingest_type(path).is_none()
+        || check_host(req, &shared.access).is_err()
+        || check_origin(req, &shared.access).is_err()
+    {
+        return false;
+    }
+    note_arrival(shared);
+    if faults.latency_ms > 0 {
+        std::thread::sleep(Duration::from_millis(faults.latency_ms));
+    }
+    record(
+        shared,
+        path,
+        Faults::NO_ANSWER,
+        Vec::new(),
+        "no answer, connection reset (injected fault)",
+    );
+    true
+}
+
 /// Answers one request, from a connection's thread.
 pub(crate) fn handle(req: &Request, shared: &Shared) -> Response {
     let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
@@ -183,6 +225,13 @@ fn read_route(req: &Request, path: &str, query: &str, shared: &Shared) -> Answer
         ("GET", "/api/stats") => {
             let stats = lock(&shared.store).stats();
             Answer::json(200, &serde_json::to_value(stats).unwrap_or_default())
+        }
+        ("GET", "/api/faults") => faults_answer(shared),
+        ("POST", "/api/faults") => set_faults(req, shared),
+        (_, "/api/faults") => {
+            let mut a = Answer::error(405, "use GET, or POST to change the faults");
+            a.headers.push(("Allow", "GET, POST".into()));
+            a
         }
         (
             _,
@@ -317,22 +366,95 @@ fn check_origin(req: &Request, access: &Access) -> Result<Option<String>, Answer
     ))
 }
 
-/// A tracking request: maybe fault, decode, authenticate, check, store.
-fn ingest(req: &Request, path: &str, path_type: Option<&'static str>, shared: &Shared) -> Answer {
-    {
-        let mut times = lock(&shared.request_times);
-        times.push_back(SystemTime::now());
-        while times.len() > shared.max_request_times {
-            times.pop_front();
+/// The faults now in effect, as `POST /api/faults` takes them.
+fn faults_answer(shared: &Shared) -> Answer {
+    let faults = lock(&shared.faults).clone();
+    Answer::json(200, &serde_json::to_value(faults).unwrap_or_default())
+}
+
+/// `POST /api/faults`: replaces every fault with the JSON body's (a field left out is no
+/// fault). The JSON content type keeps other sites' pages out: they cannot send it
+/// without a preflight, which `/api` never answers. A refused body changes nothing.
+fn set_faults(req: &Request, shared: &Shared) -> Answer {
+    if let Some(origin) = req.header("origin") {
+        let own = format!("http://{}", host_of(req));
+        if !origin.trim().eq_ignore_ascii_case(&own) {
+            return Answer::error(
+                403,
+                format!("only the collector's own page may change the faults, not {origin}"),
+            );
         }
     }
+    let json_type = req.header("content-type").is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json_type {
+        return Answer::error(
+            415,
+            "send the faults as JSON, with Content-Type: application/json",
+        );
+    }
+    let Ok(body) = &req.body else {
+        return Answer::error(413, "the body is too large for a few faults");
+    };
+    // Through a Value: serde would take a struct from an array too.
+    let parsed = serde_json::from_slice::<Value>(body).and_then(|v| match v {
+        Value::Object(_) => serde_json::from_value::<Faults>(v),
+        other => Err(serde::de::Error::custom(format!(
+            "found {}",
+            validate::json_kind(&other)
+        ))),
+    });
+    let faults = match parsed {
+        Ok(f) => f,
+        Err(e) => {
+            return Answer::error(
+                400,
+                format!(
+                    "expected {{\"status\": 0|100..599|null, \"fail_rate\": 0..1, \
+                     \"retry_after\": S|null, \"latency_ms\": MS}}: {e}"
+                ),
+            )
+        }
+    };
+    if let Err(e) = faults.check() {
+        return Answer::error(400, e);
+    }
+    let answer = Answer::json(200, &serde_json::to_value(&faults).unwrap_or_default());
+    log(
+        shared,
+        &format!(
+            "POST /api/faults 200: now {}",
+            String::from_utf8_lossy(&answer.body)
+        ),
+    );
+    *lock(&shared.faults) = faults;
+    answer
+}
+
+/// Keeps a tracking request's arrival time for [`super::Collector::request_times`].
+fn note_arrival(shared: &Shared) {
+    let mut times = lock(&shared.request_times);
+    times.push_back(SystemTime::now());
+    while times.len() > shared.max_request_times {
+        times.pop_front();
+    }
+}
+
+/// A tracking request: maybe fault, decode, authenticate, check, store.
+fn ingest(req: &Request, path: &str, path_type: Option<&'static str>, shared: &Shared) -> Answer {
+    note_arrival(shared);
     let received_at = Utc::now();
     let faults = lock(&shared.faults).clone();
     if faults.latency_ms > 0 {
         std::thread::sleep(Duration::from_millis(faults.latency_ms));
     }
 
-    let injected = match faults.status {
+    // No answer is decided on the head (`reset_after_head`): a request whose head came
+    // before the switch to it is answered as if the switch came after it.
+    let injected = match faults.status.filter(|&c| c != Faults::NO_ANSWER) {
         Some(code) => Some(code),
         None if faults.fail_rate > 0.0 && lock(&shared.rng).next_f64() < faults.fail_rate => {
             Some(503)
@@ -472,7 +594,8 @@ fn record(
                 String::new()
             },
         ),
-        Ok(_) => format!("POST {path} {status}: {why}"),
+        // Three digits, as curl writes them: 000 is no answer.
+        Ok(_) => format!("POST {path} {status:03}: {why}"),
         Err(e) => format!("POST {path}: cannot store the events: {e:#}"),
     };
     if result.is_err() {
@@ -680,6 +803,7 @@ mod tests {
             "/api/events",
             "/api/stats",
             "/api/violations",
+            "/api/faults",
         ] {
             for peer in [
                 "192.168.1.7:5000",
@@ -700,6 +824,67 @@ mod tests {
             .push(("Authorization".into(), "Basic azo=".into()));
         r.body = Ok(br#"{"batch": []}"#.to_vec());
         assert_eq!(handle(&r, &closed).status, 200);
+
+        // Nor change the faults.
+        let json = [
+            ("Host", "192.168.1.5:8787"),
+            ("Content-Type", "application/json"),
+        ];
+        let mut r = req("POST", "/api/faults", "192.168.1.7:5000", &json);
+        r.body = Ok(br#"{"status": 0}"#.to_vec());
+        assert_eq!(handle(&r, &closed).status, 403);
+        assert_eq!(*lock(&closed.faults), Faults::default());
+        r.peer = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(handle(&r, &closed).status, 200);
+        assert_eq!(lock(&closed.faults).status, Some(Faults::NO_ANSWER));
+    }
+
+    /// No answer is decided on the head of a tracking request only (the page, /api,
+    /// preflights and refused origins are answered), counts it as a failed request, and
+    /// a request whose head was let through before the switch is answered, never with
+    /// status 0.
+    #[test]
+    fn no_answer_on_the_head() {
+        let s = shared(Access::default());
+        *lock(&s.faults) = Faults {
+            status: Some(Faults::NO_ANSWER),
+            ..Faults::default()
+        };
+        let host = [("Host", "127.0.0.1:8787")];
+        assert!(reset_after_head(
+            &req("POST", "/v1/batch?x=1", "127.0.0.1:5000", &host),
+            &s
+        ));
+        assert!(reset_after_head(
+            &req("POST", "/v1/track", "192.168.1.7:5000", &host),
+            &s
+        ));
+        let evil = [
+            ("Host", "127.0.0.1:8787"),
+            ("Origin", "http://evil.example"),
+        ];
+        for (method, path, headers) in [
+            ("GET", "/api/stats", &host[..]),
+            ("POST", "/api/faults", &host),
+            ("GET", "/", &host),
+            ("OPTIONS", "/v1/batch", &host),
+            ("GET", "/v1/batch", &host),
+            ("POST", "/v1/nope", &host),
+            ("POST", "/v1/batch", &evil),
+            ("POST", "/v1/batch", &[("Host", "evil.example")]),
+        ] {
+            let r = req(method, path, "127.0.0.1:5000", headers);
+            assert!(!reset_after_head(&r, &s), "{method} {path} {headers:?}");
+        }
+        let stats = lock(&s.store).stats();
+        assert_eq!((stats.requests, stats.failed_requests), (2, 2));
+        assert_eq!(lock(&s.request_times).len(), 2);
+
+        let mut r = req("POST", "/v1/batch", "127.0.0.1:5000", &host);
+        r.headers
+            .push(("Authorization".into(), "Basic azo=".into()));
+        r.body = Ok(br#"{"batch": []}"#.to_vec());
+        assert_eq!(handle(&r, &s).status, 200);
     }
 
     /// Host names are compared without port, case or trailing dot; loopback origins are

@@ -91,7 +91,8 @@ pub struct Stats {
     pub duplicates: u64,
     /// Tracking requests (`POST /v1/...`) received.
     pub requests: u64,
-    /// Tracking requests answered with a non-2xx status, injected faults included.
+    /// Tracking requests answered with a non-2xx status or not at all (`--status 0`),
+    /// injected faults included.
     pub failed_requests: u64,
     /// Most frequent track event names.
     pub top_events: Vec<Count>,
