@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use trailhound::core::breaker::{EndpointStats as CoreEndpointStats, OpenReason as CoreOpenReason};
 use trailhound::core::report::Dropped as CoreDropped;
 use trailhound::core::retry::RetryState as CoreRetry;
 use trailhound::{
@@ -250,11 +251,35 @@ pub enum Notification {
         /// What it broke.
         violations: Vec<PlanViolation>,
     },
+    /// An endpoint's circuit breaker opened: batches go to the next endpoint, if any.
+    EndpointOpened {
+        /// The endpoint's base URL.
+        url: String,
+        /// `network`, `status`, `paused` or `blocked`.
+        reason: String,
+        /// The HTTP status behind a `status` or `paused` reason.
+        status: Option<u16>,
+        /// Milliseconds until it is tried again.
+        retry_in_ms: u64,
+    },
+    /// An endpoint that was open answered again.
+    EndpointClosed {
+        /// The endpoint's base URL.
+        url: String,
+    },
     /// Storage failed.
     StoreError {
         /// The failure.
         error: String,
     },
+}
+
+/// The HTTP status behind a breaker's reason, if any.
+fn reason_status(reason: CoreOpenReason) -> Option<u16> {
+    match reason {
+        CoreOpenReason::Status { status } | CoreOpenReason::Paused { status } => Some(status),
+        CoreOpenReason::Network | CoreOpenReason::Blocked => None,
+    }
 }
 
 /// One broken rule of a tracking plan.
@@ -324,6 +349,17 @@ impl From<&CoreNotification> for Notification {
                 action: action.to_owned(),
                 violations: violations.into_iter().map(Into::into).collect(),
             },
+            CoreNotification::EndpointOpened {
+                url,
+                reason,
+                retry_in_ms,
+            } => Notification::EndpointOpened {
+                url,
+                reason: reason.as_str().to_owned(),
+                status: reason_status(reason),
+                retry_in_ms,
+            },
+            CoreNotification::EndpointClosed { url } => Notification::EndpointClosed { url },
             CoreNotification::StoreError { error } => Notification::StoreError { error },
         }
     }
@@ -454,6 +490,42 @@ impl From<CoreRetry> for RetryState {
     }
 }
 
+/// One endpoint's circuit breaker and figures.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct EndpointStats {
+    /// The endpoint's base URL.
+    pub url: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+    /// Why it is open or half-open: `network`, `status`, `paused` or `blocked`.
+    pub reason: Option<String>,
+    /// The HTTP status behind a `status` or `paused` reason.
+    pub status: Option<u16>,
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Of those, failed.
+    pub failures: u64,
+    /// Its latest failure.
+    pub last_error: Option<String>,
+    /// When it may be tried again, if open (ms since the epoch).
+    pub retry_at_ms: Option<i64>,
+}
+
+impl From<CoreEndpointStats> for EndpointStats {
+    fn from(e: CoreEndpointStats) -> Self {
+        EndpointStats {
+            url: e.url,
+            state: e.state.as_str().to_owned(),
+            reason: e.reason.map(|r| r.as_str().to_owned()),
+            status: e.reason.and_then(reason_status),
+            requests: e.requests,
+            failures: e.failures,
+            last_error: e.last_error,
+            retry_at_ms: e.retry_at_ms,
+        }
+    }
+}
+
 /// Counters and state.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Stats {
@@ -479,8 +551,10 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Dropped events by reason.
     pub dropped: Dropped,
-    /// Backoff and auth pause.
+    /// Backoff and auth pause of the endpoint the next upload waits for.
     pub retry: RetryState,
+    /// Each endpoint's circuit breaker, in the configured order.
+    pub endpoints: Vec<EndpointStats>,
     /// The network as last reported.
     pub network: Network,
     /// The user opted out.
@@ -506,6 +580,7 @@ impl From<CoreStats> for Stats {
             bytes_sent: s.bytes_sent,
             dropped: s.dropped.into(),
             retry: s.retry.into(),
+            endpoints: s.endpoints.into_iter().map(Into::into).collect(),
             network: s.network.into(),
             opted_out: s.opted_out,
             last_error: s.last_error,

@@ -112,7 +112,7 @@ impl HttpTransport for FlakyTransport {
                 status,
                 retry_after,
             }),
-            trailhound::UploadResult::NetworkError(e) => {
+            trailhound::UploadResult::NetworkError(e) | trailhound::UploadResult::Blocked(e) => {
                 Err(TrailhoundError::Callback { detail: e })
             }
         }

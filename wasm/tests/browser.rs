@@ -659,7 +659,7 @@ fn state(anon: u128, user: Option<&str>, opted_out: bool) -> PersistedState {
     PersistedState {
         identity,
         opted_out,
-        retry: Default::default(),
+        endpoints: Vec::new(),
     }
 }
 

@@ -245,7 +245,12 @@ pub fn inspection(path: &Path) -> anyhow::Result<Inspection> {
         })
         .collect();
     let state = snapshot.state.clone();
-    let retry = state.as_ref().map(|s| s.retry.clone()).unwrap_or_default();
+    // The first endpoint's (the only one before there were several).
+    let retry = state
+        .as_ref()
+        .and_then(|s| s.endpoints.first())
+        .map(|e| e.retry.clone())
+        .unwrap_or_default();
     Ok(Inspection {
         path: db_path(path).display().to_string(),
         note,

@@ -230,7 +230,7 @@ pub fn replay(
                 traits: Default::default(),
             }),
         opted_out: false,
-        retry: Default::default(),
+        endpoints: Vec::new(),
     });
     drop(events);
 

@@ -42,11 +42,12 @@
 use std::collections::VecDeque;
 use std::io::Write;
 
+use crate::breaker::{Breakers, Failure};
 use crate::conditions::DeviceConditions;
 use crate::message::{Identity, QueuedEvent};
 use crate::policy::{millis, Policy, BATCH_ENVELOPE_BYTES};
 use crate::report::{DropReason, Notification, Stats};
-use crate::retry::{self, Jitter, RetryState};
+use crate::retry::Jitter;
 use crate::schedule::{self, QueueLoad, Tier};
 use crate::store::FailureKind;
 use crate::store::{
@@ -80,6 +81,9 @@ pub struct Transmit {
     pub events: usize,
     /// Bytes before compression.
     pub raw_bytes: usize,
+    /// Where it goes: the index of the endpoint in the configured list
+    /// ([`Engine::set_endpoints`]); always 0 with one endpoint.
+    pub endpoint: usize,
 }
 
 /// What became of an upload request.
@@ -94,6 +98,10 @@ pub enum UploadResult {
     },
     /// No answer: DNS, connect, TLS, reset, timeout.
     NetworkError(String),
+    /// The request was blocked on the device (the browser package: a `fetch` that failed
+    /// at once while online, an ad blocker): the endpoint's breaker opens for the longest
+    /// wait ([`crate::breaker`]).
+    Blocked(String),
 }
 
 /// A batch ready to be sent, and its body once built.
@@ -183,6 +191,8 @@ enum Upload {
     InFlight {
         id: u64,
         events: Vec<QueuedEvent>,
+        /// The endpoint it went to.
+        endpoint: usize,
         /// No answer by then: abandoned, as a network error ([`Policy::upload_timeout`]).
         deadline_ms: i64,
     },
@@ -235,29 +245,11 @@ pub struct Unsaved {
     pub opt_out: bool,
 }
 
-/// Brings persisted deadlines within what this engine could have set at `now_ms`: a retry
-/// wait or pause saved while the wall clock was far ahead would otherwise stall uploads
-/// for as long as the clock was wrong (and `flush()` cannot override a server's wait).
-/// Returns whether anything changed.
-fn clamp_deadlines(retry: &mut RetryState, policy: &Policy, now_ms: i64) -> bool {
-    let mut changed = false;
-    let mut clamp = |t: &mut Option<i64>, longest: std::time::Duration| {
-        let max = now_ms.saturating_add(millis(longest));
-        if let Some(at) = t {
-            if *at > max {
-                *at = max;
-                changed = true;
-            }
-        }
-    };
-    clamp(&mut retry.next_attempt_ms, policy.backoff_max);
-    clamp(&mut retry.auth_paused_until_ms, policy.auth_pause);
-    changed
-}
-
 /// The Trailhound engine. See the [module documentation](self) for how to drive it.
 #[derive(Debug)]
 pub struct Engine {
+    /// The endpoints, in the configured order, and their breakers.
+    breakers: Breakers,
     policy: Policy,
     jitter: Jitter,
     conditions: DeviceConditions,
@@ -338,26 +330,30 @@ impl Engine {
         now_ms: i64,
     ) -> Self {
         let policy_batches_from_memory = policy.batches_from_memory;
-        let (state, state_dirty) = match snapshot.state {
-            Some(mut state) => {
-                let clamped = clamp_deadlines(&mut state.retry, &policy, now_ms);
-                (state, clamped)
-            }
+        let (state, new_state) = match snapshot.state {
+            Some(state) => (state, false),
             None => (
                 PersistedState {
                     identity: new_identity,
                     opted_out: false,
-                    retry: Default::default(),
+                    endpoints: Vec::new(),
                 },
                 true,
             ),
         };
+        // Until the runtime names its endpoints (`set_endpoints`), those saved, or one.
+        let mut urls: Vec<String> = state.endpoints.iter().map(|e| e.url.clone()).collect();
+        if urls.is_empty() {
+            urls.push(String::new());
+        }
+        let (breakers, clamped) = Breakers::new(&urls, &state.endpoints, &policy, now_ms);
+        let state_dirty = new_state || clamped;
         let stats = Stats {
             opted_out: state.opted_out,
-            retry: state.retry.clone(),
             ..Stats::default()
         };
         Engine {
+            breakers,
             policy,
             jitter: Jitter::new(seed),
             conditions: DeviceConditions::default(),
@@ -405,6 +401,29 @@ impl Engine {
         }
     }
 
+    /// Names the endpoints batches go to, in order of preference (at most
+    /// [`Policy::max_endpoints`]; the runtime checks each with [`crate::endpoint::check`]).
+    /// [`Transmit::endpoint`] is an index into this list. Saved breaker state follows each
+    /// URL; state of URLs no longer listed is forgotten. Without this call the engine has
+    /// one endpoint.
+    pub fn set_endpoints(&mut self, urls: &[String]) {
+        let n = urls.len().clamp(1, self.policy.max_endpoints);
+        let urls = if urls.is_empty() {
+            vec![String::new()]
+        } else {
+            urls[..n].to_vec()
+        };
+        let (breakers, changed) = Breakers::new(
+            &urls,
+            &self.breakers.persisted(),
+            &self.policy,
+            self.last_now,
+        );
+        self.breakers = breakers;
+        self.state_dirty |= changed;
+        self.stats_version += 1;
+    }
+
     // ----- getters -----
 
     /// The persisted identity.
@@ -428,7 +447,8 @@ impl Engine {
         s.queued_events = self.stored.events + self.pending.len() as u64;
         s.queued_bytes = self.stored.bytes + self.pending_bytes;
         s.uncommitted_events = self.pending.len() as u64;
-        s.retry = self.state.retry.clone();
+        s.retry = self.breakers.gate(self.last_now);
+        s.endpoints = self.breakers.stats(self.last_now);
         s.network = self.conditions.network;
         s.opted_out = self.state.opted_out;
         s
@@ -517,7 +537,9 @@ impl Engine {
         let was_online = self.conditions.network.is_online();
         self.conditions = conditions;
         if !was_online && conditions.network.is_online() {
-            self.clear_own_backoff();
+            if self.breakers.clear_backoff() {
+                self.state_dirty = true;
+            }
             if self.has_waiting() {
                 self.request_flush();
             }
@@ -543,9 +565,7 @@ impl Engine {
         self.tick(now_ms);
         self.stats_version += 1;
         self.force_commit = true;
-        self.clear_own_backoff();
-        if self.state.retry.auth_paused_until_ms.take().is_some() {
-            self.state.retry.auth_status = None;
+        if self.breakers.flush() {
             self.state_dirty = true;
         }
         if self.has_waiting() {
@@ -827,26 +847,38 @@ impl Engine {
     /// Retry state is persisted, so a restart honours it.
     pub fn handle_upload(&mut self, id: u64, result: UploadResult, now_ms: i64) {
         self.tick(now_ms);
-        let events = match std::mem::replace(&mut self.upload, Upload::Idle) {
+        let (events, endpoint) = match std::mem::replace(&mut self.upload, Upload::Idle) {
             Upload::InFlight {
                 id: expected,
                 events,
+                endpoint,
                 ..
-            } if expected == id => events,
+            } if expected == id => (events, endpoint),
             other => {
                 self.upload = other;
                 return;
             }
         };
         self.stats_version += 1;
+        let blocked = matches!(result, UploadResult::Blocked(_));
         let (status, retry_after, error) = match result {
             UploadResult::Response {
                 status,
                 retry_after,
             } => (Some(status), retry_after, format!("HTTP {status}")),
             UploadResult::NetworkError(e) => (None, None, e),
+            UploadResult::Blocked(e) => (None, None, format!("blocked: {e}")),
         };
         let verdict = classify(status, events.len());
+        if matches!(
+            verdict,
+            Verdict::Delivered | Verdict::Split | Verdict::Drop(_)
+        ) {
+            // An answer (about the data, at worst): the endpoint works.
+            let (note, changed) = self.breakers.succeeded(endpoint);
+            self.state_dirty |= changed;
+            self.notifications.extend(note);
+        }
         if self.state.opted_out && verdict != Verdict::Delivered {
             // Sent before the opt-out and not accepted: purged like the rest of the queue.
             self.splits.clear();
@@ -857,12 +889,6 @@ impl Engine {
             Verdict::Delivered => {
                 self.stats.delivered += events.len() as u64;
                 self.stats.batches_delivered += 1;
-                if self.state.retry.attempts > 0 || self.state.retry.next_attempt_ms.is_some() {
-                    self.state.retry.attempts = 0;
-                    self.state.retry.next_attempt_ms = None;
-                    self.state.retry.server_directed = false;
-                    self.state_dirty = true;
-                }
                 let seqs = events.iter().map(|e| e.seq).collect();
                 // The events are done with: their ids move into the notification.
                 self.notifications.push_back(Notification::Delivered {
@@ -871,31 +897,36 @@ impl Engine {
                 self.remove_sent(seqs);
             }
             Verdict::Retry => {
-                self.state.retry.attempts += 1;
-                let attempts = self.state.retry.attempts;
-                let server_wait = retry_after
-                    .as_deref()
-                    .and_then(|v| retry::parse_retry_after(v, now_ms, &self.policy));
-                // Never sooner than our own backoff: `Retry-After: 0`, or a date already
-                // past (a device clock ahead of the server's), must not make a tight loop
-                // against a server that is shedding load.
-                let own = retry::backoff(attempts, &self.policy, &mut self.jitter);
-                let wait = server_wait.map_or(own, |w| w.max(own));
-                self.state.retry.next_attempt_ms = Some(now_ms.saturating_add(millis(wait)));
-                self.state.retry.server_directed = server_wait.is_some_and(|w| w >= own);
+                let failure = match status {
+                    _ if blocked => Failure::Blocked,
+                    None => Failure::Network,
+                    Some(status) => Failure::Status {
+                        status,
+                        retry_after,
+                    },
+                };
+                // The endpoint opens for our backoff, or its `Retry-After` if longer (never
+                // shorter: `Retry-After: 0`, or a date already past, must not make a tight
+                // loop against a server that is shedding load).
+                let (opened, note) = self.breakers.failed(
+                    endpoint,
+                    &failure,
+                    &error,
+                    now_ms,
+                    &self.policy,
+                    &mut self.jitter,
+                );
                 self.state_dirty = true;
                 self.stats.retries += 1;
                 self.stats.last_error = Some(error.clone());
+                self.notifications.extend(note);
+                let retry_in_ms = self.fail_over(events, now_ms);
                 self.notifications.push_back(Notification::UploadFailed {
                     status,
                     error,
-                    attempts,
-                    retry_in_ms: millis(wait) as u64,
+                    attempts: opened.attempts,
+                    retry_in_ms,
                 });
-                self.end_burst();
-                // These events were due: retry them when the wait is over, whatever the
-                // schedule would say of a fresh queue.
-                self.request_flush();
             }
             Verdict::Split => {
                 // The halves go before anything prepared after them.
@@ -906,9 +937,10 @@ impl Engine {
                 self.upload = Upload::Ready(Batch::new(first));
             }
             Verdict::Pause(status) => {
-                let until = now_ms.saturating_add(millis(self.policy.auth_pause));
-                self.state.retry.auth_paused_until_ms = Some(until);
-                self.state.retry.auth_status = Some(status);
+                let note = self
+                    .breakers
+                    .paused(endpoint, status, &error, now_ms, &self.policy);
+                self.notifications.extend(note);
                 self.state_dirty = true;
                 self.stats.last_error = Some(if is_auth_status(status) {
                     format!("HTTP {status}: the write key was refused; uploads paused")
@@ -918,12 +950,14 @@ impl Engine {
                          batch endpoint); uploads paused, events kept"
                     )
                 });
-                self.notifications.push_back(Notification::Paused {
-                    status,
-                    resume_in_ms: millis(self.policy.auth_pause) as u64,
-                });
-                self.end_burst();
-                self.request_flush();
+                // Paused is about every upload: told only when no other endpoint takes over
+                // (the endpoint's own pause is told by EndpointOpened).
+                if self.fail_over(events, now_ms) > 0 {
+                    self.notifications.push_back(Notification::Paused {
+                        status,
+                        resume_in_ms: millis(self.policy.auth_pause) as u64,
+                    });
+                }
             }
             Verdict::Drop(reason) => {
                 self.stats.last_error = Some(format!("{error}: events rejected"));
@@ -950,13 +984,34 @@ impl Engine {
     /// The next upload request to send, if any. Its `sentAt` is `now_ms`.
     pub fn poll_transmit(&mut self, now_ms: i64) -> Option<Transmit> {
         self.tick(now_ms);
-        let Batch { events, body } = match std::mem::replace(&mut self.upload, Upload::Idle) {
-            Upload::Ready(batch) => batch,
-            other => {
-                self.upload = other;
-                return None;
-            }
+        if !matches!(self.upload, Upload::Ready(_)) {
+            return None;
+        }
+        let Some(endpoint) = self.breakers.pick(now_ms) else {
+            // Every endpoint opened since the batch was made ready (a clock step): it is
+            // stored, and goes when the first one reopens.
+            self.end_burst();
+            self.request_flush();
+            return None;
         };
+        let Upload::Ready(Batch {
+            mut events,
+            mut body,
+        }) = std::mem::replace(&mut self.upload, Upload::Idle)
+        else {
+            unreachable!("checked above");
+        };
+        if self.breakers.is_probe(endpoint, now_ms)
+            && events.len() > self.policy.breaker_probe_events
+        {
+            // A probe of a half-open endpoint carries a small batch; the rest follows as a
+            // split, before anything prepared after it.
+            self.unprepare();
+            let rest = events.split_off(self.policy.breaker_probe_events);
+            self.splits.push(rest);
+            body = None;
+        }
+        self.breakers.note_sent(endpoint);
         self.stats_version += 1;
         let (body, raw_len) = match body {
             Some(body) => body.finish(now_ms),
@@ -974,10 +1029,12 @@ impl Engine {
             body,
             events: events.len(),
             raw_bytes: raw_len,
+            endpoint,
         };
         self.upload = Upload::InFlight {
             id,
             events,
+            endpoint,
             deadline_ms: now_ms.saturating_add(millis(self.policy.upload_timeout)),
         };
         Some(transmit)
@@ -1048,8 +1105,7 @@ impl Engine {
             shift(&mut self.pending_since);
             shift(&mut self.waiting_since);
             shift(&mut self.store_retry_at);
-            shift(&mut self.state.retry.next_attempt_ms);
-            shift(&mut self.state.retry.auth_paused_until_ms);
+            self.breakers.shift(delta);
             if let Upload::InFlight { deadline_ms, .. } = &mut self.upload {
                 *deadline_ms += delta;
             }
@@ -1061,12 +1117,22 @@ impl Engine {
         self.stored.events > 0 || !self.pending.is_empty()
     }
 
-    fn clear_own_backoff(&mut self) {
-        let r = &mut self.state.retry;
-        if r.next_attempt_ms.is_some() && !r.server_directed {
-            r.next_attempt_ms = None;
-            self.state_dirty = true;
+    /// A batch failed on one endpoint (its breaker is open now): it goes to the next usable
+    /// endpoint at once, with the same events and `messageId`s, inside the same burst (no
+    /// extra wake-up). When every endpoint is open, the burst ends and the batch is
+    /// retried when the first one reopens. Returns how long until it is retried (0: now).
+    fn fail_over(&mut self, events: Vec<QueuedEvent>, now_ms: i64) -> u64 {
+        if self.breakers.pick(now_ms).is_some() {
+            self.upload = Upload::Ready(Batch::new(events));
+            return 0;
         }
+        self.end_burst();
+        // These events were due: retry them when the wait is over, whatever the schedule
+        // would say of a fresh queue.
+        self.request_flush();
+        self.breakers
+            .ready_at(now_ms)
+            .map_or(0, |t| t.saturating_sub(now_ms).max(0) as u64)
     }
 
     /// Asks for a flush: every event accepted so far goes, batch after batch.
@@ -1401,13 +1467,7 @@ impl Engine {
         } else {
             schedule::due_at(tier, self.load(), self.last_now, &self.policy)?
         };
-        let retry = &self.state.retry;
-        let not_before = retry
-            .next_attempt_ms
-            .into_iter()
-            .chain(retry.auth_paused_until_ms)
-            .max()
-            .unwrap_or(i64::MIN);
+        let not_before = self.breakers.ready_at(self.last_now).unwrap_or(i64::MIN);
         Some(due.max(not_before))
     }
 
@@ -1421,17 +1481,13 @@ impl Engine {
         }
         if self.state_dirty {
             self.state_dirty = false;
-            self.stats.retry = self.state.retry.clone();
+            self.state.endpoints = self.breakers.persisted();
             return Some(StoreOp::SaveState(self.state.clone()));
         }
-        if let Some(paused_until) = self.state.retry.auth_paused_until_ms {
-            if now_ms >= paused_until {
-                self.stats_version += 1;
-                // The pause is over: the next upload is a probe.
-                self.state.retry.auth_paused_until_ms = None;
-                self.state.retry.auth_status = None;
-                self.state_dirty = true;
-            }
+        if self.breakers.expire(now_ms) {
+            self.stats_version += 1;
+            // A pause is over: the next upload to that endpoint is a probe.
+            self.state_dirty = true;
         }
         let upload_due = self.upload_due_at().is_some_and(|t| t <= now_ms);
         if !self.pending.is_empty() {

@@ -14,6 +14,7 @@
 //! - [`engine`]: the state machine: group commits, caps, batching, the response table.
 //! - [`schedule`]: the battery- and network-aware upload policy.
 //! - [`retry`]: backoff with jitter and `Retry-After`.
+//! - [`breaker`]: several endpoints, a circuit breaker each.
 //! - [`store`]: storage operations, the `QueueStore` trait, a memory store, the
 //!   conformance suite every backend passes.
 //! - [`wire`]: batch bodies, gzip, Basic auth.
@@ -26,6 +27,7 @@
 //!   listener notifications.
 #![deny(missing_docs)]
 
+pub mod breaker;
 pub mod conditions;
 pub mod context;
 pub mod endpoint;

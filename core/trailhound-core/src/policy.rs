@@ -138,6 +138,23 @@ pub struct Policy {
     /// must never empty a week of offline events.
     pub auth_pause: Duration,
 
+    /// Most events in a probe: the first batch sent to an endpoint whose breaker is
+    /// half-open while another endpoint could take the rest ([`crate::breaker`]).
+    ///
+    /// 20: enough to show the endpoint accepts real data (a proxy that answers 200 to an
+    /// empty body proves nothing), small enough that a probe into a host that is still
+    /// down, or that times out, holds back little before the batch moves on to the next
+    /// endpoint. With one endpoint there is nothing to move to, and batches stay whole.
+    pub breaker_probe_events: usize,
+
+    /// Most endpoints an SDK may be configured with.
+    ///
+    /// 4: the app's first-party proxy, the vendor's regional and global hosts, and a
+    /// spare. A failed batch is tried on each in turn inside the same radio burst, so a
+    /// longer list (a list built from a config typo, say) turns one outage into that many
+    /// failed requests per flush.
+    pub max_endpoints: usize,
+
     /// Upload request timeout, connect included.
     pub request_timeout: Duration,
 
@@ -218,6 +235,8 @@ impl Default for Policy {
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(30 * 60),
             auth_pause: Duration::from_secs(60 * 60),
+            breaker_probe_events: 20,
+            max_endpoints: 4,
             request_timeout: Duration::from_secs(30),
             upload_timeout: Duration::from_secs(60),
             max_uncommitted_events: 10_000,
@@ -311,6 +330,12 @@ impl Policy {
                 "call_queue_bytes",
                 "must hold at least one event of max_event_bytes",
             );
+        }
+        if self.breaker_probe_events == 0 {
+            return err("breaker_probe_events", "must be positive");
+        }
+        if self.max_endpoints == 0 {
+            return err("max_endpoints", "must be positive");
         }
         if self.commit_max_events == 0 {
             return err("commit_max_events", "must be positive");

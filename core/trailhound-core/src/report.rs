@@ -126,8 +126,11 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Events dropped, by reason.
     pub dropped: Dropped,
-    /// Backoff and auth pause.
+    /// Backoff and auth pause of the endpoint the next upload waits for (with one
+    /// endpoint, its own; see `endpoints` for each).
     pub retry: RetryState,
+    /// Each endpoint's breaker and figures, in the configured order.
+    pub endpoints: Vec<crate::breaker::EndpointStats>,
     /// The network as last reported.
     pub network: Network,
     /// The user opted out.
@@ -187,6 +190,22 @@ pub enum Notification {
         action: &'static str,
         /// What it broke.
         violations: Vec<crate::plan::Violation>,
+    },
+    /// An endpoint's breaker opened: batches go to the next endpoint (if any) until it
+    /// has waited `retry_in_ms` and a probe succeeds. Told when it opens from closed, and
+    /// each time it is found blocked.
+    EndpointOpened {
+        /// The endpoint's base URL.
+        url: String,
+        /// Why.
+        reason: crate::breaker::OpenReason,
+        /// Milliseconds until it is tried again.
+        retry_in_ms: u64,
+    },
+    /// An endpoint that was open answered again: its breaker closed.
+    EndpointClosed {
+        /// The endpoint's base URL.
+        url: String,
     },
     /// Storage failed; what the engine does about it is in `error`.
     StoreError {

@@ -10,18 +10,60 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::EndpointState;
 use crate::message::{Identity, QueuedEvent};
 use crate::retry::RetryState;
 
 /// Everything besides the events that survives a restart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredState")]
 pub struct PersistedState {
     /// The device and user identity.
     pub identity: Identity,
     /// The user opted out of collection.
     pub opted_out: bool,
-    /// Backoff and auth pause.
-    pub retry: RetryState,
+    /// Each endpoint's breaker: backoff, `Retry-After` wait, pause ([`crate::breaker`]).
+    pub endpoints: Vec<EndpointState>,
+}
+
+/// [`PersistedState`] as stored by any version: before there were several endpoints, the
+/// one endpoint's retry state was saved as `retry`.
+#[derive(Deserialize)]
+struct StoredState {
+    identity: Identity,
+    opted_out: bool,
+    #[serde(default)]
+    endpoints: Vec<EndpointState>,
+    #[serde(default)]
+    retry: Option<RetryState>,
+}
+
+impl From<StoredState> for PersistedState {
+    fn from(s: StoredState) -> Self {
+        PersistedState {
+            identity: s.identity,
+            opted_out: s.opted_out,
+            endpoints: PersistedState::endpoints_or_legacy(s.endpoints, s.retry),
+        }
+    }
+}
+
+impl PersistedState {
+    /// The saved endpoints, or, from a store written before there were several, its one
+    /// endpoint's retry state (no URL: it belongs to the first endpoint configured).
+    pub fn endpoints_or_legacy(
+        endpoints: Vec<EndpointState>,
+        legacy: Option<RetryState>,
+    ) -> Vec<EndpointState> {
+        match legacy {
+            Some(retry) if endpoints.is_empty() => vec![EndpointState {
+                url: String::new(),
+                retry,
+                reason: None,
+            }],
+            _ => endpoints,
+        }
+    }
 }
 
 /// What a store holds when it is opened.
@@ -702,15 +744,22 @@ pub mod conformance {
         let mut state = PersistedState {
             identity: Identity::new(uuid::Uuid::from_u128(99)),
             opted_out: false,
-            retry: RetryState::default(),
+            endpoints: Vec::new(),
         };
         save_state(s, &state).await;
         assert_eq!(snapshot(s).await.state.as_ref(), Some(&state));
         state.opted_out = true;
         state.identity.user_id = Some("u1".into());
         state.identity.traits.insert("plan".into(), "pro".into());
-        state.retry.attempts = 3;
-        state.retry.next_attempt_ms = Some(123);
+        state.endpoints = vec![EndpointState {
+            url: "https://a.example".into(),
+            retry: RetryState {
+                attempts: 3,
+                next_attempt_ms: Some(123),
+                ..Default::default()
+            },
+            reason: Some(crate::breaker::OpenReason::Blocked),
+        }];
         save_state(s, &state).await;
         assert_eq!(snapshot(s).await.state, Some(state));
     }

@@ -73,6 +73,11 @@ pub fn network_error() -> UploadResult {
     UploadResult::NetworkError("connection reset by peer".to_owned())
 }
 
+/// The request was blocked on the device (an ad blocker, as the browser package sees it).
+pub fn blocked() -> UploadResult {
+    UploadResult::Blocked("net::ERR_BLOCKED_BY_CLIENT".to_owned())
+}
+
 /// No network.
 pub fn offline() -> DeviceConditions {
     DeviceConditions {
@@ -147,6 +152,8 @@ pub fn identity(seed: u64) -> Identity {
 pub struct Request {
     /// The engine's id for the request.
     pub id: u64,
+    /// The endpoint it went to ([`Transmit::endpoint`]).
+    pub endpoint: usize,
     /// When it was sent (virtual clock).
     pub at_ms: i64,
     /// Events in the batch, as the engine counted them.
@@ -244,6 +251,8 @@ pub struct Harness<S: QueueStore = MemoryStore> {
     arrivals: Vec<Arrival>,
     steps_at_instant: (i64, u32),
     probe: Option<IdProbe<S>>,
+    /// The endpoints given to [`Harness::set_endpoints`], kept across restarts.
+    endpoints: Vec<String>,
 
     /// Every request sent, oldest first.
     pub requests: Vec<Request>,
@@ -298,6 +307,7 @@ impl<S: QueueStore> Harness<S> {
             delivered: BTreeMap::new(),
             store_calls: Vec::new(),
             probe: None,
+            endpoints: Vec::new(),
             removals: Vec::new(),
             abandoned: Vec::new(),
         };
@@ -497,9 +507,20 @@ impl<S: QueueStore> Harness<S> {
             identity(self.seed),
             self.now_ms,
         );
+        if !self.endpoints.is_empty() {
+            self.engine.set_endpoints(&self.endpoints);
+        }
         self.engine.handle_conditions(self.conditions, self.now_ms);
         self.arrivals.clear();
         self.rebuild_context();
+        self.settle();
+    }
+
+    /// Gives the engine several endpoints ([`Engine::set_endpoints`]), now and after every
+    /// restart. [`Request::endpoint`] says where each request went.
+    pub fn set_endpoints(&mut self, urls: &[&str]) {
+        self.endpoints = urls.iter().map(|u| (*u).to_owned()).collect();
+        self.engine.set_endpoints(&self.endpoints);
         self.settle();
     }
 
@@ -706,6 +727,7 @@ impl<S: QueueStore> Harness<S> {
             .collect();
         let mut request = Request {
             id: transmit.id,
+            endpoint: transmit.endpoint,
             at_ms: self.now_ms,
             events: transmit.events,
             raw_bytes: transmit.raw_bytes,

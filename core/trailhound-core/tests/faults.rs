@@ -88,7 +88,9 @@ fn persisted_deadlines_from_a_clock_far_ahead_are_clamped() {
         track_n(&mut h, 20);
         h.advance(SECOND);
         assert_eq!(h.requests.len(), 1);
-        let saved = h.store_mut().snapshot().unwrap().state.unwrap().retry;
+        let saved = h.store_mut().snapshot().unwrap().state.unwrap().endpoints[0]
+            .retry
+            .clone();
         assert!(
             saved
                 .next_attempt_ms
@@ -300,10 +302,10 @@ fn clamped_deadlines_are_saved() {
     let mut state = PersistedState {
         identity: identity(1),
         opted_out: false,
-        retry: Default::default(),
+        endpoints: vec![Default::default()],
     };
-    state.retry.auth_paused_until_ms = Some(T0 + 10 * YEAR);
-    state.retry.auth_status = Some(404);
+    state.endpoints[0].retry.auth_paused_until_ms = Some(T0 + 10 * YEAR);
+    state.endpoints[0].retry.auth_status = Some(404);
     let snapshot = StoreSnapshot {
         state: Some(state),
         ..StoreSnapshot::default()
@@ -313,7 +315,7 @@ fn clamped_deadlines_are_saved() {
     assert_eq!(e.stats().retry.auth_paused_until_ms, Some(T0 + pause));
     match e.poll_store(T0) {
         Some(StoreOp::SaveState(s)) => {
-            assert_eq!(s.retry.auth_paused_until_ms, Some(T0 + pause))
+            assert_eq!(s.endpoints[0].retry.auth_paused_until_ms, Some(T0 + pause))
         }
         other => panic!("expected a state save, got {other:?}"),
     }

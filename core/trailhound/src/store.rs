@@ -39,7 +39,7 @@
 //!   ON c.id = e.context_id` (the same JSON, though not byte for byte), with the
 //!   watermark's `WHERE` above.
 //! - `state`: [`PersistedState`], one row per piece (`anonymous_id`, `user_id`, `traits`,
-//!   `opted_out`, `retry`), each value JSON, so that QA tools can read it with SQL:
+//!   `opted_out`, `endpoints`), each value JSON, so that QA tools can read it with SQL:
 //!   `SELECT value ->> '$' FROM state WHERE key = 'anonymous_id'`; and the store's own
 //!   `delivered_through`, which saving the state leaves alone.
 //!
@@ -1137,7 +1137,7 @@ impl SqliteStore {
                 serde_json::to_string(&state.identity.traits)?,
             ),
             (state::OPTED_OUT, serde_json::to_string(&state.opted_out)?),
-            (state::RETRY, serde_json::to_string(&state.retry)?),
+            (state::ENDPOINTS, serde_json::to_string(&state.endpoints)?),
         ];
         let tx = self.write()?;
         {
@@ -1145,6 +1145,9 @@ impl SqliteStore {
             for (key, value) in &pieces {
                 save.execute(params![key, value])?;
             }
+            // Written by versions with one endpoint; `endpoints` replaces it.
+            tx.prepare_cached(sql::DELETE_STATE)?
+                .execute(params![state::LEGACY_RETRY])?;
         }
         tx.commit()?;
         Ok(())
@@ -1279,6 +1282,7 @@ mod sql {
     pub const READ_STATE: &str = "SELECT key, value FROM state";
     pub const SAVE_STATE: &str = "INSERT INTO state(key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+    pub const DELETE_STATE: &str = "DELETE FROM state WHERE key = ?1";
 }
 
 /// The keys of the `state` table.
@@ -1287,7 +1291,11 @@ mod state {
     pub const USER_ID: &str = "user_id";
     pub const TRAITS: &str = "traits";
     pub const OPTED_OUT: &str = "opted_out";
-    pub const RETRY: &str = "retry";
+    /// Each endpoint's breaker ([`trailhound_core::breaker::EndpointState`]).
+    pub const ENDPOINTS: &str = "endpoints";
+    /// The one endpoint's retry state, as versions before several endpoints saved it:
+    /// read when `endpoints` is absent, deleted by the next save.
+    pub const LEGACY_RETRY: &str = "retry";
     /// The store's own, not [`PersistedState`]'s: the watermark of delivered events.
     pub const DELIVERED_THROUGH: &str = "delivered_through";
 }
@@ -2202,7 +2210,10 @@ fn read_state(conn: &Connection) -> rusqlite::Result<Option<PersistedState>> {
             traits: piece(&pieces, state::TRAITS).unwrap_or_default(),
         },
         opted_out: piece(&pieces, state::OPTED_OUT).unwrap_or_default(),
-        retry: piece::<RetryState>(&pieces, state::RETRY).unwrap_or_default(),
+        endpoints: PersistedState::endpoints_or_legacy(
+            piece(&pieces, state::ENDPOINTS).unwrap_or_default(),
+            piece::<RetryState>(&pieces, state::LEGACY_RETRY),
+        ),
     }))
 }
 
@@ -2261,6 +2272,7 @@ mod tests {
     use std::time::Instant;
 
     use serde_json::json;
+    use trailhound_core::breaker::{EndpointState, OpenReason};
     use trailhound_core::message::{seal, stamp, Call, Properties};
     use trailhound_core::store::conformance::{self, event};
     use trailhound_core::Policy;
@@ -2284,11 +2296,15 @@ mod tests {
         PersistedState {
             identity,
             opted_out: false,
-            retry: RetryState {
-                attempts: 2,
-                next_attempt_ms: Some(5_000),
-                ..RetryState::default()
-            },
+            endpoints: vec![EndpointState {
+                url: "https://a.example".into(),
+                retry: RetryState {
+                    attempts: 2,
+                    next_attempt_ms: Some(5_000),
+                    ..RetryState::default()
+                },
+                reason: Some(OpenReason::Network),
+            }],
         }
     }
 
@@ -2521,9 +2537,36 @@ mod tests {
         assert_eq!(get("opted_out"), "Integer(0)");
         let attempts = value_of(
             &store,
-            "SELECT value ->> '$.attempts' FROM state WHERE key = 'retry'",
+            "SELECT value ->> '$[0].attempts' FROM state WHERE key = 'endpoints'",
         );
         assert_eq!(attempts, 2);
+    }
+
+    /// A store written with one endpoint (its retry state under `retry`) gives that state
+    /// to the first endpoint, and the next save replaces the row with `endpoints`.
+    #[test]
+    fn legacy_retry_state_is_read_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.save_state(&state()).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "DELETE FROM state WHERE key = 'endpoints';
+                 INSERT INTO state(key, value) VALUES ('retry', '{\"attempts\":3,\"next_attempt_ms\":9000,\"server_directed\":false,\"auth_paused_until_ms\":null,\"auth_status\":null}');",
+            )
+            .unwrap();
+        drop(store);
+        let mut store = open(dir.path());
+        let saved = store.snapshot().unwrap().state.unwrap();
+        assert_eq!(saved.endpoints.len(), 1);
+        assert_eq!(saved.endpoints[0].url, "");
+        assert_eq!(saved.endpoints[0].retry.attempts, 3);
+        assert_eq!(saved.endpoints[0].retry.next_attempt_ms, Some(9000));
+        store.save_state(&state()).unwrap();
+        let legacy = value_of(&store, "SELECT count(*) FROM state WHERE key = 'retry'");
+        assert_eq!(legacy, 0);
+        assert_eq!(store.snapshot().unwrap().state, Some(state()));
     }
 
     /// A file that is not a database is moved aside with its WAL, and an empty queue works.
