@@ -185,7 +185,8 @@ fn tables_in_enforce_mode() {
     }
 }
 
-/// A plan lint refuses is a `Plan` error carrying the JSON pointer into the plan; a
+/// A plan the SDK cannot apply (an unknown keyword) is a `Plan` error carrying the JSON
+/// pointer into the plan; a
 /// missing plan file names the path; two plans at once are a configuration error.
 #[test]
 fn bad_plans_are_refused() {
@@ -193,7 +194,7 @@ fn bad_plans_are_refused() {
     let data = dir.path().join("data");
     let bad = r#"{"plan": "p", "version": "1-0-0", "events": [
         {"type": "track", "name": "A", "schema": {"type": "object",
-         "properties": {"n": {"type": "integer", "minimum": 5, "maximum": 1}}}}]}"#;
+         "properties": {"n": {"type": "integer", "minimun": 5}}}}]}"#;
     let err = TrailhoundClient::new(
         config(
             "https://collector.example.com",

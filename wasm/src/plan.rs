@@ -2,10 +2,11 @@
 //! `RegExp`, so that the package ships no regex engine (the core is built without its
 //! `regex` feature), and the plan options of `Trailhound.load`.
 //!
-//! The plan's lint refuses every pattern whose meaning differs between JavaScript's
+//! Loading a plan refuses every pattern whose meaning differs between JavaScript's
 //! `RegExp` with the `u` flag and the native engine before it reaches either, and both
 //! engines let `.` match a newline (flag `s` here), so a pattern gives the same verdict
-//! on every platform.
+//! on every platform. The package checks a plan's structure, as the native SDKs do; what
+//! the plan means is `trailhound plan lint`'s, in CI.
 
 use std::sync::Arc;
 
@@ -53,7 +54,8 @@ impl PatternEngine for JsEngine {
 
 /// The plan options of `Trailhound.load`: `plan` (its JSON text, or the object) and
 /// `planMode` (`off`, `report` by default, `enforce`, `enforce_strip`). `None` without a
-/// plan. Refuses an invalid plan with the text of its `PlanError` (which names the place).
+/// plan. Refuses a plan it cannot read or apply with the text of its `PlanError` (which
+/// names the place).
 pub(crate) fn gate_from(opts: &JsValue, policy: &mut Policy) -> Result<Option<PlanGate>, String> {
     let mode = get(opts, "planMode");
     if !mode.is_undefined() && !mode.is_null() {
@@ -72,7 +74,7 @@ pub(crate) fn gate_from(opts: &JsValue, policy: &mut Policy) -> Result<Option<Pl
     } else {
         return Err("plan must be the plan's JSON text or an object".into());
     };
-    let plan = Plan::parse_with(&json, &JsEngine).map_err(|e| e.to_string())?;
+    let plan = Plan::load_with(&json, &JsEngine).map_err(|e| e.to_string())?;
     Ok(Some(PlanGate::new(
         Arc::new(plan),
         policy.plan_mode,

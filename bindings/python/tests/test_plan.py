@@ -104,12 +104,12 @@ def test_enforce_mode_drops_violating_events(collector, tmp_path, name):
 
 
 def test_bad_plan_is_a_plan_error_naming_the_place(tmp_path):
-    """A plan lint refuses raises TrailhoundError.Plan with the JSON pointer into it."""
+    """A plan the SDK cannot apply (an unknown keyword) raises TrailhoundError.Plan naming the place."""
     bad = json.dumps({
         "plan": "p", "version": "1-0-0",
         "events": [{"type": "track", "name": "A", "schema": {
             "type": "object",
-            "properties": {"n": {"type": "integer", "minimum": 5, "maximum": 1}}}}],
+            "properties": {"n": {"type": "integer", "minimun": 5}}}}],
     })
     with pytest.raises(TrailhoundError.Plan) as info:
         Trailhound.setup("k", "https://collector.example.com", str(tmp_path), plan=bad)

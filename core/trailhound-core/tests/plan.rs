@@ -1,7 +1,7 @@
 //! The validator against the shared tables (`tests/plan/*.json`, run by every platform),
 //! the lint table, and unit tables for formats, naming, pattern portability and strip.
-//! They use the built-in pattern engine (the default `regex` feature).
-#![cfg(feature = "regex")]
+//! They use the built-in pattern engine and lint (the default `regex` and `lint` features).
+#![cfg(all(feature = "regex", feature = "lint"))]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -101,7 +101,7 @@ impl PlanSource {
                 }
             }
         };
-        Plan::parse(&json)
+        Plan::load(&json)
             .map(Arc::new)
             .map_err(|error| Error::Plan { origin, error })
     }

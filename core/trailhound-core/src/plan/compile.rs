@@ -1,34 +1,20 @@
-//! The compiled plan and lint: a plan that is invalid or contradicts itself is refused with
-//! a [`PlanError`] naming the place (a JSON pointer into the plan file).
+//! The compiled plan: the plan file read with the place of every format error, and
+//! compiled into what the checks walk.
 //!
-//! What lint refuses, beyond what the file format ([`super::model`]) refuses:
-//!
-//! - a `version` that is not SchemaVer (`\d+-\d+-\d+`), an empty plan id;
-//! - `track`/`screen`/`page` events without a name, `identify`/`group` with one, more
-//!   than one `identify` or `group`, two events of the same type and name, `alias` events;
-//! - an event schema that is not `"type": "object"`;
-//! - an empty `type` list or one naming a type twice;
-//! - bounds that no value meets: `minimum > maximum`, `minLength > maxLength`,
-//!   `minItems > maxItems`, exclusive bounds that leave nothing between them, and for an
-//!   `integer`-only schema bounds with no integer between them;
-//! - keywords that cannot apply to the declared type(s): `minLength` on an integer,
-//!   `items` on a string, `properties` on a number;
-//! - `enum` empty, listing a value twice or a value the `type` does not allow, or a value
-//!   that breaks the schema's other keywords; `const` that breaks the schema's own
-//!   keywords; `required` names absent from `properties` when
-//!   `additionalProperties` is false, or listed twice;
-//! - planned event and property names that break the plan's own naming convention;
-//! - a `pattern` that is not portable ([`portable_pattern`]) or that the engine refuses;
-//! - schemas nested deeper than [`MAX_DEPTH`].
+//! What the device refuses (every build; [`super::Plan::load`]): text that is not JSON, a
+//! field or keyword that is not in the format (a typo such as `requried` must not check
+//! nothing), a keyword value of the wrong JSON type, schemas nested deeper than
+//! [`MAX_DEPTH`], entries that cannot be keyed (a `track`/`screen`/`page` event without a
+//! name, `identify`/`group` with one, `alias`), two entries for the same event, and a
+//! `pattern` that is not portable ([`portable_pattern`]) or that the engine refuses. What
+//! a plan means is `super::lint`'s (the `lint` feature, `trailhound plan lint`).
 
 use serde_json::Value;
 
-use super::check::{self, describe, values_equal, Path};
-use super::formats;
 use super::model::{
     Additional, Case, EventSpec, Format, JsonType, Naming, PlanFile, Schema, Types,
 };
-use super::{Pattern, PatternEngine, PlanError, Violation};
+use super::{Pattern, PatternEngine, PlanError};
 use crate::MessageType;
 
 /// How deep schemas may nest (`properties`, `items`, `additionalProperties`): the checks
@@ -49,8 +35,6 @@ pub(crate) fn type_bit(t: JsonType) -> TypeSet {
         JsonType::Null => 64,
     }
 }
-
-const NUMERIC: TypeSet = 2 | 4;
 
 /// What `additionalProperties` allows.
 #[derive(Debug)]
@@ -182,7 +166,7 @@ impl PatternEngine for RegexLiteEngine {
     }
 }
 
-fn err(at: impl Into<String>, message: impl Into<String>) -> PlanError {
+pub(crate) fn err(at: impl Into<String>, message: impl Into<String>) -> PlanError {
     PlanError {
         at: at.into(),
         message: message.into(),
@@ -578,38 +562,15 @@ fn types(v: &Value, at: &str) -> Parsed<Types> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Lint and compile.
+// Compile: what a device needs to apply the plan, and refuses what it cannot apply.
 
-/// Three non-empty runs of ASCII digits joined by `-` (by bytes: no split or Vec).
-fn is_schemaver(v: &str) -> bool {
-    let (mut dashes, mut run) = (0, 0);
-    for c in v.bytes() {
-        match c {
-            b'0'..=b'9' => run += 1,
-            b'-' if run > 0 => {
-                dashes += 1;
-                run = 0;
-            }
-            _ => return false,
-        }
-    }
-    dashes == 2 && run > 0
-}
-
-/// Lints and compiles a plan file.
+/// Compiles a plan file, refusing only what the device cannot apply: two entries for the
+/// same event (which one would check it?), entries that cannot be keyed (a `track`,
+/// `screen` or `page` event without a name, an `identify` or `group` with one, `alias`),
+/// schemas nested deeper than [`MAX_DEPTH`], and patterns that are not portable or that
+/// the engine cannot compile. What the plan means (bounds no value meets, keywords that
+/// cannot apply, naming) is lint's (`super::lint`, the `lint` feature).
 pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Compiled, PlanError> {
-    if file.plan.trim().is_empty() {
-        return Err(err("/plan", "the plan id is empty"));
-    }
-    if !is_schemaver(&file.version) {
-        return Err(err(
-            "/version",
-            format!(
-                "version {:?} is not SchemaVer MODEL-REVISION-ADDITION (such as 1-0-0)",
-                file.version
-            ),
-        ));
-    }
     let mut out = Compiled {
         track: Vec::new(),
         screen: Vec::new(),
@@ -651,29 +612,7 @@ pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Com
             }
             _ => {}
         }
-        if let (Some(case), Some(name)) = (file.naming.events, &ev.name) {
-            if !formats::follows(case, name) {
-                return Err(err(
-                    format!("{at}/name"),
-                    format!(
-                        "event name {name:?} breaks the plan's naming convention {}",
-                        formats::case_name(case)
-                    ),
-                ));
-            }
-        }
-        let schema_at = format!("{at}/schema");
-        if ev.schema.types.as_ref().map(Types::as_slice) != Some(&[JsonType::Object][..]) {
-            return Err(err(
-                format!("{schema_at}/type"),
-                "an event's schema must have \"type\": \"object\" (its properties or traits)",
-            ));
-        }
-        let mut ctx = Lint {
-            engine,
-            naming: file.naming.properties,
-        };
-        let node = ctx.node(&ev.schema, &schema_at, 0)?;
+        let node = node(engine, &ev.schema, &format!("{at}/schema"), 0)?;
         let entry = EventNode { schema: node };
         let name = ev.name.clone().unwrap_or_default();
         let dup = match kind {
@@ -695,11 +634,6 @@ pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Com
     Ok(out)
 }
 
-struct Lint<'e> {
-    engine: &'e dyn PatternEngine,
-    naming: Option<Case>,
-}
-
 pub(crate) fn type_text(types: &[JsonType]) -> String {
     let names: Vec<&str> = types.iter().map(|t| json_type_name(*t)).collect();
     names.join(" or ")
@@ -718,323 +652,75 @@ pub fn json_type_name(t: JsonType) -> &'static str {
     }
 }
 
-impl Lint<'_> {
-    fn node(&mut self, s: &Schema, at: &str, depth: usize) -> Result<Node, PlanError> {
-        if depth > MAX_DEPTH {
-            return Err(err(
-                at,
-                format!("schemas nest deeper than {MAX_DEPTH} levels"),
-            ));
-        }
-        let type_list: Vec<JsonType> = s
-            .types
-            .as_ref()
-            .map(|t| t.as_slice().to_vec())
-            .unwrap_or_default();
-        let mut types: TypeSet = 0;
-        if let Some(t) = &s.types {
-            if t.as_slice().is_empty() {
-                return Err(err(format!("{at}/type"), "the type list is empty"));
-            }
-            for jt in t.as_slice() {
-                if types & type_bit(*jt) != 0 {
-                    return Err(err(
-                        format!("{at}/type"),
-                        format!("type {} is listed twice", json_type_name(*jt)),
-                    ));
-                }
-                types |= type_bit(*jt);
-            }
-        }
-        let declared = |mask: TypeSet| types == 0 || types & mask != 0;
-        let inapplicable = |kw: &str, what: &str| {
-            err(
-                format!("{at}/{kw}"),
-                format!(
-                    "{kw} applies to {what} values, and this schema's type is {}",
-                    type_text(&type_list)
-                ),
-            )
-        };
-        // Keywords that cannot apply to the declared type(s): one table, one loop.
-        const STRING: TypeSet = 1;
-        const ARRAY: TypeSet = 32;
-        const OBJECT: TypeSet = 16;
-        let keywords = [
-            ("minimum", s.minimum.is_some(), NUMERIC),
-            ("maximum", s.maximum.is_some(), NUMERIC),
-            ("exclusiveMinimum", s.exclusive_minimum.is_some(), NUMERIC),
-            ("exclusiveMaximum", s.exclusive_maximum.is_some(), NUMERIC),
-            ("minLength", s.min_length.is_some(), STRING),
-            ("maxLength", s.max_length.is_some(), STRING),
-            ("pattern", s.pattern.is_some(), STRING),
-            ("format", s.format.is_some(), STRING),
-            ("items", s.items.is_some(), ARRAY),
-            ("minItems", s.min_items.is_some(), ARRAY),
-            ("maxItems", s.max_items.is_some(), ARRAY),
-            ("properties", !s.properties.is_empty(), OBJECT),
-            ("required", !s.required.is_empty(), OBJECT),
-            (
-                "additionalProperties",
-                s.additional_properties.is_some(),
-                OBJECT,
-            ),
-        ];
-        for (kw, present, mask) in keywords {
-            if present && !declared(mask) {
-                let what = match mask {
-                    NUMERIC => "number",
-                    STRING => "string",
-                    ARRAY => "array",
-                    _ => "object",
-                };
-                return Err(inapplicable(kw, what));
-            }
-        }
-        // Bounds no value meets.
-        let pairs = [
-            ("minimum", s.minimum, "maximum", s.maximum, false),
-            (
-                "exclusiveMinimum",
-                s.exclusive_minimum,
-                "maximum",
-                s.maximum,
-                true,
-            ),
-            (
-                "minimum",
-                s.minimum,
-                "exclusiveMaximum",
-                s.exclusive_maximum,
-                true,
-            ),
-            (
-                "exclusiveMinimum",
-                s.exclusive_minimum,
-                "exclusiveMaximum",
-                s.exclusive_maximum,
-                true,
-            ),
-        ];
-        for (lo_kw, lo, hi_kw, hi, strict) in pairs {
-            if let (Some(lo), Some(hi)) = (lo, hi) {
-                if lo > hi || (strict && lo >= hi) {
-                    return Err(err(
-                        format!("{at}/{lo_kw}"),
-                        format!("{lo_kw} {lo} leaves no number below {hi_kw} {hi}"),
-                    ));
-                }
-            }
-        }
-        if types & type_bit(JsonType::Number) == 0 && types & type_bit(JsonType::Integer) != 0 {
-            let lo = [
-                s.minimum.map(f64::ceil),
-                s.exclusive_minimum.map(|x| x.floor() + 1.0),
-            ]
-            .into_iter()
-            .flatten()
-            .fold(f64::NEG_INFINITY, f64::max);
-            let hi = [
-                s.maximum.map(f64::floor),
-                s.exclusive_maximum.map(|x| x.ceil() - 1.0),
-            ]
-            .into_iter()
-            .flatten()
-            .fold(f64::INFINITY, f64::min);
-            if lo > hi {
-                return Err(err(
-                    at,
-                    format!("no integer is within the bounds (from {lo} to {hi})"),
-                ));
-            }
-        }
-        let counts = [
-            ("minLength", s.min_length, "maxLength", s.max_length),
-            ("minItems", s.min_items, "maxItems", s.max_items),
-        ];
-        for (lo_kw, lo, hi_kw, hi) in counts {
-            if let (Some(lo), Some(hi)) = (lo, hi) {
-                if lo > hi {
-                    return Err(err(
-                        format!("{at}/{lo_kw}"),
-                        format!("{lo_kw} {lo} is greater than {hi_kw} {hi}"),
-                    ));
-                }
-            }
-        }
-        // enum
-        if let Some(values) = &s.enum_values {
-            if values.is_empty() {
-                return Err(err(format!("{at}/enum"), "enum is empty: no value passes"));
-            }
-            for (i, v) in values.iter().enumerate() {
-                if !check::type_matches(types, v) {
-                    return Err(err(
-                        format!("{at}/enum/{i}"),
-                        format!(
-                            "enum value {} is not of the schema's type {}",
-                            describe(v),
-                            type_text(&type_list)
-                        ),
-                    ));
-                }
-                if values[..i].iter().any(|w| values_equal(v, w)) {
-                    return Err(err(
-                        format!("{at}/enum/{i}"),
-                        format!("enum value {} is listed twice", describe(v)),
-                    ));
-                }
-            }
-        }
-        // required
-        let no_extra = matches!(s.additional_properties, Some(Additional::Allowed(false)));
-        for (i, name) in s.required.iter().enumerate() {
-            if no_extra && !s.properties.contains_key(name) {
-                return Err(err(
-                    format!("{at}/required/{i}"),
-                    format!(
-                        "required property {name:?} is not in properties, and \
-                         additionalProperties is false: no event passes"
-                    ),
-                ));
-            }
-            if s.required[..i].contains(name) {
-                return Err(err(
-                    format!("{at}/required/{i}"),
-                    format!("required property {name:?} is listed twice"),
-                ));
-            }
-            if let Some(case) = self.naming {
-                if !formats::follows(case, name) {
-                    return Err(err(
-                        format!("{at}/required/{i}"),
-                        format!(
-                            "property name {name:?} breaks the plan's naming convention {}",
-                            formats::case_name(case)
-                        ),
-                    ));
-                }
-            }
-        }
-        // pattern
-        let pattern = match &s.pattern {
-            Some(p) => {
-                let pat_at = format!("{at}/pattern");
-                portable_pattern(p).map_err(|m| err(&pat_at, m))?;
-                let compiled = self
-                    .engine
-                    .compile(p)
-                    .map_err(|m| err(&pat_at, format!("invalid pattern: {m}")))?;
-                Some((p.clone(), compiled))
-            }
-            None => None,
-        };
-        // children
-        let mut properties = Vec::with_capacity(s.properties.len());
-        for (name, sub) in &s.properties {
-            let sub_at = format!("{at}/properties/{}", escape_token(name));
-            if let Some(case) = self.naming {
-                if !formats::follows(case, name) {
-                    return Err(err(
-                        &sub_at,
-                        format!(
-                            "property name {name:?} breaks the plan's naming convention {}",
-                            formats::case_name(case)
-                        ),
-                    ));
-                }
-            }
-            properties.push((name.clone(), self.node(sub, &sub_at, depth + 1)?));
-        }
-        let items = match &s.items {
-            Some(sub) => Some(Box::new(self.node(
-                sub,
-                &format!("{at}/items"),
-                depth + 1,
-            )?)),
-            None => None,
-        };
-        let additional = match &s.additional_properties {
-            None | Some(Additional::Allowed(true)) => Extra::Any,
-            Some(Additional::Allowed(false)) => Extra::None,
-            Some(Additional::Schema(sub)) => Extra::Schema(Box::new(self.node(
-                sub,
-                &format!("{at}/additionalProperties"),
-                depth + 1,
-            )?)),
-        };
-        let node = Node {
-            types,
-            type_names: type_list,
-            enum_values: s.enum_values.clone(),
-            const_value: None,
-            minimum: s.minimum,
-            maximum: s.maximum,
-            exclusive_minimum: s.exclusive_minimum,
-            exclusive_maximum: s.exclusive_maximum,
-            min_length: s.min_length,
-            max_length: s.max_length,
-            pattern,
-            format: s.format,
-            items,
-            min_items: s.min_items,
-            max_items: s.max_items,
-            properties,
-            required: s.required.clone(),
-            additional,
-        };
-        // enum: every value must pass the schema's other keywords (else it is dead).
-        for (i, v) in node.enum_values.iter().flatten().enumerate() {
-            let mut violations: Vec<Violation> = Vec::new();
-            check::check_value(
-                &check::Ctx::new(MessageType::Track, None),
-                &node,
-                v,
-                &Path::Root(""),
-                &mut violations,
-            );
-            if let Some(broken) = violations.first() {
-                return Err(err(
-                    format!("{at}/enum/{i}"),
-                    format!(
-                        "enum value {} breaks the schema's own {} (expected {}): no event \
-                         can send it",
-                        describe(v),
-                        broken.rule.as_str(),
-                        broken.expected
-                    ),
-                ));
-            }
-        }
-        // const: must pass the schema's other keywords.
-        if let Some(c) = &s.const_value {
-            let mut violations: Vec<Violation> = Vec::new();
-            let root = Path::Root("");
-            check::check_value(
-                &check::Ctx::new(MessageType::Track, None),
-                &node,
-                c,
-                &root,
-                &mut violations,
-            );
-            if let Some(v) = violations.first() {
-                return Err(err(
-                    format!("{at}/const"),
-                    format!(
-                        "const {} breaks the schema's own {} (expected {})",
-                        describe(c),
-                        v.rule.as_str(),
-                        v.expected
-                    ),
-                ));
-            }
-            return Ok(Node {
-                const_value: Some(c.clone()),
-                ..node
-            });
-        }
-        Ok(node)
+/// Compiles one schema (and those under it).
+fn node(engine: &dyn PatternEngine, s: &Schema, at: &str, depth: usize) -> Result<Node, PlanError> {
+    if depth > MAX_DEPTH {
+        return Err(err(
+            at,
+            format!("schemas nest deeper than {MAX_DEPTH} levels"),
+        ));
     }
+    let type_names: Vec<JsonType> = s
+        .types
+        .as_ref()
+        .map(|t| t.as_slice().to_vec())
+        .unwrap_or_default();
+    let types = type_names.iter().fold(0, |set, t| set | type_bit(*t));
+    let pattern = match &s.pattern {
+        Some(p) => {
+            let pat_at = format!("{at}/pattern");
+            portable_pattern(p).map_err(|m| err(&pat_at, m))?;
+            let compiled = engine
+                .compile(p)
+                .map_err(|m| err(&pat_at, format!("invalid pattern: {m}")))?;
+            Some((p.clone(), compiled))
+        }
+        None => None,
+    };
+    let mut properties = Vec::with_capacity(s.properties.len());
+    for (name, sub) in &s.properties {
+        let sub_at = format!("{at}/properties/{}", escape_token(name));
+        properties.push((name.clone(), node(engine, sub, &sub_at, depth + 1)?));
+    }
+    let items = match &s.items {
+        Some(sub) => Some(Box::new(node(
+            engine,
+            sub,
+            &format!("{at}/items"),
+            depth + 1,
+        )?)),
+        None => None,
+    };
+    let additional = match &s.additional_properties {
+        None | Some(Additional::Allowed(true)) => Extra::Any,
+        Some(Additional::Allowed(false)) => Extra::None,
+        Some(Additional::Schema(sub)) => Extra::Schema(Box::new(node(
+            engine,
+            sub,
+            &format!("{at}/additionalProperties"),
+            depth + 1,
+        )?)),
+    };
+    Ok(Node {
+        types,
+        type_names,
+        enum_values: s.enum_values.clone(),
+        const_value: s.const_value.clone(),
+        minimum: s.minimum,
+        maximum: s.maximum,
+        exclusive_minimum: s.exclusive_minimum,
+        exclusive_maximum: s.exclusive_maximum,
+        min_length: s.min_length,
+        max_length: s.max_length,
+        pattern,
+        format: s.format,
+        items,
+        min_items: s.min_items,
+        max_items: s.max_items,
+        properties,
+        required: s.required.clone(),
+        additional,
+    })
 }
 
 /// The largest count of a `{n,m}` quantifier: regex-lite's size limit refuses large ones
@@ -1236,22 +922,4 @@ pub fn portable_pattern(p: &str) -> Result<(), String> {
         return refuse("an unclosed class");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_schemaver;
-
-    /// SchemaVer is exactly three non-empty runs of ASCII digits joined by single dashes.
-    #[test]
-    fn schemaver_accepts_three_digit_runs_only() {
-        for ok in ["1-0-0", "10-20-300", "0-0-0"] {
-            assert!(is_schemaver(ok), "{ok}");
-        }
-        for bad in [
-            "", "1-0", "1-0-0-0", "-1-0", "1--0", "1-0-", "1.0.0", "a-0-0", "1-0-0 ", "١-0-0",
-        ] {
-            assert!(!is_schemaver(bad), "{bad:?}");
-        }
-    }
 }

@@ -335,7 +335,7 @@ mod tests {
     }"#;
 
     fn gate(mode: PlanMode, max_kinds: usize) -> PlanGate {
-        let plan = Plan::parse(PLAN).expect("the test plan is valid");
+        let plan = Plan::load(PLAN).expect("the test plan is valid");
         PlanGate::new(Arc::new(plan), mode, max_kinds)
     }
 

@@ -12,8 +12,10 @@
 //! # Layout
 //!
 //! - [`model`]: the plan file as written (serde).
-//! - `compile`: the compiled plan and lint (a plan that is invalid or contradicts itself
-//!   is refused with the place named).
+//! - `compile`: the plan file read and compiled; what the device refuses (a plan it
+//!   cannot read or apply), with the place named.
+//! - `lint` (the `lint` feature): what a plan means (a plan that contradicts itself is
+//!   refused with the place named); `trailhound plan lint`, off the device.
 //! - `check`: the checks of one message against the compiled plan.
 //! - `formats`: `date-time`, `email`, `uri`, and naming conventions.
 //! - [`gate`]: the device modes, counts and context annotation.
@@ -22,7 +24,11 @@ mod check;
 mod compile;
 pub mod formats;
 pub mod gate;
+#[cfg(feature = "lint")]
+mod lint;
 pub mod model;
+#[cfg(all(test, feature = "regex"))]
+mod tests;
 
 use serde::Serialize;
 
@@ -191,7 +197,12 @@ pub fn event_label(kind: crate::MessageType, name: Option<&str>) -> String {
     }
 }
 
-/// A compiled, linted plan.
+/// A compiled plan.
+///
+/// The SDKs [`Plan::load`] a plan: its structure is checked (what the device cannot read
+/// or apply is refused), not its meaning. [`Plan::parse`] (the `lint` feature: the CLI,
+/// CI, the tests) lints it too, so a plan that contradicts itself is refused before it
+/// ships. Both compile the same checks: a plan gets the same verdicts either way.
 #[derive(Debug)]
 pub struct Plan {
     file: PlanFile,
@@ -199,21 +210,49 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Parses, lints and compiles a plan file with the built-in pattern engine.
+    /// Parses and compiles a plan file with the built-in pattern engine, checking its
+    /// structure only, as the SDKs do.
     #[cfg(feature = "regex")]
+    pub fn load(json: &str) -> Result<Plan, PlanError> {
+        Plan::load_with(json, &RegexLiteEngine)
+    }
+
+    /// Parses and compiles a plan file, compiling patterns with `patterns`, checking its
+    /// structure only, as the SDKs do.
+    pub fn load_with(json: &str, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
+        Plan::load_file(compile::parse_file(json)?, patterns)
+    }
+
+    /// Compiles a parsed plan file, checking its structure only, as the SDKs do.
+    pub fn load_file(file: PlanFile, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
+        let compiled = compile::compile(&file, patterns)?;
+        Ok(Plan { file, compiled })
+    }
+
+    /// Parses, compiles and lints a plan file with the built-in pattern engine.
+    #[cfg(all(feature = "lint", feature = "regex"))]
     pub fn parse(json: &str) -> Result<Plan, PlanError> {
         Plan::parse_with(json, &RegexLiteEngine)
     }
 
-    /// Parses, lints and compiles a plan file, compiling patterns with `patterns`.
+    /// Parses, compiles and lints a plan file, compiling patterns with `patterns`.
+    #[cfg(feature = "lint")]
     pub fn parse_with(json: &str, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
         Plan::compile(compile::parse_file(json)?, patterns)
     }
 
-    /// Lints and compiles a parsed plan file.
+    /// Compiles and lints a parsed plan file.
+    #[cfg(feature = "lint")]
     pub fn compile(file: PlanFile, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
-        let compiled = compile::compile(&file, patterns)?;
-        Ok(Plan { file, compiled })
+        let plan = Plan::load_file(file, patterns)?;
+        plan.lint()?;
+        Ok(plan)
+    }
+
+    /// Lints the plan: refuses one that contradicts itself (see [`Plan::parse`]).
+    #[cfg(feature = "lint")]
+    pub fn lint(&self) -> Result<(), PlanError> {
+        lint::lint(&self.file, &self.compiled)
     }
 
     /// The plan as written.

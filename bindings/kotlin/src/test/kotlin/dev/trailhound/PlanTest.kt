@@ -160,11 +160,11 @@ class PlanTest : CollectorTest() {
         assertEquals(cases.size - violating, collector.events.size)
     }
 
-    /** A plan lint refuses is a TrailhoundException.Plan naming the place in the plan. */
+    /** A plan the SDK cannot apply (an unknown keyword) is a TrailhoundException.Plan naming the place. */
     @Test
     fun badPlanIsAPlanError() {
         val bad = """{"plan": "p", "version": "1-0-0", "events": [{"type": "track", "name": "A",
-            "schema": {"type": "object", "properties": {"n": {"type": "integer", "minimum": 5, "maximum": 1}}}}]}"""
+            "schema": {"type": "object", "properties": {"n": {"type": "integer", "minimun": 5}}}}]}"""
         val e = assertThrows<TrailhoundException.Plan> {
             start(bad, PlanMode.REPORT, emptyList(), emptyList())
         }
