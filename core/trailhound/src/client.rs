@@ -127,9 +127,21 @@ impl std::fmt::Debug for WriteKey {
 /// client.shutdown(std::time::Duration::from_secs(2))?;
 /// # Ok(()) }
 /// ```
+///
+/// With a fallback: batches go to the first endpoint whose circuit breaker is not open,
+/// in the order given ([`Builder::fallback_endpoint`]).
+///
+/// ```no_run
+/// # fn main() -> Result<(), trailhound::Error> {
+/// let client = trailhound::Builder::new("WRITE_KEY", "https://t.myapp.example", "/tmp/th-data")
+///     .fallback_endpoint("https://eu.collector.example.com")
+///     .build()?;
+/// # Ok(()) }
+/// ```
 pub struct Builder {
     write_key: WriteKey,
     endpoint: String,
+    fallbacks: Vec<String>,
     data_dir: PathBuf,
     policy: Policy,
     context: ContextInfo,
@@ -147,6 +159,7 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("write_key", &self.write_key)
             .field("endpoint", &self.endpoint)
+            .field("fallbacks", &self.fallbacks)
             .field("data_dir", &self.data_dir)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
@@ -167,6 +180,7 @@ impl Builder {
         Builder {
             write_key: WriteKey(write_key.into()),
             endpoint: endpoint.into(),
+            fallbacks: Vec::new(),
             data_dir: data_dir.into(),
             policy: Policy::default(),
             context: ContextInfo {
@@ -181,6 +195,23 @@ impl Builder {
             max_pages: None,
             plan: None,
         }
+    }
+
+    /// Adds an endpoint to fall back on, after the one given to [`Builder::new`] and any
+    /// added before; call it once per fallback. Each is checked like the first one (by
+    /// [`Builder::build`]; duplicates are refused), and there may be at most
+    /// [`Policy::max_endpoints`] in all.
+    ///
+    /// Each endpoint has a circuit breaker: a batch that fails on one (no answer, a
+    /// transient status, a refused key) goes to the next usable one at once, with the same
+    /// `messageId`s; each flush starts at the first endpoint that is not open, and a failed
+    /// endpoint gets traffic again after a small probe batch. The table of what opens a
+    /// breaker and for how long is in [`trailhound_core::breaker`]. Breaker state survives
+    /// a restart; the listener hears [`Notification::EndpointOpened`] and
+    /// [`Notification::EndpointClosed`], and [`Stats::endpoints`] has each one's figures.
+    pub fn fallback_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.fallbacks.push(endpoint.into());
+        self
     }
 
     /// Replaces every limit and delay at once.
@@ -272,13 +303,14 @@ impl Builder {
 
     /// Opens the data directory and starts the background threads.
     ///
-    /// Fails if a setting is invalid, the endpoint is not HTTPS (or loopback HTTP), the
-    /// tracking plan cannot be read or is invalid (before anything is opened), or another
-    /// client has the data directory open. A corrupt database is not an error: it
+    /// Fails if a setting is invalid, an endpoint is not HTTPS (or loopback HTTP), two
+    /// endpoints are the same, there are more than [`Policy::max_endpoints`], the
+    /// tracking plan cannot be read or is invalid (all before anything is opened), or
+    /// another client has the data directory open. A corrupt database is not an error: it
     /// is moved aside, a fresh one is used, and the listener hears about it.
     pub fn build(self) -> Result<Client, Error> {
         self.policy.validate()?;
-        let endpoint = check_endpoint(&self.endpoint)?;
+        let endpoints = check_endpoints(&self.endpoint, &self.fallbacks, &self.policy)?;
         let plan = match self.plan {
             Some(source) => Some(PlanGate::new(
                 source.load()?,
@@ -303,7 +335,7 @@ impl Builder {
         let config = WorkerConfig {
             policy: self.policy.clone(),
             data_dir: self.data_dir,
-            url: format!("{endpoint}{}", trailhound_core::wire::BATCH_PATH),
+            endpoints,
             write_key: self.write_key,
             transport,
             listeners,
@@ -394,6 +426,46 @@ pub fn check_endpoint(endpoint: &str) -> Result<String, Error> {
     trailhound_core::endpoint::check(endpoint, &parts)
         .map(|e| e.base().to_owned())
         .map_err(|e| Error::Config(e.to_string()))
+}
+
+/// The primary endpoint and the fallbacks, each checked by [`check_endpoint`], as base URLs
+/// in order of preference. Duplicates (after normalisation) and more than
+/// [`Policy::max_endpoints`] are refused, naming the endpoint: a list cut short in silence
+/// would lose the fallback the app counted on.
+fn check_endpoints(
+    primary: &str,
+    fallbacks: &[String],
+    policy: &Policy,
+) -> Result<Vec<String>, Error> {
+    let total = 1 + fallbacks.len();
+    if total > policy.max_endpoints {
+        return Err(Error::Config(format!(
+            "{total} endpoints (1 + {} fallbacks): at most max_endpoints = {} are allowed; \
+             every failed batch is tried on each in turn",
+            fallbacks.len(),
+            policy.max_endpoints
+        )));
+    }
+    let mut bases = vec![check_endpoint(primary)?];
+    for (i, raw) in fallbacks.iter().enumerate() {
+        let base = check_endpoint(raw).map_err(|e| match e {
+            Error::Config(why) => Error::Config(format!("fallback endpoint {}: {why}", i + 1)),
+            other => other,
+        })?;
+        if let Some(same) = bases.iter().position(|b| *b == base) {
+            return Err(Error::Config(format!(
+                "fallback endpoint {} `{raw}` is the same endpoint as {} ({base})",
+                i + 1,
+                if same == 0 {
+                    "the primary".to_owned()
+                } else {
+                    format!("fallback endpoint {same}")
+                }
+            )));
+        }
+        bases.push(base);
+    }
+    Ok(bases)
 }
 
 struct Shared {
@@ -924,6 +996,93 @@ mod tests {
             check_endpoint("https://api.example.com/Collect").unwrap(),
             "https://api.example.com/Collect"
         );
+    }
+
+    /// Fallbacks are checked like the primary, in order; a bad one is named, duplicates
+    /// (after normalisation) are refused, and a list longer than `max_endpoints` is refused
+    /// rather than cut.
+    #[test]
+    fn fallback_endpoints_are_checked() {
+        let p = Policy::default();
+        let fallbacks = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            check_endpoints(
+                "https://t.app.example/",
+                &fallbacks(&["HTTPS://EU.Vendor.example/v1/", "http://127.0.0.1:9"]),
+                &p
+            )
+            .unwrap(),
+            [
+                "https://t.app.example",
+                "https://eu.vendor.example/v1",
+                "http://127.0.0.1:9"
+            ]
+        );
+        let err = |primary: &str, f: &[&str], p: &Policy| {
+            check_endpoints(primary, &fallbacks(f), p)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(
+            "https://a.example",
+            &["https://b.example", "http://c.example"],
+            &p,
+        );
+        assert!(
+            e.contains("fallback endpoint 2") && e.contains("`http://c.example`"),
+            "{e}"
+        );
+        let e = err("https://a.example", &["https://A.example/"], &p);
+        assert!(e.contains("same endpoint as the primary"), "{e}");
+        let e = err(
+            "https://a.example",
+            &["https://b.example", "https://B.example:443"],
+            &p,
+        );
+        assert!(e.contains("same endpoint as fallback endpoint 1"), "{e}");
+        let e = err(
+            "https://a.example",
+            &[
+                "https://b.example",
+                "https://c.example",
+                "https://d.example",
+                "https://e.example",
+            ],
+            &p,
+        );
+        assert!(
+            e.contains("5 endpoints") && e.contains("max_endpoints = 4"),
+            "{e}"
+        );
+        let two = Policy {
+            max_endpoints: 2,
+            ..Policy::default()
+        };
+        assert!(check_endpoints(
+            "https://a.example",
+            &fallbacks(&["https://b.example"]),
+            &two
+        )
+        .is_ok());
+        assert!(err(
+            "https://a.example",
+            &["https://b.example", "https://c.example"],
+            &two
+        )
+        .contains("max_endpoints = 2"));
+    }
+
+    /// A bad fallback fails `build` before the data directory is touched.
+    #[test]
+    fn bad_fallback_opens_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let e = Builder::new("k", "https://a.example", &data)
+            .fallback_endpoint("ftp://b.example")
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        assert!(!data.exists(), "nothing opened");
     }
 
     /// The write key never shows in Debug output.

@@ -503,7 +503,8 @@ impl Drop for FinishGuard {
 pub(crate) struct WorkerConfig {
     pub policy: Policy,
     pub data_dir: PathBuf,
-    pub url: String,
+    /// The checked endpoints' base URLs, in order of preference (at least one).
+    pub endpoints: Vec<String>,
     pub write_key: WriteKey,
     pub transport: Arc<dyn Transport>,
     pub listeners: Arc<Vec<Arc<dyn Listener>>>,
@@ -562,7 +563,9 @@ struct Worker {
     upload_tx: Option<Sender<(u64, HttpRequest)>>,
     /// Upload threads alive, stuck ones included.
     upload_threads: Arc<AtomicUsize>,
-    url: String,
+    /// Each endpoint's batch URL, in the order given to the engine: a
+    /// [`trailhound_core::Transmit`]'s `endpoint` indexes it.
+    batch_urls: Vec<String>,
     auth: String,
     listeners: Arc<Vec<Arc<dyn Listener>>>,
     stats: Arc<Mutex<Stats>>,
@@ -618,6 +621,8 @@ impl Worker {
             Identity::new(uuid::Uuid::new_v4()),
             now,
         );
+        // Before anything else: the saved breaker state of each URL applies from the start.
+        engine.set_endpoints(&config.endpoints);
         engine.handle_conditions(config.conditions, now);
         if let Some(message) = opened.recovered {
             engine.handle_store_replaced(message, now);
@@ -646,7 +651,11 @@ impl Worker {
             mailbox: config.mailbox,
             upload_tx: None,
             upload_threads: Arc::new(AtomicUsize::new(0)),
-            url: config.url,
+            batch_urls: config
+                .endpoints
+                .iter()
+                .map(|base| format!("{base}{}", trailhound_core::wire::BATCH_PATH))
+                .collect(),
             auth: trailhound_core::wire::basic_auth(&config.write_key.0),
             listeners: config.listeners,
             published,
@@ -973,7 +982,13 @@ impl Worker {
         let now = now_ms();
         if self.uploads {
             if let Some(t) = self.engine.poll_transmit(now) {
-                let request = HttpRequest::batch(&self.url, &self.auth, t.body);
+                // The engine only names endpoints it was given; the first is the fallback
+                // for an index it never hands out.
+                let url = self
+                    .batch_urls
+                    .get(t.endpoint)
+                    .unwrap_or(&self.batch_urls[0]);
+                let request = HttpRequest::batch(url, &self.auth, t.body);
                 if let Err(error) = self.send_upload(t.id, request) {
                     self.engine
                         .handle_upload(t.id, UploadResult::NetworkError(error), now);
@@ -1038,6 +1053,17 @@ impl Worker {
                 Notification::StoreError { error } => log::warn!("trailhound: {error}"),
                 Notification::UploadFailed { error, .. } => {
                     log::info!("trailhound: upload failed: {error}")
+                }
+                Notification::EndpointOpened {
+                    url,
+                    reason,
+                    retry_in_ms,
+                } => log::warn!(
+                    "trailhound: endpoint {url} set aside ({}) for {retry_in_ms} ms",
+                    reason.as_str()
+                ),
+                Notification::EndpointClosed { url } => {
+                    log::info!("trailhound: endpoint {url} answers again")
                 }
                 _ => {}
             }
