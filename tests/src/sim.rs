@@ -12,6 +12,11 @@
 //! - **Baseline**: `Policy { flush_at: 20, prompt_delay: 30 s, .. }`, conditions forced to
 //!   the Prompt tier (charging, battery unknown) except that offline stays offline, and no
 //!   lifecycle changes. This is what an SDK with a fixed flush policy does.
+//!
+//! The day can also run through an outage of the collector ([`OUTAGE`]): the primary
+//! endpoint refuses connections for two hours, then answers 503 for twenty minutes.
+//! [`OutageRun`] runs Trailhound's policy through it with one endpoint and with a
+//! fallback, beside the same day without it; [`outage_report`] prints the three.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,8 +25,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use trailhound_core::retry::Jitter;
 use trailhound_core::schedule::Tier;
-use trailhound_core::testing::{Harness, Request, HOUR, MINUTE, SECOND};
-use trailhound_core::{Call, DeviceConditions, Lifecycle, Network, Policy, Properties};
+use trailhound_core::testing::{self, Harness, Request, HOUR, MINUTE, SECOND};
+use trailhound_core::{
+    Call, DeviceConditions, Lifecycle, Network, Policy, Properties, UploadResult,
+};
 
 /// The seed of the day every report and test uses.
 pub const SEED: u64 = 20_250_602;
@@ -504,6 +511,8 @@ impl Variant {
                 policy: Policy::default(),
                 conditions: |real, _| real,
                 lifecycle: true,
+                endpoints: 1,
+                outage: None,
             },
             Variant::Baseline => Setup {
                 name: "baseline 20/30s",
@@ -525,6 +534,87 @@ impl Variant {
                     metered: false,
                 },
                 lifecycle: false,
+                endpoints: 1,
+                outage: None,
+            },
+        }
+    }
+}
+
+/// The primary endpoint's outage, in ms since midnight: from the late morning at the
+/// office to after lunch (foreground events included), on wifi throughout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    /// The host goes down: connections are refused.
+    pub from: i64,
+    /// It comes back overloaded: 503 (no `Retry-After`).
+    pub refused_until: i64,
+    /// It answers again.
+    pub until: i64,
+}
+
+/// Two hours of connection refused, then twenty minutes of 503.
+pub const OUTAGE: Outage = Outage {
+    from: hm(11, 30),
+    refused_until: hm(13, 30),
+    until: hm(13, 50),
+};
+
+impl Outage {
+    /// Whether `t` (ms since midnight) is inside the outage.
+    pub fn contains(&self, t: i64) -> bool {
+        self.from <= t && t < self.until
+    }
+
+    /// What the primary endpoint answers a request sent at `t` (ms since midnight).
+    pub fn answer(&self, t: i64) -> UploadResult {
+        if self.from <= t && t < self.refused_until {
+            UploadResult::NetworkError("connection refused".to_owned())
+        } else if self.contains(t) {
+            testing::status(503)
+        } else {
+            testing::ok()
+        }
+    }
+}
+
+/// The endpoints of the outage runs: the vendor's host, then a fallback (another region,
+/// or the app's own proxy) that stays up.
+pub const ENDPOINTS: [&str; 2] = [
+    "https://collect.example.com",
+    "https://collect-fallback.example.net",
+];
+
+/// Trailhound's policy through the day with or without [`OUTAGE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageRun {
+    /// No outage: what the other two are measured against.
+    NoOutage,
+    /// The outage, one endpoint: events wait for it to end.
+    OneEndpoint,
+    /// The outage, with a fallback endpoint.
+    WithFallback,
+}
+
+impl OutageRun {
+    /// How this run drives the engine.
+    pub fn setup(self) -> Setup {
+        let base = Variant::Trailhound.setup();
+        match self {
+            OutageRun::NoOutage => Setup {
+                name: "no outage",
+                ..base
+            },
+            OutageRun::OneEndpoint => Setup {
+                name: "outage, one endpoint",
+                outage: Some(OUTAGE),
+                ..base
+            },
+            OutageRun::WithFallback => Setup {
+                name: "outage, with fallback",
+                endpoints: 2,
+                outage: Some(OUTAGE),
+                ..base
             },
         }
     }
@@ -543,6 +633,10 @@ pub struct Setup {
     pub conditions: fn(DeviceConditions, Activity) -> DeviceConditions,
     /// Whether lifecycle changes reach the engine.
     pub lifecycle: bool,
+    /// How many of [`ENDPOINTS`] the engine is given (one: the engine's default).
+    pub endpoints: usize,
+    /// The primary endpoint's outage, if any; other endpoints always answer 200.
+    pub outage: Option<Outage>,
 }
 
 /// One event's fate.
@@ -569,6 +663,8 @@ pub struct Outcome {
     pub requests: Vec<Request>,
     /// Every event, in tracking order.
     pub events: Vec<Fate>,
+    /// Midnight starting the day.
+    pub day_start_ms: i64,
 }
 
 impl Outcome {
@@ -584,6 +680,25 @@ impl Outcome {
             radio_idle_from = radio_idle_from.max(r.done_ms);
         }
         out
+    }
+
+    /// Requests sent to endpoint `i`.
+    pub fn requests_to(&self, i: usize) -> usize {
+        self.requests.iter().filter(|r| r.endpoint == i).count()
+    }
+
+    /// Requests that were not acknowledged (no answer, or not 2xx).
+    pub fn failed_requests(&self) -> usize {
+        self.requests.iter().filter(|r| !r.accepted()).count()
+    }
+
+    /// The events tracked online inside `outage`.
+    pub fn tracked_online_during(&self, outage: &Outage) -> Vec<Fate> {
+        self.events
+            .iter()
+            .filter(|e| e.online && outage.contains(e.tracked_ms - self.day_start_ms))
+            .copied()
+            .collect()
     }
 
     /// Compressed bytes sent.
@@ -637,6 +752,16 @@ pub fn run_setup(day: &Day, setup: &Setup) -> Outcome {
     let mut h = Harness::new(setup.policy.clone(), SEED, day.start_ms);
     h.set_latency(LATENCY_MS);
     h.set_context_info(trailhound_core::testing::phone_context());
+    if setup.endpoints > 1 {
+        h.set_endpoints(&ENDPOINTS[..setup.endpoints.min(ENDPOINTS.len())]);
+    }
+    if let Some(outage) = setup.outage {
+        let start = day.start_ms;
+        h.respond_with(move |r| match r.endpoint {
+            0 => outage.answer(r.at_ms - start),
+            _ => testing::ok(),
+        });
+    }
     let mut real = DeviceConditions::default();
     let mut activity = Activity::Idle;
     for (t, input) in &day.inputs {
@@ -674,6 +799,7 @@ pub fn run_setup(day: &Day, setup: &Setup) -> Outcome {
         max_delay_ms,
         requests: h.requests.clone(),
         events,
+        day_start_ms: day.start_ms,
     }
 }
 
@@ -776,6 +902,83 @@ pub fn report(day: &Day, a: &Outcome, b: &Outcome) -> String {
         "Wake-ups by the tier Trailhound's policy gives the real conditions, and app state:\n"
     );
     table(&mut out, &["tier / app", "events", a.name, b.name], &rows);
+    out
+}
+
+/// The outage runs side by side ([`OutageRun`], in that order): requests per endpoint,
+/// wake-ups, and how long events tracked online waited, all day and inside the outage.
+pub fn outage_report(day: &Day, runs: &[Outcome]) -> String {
+    let mut out = String::new();
+    let o = OUTAGE;
+    let clock = |t: i64| format!("{:02}:{:02}", t / HOUR, (t / MINUTE) % 60);
+    let _ = writeln!(
+        out,
+        "The same day through an outage of the primary endpoint: connection refused \
+         {}-{}, then 503 until {} (seed {SEED}, {} events)\n",
+        clock(o.from),
+        clock(o.refused_until),
+        clock(o.until),
+        day.events()
+    );
+    type Cell = dyn Fn(&Outcome) -> String;
+    let during = |o: &Outcome, q: f64| {
+        let mut d: Vec<i64> = o
+            .tracked_online_during(&OUTAGE)
+            .iter()
+            .filter_map(|e| e.delivered_ms.map(|t| t - e.tracked_ms))
+            .collect();
+        d.sort_unstable();
+        duration(percentile(&d, q))
+    };
+    let cells: Vec<(&str, Box<Cell>)> = vec![
+        ("requests", Box::new(|o| o.requests.len().to_string())),
+        (
+            "  to the primary",
+            Box::new(|o| o.requests_to(0).to_string()),
+        ),
+        (
+            "  to the fallback",
+            Box::new(|o| o.requests_to(1).to_string()),
+        ),
+        ("  failed", Box::new(|o| o.failed_requests().to_string())),
+        (
+            "radio wake-ups",
+            Box::new(|o| o.wakeups().len().to_string()),
+        ),
+        (
+            "events delivered exactly once",
+            Box::new(|o| format!("{} of {}", o.delivered_once(), o.events.len())),
+        ),
+        (
+            "delay p95, tracked online",
+            Box::new(|o| duration(percentile(&o.delays(true), 0.95))),
+        ),
+        (
+            "delay max, tracked online",
+            Box::new(|o| duration(percentile(&o.delays(true), 1.0))),
+        ),
+        (
+            "  p95, tracked online in the outage",
+            Box::new(move |o| during(o, 0.95)),
+        ),
+        (
+            "  max, tracked online in the outage",
+            Box::new(move |o| during(o, 1.0)),
+        ),
+        ("max_delay (policy)", Box::new(|o| duration(o.max_delay_ms))),
+    ];
+    let rows: Vec<Vec<String>> = cells
+        .iter()
+        .map(|(name, f)| {
+            std::iter::once((*name).to_owned())
+                .chain(runs.iter().map(&**f))
+                .collect()
+        })
+        .collect();
+    let head: Vec<&str> = std::iter::once("")
+        .chain(runs.iter().map(|o| o.name))
+        .collect();
+    table(&mut out, &head, &rows);
     out
 }
 
