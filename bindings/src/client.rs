@@ -102,6 +102,12 @@ pub struct PolicyOverrides {
     /// counted under `(other events)`.
     #[uniffi(default = None)]
     pub max_violation_kinds: Option<u32>,
+    /// Most events in the probe sent to an endpoint whose circuit breaker is half-open.
+    #[uniffi(default = None)]
+    pub breaker_probe_events: Option<u32>,
+    /// Most endpoints, the primary and its fallbacks together.
+    #[uniffi(default = None)]
+    pub max_endpoints: Option<u32>,
 }
 
 /// The longest duration any setting or timeout may take: 100 years in milliseconds.
@@ -224,6 +230,8 @@ impl PolicyOverrides {
         set!(max_uncommitted_bytes, usize_size, max_uncommitted_bytes);
         set!(session_timeout_ms, duration, session_timeout);
         set!(max_violation_kinds, usize_size, max_violation_kinds);
+        set!(breaker_probe_events, usize_size, breaker_probe_events);
+        set!(max_endpoints, usize_size, max_endpoints);
         Ok(())
     }
 }
@@ -266,6 +274,13 @@ pub struct Config {
     /// this is not.
     #[uniffi(default = None)]
     pub plan_mode: Option<PlanMode>,
+    /// Endpoints to fall back on, in order, after `endpoint` (none by default): each is
+    /// checked like `endpoint`; duplicates and more than `max_endpoints` in all (4) are a
+    /// `Config` error. A batch that fails on one goes to the next at once; see the core's
+    /// `breaker` module for each endpoint's circuit breaker.
+    // Last: Kotlin and Python callers that pass the fields in order need no change.
+    #[uniffi(default)]
+    pub fallback_endpoints: Vec<String>,
 }
 
 impl fmt::Debug for Config {
@@ -282,6 +297,7 @@ impl fmt::Debug for Config {
             .field("plan_json", &self.plan_json.as_ref().map(|_| "<set>"))
             .field("plan_file", &self.plan_file)
             .field("plan_mode", &self.plan_mode)
+            .field("fallback_endpoints", &self.fallback_endpoints)
             .finish()
     }
 }
@@ -328,6 +344,9 @@ impl TrailhoundClient {
         }
         let mut b = trailhound::Builder::new(config.write_key, config.endpoint, config.data_dir)
             .policy(policy);
+        for fallback in config.fallback_endpoints {
+            b = b.fallback_endpoint(fallback);
+        }
         if let Some(c) = config.context {
             b = b.context(c.into());
         }
@@ -513,6 +532,8 @@ mod tests {
             auth_pause_ms: Some(1_500),
             low_battery_level: Some(0.3),
             call_queue_capacity: Some(7),
+            max_endpoints: Some(2),
+            breaker_probe_events: Some(5),
             ..PolicyOverrides::default()
         };
         o.apply(&mut p).unwrap();
@@ -520,6 +541,8 @@ mod tests {
             auth_pause: Duration::from_millis(1_500),
             low_battery_level: 0.3,
             call_queue_capacity: 7,
+            max_endpoints: 2,
+            breaker_probe_events: 5,
             ..Policy::default()
         };
         assert_eq!(p, expected);

@@ -24,6 +24,7 @@ fn config(url: &str, dir: &std::path::Path) -> Config {
         plan_json: None,
         plan_file: None,
         plan_mode: None,
+        fallback_endpoints: vec![],
     }
 }
 

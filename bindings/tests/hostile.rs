@@ -54,6 +54,7 @@ fn config(dir: &std::path::Path, policy: Option<PolicyOverrides>) -> Config {
         plan_json: None,
         plan_file: None,
         plan_mode: None,
+        fallback_endpoints: vec![],
     }
 }
 

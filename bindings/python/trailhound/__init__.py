@@ -26,6 +26,7 @@ from trailhound_ffi import (  # noqa: F401  (re-exported)
     ContextInfo,
     DeviceConditions,
     DropReason,
+    EndpointStats,
     EventType,
     HttpRequest,
     HttpResponse,
@@ -44,7 +45,7 @@ __all__ = [
     "Trailhound", "TrailhoundError", "Config", "PolicyOverrides", "ContextInfo", "AppInfo",
     "DeviceConditions", "Network", "Notification", "DropReason", "HttpRequest",
     "HttpResponse", "Stats", "EventType", "HttpClientTransport", "to_value", "from_value",
-    "PlanMode", "PlanViolation", "PlanViolationCount",
+    "PlanMode", "PlanViolation", "PlanViolationCount", "EndpointStats",
 ]
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
@@ -257,6 +258,7 @@ class Trailhound:
         plan: typing.Optional[str] = None,
         plan_file: typing.Optional[str] = None,
         plan_mode: typing.Union[PlanMode, str, None] = None,
+        fallback_endpoints: typing.Sequence[str] = (),
         shared: bool = False,
     ) -> "Trailhound":
         """Starts a client. `transport(request)` returns a status or an HttpResponse and
@@ -264,12 +266,22 @@ class Trailhound:
         drop it; `listener(notification)` hears deliveries, drops, failures and tracking
         plan violations. `plan` is a tracking plan's JSON text, `plan_file` its path (one
         of them); `plan_mode` a `PlanMode` or its name (`"off"`, `"report"`, the default,
-        `"enforce"`, `"enforce_strip"`). A bad plan raises `TrailhoundError.Plan`."""
+        `"enforce"`, `"enforce_strip"`). A bad plan raises `TrailhoundError.Plan`.
+
+        `fallback_endpoints` are tried in order after `endpoint` (at most 3 with the default
+        `max_endpoints` of 4; each checked like `endpoint`, duplicates refused: a bad one
+        raises `TrailhoundError.Config`). Each endpoint has a circuit breaker: a batch that
+        fails on one goes to the next at once; listeners hear `Notification.ENDPOINT_OPENED`
+        and `ENDPOINT_CLOSED`, and `stats().endpoints` has each one's state."""
+        if isinstance(fallback_endpoints, str):
+            # A lone string would be taken letter by letter.
+            raise TypeError("fallback_endpoints: expected a list of URLs, not a str")
         config = Config(
             write_key=write_key, endpoint=endpoint, data_dir=str(data_dir), policy=policy,
             context=context, conditions=conditions, jitter_seed=jitter_seed,
             plan_json=plan, plan_file=None if plan_file is None else str(plan_file),
             plan_mode=_plan_mode(plan_mode),
+            fallback_endpoints=[str(e) for e in fallback_endpoints],
         )
         client = _ffi.TrailhoundClient(
             config,

@@ -20,6 +20,7 @@ pub fn config(write_key: &str, dir: &std::path::Path) -> Config {
         plan_json: None,
         plan_file: None,
         plan_mode: None,
+        fallback_endpoints: vec![],
     }
 }
 

@@ -90,6 +90,10 @@ public struct TrailhoundConfig {
     public var planFile: String? = nil
     /// What the plan does to an event that breaks it; `.report` when nil.
     public var planMode: PlanMode? = nil
+    /// Endpoints to fall back on, in order, after `endpoint` (at most 3 with the default
+    /// `maxEndpoints` of 4). Each endpoint has a circuit breaker: a batch that fails on one
+    /// goes to the next at once; `stats().endpoints` has each one's state.
+    public var fallbackEndpoints: [String] = []
 
     public init(writeKey: String, endpoint: String, dataDir: String) {
         self.writeKey = writeKey
@@ -104,7 +108,7 @@ extension TrailhoundConfig: CustomStringConvertible, CustomDebugStringConvertibl
     public var description: String {
         "TrailhoundConfig(writeKey: <redacted>, endpoint: \(endpoint), dataDir: \(dataDir), "
             + "plan: \(plan == nil ? "nil" : "<set>"), planFile: \(planFile ?? "nil"), "
-            + "planMode: \(planMode.map { "\($0)" } ?? "nil"))"
+            + "planMode: \(planMode.map { "\($0)" } ?? "nil"), fallbackEndpoints: \(fallbackEndpoints))"
     }
 
     public var debugDescription: String { description }
@@ -113,7 +117,7 @@ extension TrailhoundConfig: CustomStringConvertible, CustomDebugStringConvertibl
         Mirror(self, children: ["writeKey": "<redacted>", "endpoint": endpoint, "dataDir": dataDir,
                                 "policy": policy as Any, "context": context as Any,
                                 "plan": plan == nil ? "nil" : "<set>", "planFile": planFile as Any,
-                                "planMode": planMode as Any],
+                                "planMode": planMode as Any, "fallbackEndpoints": fallbackEndpoints],
                displayStyle: .struct)
     }
 }
@@ -148,7 +152,8 @@ public final class Trailhound {
     public static func setup(_ config: TrailhoundConfig) throws -> Trailhound {
         let ffi = Config(writeKey: config.writeKey, endpoint: config.endpoint, dataDir: config.dataDir,
                          policy: config.policy, context: config.context, conditions: nil, jitterSeed: nil,
-                         planJson: config.plan, planFile: config.planFile, planMode: config.planMode)
+                         planJson: config.plan, planFile: config.planFile, planMode: config.planMode,
+                         fallbackEndpoints: config.fallbackEndpoints)
         let t = Trailhound(client: try TrailhoundClient(config: ffi, transport: config.transport,
                                                        plugins: config.plugins, listeners: config.listeners))
         lock.lock(); instance = t; lock.unlock()

@@ -28,7 +28,10 @@ fun interface Plugin {
     fun process(event: TrailhoundEvent): TrailhoundEvent?
 }
 
-/** Hears deliveries, drops, failures and tracking-plan violations, on the SDK's background thread. */
+/**
+ * Hears deliveries, drops, failures, tracking-plan violations and endpoints opening or closing
+ * ([Notification.EndpointOpened], [Notification.EndpointClosed]), on the SDK's background thread.
+ */
 fun interface Listener {
     fun onNotification(notification: Notification)
 }
@@ -72,6 +75,12 @@ data class TrailhoundConfig(
     val planFile: String? = null,
     /** What the plan does to an event that breaks it; [PlanMode.REPORT] when null. */
     val planMode: PlanMode? = null,
+    /**
+     * Endpoints to fall back on, in order, after [endpoint] (at most 3 with the default
+     * `maxEndpoints` of 4). Each endpoint has a circuit breaker: a batch that fails on one goes
+     * to the next at once; `stats().endpoints` has each one's state.
+     */
+    val fallbackEndpoints: List<String> = emptyList(),
 ) {
     // A data class would print every property; the write key must not reach a log.
     override fun toString(): String =
@@ -79,7 +88,8 @@ data class TrailhoundConfig(
             "policy=$policy, context=$context, conditions=$conditions, " +
             "transport=${transport?.javaClass?.name}, plugins=${plugins.size}, " +
             "listeners=${listeners.size}, jitterSeed=$jitterSeed, " +
-            "plan=${if (plan == null) null else "<set>"}, planFile=$planFile, planMode=$planMode)"
+            "plan=${if (plan == null) null else "<set>"}, planFile=$planFile, planMode=$planMode, " +
+            "fallbackEndpoints=$fallbackEndpoints)"
 }
 
 /** Milliseconds for the FFI: a negative duration is zero; Rust clamps very long ones. */
@@ -119,6 +129,7 @@ class Trailhound private constructor(private val client: TrailhoundClient) : Aut
             val ffi = FfiConfig(
                 writeKey = config.writeKey,
                 endpoint = config.endpoint,
+                fallbackEndpoints = config.fallbackEndpoints,
                 dataDir = config.dataDir,
                 policy = config.policy,
                 context = config.context,
