@@ -10,7 +10,7 @@
 //! - `plan/check_wire_rich_pass`: the rich event in its wire form (the collector, the CLI).
 //! - `plan/parse_rich`: parsing, linting and compiling the rich plan.
 //! - `plan/pattern_is_match` (best batch only): the rich plan's `^s[0-9]+$` on `s1234`
-//!   with the built-in engine (regex-lite), most of the rich plan's cost.
+//!   with the built-in engine (plan::pattern), most of the rich plan's cost.
 //!
 //! Before criterion's means, the bench prints for each the best of 200 batches of 2 000
 //! calls (ns per call): on a shared machine under load the mean measures the neighbours
@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
 use serde_json::{json, Value};
-use trailhound_core::plan::{PatternEngine, Plan, RegexLiteEngine};
+use trailhound_core::plan::{BuiltinEngine, PatternEngine, Plan};
 use trailhound_core::Message;
 
 /// The plan of the typical event, shared with the runtime's `track` bench.
@@ -120,7 +120,7 @@ fn best_batches() {
     let typed_msg = message(typed_props());
     let rich_msg = message(rich_props());
     let rich_wire = serde_json::to_value(&rich_msg).expect("wire form");
-    let pattern = RegexLiteEngine.compile("^s[0-9]+$").expect("pattern");
+    let pattern = BuiltinEngine.compile("^s[0-9]+$").expect("pattern");
     let rows: [(&str, f64); 4] = [
         (
             "check_typed_pass",

@@ -141,7 +141,8 @@ fn lint_table() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Patterns the portability check accepts: each also compiles with regex-lite (and, checked
+/// Patterns the portability check accepts: each also compiles with the built-in engine
+/// (regex-lite's syntax, which it is tested against, and, checked
 /// by hand with Node 20's `new RegExp(p, "su")`, with JavaScript).
 const PORTABLE: &[&str] = &[
     "^s[0-9]+$",
@@ -226,12 +227,12 @@ const NOT_PORTABLE: &[(&str, &str)] = &[
 /// The portable subset compiles with the built-in engine; the rest is refused, by lint too.
 #[test]
 fn pattern_portability() {
-    let engine = trailhound_core::plan::RegexLiteEngine;
+    let engine = trailhound_core::plan::BuiltinEngine;
     for p in PORTABLE {
         assert_eq!(portable_pattern(p), Ok(()), "{p}");
         assert!(
             trailhound_core::plan::PatternEngine::compile(&engine, p).is_ok(),
-            "regex-lite refuses {p}"
+            "the built-in engine refuses {p}"
         );
     }
     for (p, word) in NOT_PORTABLE {
@@ -247,7 +248,7 @@ fn pattern_portability() {
     }
 }
 
-/// regex-lite refuses what JavaScript refuses too; lint names the pattern.
+/// The built-in engine refuses what JavaScript refuses too; lint names the pattern.
 #[test]
 fn pattern_engine_refusals() {
     for p in ["a{2,1}", "(ab", "[z-a]", "a)"] {
@@ -660,8 +661,8 @@ fn accessors() {
     let plan = Plan::parse(&table["plan"].to_string()).expect("plan");
     assert_eq!(plan.id(), "music-app");
     assert_eq!(plan.version(), "1-0-0");
-    let again = Plan::compile(plan.file().clone(), &trailhound_core::plan::RegexLiteEngine)
-        .expect("compile");
+    let again =
+        Plan::compile(plan.file().clone(), &trailhound_core::plan::BuiltinEngine).expect("compile");
     assert_eq!(again.file(), plan.file());
 }
 
@@ -775,7 +776,7 @@ fn parse_agrees_with_serde() {
             (Ok(p), Ok(s)) => assert_eq!(p.file(), &s, "{text}"),
             (Err(e), Ok(s)) => {
                 // Lint refused it; the format itself must be fine: compile says so.
-                let again = Plan::compile(s, &trailhound_core::plan::RegexLiteEngine);
+                let again = Plan::compile(s, &trailhound_core::plan::BuiltinEngine);
                 assert_eq!(again.err(), Some(e), "{text}");
             }
             (Ok(_), Err(e)) => panic!("accepted what serde refuses ({e}): {text}"),

@@ -138,34 +138,6 @@ fn insert_named(events: &mut Named, name: String, entry: EventNode) -> bool {
     }
 }
 
-/// The built-in pattern engine: regex-lite, with `.` matching every character (as
-/// JavaScript's `s` flag).
-#[cfg(feature = "regex")]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RegexLiteEngine;
-
-#[cfg(feature = "regex")]
-#[derive(Debug)]
-struct RegexLitePattern(regex_lite::Regex);
-
-#[cfg(feature = "regex")]
-impl Pattern for RegexLitePattern {
-    fn is_match(&self, s: &str) -> bool {
-        self.0.is_match(s)
-    }
-}
-
-#[cfg(feature = "regex")]
-impl PatternEngine for RegexLiteEngine {
-    fn compile(&self, pattern: &str) -> Result<Box<dyn Pattern>, String> {
-        regex_lite::RegexBuilder::new(pattern)
-            .dot_matches_new_line(true)
-            .build()
-            .map(|r| Box::new(RegexLitePattern(r)) as Box<dyn Pattern>)
-            .map_err(|e| e.to_string())
-    }
-}
-
 pub(crate) fn err(at: impl Into<String>, message: impl Into<String>) -> PlanError {
     PlanError {
         at: at.into(),
@@ -634,9 +606,16 @@ pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Com
     Ok(out)
 }
 
+/// `string or null`: by hand, as `join` is an instantiation of its own.
 pub(crate) fn type_text(types: &[JsonType]) -> String {
-    let names: Vec<&str> = types.iter().map(|t| json_type_name(*t)).collect();
-    names.join(" or ")
+    let mut out = String::new();
+    for (i, t) in types.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" or ");
+        }
+        out.push_str(json_type_name(*t));
+    }
+    out
 }
 
 /// A JSON type's name as written in schemas.
@@ -723,12 +702,12 @@ fn node(engine: &dyn PatternEngine, s: &Schema, at: &str, depth: usize) -> Resul
     })
 }
 
-/// The largest count of a `{n,m}` quantifier: regex-lite's size limit refuses large ones
-/// that JavaScript accepts.
+/// The largest count of a `{n,m}` quantifier: native engines' size limits refuse large
+/// ones that JavaScript accepts.
 pub const MAX_REPEAT: u32 = 1000;
 
-/// Refuses pattern syntax whose meaning differs between regex-lite and JavaScript's
-/// `RegExp` with the `u` and `s` flags, or that only one of them accepts, so that the
+/// Refuses pattern syntax whose meaning differs between regex-lite's (which the built-in
+/// engine, [`super::pattern`], follows) and JavaScript's `RegExp` with the `u` and `s` flags, or that only one of them accepts, so that the
 /// device, the browser and the CLI refuse the same plans:
 ///
 /// - escapes other than `\d \D \w \W \b \B` (ASCII in both), `\t \n \r \f \v`, `\xHH`,

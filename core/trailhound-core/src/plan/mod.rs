@@ -27,6 +27,8 @@ pub mod gate;
 #[cfg(feature = "lint")]
 mod lint;
 pub mod model;
+#[cfg(feature = "regex")]
+pub mod pattern;
 #[cfg(all(test, feature = "regex"))]
 mod tests;
 
@@ -36,9 +38,9 @@ pub use gate::{PlanGate, PlanMode, Verdict, ViolationCount};
 pub use model::PlanFile;
 
 pub use check::MAX_VALUE_DEPTH;
-#[cfg(feature = "regex")]
-pub use compile::RegexLiteEngine;
 pub use compile::{escape_token, json_type_name, portable_pattern, MAX_DEPTH, MAX_REPEAT};
+#[cfg(feature = "regex")]
+pub use pattern::BuiltinEngine;
 
 /// Why a plan was refused: where (a JSON pointer into the plan file, such as
 /// `/events/2/schema/properties/price/minimum`) and what is wrong there.
@@ -57,8 +59,8 @@ pub trait Pattern: Send + Sync + std::fmt::Debug {
     fn is_match(&self, s: &str) -> bool;
 }
 
-/// Compiles `pattern` keywords. Native code uses the built-in engine (regex-lite, the
-/// `regex` feature); the browser package passes one backed by JavaScript's `RegExp` (with
+/// Compiles `pattern` keywords. Native code uses the built-in engine ([`BuiltinEngine`],
+/// the `regex` feature); the browser package passes one backed by JavaScript's `RegExp` (with
 /// the `u` flag), so that it ships no regex engine of its own. Plans may use only the
 /// syntax that means the same in both (`trailhound plan lint` refuses the rest).
 pub trait PatternEngine {
@@ -214,7 +216,7 @@ impl Plan {
     /// structure only, as the SDKs do.
     #[cfg(feature = "regex")]
     pub fn load(json: &str) -> Result<Plan, PlanError> {
-        Plan::load_with(json, &RegexLiteEngine)
+        Plan::load_with(json, &BuiltinEngine)
     }
 
     /// Parses and compiles a plan file, compiling patterns with `patterns`, checking its
@@ -232,7 +234,7 @@ impl Plan {
     /// Parses, compiles and lints a plan file with the built-in pattern engine.
     #[cfg(all(feature = "lint", feature = "regex"))]
     pub fn parse(json: &str) -> Result<Plan, PlanError> {
-        Plan::parse_with(json, &RegexLiteEngine)
+        Plan::parse_with(json, &BuiltinEngine)
     }
 
     /// Parses, compiles and lints a plan file, compiling patterns with `patterns`.
