@@ -25,10 +25,11 @@
 //! endpoint works: they close it, and the split and isolation rules of
 //! [`crate::Engine::handle_upload`] stay as they are, on that endpoint.
 //!
-//! A `Retry-After` binds only the endpoint that sent it. An explicit `flush()` closes the
-//! breakers our own backoff opened and ends pauses (one probe each), but never shortens a
-//! server's `Retry-After` nor a `blocked` wait: an app that flushes on every screen must
-//! not hammer a host that is blocked.
+//! A `Retry-After` binds only the endpoint that sent it. An explicit `flush()` goes to the
+//! first usable endpoint; only when every endpoint is open does it end the waits of our
+//! own backoff and the pauses (one probe each), and never a server's `Retry-After` nor a
+//! `blocked` wait: an app that flushes on every screen must not hammer a host that is
+//! down or blocked.
 //!
 //! With one endpoint (the default) this is the retry behaviour the engine always had: the
 //! breaker's wait is the backoff, and the probe is an ordinary batch.
@@ -376,10 +377,16 @@ impl Breakers {
         })
     }
 
-    /// An explicit `flush()`: waits of our own backoff and pauses end (the next request to
-    /// each is a probe); a server's `Retry-After` and a `blocked` wait stay. Returns whether
-    /// anything changed.
-    pub fn flush(&mut self) -> bool {
+    /// An explicit `flush()` while every endpoint is open: waits of our own backoff and
+    /// pauses end (the next request to each is a probe); a server's `Retry-After` and a
+    /// `blocked` wait stay. While an endpoint is usable, nothing changes: the flush goes
+    /// there at once, and probing an open one first would cost each flush a request (up to
+    /// a timeout, for a host that swallows packets) before the batch moves on. Returns
+    /// whether anything changed.
+    pub fn flush(&mut self, now_ms: i64) -> bool {
+        if self.pick(now_ms).is_some() {
+            return false;
+        }
         let mut changed = self.clear_backoff();
         for b in &mut self.breakers {
             let r = &mut b.state.retry;
@@ -581,7 +588,7 @@ mod tests {
         assert_eq!(opened.wait_ms, 120_000);
         b.failed(1, &Failure::Network, "reset", 0, &p, &mut j);
         assert_eq!(b.pick(0), None);
-        assert!(b.flush());
+        assert!(b.flush(0));
         assert_eq!(b.pick(0), Some(1), "own backoff cleared, Retry-After kept");
         assert_eq!(b.stats(0)[0].retry_at_ms, Some(120_000));
     }
@@ -599,11 +606,12 @@ mod tests {
                 ..
             })
         ));
-        assert!(!b.flush());
+        assert!(!b.flush(0));
         assert_eq!(b.pick(0), Some(1));
         assert!(!b.all_blocked(0));
         b.failed(1, &Failure::Blocked, "blocked", 0, &p, &mut j);
         assert!(b.all_blocked(0));
+        assert!(!b.flush(0), "every endpoint blocked: flush() ends no wait");
         assert_eq!(b.ready_at(0), Some(millis(p.backoff_max)));
     }
 
@@ -621,8 +629,16 @@ mod tests {
         assert!(b.expire(end));
         assert_eq!(b.stats(end)[0].state, BreakerState::HalfOpen);
         b.paused(0, 401, "HTTP 401", end, &p);
-        assert!(b.flush());
-        assert_eq!(b.pick(end), Some(0));
+        assert!(!b.flush(end), "endpoint 1 takes the flush; 0 stays paused");
+        assert_eq!(b.pick(end), Some(1));
+        b.paused(1, 403, "HTTP 403", end, &p);
+        assert_eq!(b.pick(end), None);
+        assert!(b.flush(end));
+        assert_eq!(
+            b.pick(end),
+            Some(0),
+            "every endpoint was paused: all probe again"
+        );
     }
 
     /// Saved state follows its URL across a restart: a reordered list keeps each

@@ -565,7 +565,7 @@ impl Engine {
         self.tick(now_ms);
         self.stats_version += 1;
         self.force_commit = true;
-        if self.breakers.flush() {
+        if self.breakers.flush(now_ms) {
             self.state_dirty = true;
         }
         if self.has_waiting() {

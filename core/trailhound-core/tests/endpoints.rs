@@ -445,3 +445,38 @@ fn failover_adds_no_wake_up() {
     assert_eq!(outage_flushes, calm_flushes);
     assert!(worst <= ms(Policy::default().max_delay), "{worst}");
 }
+
+/// An explicit `flush()` while the fallback is usable goes there at once and does not
+/// probe the open primary first (a primary that swallows packets would cost each flush a
+/// timeout); when every endpoint is open, it ends our own backoff and the primary is
+/// probed.
+#[test]
+fn flush_goes_to_the_usable_endpoint_without_probing_the_open_one() {
+    let mut h = two_endpoints();
+    h.script([network_error()]);
+    track_n(&mut h, 2);
+    h.flush();
+    h.settle();
+    assert_eq!(endpoint_state(&h, 0), BreakerState::Open);
+    for _ in 0..5 {
+        track_n(&mut h, 2);
+        h.flush();
+        h.settle();
+    }
+    assert_eq!(h.requests.iter().filter(|r| r.endpoint == 0).count(), 1);
+    assert_eq!(h.requests.len(), 7);
+
+    h.script([network_error(), network_error()]);
+    track_n(&mut h, 2);
+    h.flush();
+    h.settle();
+    assert_eq!(h.stats().endpoints[1].state, BreakerState::Open);
+    assert_eq!(h.requests.last().unwrap().endpoint, 1);
+    let before = h.requests.len();
+    h.flush();
+    h.settle();
+    assert_eq!(
+        h.requests[before].endpoint, 0,
+        "all open: flush() probes the first"
+    );
+}
