@@ -500,3 +500,146 @@ fn replay_through_injected_faults() {
         "{out}"
     );
 }
+
+/// With a dead first --to (a `trailhound collect` that resets every request) and a live
+/// second, every event arrives once at the second: the first failure opens the dead one's
+/// breaker and the batch goes on at once; the output names each endpoint's requests and
+/// the breaker opening.
+#[test]
+fn replay_fails_over_from_a_dead_endpoint() {
+    use trailhound_cli::collect::{Collector as Collect, Config, Faults};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = device_queue(tmp.path(), 1195);
+    let ids: Vec<String> = export_lines(&data, &[])
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    let dead = Collect::start(Config {
+        faults: Faults {
+            status: Some(Faults::NO_ANSWER),
+            ..Faults::default()
+        },
+        ..Config::default()
+    })
+    .unwrap();
+    let live = Collector::start();
+    let out = ok(&cli(&[
+        "queue",
+        "replay",
+        s(&data),
+        "--to",
+        &dead.url(),
+        "--to",
+        live.url(),
+        "--max-attempts",
+        "2",
+    ]));
+    let mut got = live.message_ids();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(got, want, "{out}");
+    assert_eq!(live.duplicates(), 0, "{out}");
+    assert!(out.contains("delivered   1200"), "{out}");
+
+    // The dead endpoint saw the first batch, then only probes when its breaker's wait
+    // ended (how many depends on the wall clock), each sent on to the live one at once.
+    let tried_dead = dead.stats().requests;
+    let live_requests = live.requests().len() as u64;
+    assert!(
+        tried_dead >= 1 && tried_dead <= live_requests,
+        "{tried_dead} requests to the dead endpoint, {live_requests} to the live one\n{out}"
+    );
+    assert_eq!(dead.stats().accepted, 0);
+    let dead_base = dead.url().trim_end_matches('/').to_owned();
+    assert!(
+        out.contains(&format!("endpoint {dead_base}")) && out.contains("opened (no answer)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{tried_dead:>8}  to {dead_base}")),
+        "per-endpoint counts\n{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{live_requests:>8}  to {}",
+            live.url().trim_end_matches('/')
+        )),
+        "per-endpoint counts\n{out}"
+    );
+}
+
+/// inspect shows each saved endpoint's breaker (url, state, reason, attempts, next
+/// attempt, pause) in text and JSON, and keeps the old retry fields for the first.
+#[test]
+fn inspect_shows_each_endpoints_breaker() {
+    use trailhound::core::breaker::{EndpointState, OpenReason};
+    use trailhound::core::retry::RetryState;
+    use trailhound::core::store::QueueStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = device_queue(tmp.path(), 1);
+    let now = chrono::Utc::now().timestamp_millis();
+    {
+        let mut store =
+            trailhound::store::SqliteStore::open_file(&data.join("trailhound.db"), false).unwrap();
+        let mut state = store.snapshot().unwrap().state.unwrap();
+        state.endpoints = vec![
+            EndpointState {
+                url: "https://proxy.example.com".into(),
+                retry: RetryState {
+                    attempts: 3,
+                    next_attempt_ms: Some(now + 3_600_000),
+                    server_directed: true,
+                    ..RetryState::default()
+                },
+                reason: Some(OpenReason::Status { status: 503 }),
+            },
+            EndpointState {
+                url: "https://eu.collect.example.net".into(),
+                retry: RetryState {
+                    auth_paused_until_ms: Some(now + 1_800_000),
+                    auth_status: Some(401),
+                    ..RetryState::default()
+                },
+                reason: Some(OpenReason::Paused { status: 401 }),
+            },
+            EndpointState {
+                url: "https://collect.example.net".into(),
+                ..EndpointState::default()
+            },
+        ];
+        store.save_state(&state).unwrap();
+    }
+    let v: Value =
+        serde_json::from_str(&ok(&cli(&["queue", "inspect", s(&data), "--json"]))).unwrap();
+    // The old fields: the first endpoint's.
+    assert_eq!(v["retry_attempts"], 3, "{v}");
+    assert!(v["next_attempt"].is_string(), "{v}");
+    let e = v["endpoints"].as_array().unwrap();
+    assert_eq!(e.len(), 3, "{v}");
+    assert_eq!(e[0]["url"], "https://proxy.example.com");
+    assert_eq!(e[0]["state"], "open");
+    assert_eq!(e[0]["reason"], json!({"kind": "status", "status": 503}));
+    assert_eq!(e[0]["attempts"], 3);
+    assert_eq!(e[0]["server_directed"], true);
+    assert_eq!(e[1]["state"], "open");
+    assert_eq!(e[1]["reason"], json!({"kind": "paused", "status": 401}));
+    assert_eq!(e[1]["paused_status"], 401);
+    assert!(e[1]["paused_until"].is_string(), "{v}");
+    assert_eq!(e[2]["state"], "closed");
+    assert_eq!(e[2]["reason"], Value::Null);
+
+    let text = ok(&cli(&["queue", "inspect", s(&data)]));
+    for want in [
+        "endpoint 1      https://proxy.example.com",
+        "open (HTTP 503), 3 failed attempts",
+        "(the server's Retry-After)",
+        "endpoint 2      https://eu.collect.example.net",
+        "open (paused after HTTP 401), 0 failed attempts",
+        "paused until",
+        "endpoint 3      https://collect.example.net",
+        "closed, 0 failed attempts",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+}

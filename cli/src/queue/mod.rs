@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use trailhound::core::breaker::{Breakers, OpenReason};
 use trailhound::core::message::iso8601;
 use trailhound::core::store::QueueStore;
 use trailhound::core::{Policy, QueuedEvent};
@@ -24,7 +25,7 @@ pub use replay::ReplayArgs;
 /// `trailhound queue` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum QueueCommand {
-    /// Counts, bytes, age, identity, opt-out and retry state of a queue.
+    /// Counts, bytes, age, identity, opt-out and each endpoint's breaker state of a queue.
     Inspect(InspectArgs),
     /// The queued events, exactly as they would be sent.
     Export(ExportArgs),
@@ -196,12 +197,36 @@ pub struct Inspection {
     pub user_id: Option<String>,
     /// The user opted out.
     pub opted_out: bool,
-    /// Consecutive failed uploads.
+    /// Consecutive failed uploads (of the first endpoint; see `endpoints` for each).
     pub retry_attempts: u32,
-    /// No upload before this time.
+    /// No upload before this time (the first endpoint's).
     pub next_attempt: Option<String>,
-    /// Uploads paused by a 401/403 until this time.
+    /// Uploads paused by a 401/403 until this time (the first endpoint's).
     pub auth_paused_until: Option<String>,
+    /// Each saved endpoint's circuit breaker, in the configured order.
+    pub endpoints: Vec<SavedEndpoint>,
+}
+
+/// One endpoint's saved breaker state.
+#[derive(Debug, Serialize)]
+pub struct SavedEndpoint {
+    /// Its base URL; `None` for state saved by an SDK that named no endpoints to the
+    /// engine (one endpoint, the configured one).
+    pub url: Option<String>,
+    /// `closed`, `open` or `half_open`, now.
+    pub state: &'static str,
+    /// Why it is open (or was, if half-open).
+    pub reason: Option<OpenReason>,
+    /// Consecutive failed requests to it.
+    pub attempts: u32,
+    /// No request to it before this time.
+    pub next_attempt: Option<String>,
+    /// Whether that wait is the server's `Retry-After` (which `flush()` does not shorten).
+    pub server_directed: bool,
+    /// Paused (401/403/3xx/404) until this time.
+    pub paused_until: Option<String>,
+    /// The status that paused it.
+    pub paused_status: Option<u16>,
 }
 
 /// One line of the per-name table.
@@ -251,6 +276,29 @@ pub fn inspection(path: &Path) -> anyhow::Result<Inspection> {
         .and_then(|s| s.endpoints.first())
         .map(|e| e.retry.clone())
         .unwrap_or_default();
+    let saved = state
+        .as_ref()
+        .map(|s| s.endpoints.clone())
+        .unwrap_or_default();
+    // Each breaker's state now, as the engine would see it on starting.
+    let now = Utc::now().timestamp_millis();
+    let urls: Vec<String> = saved.iter().map(|e| e.url.clone()).collect();
+    let (breakers, _) = Breakers::new(&urls, &saved, &Policy::default(), now);
+    let live = breakers.stats(now);
+    let endpoints = saved
+        .iter()
+        .zip(&live)
+        .map(|(e, now)| SavedEndpoint {
+            url: (!e.url.is_empty()).then(|| e.url.clone()),
+            state: now.state.as_str(),
+            reason: e.reason,
+            attempts: e.retry.attempts,
+            next_attempt: e.retry.next_attempt_ms.map(iso8601),
+            server_directed: e.retry.server_directed,
+            paused_until: e.retry.auth_paused_until_ms.map(iso8601),
+            paused_status: e.retry.auth_status,
+        })
+        .collect();
     Ok(Inspection {
         path: db_path(path).display().to_string(),
         note,
@@ -266,6 +314,7 @@ pub fn inspection(path: &Path) -> anyhow::Result<Inspection> {
         retry_attempts: retry.attempts,
         next_attempt: retry.next_attempt_ms.map(iso8601),
         auth_paused_until: retry.auth_paused_until_ms.map(iso8601),
+        endpoints,
     })
 }
 
@@ -309,14 +358,23 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
         "opted out       {}",
         if i.opted_out { "yes" } else { "no" }
     )?;
-    writeln!(
-        out,
-        "retry           {} failed attempts; next attempt {}",
-        i.retry_attempts,
-        i.next_attempt.clone().unwrap_or_else(|| "any time".into())
-    )?;
-    if let Some(until) = &i.auth_paused_until {
-        writeln!(out, "auth pause      until {until}")?;
+    if i.endpoints.len() > 1 {
+        for (n, e) in i.endpoints.iter().enumerate() {
+            write_endpoint(&mut out, n + 1, e)?;
+        }
+    } else {
+        writeln!(
+            out,
+            "retry           {} failed attempts; next attempt {}",
+            i.retry_attempts,
+            i.next_attempt.clone().unwrap_or_else(|| "any time".into())
+        )?;
+        if let Some(until) = &i.auth_paused_until {
+            writeln!(out, "auth pause      until {until}")?;
+        }
+        if let Some(e) = i.endpoints.first().filter(|e| e.reason.is_some()) {
+            writeln!(out, "breaker         {}", breaker_words(e))?;
+        }
     }
     if !i.by_name.is_empty() {
         writeln!(
@@ -334,6 +392,37 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
                 n.bytes
             )?;
         }
+    }
+    Ok(())
+}
+
+/// An endpoint's breaker in words: `open (HTTP 503), 3 failed attempts`.
+fn breaker_words(e: &SavedEndpoint) -> String {
+    let why = match e.reason {
+        Some(OpenReason::Network) => " (no answer)".to_owned(),
+        Some(OpenReason::Status { status }) => format!(" (HTTP {status})"),
+        Some(OpenReason::Paused { status }) => format!(" (paused after HTTP {status})"),
+        Some(OpenReason::Blocked) => " (blocked)".to_owned(),
+        None => String::new(),
+    };
+    format!("{}{why}, {} failed attempts", e.state, e.attempts)
+}
+
+/// One endpoint's lines of `inspect`'s text.
+fn write_endpoint(out: &mut impl Write, n: usize, e: &SavedEndpoint) -> io::Result<()> {
+    let url = e.url.as_deref().unwrap_or("(the configured endpoint)");
+    writeln!(out, "endpoint {n:<6} {url}")?;
+    writeln!(out, "  breaker       {}", breaker_words(e))?;
+    if let Some(t) = &e.next_attempt {
+        let whose = if e.server_directed {
+            " (the server's Retry-After)"
+        } else {
+            ""
+        };
+        writeln!(out, "  next attempt  {t}{whose}")?;
+    }
+    if let Some(t) = &e.paused_until {
+        writeln!(out, "  paused until  {t}")?;
     }
     Ok(())
 }

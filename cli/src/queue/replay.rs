@@ -7,6 +7,10 @@
 //!
 //! The source is opened read-only unless `--drain` asks to delete what was delivered;
 //! then only acknowledged events are deleted from it (rejected ones stay, for a look).
+//!
+//! Several `--to` endpoints fail over as the SDK does ([`Engine::set_endpoints`]): a
+//! batch that fails on one goes to the next at once, with the same `messageId`s, and each
+//! endpoint's circuit breaker decides when it is tried again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -14,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use trailhound::core::breaker::OpenReason;
 use trailhound::core::store::{self, QueueStore};
 use trailhound::core::{
     wire, DeviceConditions, DropReason, Engine, Identity, MemoryStore, Network, Notification,
@@ -30,9 +35,10 @@ pub struct ReplayArgs {
     /// A data directory or a queue database file.
     pub path: PathBuf,
     /// The collector's endpoint (`https://…`, or `http://` to a loopback address); `/v1/batch`
-    /// is added unless the URL already ends with it.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    /// is added unless the URL already ends with it. Give it again for fallbacks, in order
+    /// of preference (at most 4): a batch that fails on one goes to the next.
+    #[arg(long, value_name = "URL", required = true)]
+    pub to: Vec<String>,
     /// The write key to send (Basic auth).
     #[arg(
         long,
@@ -51,7 +57,7 @@ pub struct ReplayArgs {
     /// Delete delivered events from the source (otherwise it is only read).
     #[arg(long, conflicts_with = "dry_run")]
     pub drain: bool,
-    /// Give up after this many consecutive failed requests.
+    /// Give up after this many consecutive failed requests (to every endpoint, with several).
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub max_attempts: u32,
     /// Per-request timeout, in seconds.
@@ -72,8 +78,8 @@ fn parse_rate(s: &str) -> Result<u32, String> {
 /// How a replay runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The batch URL.
-    pub url: String,
+    /// The endpoints' base URLs, checked, in order of preference.
+    pub endpoints: Vec<String>,
     /// The write key.
     pub write_key: String,
     /// Events per second.
@@ -107,6 +113,21 @@ pub struct Summary {
     pub drained: u64,
     /// Why the replay stopped early, if it did.
     pub stopped: Option<String>,
+    /// Each endpoint's requests, in the order given.
+    pub endpoints: Vec<EndpointSummary>,
+}
+
+/// One endpoint's part in a replay.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct EndpointSummary {
+    /// Its base URL.
+    pub url: String,
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Of those, how many failed (no answer, a transient status, a pause).
+    pub failures: u64,
+    /// Its breaker at the end: `closed`, `open` or `half_open`.
+    pub state: String,
 }
 
 impl Summary {
@@ -125,6 +146,22 @@ pub enum Progress {
         events: usize,
         /// Its compressed bytes.
         bytes: usize,
+        /// The endpoint it went to (an index into [`Options::endpoints`]).
+        endpoint: usize,
+    },
+    /// An endpoint's breaker opened: batches go to the next endpoint, if any.
+    EndpointOpened {
+        /// The endpoint.
+        url: String,
+        /// Why, in words.
+        reason: String,
+        /// When it is tried again.
+        retry_in: Duration,
+    },
+    /// An endpoint that had failed answered again.
+    EndpointClosed {
+        /// The endpoint.
+        url: String,
     },
     /// Events were acknowledged.
     Delivered(u64),
@@ -139,12 +176,45 @@ pub enum Progress {
     },
 }
 
-/// The batch URL for an endpoint given on the command line.
-pub fn batch_url(endpoint: &str) -> anyhow::Result<String> {
+/// The checked base URL of an endpoint given on the command line (with or without
+/// `/v1/batch`).
+pub fn base_url(endpoint: &str) -> anyhow::Result<String> {
     let trimmed = endpoint.trim_end_matches('/');
     let base = trimmed.strip_suffix(wire::BATCH_PATH).unwrap_or(trimmed);
-    let base = trailhound::client::check_endpoint(base)?;
-    Ok(format!("{base}{}", wire::BATCH_PATH))
+    Ok(trailhound::client::check_endpoint(base)?.to_string())
+}
+
+/// The batch URL for an endpoint given on the command line.
+pub fn batch_url(endpoint: &str) -> anyhow::Result<String> {
+    Ok(format!("{}{}", base_url(endpoint)?, wire::BATCH_PATH))
+}
+
+/// The checked base URLs of the `--to` endpoints, in order: at most
+/// [`Policy::max_endpoints`], each once.
+pub fn endpoints(to: &[String]) -> anyhow::Result<Vec<String>> {
+    let max = Policy::default().max_endpoints;
+    if to.len() > max {
+        bail!("--to: at most {max} endpoints, got {}", to.len());
+    }
+    let mut out: Vec<String> = Vec::with_capacity(to.len());
+    for url in to {
+        let base = base_url(url).with_context(|| format!("--to {url}"))?;
+        if out.contains(&base) {
+            bail!("--to {url}: given twice");
+        }
+        out.push(base);
+    }
+    Ok(out)
+}
+
+/// Why a breaker opened, in words.
+pub fn open_reason_label(reason: OpenReason) -> String {
+    match reason {
+        OpenReason::Network => "no answer".into(),
+        OpenReason::Status { status } => format!("HTTP {status}"),
+        OpenReason::Paused { status } => format!("paused after HTTP {status}"),
+        OpenReason::Blocked => "blocked".into(),
+    }
 }
 
 /// A reason in words, for the summary.
@@ -255,9 +325,19 @@ pub fn replay(
         },
         now,
     );
+    engine.set_endpoints(&opts.endpoints);
     engine.handle_flush(now);
 
     let auth = wire::basic_auth(&opts.write_key);
+    let batch_urls: Vec<String> = opts
+        .endpoints
+        .iter()
+        .map(|base| format!("{base}{}", wire::BATCH_PATH))
+        .collect();
+    // Consecutive failures of each endpoint; the replay gives up when every one has failed
+    // `max_attempts` times in a row (with one endpoint: that many failed requests).
+    let mut failures = vec![0u32; batch_urls.len().max(1)];
+    let mut last_endpoint = 0;
     let mut next_send = Instant::now();
     loop {
         drive_store(&mut engine, &mut mem)?;
@@ -266,9 +346,11 @@ pub fn replay(
             if let Some(t) = engine.poll_transmit(now) {
                 summary.requests += 1;
                 summary.bytes_sent += t.body.len() as u64;
+                last_endpoint = t.endpoint.min(failures.len() - 1);
                 progress(&Progress::Sent {
                     events: t.events,
                     bytes: t.body.len(),
+                    endpoint: t.endpoint,
                 });
                 if let Some(rate) = opts.rate {
                     next_send =
@@ -280,7 +362,8 @@ pub fn replay(
                         retry_after: None,
                     }
                 } else {
-                    let request = HttpRequest::batch(&opts.url, &auth, t.body);
+                    let url = batch_urls.get(t.endpoint).unwrap_or(&batch_urls[0]);
+                    let request = HttpRequest::batch(url, &auth, t.body);
                     transport.send(&request)
                 };
                 engine.handle_upload(t.id, result, now_ms());
@@ -291,6 +374,7 @@ pub fn replay(
         while let Some(n) = engine.poll_notification() {
             match n {
                 Notification::Delivered { message_ids } => {
+                    failures[last_endpoint] = 0;
                     summary.delivered += message_ids.len() as u64;
                     progress(&Progress::Delivered(message_ids.len() as u64));
                     if opts.drain {
@@ -313,10 +397,20 @@ pub fn replay(
                         Some(s) => format!("HTTP {s}: {error}"),
                         None => error,
                     };
-                    if attempts >= opts.max_attempts {
-                        summary.stopped = Some(format!(
-                            "gave up after {attempts} failed attempts in a row (last: {error})"
-                        ));
+                    failures[last_endpoint] = attempts;
+                    if failures.iter().all(|&n| n >= opts.max_attempts) {
+                        summary.stopped = Some(if failures.len() > 1 {
+                            format!(
+                                "gave up after {} failed attempts in a row at each of the {} \
+                                 endpoints (last: {error})",
+                                opts.max_attempts,
+                                failures.len()
+                            )
+                        } else {
+                            format!(
+                                "gave up after {attempts} failed attempts in a row (last: {error})"
+                            )
+                        });
                     } else {
                         progress(&Progress::Retrying {
                             error,
@@ -329,6 +423,16 @@ pub fn replay(
                         "the collector refused the write key (HTTP {status}); check --write-key"
                     ));
                 }
+                Notification::EndpointOpened {
+                    url,
+                    reason,
+                    retry_in_ms,
+                } => progress(&Progress::EndpointOpened {
+                    url,
+                    reason: open_reason_label(reason),
+                    retry_in: Duration::from_millis(retry_in_ms),
+                }),
+                Notification::EndpointClosed { url } => progress(&Progress::EndpointClosed { url }),
                 _ => {}
             }
         }
@@ -367,6 +471,17 @@ pub fn replay(
         }
         engine.handle_timeout(now_ms());
     }
+    summary.endpoints = engine
+        .stats()
+        .endpoints
+        .into_iter()
+        .map(|e| EndpointSummary {
+            url: e.url,
+            requests: e.requests,
+            failures: e.failures,
+            state: e.state.as_str().to_owned(),
+        })
+        .collect();
     Ok(summary)
 }
 
@@ -388,7 +503,7 @@ fn drive_store(engine: &mut Engine, mem: &mut MemoryStore) -> anyhow::Result<()>
 /// Runs `trailhound queue replay`.
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     let opts = Options {
-        url: batch_url(&args.to)?,
+        endpoints: endpoints(&args.to)?,
         write_key: args.write_key.clone(),
         rate: args.rate,
         dry_run: args.dry_run,
@@ -404,7 +519,12 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     } else {
         "replaying"
     };
-    eprintln!("{verb} {total} events to {}", opts.url);
+    let to: Vec<String> = opts
+        .endpoints
+        .iter()
+        .map(|base| format!("{base}{}", wire::BATCH_PATH))
+        .collect();
+    eprintln!("{verb} {total} events to {}", to.join(", then "));
     let started = Instant::now();
     let summary = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total);
@@ -422,22 +542,48 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             Progress::Retrying { error, retry_in } => {
                 bar.set_message(format!("{error}; retry in {:.1} s", retry_in.as_secs_f64()))
             }
+            Progress::EndpointOpened { .. } | Progress::EndpointClosed { .. } => {
+                bar.println(endpoint_line(p))
+            }
             Progress::Sent { .. } => {}
         });
         bar.finish_and_clear();
         s?
     } else {
         let dry = opts.dry_run;
+        // With several endpoints, each line says which one.
+        let several = opts.endpoints.len() > 1;
+        let to = |i: &usize| match opts.endpoints.get(*i) {
+            Some(url) if several => format!(" to {url}"),
+            _ => String::new(),
+        };
         replay(&mut source, &opts, &transport, &mut |p| match p {
-            Progress::Sent { events, bytes } if dry => {
-                println!("would send a batch of {events} events ({bytes} bytes gzipped)")
-            }
-            Progress::Sent { events, bytes } => {
-                println!("sent a batch of {events} events ({bytes} bytes gzipped)")
+            Progress::Sent {
+                events,
+                bytes,
+                endpoint,
+            } if dry => println!(
+                "would send a batch of {events} events ({bytes} bytes gzipped){}",
+                to(endpoint)
+            ),
+            Progress::Sent {
+                events,
+                bytes,
+                endpoint,
+            } => println!(
+                "sent a batch of {events} events ({bytes} bytes gzipped){}",
+                to(endpoint)
+            ),
+            Progress::EndpointOpened { .. } | Progress::EndpointClosed { .. } => {
+                println!("{}", endpoint_line(p))
             }
             Progress::Delivered(n) if !dry => println!("delivered {n}"),
             Progress::Delivered(_) => {}
             Progress::Rejected(n, why) => println!("rejected {n}: {why}"),
+            // A failed batch that goes on to the next endpoint at once.
+            Progress::Retrying { error, retry_in } if retry_in.is_zero() => {
+                println!("failed ({error}); sent on to the next endpoint")
+            }
             Progress::Retrying { error, retry_in } => {
                 println!("failed ({error}); retry in {:.1} s", retry_in.as_secs_f64())
             }
@@ -454,6 +600,22 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         bail!("{} events were rejected", summary.rejected_total());
     }
     Ok(())
+}
+
+/// A breaker notification, as a line.
+fn endpoint_line(p: &Progress) -> String {
+    match p {
+        Progress::EndpointOpened {
+            url,
+            reason,
+            retry_in,
+        } => format!(
+            "endpoint {url} opened ({reason}); tried again in {:.1} s",
+            retry_in.as_secs_f64()
+        ),
+        Progress::EndpointClosed { url } => format!("endpoint {url} closed: it answers again"),
+        _ => String::new(),
+    }
 }
 
 fn print_summary(s: &Summary, opts: &Options, elapsed: Duration) {
@@ -479,6 +641,14 @@ fn print_summary(s: &Summary, opts: &Options, elapsed: Duration) {
         "  requests    {} ({} bytes gzipped)",
         s.requests, s.bytes_sent
     );
+    if s.endpoints.len() > 1 {
+        for e in &s.endpoints {
+            println!(
+                "    {:>8}  to {} ({} failed; breaker {})",
+                e.requests, e.url, e.failures, e.state
+            );
+        }
+    }
     if s.left > 0 {
         println!("  not sent    {}", s.left);
     }
