@@ -643,3 +643,40 @@ fn inspect_shows_each_endpoints_breaker() {
         assert!(text.contains(want), "{want:?} missing:\n{text}");
     }
 }
+
+/// With every --to dead, replay gives up once each endpoint has failed --max-attempts
+/// times in a row, and says so.
+#[test]
+fn replay_gives_up_when_every_endpoint_fails() {
+    use trailhound_cli::collect::{Collector as Collect, Config, Faults};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = device_queue(tmp.path(), 1);
+    let dead = || {
+        Collect::start(Config {
+            faults: Faults {
+                status: Some(Faults::NO_ANSWER),
+                ..Faults::default()
+            },
+            ..Config::default()
+        })
+        .unwrap()
+    };
+    let (a, b) = (dead(), dead());
+    let out = cli(&[
+        "queue",
+        "replay",
+        s(&data),
+        "--to",
+        &a.url(),
+        "--to",
+        &b.url(),
+        "--max-attempts",
+        "2",
+    ]);
+    let err = failed(&out);
+    assert!(
+        err.contains("gave up after 2 failed attempts in a row at each of the 2 endpoints"),
+        "{err}"
+    );
+    assert!(a.stats().requests >= 2 && b.stats().requests >= 2);
+}
