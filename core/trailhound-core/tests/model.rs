@@ -581,7 +581,7 @@ fn random_histories_match_the_delivery_model() {
 }
 
 /// The halves of a batch split after a 400/413/422 stay on the endpoint that answered.
-/// Fails today (seed 1): a split half goes to `Breakers::pick`, which is the first
+/// Fails today (first at seed 2): a split half goes to `Breakers::pick`, which is the first
 /// endpoint whose wait ended, so it can become a probe of an earlier endpoint (the
 /// breaker module's doc says the split rules stay on that endpoint).
 #[test]
