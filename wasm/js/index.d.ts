@@ -17,6 +17,12 @@ export interface PolicyOptions {
   requestTimeoutMs?: number;
   /** How long an upload may go unanswered before it is aborted and retried (at least `requestTimeoutMs`). */
   uploadTimeoutMs?: number;
+  /**
+   * A fetch that fails with a TypeError within this time while the browser is online (and
+   * after which `blockCheckUrl` answers) counts as blocked, an ad blocker: that endpoint
+   * then waits `backoffMaxMs` (default 100; 0 turns the detection off).
+   */
+  blockedWithinMs?: number;
   maxQueueEvents?: number;
   maxQueueBytes?: number;
   /** Largest event, serialised (default 32 768 bytes); larger ones throw. */
@@ -36,6 +42,19 @@ export interface LoadOptions {
    * fragment. Checked on what `new URL()` parses; `load` throws otherwise.
    */
   endpoint: string;
+  /**
+   * More endpoints, in order of preference after `endpoint` (say, your first-party proxy
+   * first as `endpoint`, then the vendor's host), each checked like `endpoint`; at most 4
+   * in all, no repeats. Each has a circuit breaker: a batch that fails on one goes to the
+   * next at once, with the same messageIds.
+   */
+  fallbackEndpoints?: string[];
+  /**
+   * What a fast failure is checked against before it counts as blocked (HEAD, no cookies;
+   * any answer means the network works). Default: the page's origin `/`; relative URLs
+   * resolve against the page. Without an http(s) page origin there is no check.
+   */
+  blockCheckUrl?: string;
   /** IndexedDB database name (default "trailhound"): one queue per name, shared by the site's tabs. */
   dbName?: string;
   /** "memory" skips IndexedDB (the queue is then lost with the page). */
@@ -129,7 +148,38 @@ export type Notification =
   | { kind: "paused"; status: number; resume_in_ms: number }
   /** An event broke the tracking plan: sent marked ("reported"), stripped and sent, or dropped. */
   | { kind: "plan_violation"; message_id: string; action: "reported" | "stripped" | "dropped"; violations: Violation[] }
+  /**
+   * An endpoint's circuit breaker opened: batches go to the next endpoint, if any.
+   * `blocked`: requests to it fail at once while the page is online (an ad blocker).
+   */
+  | { kind: "endpoint_opened"; url: string; reason: OpenReason; status: number | null; retry_in_ms: number }
+  /** An endpoint that was open answered again. */
+  | { kind: "endpoint_closed"; url: string }
   | { kind: "store_error"; error: string };
+
+/**
+ * Why an endpoint's breaker opened: no answer; a transient status (408, 429, 5xx); the key
+ * or the endpoint refused (401, 403, 3xx, 404, ...); blocked on the device.
+ */
+export type OpenReason = "network" | "status" | "paused" | "blocked";
+
+/** One endpoint's circuit breaker and figures. */
+export interface EndpointStats {
+  /** The endpoint's base URL. */
+  url: string;
+  state: "closed" | "open" | "half_open";
+  /** Why it is open or half-open. */
+  reason: OpenReason | null;
+  /** The HTTP status behind a "status" or "paused" reason. */
+  status: number | null;
+  /** Requests sent to it since load. */
+  requests: number;
+  /** Of those, failed. */
+  failures: number;
+  last_error: string | null;
+  /** When it is tried again, if open (ms since the epoch). */
+  retry_at_ms: number | null;
+}
 
 export interface Stats {
   accepted: number;
@@ -143,6 +193,7 @@ export interface Stats {
   flushes: number;
   bytes_sent: number;
   dropped: Record<DropReason, number>;
+  /** The retry state of the endpoint the next upload waits for. */
   retry: {
     attempts: number;
     next_attempt_ms: number | null;
@@ -150,6 +201,8 @@ export interface Stats {
     auth_paused_until_ms: number | null;
     auth_status: number | null;
   };
+  /** Each endpoint's breaker, in the configured order (`endpoint`, then `fallbackEndpoints`). */
+  endpoints: EndpointStats[];
   network: "offline" | "wifi" | "cellular" | "ethernet" | "unknown";
   opted_out: boolean;
   last_error: string | null;

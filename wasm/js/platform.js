@@ -88,6 +88,38 @@ export async function thFetch(url, auth, body, keepalive, controller) {
   return [status, res.headers.get("Retry-After")];
 }
 
+// Whether `url` answers at all: any response (a 404, a redirect, an opaque one) resolves
+// true, a network error false; it never rejects. The check behind "blocked" (see `failure`
+// in src/lib.rs): HEAD, no cookies, no cache, `no-cors` so that any URL can be asked.
+export async function thReachable(url, controller) {
+  try {
+    await fetch(url, {
+      method: "HEAD",
+      mode: "no-cors",
+      credentials: "omit",
+      cache: "no-store",
+      redirect: "manual",
+      signal: controller ? controller.signal : undefined,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// The URL a fast failure is checked against (`block_check_from` in src/lib.rs): `given`
+// resolved against the page's address, or else the page's origin `/`; null where the page
+// has no http(s) origin (a file: page, Node). Throws a TypeError for what is not a URL.
+export function thCheckUrl(given) {
+  const web = /^https?:$/;
+  const loc = globalThis.location;
+  const page = loc && web.test(loc.protocol) ? loc.href : undefined;
+  if (given == null) return page ? new URL("/", page).href : null;
+  const url = new URL(given, page);
+  if (!web.test(url.protocol)) throw new TypeError("must be an http(s) URL");
+  return url.href;
+}
+
 // The parts of a URL as the WHATWG parser sees them (the core's endpoint rules apply to
 // these, never to the string). Throws a TypeError for what is not a URL. `search` and
 // `hash` are "" both when absent and when bare, so the serialisation tells them apart: a

@@ -21,6 +21,16 @@
 //! overwriting, so that no tab undoes another's opt-out or reset, and a tab adopts the
 //! other tabs' choices before its next operation (see [`idb`]).
 //!
+//! # Several endpoints, and ad blockers
+//!
+//! `load` takes the `endpoint` and, optionally, `fallbackEndpoints`: the engine keeps a
+//! circuit breaker per endpoint (`trailhound_core::breaker`) and says in each
+//! [`Transmit`] which endpoint it goes to. A `fetch` that fails with a `TypeError` within
+//! `Policy::blocked_within` while the browser says it is online, and after which a
+//! same-origin request (`blockCheckUrl`, default the page's origin `/`) gets an answer,
+//! was blocked on the device (an ad blocker): the engine hears `UploadResult::Blocked`,
+//! and that endpoint waits `backoff_max` instead of being retried every few seconds.
+//!
 //! # Redirects and timeouts
 //!
 //! No fetch follows a redirect (`redirect: "manual"`; a 3xx pauses uploads, see
@@ -38,6 +48,7 @@ use std::rc::Rc;
 
 use js_sys::Function;
 use serde_json::Value;
+use trailhound_core::breaker::OpenReason;
 use trailhound_core::context::{AppInfo, ContextInfo};
 use trailhound_core::message::{self, Properties};
 use trailhound_core::plan::{PlanGate, Verdict};
@@ -74,7 +85,11 @@ struct Inner {
     /// Events the plan dropped (`enforce` modes): the engine never sees them.
     plan_dropped: u64,
     listeners: Vec<(String, Function)>,
-    url: String,
+    /// The endpoints, in the engine's order ([`Transmit::endpoint`] indexes them).
+    targets: Vec<Target>,
+    /// What a fast failure is checked against before it counts as blocked (see
+    /// [`failure`]); `None` where the page has no http(s) origin to ask.
+    block_check: Option<String>,
     auth: String,
     write_key: String,
     /// A drive is under way; `again`: something happened meanwhile, drive once more.
@@ -89,9 +104,6 @@ struct Inner {
     resync: bool,
     /// Uploads in flight, with the AbortController that cancels each.
     in_flight: Vec<(u64, JsValue)>,
-    /// The endpoint answered a fetch with a 2xx, and no redirect since: only then may a
-    /// page hide fall back to `sendBeacon`, which follows redirects (see `send_unsent`).
-    endpoint_ok: bool,
     channel: Option<web_sys::BroadcastChannel>,
     /// The device's conditions as observed; the engine sees the network as offline while
     /// another tab is the uploader.
@@ -108,6 +120,15 @@ struct Inner {
     beacons: u64,
     closed: bool,
     keep: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+/// One configured endpoint.
+struct Target {
+    /// Where its batches go.
+    batch_url: String,
+    /// It answered a fetch with a 2xx, and no redirect since: only then may a page hide
+    /// fall back to `sendBeacon` to it, which follows redirects (see `send_unsent`).
+    ok: bool,
 }
 
 fn js_err(msg: impl std::fmt::Display) -> JsError {
@@ -156,6 +177,28 @@ fn to_js(v: &impl serde::Serialize) -> JsValue {
         .ok()
         .and_then(|s| js_sys::JSON::parse(&s).ok())
         .unwrap_or(JsValue::NULL)
+}
+
+/// A breaker's reason as JS reads it: `"network"`, `"status"`, `"paused"` or `"blocked"`,
+/// with the HTTP status behind a `status` or `paused` reason apart (as the native bindings
+/// have them).
+fn reason_parts(reason: Option<OpenReason>) -> (Option<&'static str>, Option<u16>) {
+    let status = match reason {
+        Some(OpenReason::Status { status } | OpenReason::Paused { status }) => Some(status),
+        _ => None,
+    };
+    (reason.map(OpenReason::as_str), status)
+}
+
+/// A notification as listeners get it: the core's JSON, with an endpoint's reason flat.
+fn notification_js(n: &Notification) -> JsValue {
+    let v = to_js(n);
+    if let Notification::EndpointOpened { reason, .. } = n {
+        let (reason, status) = reason_parts(Some(*reason));
+        let _ = js_sys::Reflect::set(&v, &"reason".into(), &reason.into());
+        let _ = js_sys::Reflect::set(&v, &"status".into(), &status.into());
+    }
+    v
 }
 
 /// Reads the browser's view of the device: `navigator.onLine`, `navigator.connection`.
@@ -229,6 +272,9 @@ fn policy_from(opts: &JsValue) -> Result<Policy, JsError> {
     if let Some(v) = ms("requestTimeoutMs") {
         p.request_timeout = v;
     }
+    if let Some(v) = ms("blockedWithinMs") {
+        p.blocked_within = v;
+    }
     // A fetch has no timeout of its own: the engine's is the only clock. It abandons a
     // request after `upload_timeout`, and the driver aborts that fetch.
     p.upload_timeout = ms("uploadTimeoutMs").unwrap_or(p.request_timeout);
@@ -256,12 +302,12 @@ fn policy_from(opts: &JsValue) -> Result<Policy, JsError> {
 
 /// Parses the endpoint with the browser's own URL parser (`new URL()`) and applies the
 /// core's rules to what it parsed (see `trailhound_core::endpoint`).
-fn check_endpoint(endpoint: &str) -> Result<endpoint::Endpoint, JsError> {
+fn check_endpoint(endpoint: &str) -> Result<endpoint::Endpoint, String> {
     let parts = platform::parse_url(endpoint).map_err(|e| {
-        js_err(format!(
+        format!(
             "endpoint `{endpoint}` is not a URL: {}",
             platform::error_text(&e)
-        ))
+        )
     })?;
     let text = |k: &str| get(&parts, k).as_string();
     let (scheme, username, password, host, path, query, fragment) = (
@@ -283,7 +329,60 @@ fn check_endpoint(endpoint: &str) -> Result<endpoint::Endpoint, JsError> {
         query: query.as_deref(),
         fragment: fragment.as_deref(),
     };
-    endpoint::check(endpoint, &parsed).map_err(js_err)
+    endpoint::check(endpoint, &parsed).map_err(|e| e.to_string())
+}
+
+/// The endpoints, in order of preference: `endpoint`, then `fallbackEndpoints` (an array),
+/// each checked with [`check_endpoint`]; a repeated one, or more than
+/// [`Policy::max_endpoints`] in all, is refused.
+fn endpoints_from(opts: &JsValue, policy: &Policy) -> Result<Vec<endpoint::Endpoint>, JsError> {
+    let first = opt_string(&get(opts, "endpoint"), "endpoint")?
+        .ok_or_else(|| js_err("endpoint is required"))?;
+    let mut all = vec![check_endpoint(&first).map_err(js_err)?];
+    let more = get(opts, "fallbackEndpoints");
+    if more.is_undefined() || more.is_null() {
+        return Ok(all);
+    }
+    if !js_sys::Array::is_array(&more) {
+        return Err(js_err("fallbackEndpoints must be an array of URLs"));
+    }
+    let more = js_sys::Array::from(&more);
+    let count = more.length() as usize + 1;
+    if count > policy.max_endpoints {
+        return Err(js_err(format!(
+            "at most {} endpoints (endpoint and fallbackEndpoints); got {count}",
+            policy.max_endpoints
+        )));
+    }
+    for (n, v) in more.iter().enumerate() {
+        let what = format!("fallbackEndpoints[{n}]");
+        let text = v
+            .as_string()
+            .ok_or_else(|| js_err(format!("{what} must be a string")))?;
+        let e = check_endpoint(&text).map_err(|e| js_err(format!("{what}: {e}")))?;
+        if let Some(same) = all.iter().find(|a| a.base() == e.base()) {
+            return Err(js_err(format!(
+                "{what} `{text}` is the same endpoint as `{}`",
+                same.base()
+            )));
+        }
+        all.push(e);
+    }
+    Ok(all)
+}
+
+/// The URL a fast failure is checked against (see [`failure`]): `blockCheckUrl`, resolved
+/// against the page's address, or else the page's own origin `/`; `None` where the page
+/// has no http(s) origin (a `file:` page, Node).
+fn block_check_from(opts: &JsValue) -> Result<Option<String>, JsError> {
+    let given = opt_string(&get(opts, "blockCheckUrl"), "blockCheckUrl")?;
+    platform::check_url(given.as_deref()).map_err(|e| {
+        js_err(format!(
+            "blockCheckUrl `{}`: {}",
+            given.unwrap_or_default(),
+            platform::error_text(&e)
+        ))
+    })
 }
 
 /// Runs the engine until it has nothing to do now, then sets the timer.
@@ -430,7 +529,7 @@ fn notify(sh: &Shared) {
         (notes, i.listeners.clone())
     };
     for n in &notes {
-        let v = to_js(n);
+        let v = notification_js(n);
         let kind = get(&v, "kind").as_string().unwrap_or_default();
         for (k, f) in &listeners {
             if *k == kind || k == "*" {
@@ -466,10 +565,15 @@ fn arm_timer(sh: &Shared) {
 async fn upload(sh: Shared, t: Transmit) {
     let (url, auth) = {
         let i = sh.borrow();
-        (i.url.clone(), i.auth.clone())
+        let target = i.targets.get(t.endpoint).or(i.targets.first());
+        (
+            target.map(|x| x.batch_url.clone()).unwrap_or_default(),
+            i.auth.clone(),
+        )
     };
     let controller = platform::controller();
     sh.borrow_mut().in_flight.push((t.id, controller.clone()));
+    let started = now_ms();
     // Always keepalive: a batch fits the budget (Policy::browser), so an upload under way
     // finishes even if the page is closed meanwhile.
     let sent = platform::fetch(&url, &auth, &t.body, true, &controller);
@@ -487,20 +591,62 @@ async fn upload(sh: Shared, t: Transmit) {
                 retry_after,
             }
         }
-        Err(e) => UploadResult::NetworkError(platform::error_text(&e)),
+        Err(e) => failure(&sh, &e, started, &controller).await,
     };
     let mut i = sh.borrow_mut();
     i.in_flight.retain(|(id, _)| *id != t.id);
-    if let UploadResult::Response { status, .. } = &result {
+    if let (UploadResult::Response { status, .. }, Some(target)) =
+        (&result, i.targets.get_mut(t.endpoint))
+    {
         match status {
-            200..=299 => i.endpoint_ok = true,
-            300..=399 => i.endpoint_ok = false,
+            200..=299 => target.ok = true,
+            300..=399 => target.ok = false,
             _ => {}
         }
     }
     i.engine.handle_upload(t.id, result, now_ms());
     drop(i);
     kick(&sh);
+}
+
+/// What a failed `fetch` (`e`, started at `started`) means. Blocked on the device (an ad
+/// blocker, a privacy extension, a filtering proxy) when it failed with a `TypeError`
+/// within `Policy::blocked_within` while `navigator.onLine` says online, and a request to
+/// the block check URL then gets an answer, any answer: the network works, only this
+/// endpoint is refused. Chromium fails a blocked request with a `TypeError`
+/// (`net::ERR_BLOCKED_BY_CLIENT`) at once, but a network that is down fails as fast, hence
+/// the check. Otherwise a network error.
+async fn failure(sh: &Shared, e: &JsValue, started: i64, controller: &JsValue) -> UploadResult {
+    let text = platform::error_text(e);
+    let took = now_ms() - started;
+    let (within, check) = {
+        let i = sh.borrow();
+        (
+            trailhound_core::policy::millis(i.policy.blocked_within),
+            i.block_check.clone(),
+        )
+    };
+    let online = get(&get(&platform::global(), "navigator"), "onLine").as_bool() == Some(true);
+    let type_error = get(e, "name").as_string().as_deref() == Some("TypeError");
+    if took >= within || !online || !type_error {
+        return UploadResult::NetworkError(text);
+    }
+    let Some(check) = check else {
+        return UploadResult::Blocked(format!("{text} ({took} ms after it started, online)"));
+    };
+    // The same controller: an upload the engine abandons aborts its check too.
+    let answered = JsFuture::from(platform::reachable(&check, controller))
+        .await
+        .ok()
+        .and_then(|v| v.as_bool())
+        == Some(true);
+    if answered {
+        UploadResult::Blocked(format!(
+            "{text} ({took} ms after it started, while {check} answered)"
+        ))
+    } else {
+        UploadResult::NetworkError(text)
+    }
 }
 
 /// Tells the engine what the device looks like; a follower tab's engine sees no network.
@@ -552,18 +698,23 @@ fn on_page_event(sh: &Shared, kind: &str) {
 /// completes. If the insert does complete, the events are sent again later with the same
 /// messageIds, which collectors deduplicate.
 fn send_unsent(sh: &Shared) {
-    let (events, url, auth, write_key, max, beacon_ok) = {
+    let (events, url, beacon_url, auth, write_key, max) = {
         let i = sh.borrow();
         if i.unsent.is_empty() || !i.conditions.network.is_online() || i.engine.opted_out() {
             return;
         }
+        let (to, beacon_to) = page_hide_targets(&i.engine.stats().endpoints, &i.targets);
+        let Some(to) = to.and_then(|k| i.targets.get(k)) else {
+            // Every endpoint is blocked: the events wait in IndexedDB.
+            return;
+        };
         (
             i.unsent.iter().cloned().collect::<Vec<_>>(),
-            i.url.clone(),
+            to.batch_url.clone(),
+            beacon_to.map(|k| i.targets[k].batch_url.clone()),
             i.auth.clone(),
             i.write_key.clone(),
             i.policy.max_batch_bytes - trailhound_core::policy::BATCH_ENVELOPE_BYTES,
-            i.endpoint_ok,
         )
     };
     let now = now_ms();
@@ -592,23 +743,45 @@ fn send_unsent(sh: &Shared) {
         // Fire and forget: nobody will be there to hear the answer.
         let p = platform::fetch(&url, &auth, &body, true, &JsValue::NULL);
         sent += 1;
-        // A beacon cannot refuse a redirect: it is the fallback only for an endpoint that
-        // has answered this page with a 2xx, not a redirect, so that events and the write
-        // key never follow a redirect to wherever it points. Either way the events stay
-        // queued until a fetch sees a 2xx.
-        if !beacon_ok {
+        let Some(beacon_url) = beacon_url.clone() else {
             continue;
-        }
+        };
         let json = beacon_json(&chunk, &write_key, now);
-        let url2 = url.clone();
         let fallback = Closure::<dyn FnMut(JsValue)>::new(move |_e: JsValue| {
-            platform::beacon(&url2, &json);
+            platform::beacon(&beacon_url, &json);
         });
         let _ = p.catch(&fallback);
         // The page is going away: the closure lives as long as it does.
         fallback.forget();
     }
     sh.borrow_mut().beacons += sent;
+}
+
+/// Where a page hide sends (indexes into the endpoints): its keepalive fetch goes to the
+/// endpoint the engine would use now (the first not open), or, while every one is open,
+/// to the first that is not blocked (a last try, as with one endpoint); none while every
+/// one is blocked. A beacon, where the fetch fails, goes to the first endpoint that is
+/// closed and has answered this page with a 2xx and no redirect since: a beacon cannot
+/// refuse a redirect, and events and the write key must never follow one to wherever it
+/// points. Either way the events stay queued until a fetch sees a 2xx.
+fn page_hide_targets(
+    endpoints: &[trailhound_core::breaker::EndpointStats],
+    targets: &[Target],
+) -> (Option<usize>, Option<usize>) {
+    use trailhound_core::breaker::{BreakerState, OpenReason};
+    let fetch_to = endpoints
+        .iter()
+        .position(|e| e.state != BreakerState::Open)
+        .or_else(|| {
+            endpoints
+                .iter()
+                .position(|e| e.reason != Some(OpenReason::Blocked))
+        });
+    let beacon_to = endpoints
+        .iter()
+        .zip(targets)
+        .position(|(e, t)| e.state == BreakerState::Closed && t.ok);
+    (fetch_to, beacon_to)
 }
 
 fn beacon_json(events: &[QueuedEvent], write_key: &str, now: i64) -> String {
@@ -713,23 +886,25 @@ fn become_leader(sh: &Shared) {
 impl Trailhound {
     /// Opens the queue (IndexedDB, or memory where unavailable) and starts delivery.
     ///
-    /// Options: `writeKey`, `endpoint` (required); `dbName` (default `"trailhound"`);
+    /// Options: `writeKey`, `endpoint` (required); `fallbackEndpoints` (more endpoints, in
+    /// order of preference, each checked like `endpoint`; at most `Policy::max_endpoints`
+    /// in all); `blockCheckUrl` (what a fast failure is checked against before it counts
+    /// as blocked; default the page's origin `/`); `dbName` (default `"trailhound"`);
     /// `storage: "memory"` to skip IndexedDB; `app: {name, version, build, namespace}`;
     /// `policy: {flushAt, promptDelayMs, commitIntervalMs, backoffBaseMs, backoffMaxMs,
-    /// requestTimeoutMs, uploadTimeoutMs, maxQueueEvents, maxQueueBytes, maxEventBytes,
-    /// maxBatchEvents, maxUncommittedEvents, maxUncommittedBytes}`; `plan` (a tracking
-    /// plan: its JSON text or the object) and `planMode` (`"off"`, `"report"` (default),
-    /// `"enforce"`, `"enforce_strip"`); an invalid plan rejects, naming the place.
+    /// requestTimeoutMs, uploadTimeoutMs, blockedWithinMs, maxQueueEvents, maxQueueBytes,
+    /// maxEventBytes, maxBatchEvents, maxUncommittedEvents, maxUncommittedBytes}`; `plan`
+    /// (a tracking plan: its JSON text or the object) and `planMode` (`"off"`, `"report"`
+    /// (default), `"enforce"`, `"enforce_strip"`); an invalid plan rejects, naming the place.
     pub async fn load(opts: JsValue) -> Result<Trailhound, JsError> {
         let write_key = opt_string(&get(&opts, "writeKey"), "writeKey")?
             .filter(|k| !k.is_empty())
             .ok_or_else(|| js_err("writeKey is required"))?;
-        let endpoint = opt_string(&get(&opts, "endpoint"), "endpoint")?
-            .ok_or_else(|| js_err("endpoint is required"))?;
-        let endpoint = check_endpoint(&endpoint)?;
+        let mut policy = policy_from(&opts)?;
+        let endpoints = endpoints_from(&opts, &policy)?;
+        let block_check = block_check_from(&opts)?;
         let db_name =
             opt_string(&get(&opts, "dbName"), "dbName")?.unwrap_or_else(|| "trailhound".into());
-        let mut policy = policy_from(&opts)?;
         let plan = plan::gate_from(&opts, &mut policy).map_err(js_err)?;
         let app = get(&opts, "app");
         let app = if app.is_object() {
@@ -758,6 +933,8 @@ impl Trailhound {
             Identity::new(platform::uuid_v4()),
             now,
         );
+        let bases: Vec<String> = endpoints.iter().map(|e| e.base().to_owned()).collect();
+        engine.set_endpoints(&bases);
         let mut conditions = DeviceConditions::default();
         observe_network(&mut conditions);
         // Until this tab holds the uploader lock, its engine sees no network.
@@ -791,7 +968,14 @@ impl Trailhound {
             plan: plan.map(Rc::new),
             plan_dropped: 0,
             listeners: Vec::new(),
-            url: endpoint.batch_url(),
+            targets: endpoints
+                .iter()
+                .map(|e| Target {
+                    batch_url: e.batch_url(),
+                    ok: false,
+                })
+                .collect(),
+            block_check,
             auth: trailhound_core::wire::basic_auth(&write_key),
             write_key,
             driving: false,
@@ -802,7 +986,6 @@ impl Trailhound {
             release_lead: None,
             resync: false,
             in_flight: Vec::new(),
-            endpoint_ok: false,
             channel,
             conditions,
             unsent: Default::default(),
@@ -985,6 +1168,8 @@ impl Trailhound {
     }
 
     /// Counters: accepted, queued, delivered, dropped by reason, retry state, network,
+    /// each endpoint's breaker (`endpoints`: `url`, `state`, `reason` (`"blocked"`, …),
+    /// `status`, `requests`, `failures`, `last_error`, `retry_at_ms`),
     /// tracking-plan violations by event and rule (`plan_violations`),
     /// plus `storage` (`"indexeddb"` or `"memory"`), `storageFallbackReason`, `leader`
     /// (this tab uploads), `invalidCalls`, `pluginDropped`, `beacons`.
@@ -996,8 +1181,18 @@ impl Trailhound {
             s.plan_violations = gate.counts();
             s.dropped.plan_violation = i.plan_dropped;
         }
+        let reasons: Vec<Option<OpenReason>> = s.endpoints.iter().map(|e| e.reason).collect();
         let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut v {
+            if let Some(Value::Array(list)) = m.get_mut("endpoints") {
+                for (e, reason) in list.iter_mut().zip(reasons) {
+                    if let Value::Object(e) = e {
+                        let (reason, status) = reason_parts(reason);
+                        e.insert("reason".into(), reason.into());
+                        e.insert("status".into(), status.into());
+                    }
+                }
+            }
             m.insert("storage".into(), i.queue.kind().into());
             m.insert(
                 "storageFallbackReason".into(),
@@ -1017,14 +1212,18 @@ impl Trailhound {
     }
 
     /// Listens to notifications: `"delivered"`, `"dropped"`, `"upload_failed"`,
-    /// `"paused"`, `"plan_violation"`, `"store_error"`, or `"*"` for all.
+    /// `"paused"`, `"plan_violation"`, `"endpoint_opened"` (an endpoint's breaker opened:
+    /// `url`, `reason` (`"blocked"`, …), `status`, `retry_in_ms`), `"endpoint_closed"`
+    /// (`url`), `"store_error"`, or `"*"` for all.
     pub fn on(&self, kind: String, listener: Function) -> Result<(), JsError> {
-        const KINDS: [&str; 7] = [
+        const KINDS: [&str; 9] = [
             "delivered",
             "dropped",
             "upload_failed",
             "paused",
             "plan_violation",
+            "endpoint_opened",
+            "endpoint_closed",
             "store_error",
             "*",
         ];
@@ -1261,7 +1460,7 @@ impl Trailhound {
 
     fn emit(&self, n: &Notification) {
         let listeners = self.sh.borrow().listeners.clone();
-        let v = to_js(n);
+        let v = notification_js(n);
         let kind = get(&v, "kind").as_string().unwrap_or_default();
         for (k, f) in &listeners {
             if *k == kind || k == "*" {

@@ -28,6 +28,10 @@ extern "C" {
         keepalive: bool,
         controller: &JsValue,
     ) -> Promise;
+    #[wasm_bindgen(js_name = thReachable)]
+    pub fn reachable(url: &str, controller: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = thCheckUrl, catch)]
+    pub fn check_url(given: Option<&str>) -> Result<Option<String>, JsValue>;
     #[wasm_bindgen(js_name = thUrl, catch)]
     pub fn parse_url(text: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = thBeacon)]

@@ -25,6 +25,9 @@ wasm_bindgen_test_configure!(run_in_browser);
 // page is "offline". The status "opaqueredirect" answers as a browser does for a redirect
 // under `redirect: "manual"`; `hang` requests never get an answer (and ignore their
 // signal, like a fetch wrapper that drops it), and `aborts` records why a signal fired.
+// Requests to a host in `blocked` fail at once as a blocker fails them (counted in
+// `blockedHits`); HEAD requests (the block check) are answered 200 unless the page is
+// "offline" or `checkFails`, and recorded in `checks`.
 export function installFakeServer() {
   const server = { requests: [], statuses: [], retryAfter: [], offline: false };
   globalThis.__thServer = server;
@@ -33,6 +36,10 @@ export function installFakeServer() {
   server.beacons = [];
   server.hang = 0;
   server.aborts = [];
+  server.blocked = [];
+  server.blockedHits = [];
+  server.checks = [];
+  server.checkFails = false;
   navigator.sendBeacon = (url, blob) => { server.beacons.push(blob.text().then((t) => ({ url, body: JSON.parse(t) }))); return true; };
   globalThis.fetch = (url, init) => {
     // Counted before anything asynchronous: a request started in an event handler counts.
@@ -40,6 +47,15 @@ export function installFakeServer() {
     return respond(url, init);
   };
   const respond = async (url, init) => {
+    if (init.method === "HEAD") {
+      server.checks.push(url);
+      if (server.offline || server.checkFails) throw new TypeError("Failed to fetch");
+      return new Response(null, { status: 200 });
+    }
+    if (server.blocked.includes(new URL(url).host)) {
+      server.blockedHits.push(url);
+      throw new TypeError("Failed to fetch");
+    }
     if (server.offline) throw new TypeError("Failed to fetch");
     if (server.refuse) throw new TypeError("keepalive budget exceeded");
     const stream = new Blob([init.body]).stream().pipeThrough(new DecompressionStream("gzip"));
@@ -289,7 +305,8 @@ async fn offline_then_online() {
 }
 
 /// A 503 is retried after a backoff, a 429's Retry-After is honoured, and the same events
-/// (same messageIds) go out again until accepted; listeners hear each step.
+/// (same messageIds) go out again until accepted; listeners hear each step, the endpoint's
+/// breaker opening and closing included.
 #[wasm_bindgen_test]
 async fn retries_503_and_retry_after() {
     let server = install_fake_server();
@@ -322,7 +339,7 @@ async fn retries_503_and_retry_after() {
         .unwrap();
     // Listeners hear of a delivery once its events are deleted from the queue.
     until("the listener to hear of the delivery", 5_000.0, || {
-        heard.length() == 3
+        heard.length() == 5
     })
     .await;
     let reqs = requests(&server);
@@ -336,7 +353,16 @@ async fn retries_503_and_retry_after() {
     );
     assert_eq!(get(&reqs[0], "keepalive").as_bool(), Some(true));
     let kinds: Vec<String> = heard.iter().map(|k| k.as_string().unwrap()).collect();
-    assert_eq!(kinds, ["upload_failed", "upload_failed", "delivered"]);
+    assert_eq!(
+        kinds,
+        [
+            "endpoint_opened",
+            "upload_failed",
+            "upload_failed",
+            "endpoint_closed",
+            "delivered"
+        ]
+    );
     assert_eq!(num(&th.stats(), "retries"), 2.0);
     th.close().await.map_err(JsValue::from).unwrap();
     JsFuture::from(delete_db(&db)).await.unwrap();
@@ -1211,15 +1237,15 @@ async fn plan_strip_and_report_modes() {
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
 
-/// `load` rejects an invalid plan with the validator's error naming the place, a plan
-/// that is not JSON, and an unknown mode.
+/// `load` rejects a plan it cannot apply (an unknown keyword) with the validator's error
+/// naming the place, a plan that is not JSON, and an unknown mode.
 #[wasm_bindgen_test]
 async fn plan_invalid_rejected() {
     let db = unique_name("plan-invalid");
-    let contradictory = r#"{"plan": "x", "version": "1-0-0", "events": [
+    let typo = r#"{"plan": "x", "version": "1-0-0", "events": [
         {"type": "track", "name": "A", "schema": {"type": "object",
-         "properties": {"n": {"type": "number", "minimum": 5, "maximum": 1}}}}]}"#;
-    let e = load_with(plan_opts(&db, contradictory.into(), "report"))
+         "properties": {"n": {"type": "number", "minimun": 5}}}}]}"#;
+    let e = load_with(plan_opts(&db, typo.into(), "report"))
         .await
         .err()
         .expect("refused");
@@ -1242,5 +1268,346 @@ async fn plan_invalid_rejected() {
         .err()
         .expect("refused");
     assert!(e.contains("plan must be"), "{e}");
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// `load` options with fallback endpoints: the primary is `http://127.0.0.1:1`.
+fn endpoint_opts(db: &str, fallbacks: &[&str], policy: &str) -> JsValue {
+    let o = opts(db, js_sys::JSON::parse(policy).unwrap());
+    let list = js_sys::Array::new();
+    for f in fallbacks {
+        list.push(&(*f).into());
+    }
+    set(&o, "fallbackEndpoints", list);
+    o
+}
+
+/// The endpoints' figures in `stats()`.
+fn endpoint_stats(th: &Trailhound) -> Vec<JsValue> {
+    js_sys::Array::from(&get(&th.stats(), "endpoints"))
+        .iter()
+        .collect()
+}
+
+fn text(v: &JsValue, k: &str) -> Option<String> {
+    get(v, k).as_string()
+}
+
+/// `fallbackEndpoints` is checked like `endpoint`: not an array, a non-string, a URL the
+/// endpoint rules refuse (named, with its place in the list), a repeat, or more than
+/// `Policy::max_endpoints` in all are refused; a bad `blockCheckUrl` too. A good list is
+/// in `stats().endpoints`, in order, every breaker closed.
+#[wasm_bindgen_test]
+async fn fallback_endpoints_are_checked() {
+    let db = unique_name("endpoints-checked");
+    let refused = |o: JsValue| async move { load_with(o).await.err().expect("refused") };
+    let o = opts(&db, JsValue::UNDEFINED);
+    set(&o, "fallbackEndpoints", "https://b.example");
+    assert_eq!(
+        refused(o).await,
+        "fallbackEndpoints must be an array of URLs"
+    );
+    let o = opts(&db, JsValue::UNDEFINED);
+    set(&o, "fallbackEndpoints", js_sys::Array::of1(&7.into()));
+    assert_eq!(refused(o).await, "fallbackEndpoints[0] must be a string");
+    let e = refused(endpoint_opts(
+        &db,
+        &["https://b.example", "http://collector.example.com"],
+        "{}",
+    ))
+    .await;
+    assert!(
+        e.starts_with("fallbackEndpoints[1]: endpoint `http://collector.example.com`: plain http"),
+        "{e}"
+    );
+    let e = refused(endpoint_opts(
+        &db,
+        &["https://b.example", "not a url"],
+        "{}",
+    ))
+    .await;
+    assert!(
+        e.starts_with("fallbackEndpoints[1]: endpoint `not a url` is not a URL"),
+        "{e}"
+    );
+    let e = refused(endpoint_opts(&db, &["http://127.0.0.1:1/"], "{}")).await;
+    assert!(
+        e.contains("is the same endpoint as `http://127.0.0.1:1`"),
+        "{e}"
+    );
+    let max = trailhound_core::Policy::browser().max_endpoints;
+    let many: Vec<String> = (0..max).map(|n| format!("https://{n}.example")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let e = refused(endpoint_opts(&db, &many, "{}")).await;
+    assert_eq!(
+        e,
+        format!(
+            "at most {max} endpoints (endpoint and fallbackEndpoints); got {}",
+            max + 1
+        )
+    );
+    let o = opts(&db, JsValue::UNDEFINED);
+    set(&o, "blockCheckUrl", "ftp://files.example/");
+    let e = refused(o).await;
+    assert_eq!(
+        e,
+        "blockCheckUrl `ftp://files.example/`: TypeError: must be an http(s) URL"
+    );
+
+    let th = load_with(endpoint_opts(
+        &db,
+        &many[..max - 1],
+        r#"{"flushAt": 1000, "promptDelayMs": 600000}"#,
+    ))
+    .await
+    .expect("a list of max_endpoints loads");
+    let list = endpoint_stats(&th);
+    let urls: Vec<String> = list.iter().map(|e| text(e, "url").unwrap()).collect();
+    let mut expected = vec!["http://127.0.0.1:1".to_owned()];
+    expected.extend(many[..max - 1].iter().map(|u| u.to_string()));
+    assert_eq!(urls, expected);
+    for e in &list {
+        assert_eq!(text(e, "state").as_deref(), Some("closed"));
+        assert!(get(e, "reason").is_null());
+        assert_eq!(num(e, "requests"), 0.0);
+    }
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// A fetch that fails at once while the page is online, and after which the page's own
+/// origin answers, is blocked: the primary's breaker opens with the reason `blocked` for
+/// `backoffMaxMs` (not a backoff), listeners hear `endpoint_opened`, and the batch goes to
+/// the fallback at once, delivered once.
+#[wasm_bindgen_test]
+async fn blocked_endpoint_fails_over() {
+    let server = install_fake_server();
+    set_online(true);
+    set(
+        &server,
+        "blocked",
+        js_sys::Array::of1(&"127.0.0.1:1".into()),
+    );
+    let db = unique_name("blocked");
+    // The blocked wait is ten minutes; a backoff would start at 2 s.
+    let o = endpoint_opts(
+        &db,
+        &["http://127.0.0.1:2"],
+        r#"{"backoffMaxMs": 600000, "blockedWithinMs": 5000}"#,
+    );
+    let th = load_with(o).await.expect("load");
+    let heard = listen_all(&th);
+    let id = th
+        .track("Blocked".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    until("delivery through the fallback", 5_000.0, || {
+        num(&th.stats(), "delivered") == 1.0
+    })
+    .await;
+    assert_eq!(ids(&server), vec![id], "delivered once");
+    let reqs = requests(&server);
+    assert_eq!(
+        text(&reqs[0], "url").as_deref(),
+        Some("http://127.0.0.1:2/v1/batch")
+    );
+    assert_eq!(
+        js_sys::Array::from(&get(&server, "blockedHits")).length(),
+        1
+    );
+    let checks: Vec<String> = js_sys::Array::from(&get(&server, "checks"))
+        .iter()
+        .map(|v| v.as_string().unwrap())
+        .collect();
+    let origin = js_sys::eval("location.origin + '/'")
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert_eq!(checks, vec![origin], "the page's origin was asked");
+    let list = endpoint_stats(&th);
+    let primary = &list[0];
+    assert_eq!(text(primary, "state").as_deref(), Some("open"));
+    assert_eq!(text(primary, "reason").as_deref(), Some("blocked"));
+    assert!(get(primary, "status").is_null());
+    assert_eq!(num(primary, "failures"), 1.0);
+    assert!(
+        text(primary, "last_error").is_some_and(|e| e.starts_with("blocked: TypeError")),
+        "{:?}",
+        text(primary, "last_error")
+    );
+    let wait = num(primary, "retry_at_ms") - js_sys::Date::now();
+    assert!(
+        wait > 500_000.0,
+        "waits backoffMaxMs, not a backoff: {wait} ms"
+    );
+    assert_eq!(text(&list[1], "state").as_deref(), Some("closed"));
+    assert_eq!(num(&list[1], "requests"), 1.0);
+    let opened: Vec<JsValue> = heard
+        .iter()
+        .filter(|n| text(n, "kind").as_deref() == Some("endpoint_opened"))
+        .collect();
+    assert_eq!(opened.len(), 1, "{:?}", js_sys::JSON::stringify(&heard));
+    assert_eq!(
+        text(&opened[0], "url").as_deref(),
+        Some("http://127.0.0.1:1")
+    );
+    assert_eq!(text(&opened[0], "reason").as_deref(), Some("blocked"));
+    assert_eq!(num(&opened[0], "retry_in_ms"), 600_000.0);
+
+    // A flush does not shorten a blocked wait: the next batch goes straight to the fallback.
+    let id2 = th
+        .track("Still Blocked".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let _ = th.flush(Some(3_000.0)).await;
+    assert_eq!(num(&th.stats(), "delivered"), 2.0);
+    assert_eq!(ids(&server)[1], id2);
+    assert_eq!(
+        js_sys::Array::from(&get(&server, "blockedHits")).length(),
+        1,
+        "the blocked endpoint was left alone"
+    );
+    th.close().await.map_err(JsValue::from).unwrap();
+
+    // The blocked wait is saved with the breaker: a reload leaves the endpoint alone too.
+    let th = load_with(endpoint_opts(
+        &db,
+        &["http://127.0.0.1:2"],
+        r#"{"backoffMaxMs": 600000}"#,
+    ))
+    .await
+    .expect("load");
+    let primary = &endpoint_stats(&th)[0];
+    assert_eq!(text(primary, "state").as_deref(), Some("open"));
+    assert_eq!(text(primary, "reason").as_deref(), Some("blocked"));
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// A fast failure is a network error, not blocked, when the check gets no answer either
+/// (the network is down though the browser says online), or when it came slower than
+/// `blockedWithinMs` (here 0: the detection is off): the breaker opens for a backoff.
+#[wasm_bindgen_test]
+async fn fast_failure_without_an_answering_origin_is_a_network_error() {
+    for (check_fails, within) in [(true, 5_000), (false, 0)] {
+        let server = install_fake_server();
+        set_online(true);
+        set(
+            &server,
+            "blocked",
+            js_sys::Array::of1(&"127.0.0.1:1".into()),
+        );
+        set(&server, "checkFails", check_fails);
+        let db = unique_name("not-blocked");
+        let policy = format!(r#"{{"backoffMaxMs": 600000, "blockedWithinMs": {within}}}"#);
+        let th = load_with(endpoint_opts(&db, &["http://127.0.0.1:2"], &policy))
+            .await
+            .expect("load");
+        th.track("Down".into(), JsValue::UNDEFINED)
+            .map_err(JsValue::from)
+            .unwrap();
+        until("delivery through the fallback", 5_000.0, || {
+            num(&th.stats(), "delivered") == 1.0
+        })
+        .await;
+        let primary = &endpoint_stats(&th)[0];
+        assert_eq!(
+            text(primary, "reason").as_deref(),
+            Some("network"),
+            "check fails: {check_fails}, within {within}"
+        );
+        let wait = num(primary, "retry_at_ms") - js_sys::Date::now();
+        assert!(wait < 10_000.0, "a backoff: {wait} ms");
+        let checks = js_sys::Array::from(&get(&server, "checks")).length();
+        assert_eq!(checks, u32::from(check_fails), "checked only when fast");
+        th.close().await.map_err(JsValue::from).unwrap();
+        JsFuture::from(delete_db(&db)).await.unwrap();
+    }
+}
+
+/// With the primary blocked (checked against a relative `blockCheckUrl`), a page hide
+/// sends what the page has not seen delivered to the fallback (the endpoint in use), and
+/// where fetch refuses, the beacon goes there too (it is closed and has answered this page
+/// with a 2xx); nothing goes to the blocked one.
+#[wasm_bindgen_test]
+async fn page_hide_goes_to_the_endpoint_in_use() {
+    let server = install_fake_server();
+    set_online(true);
+    set(
+        &server,
+        "blocked",
+        js_sys::Array::of1(&"127.0.0.1:1".into()),
+    );
+    let db = unique_name("hide-fallback");
+    let o = endpoint_opts(
+        &db,
+        &["http://127.0.0.1:2"],
+        r#"{"backoffMaxMs": 600000, "blockedWithinMs": 5000}"#,
+    );
+    set(&o, "blockCheckUrl", "health?probe=1");
+    let th = load_with(o).await.expect("load");
+    until("the uploader lock", 2_000.0, || {
+        get(&th.stats(), "leader").as_bool() == Some(true)
+    })
+    .await;
+    th.track("First".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    until("delivery through the fallback", 5_000.0, || {
+        num(&th.stats(), "delivered") == 1.0
+    })
+    .await;
+    let blocked_hits = || js_sys::Array::from(&get(&server, "blockedHits")).length();
+    assert_eq!(blocked_hits(), 1);
+    let checks = js_sys::Array::from(&get(&server, "checks"));
+    let expected = js_sys::eval("new URL('health?probe=1', location.href).href").unwrap();
+    assert_eq!(checks.to_vec(), vec![expected]);
+
+    let started = num(&server, "started");
+    let id = th
+        .track("Hidden".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    page_hide();
+    assert_eq!(
+        num(&server, "started"),
+        started + 1.0,
+        "sent within the handler"
+    );
+    until("the page hide's request", 3_000.0, || {
+        ids(&server).contains(&id)
+    })
+    .await;
+    for r in requests(&server) {
+        assert_eq!(
+            text(&r, "url").as_deref(),
+            Some("http://127.0.0.1:2/v1/batch")
+        );
+    }
+    assert_eq!(blocked_hits(), 1, "nothing more to the blocked endpoint");
+
+    // fetch refuses (the keepalive budget is spent): the beacon goes to the fallback.
+    set(&server, "refuse", true);
+    let id = th
+        .track("Last".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    page_hide();
+    until("the beacon", 3_000.0, || {
+        js_sys::Array::from(&get(&server, "beacons")).length() > 0
+    })
+    .await;
+    let sent = JsFuture::from(beacons()).await.unwrap();
+    let beacon = js_sys::Array::from(&sent).get(0);
+    assert_eq!(
+        text(&beacon, "url").as_deref(),
+        Some("http://127.0.0.1:2/v1/batch")
+    );
+    let batch = js_sys::Array::from(&get(&get(&beacon, "body"), "batch"));
+    assert!(batch
+        .iter()
+        .any(|e| text(&e, "messageId").as_deref() == Some(id.as_str())));
+    assert_eq!(blocked_hits(), 1, "nothing more to the blocked endpoint");
+    th.close().await.map_err(JsValue::from).unwrap();
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
