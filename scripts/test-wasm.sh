@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests the browser package (wasm/): builds it, runs the wasm-bindgen tests in headless
-# Chromium, the Node smoke test and the playwright tests on examples/web (e2e, faults), and
+# Chromium, the Node smoke test and the playwright tests on examples/web (e2e, faults, blocked), and
 # prints the package's size. Ends with "summary: N passed, N failed, N skipped".
 #
 # Works on a fresh Debian 12 machine as root: installs what it needs (Debian's rustc-web
@@ -132,6 +132,9 @@ node_suite e2e "$ROOT/examples/web/e2e.test.mjs" TRAILHOUND_COLLECTOR="$CLI"
 
 step "faults in Chromium: redirecting endpoints, two tabs' opt-out and reset"
 node_suite faults "$ROOT/examples/web/faults.test.mjs" TRAILHOUND_COLLECTOR="$CLI"
+
+step "ad blockers in Chromium: a blocked primary falls over to the fallback; every endpoint blocked"
+node_suite blocked "$ROOT/examples/web/blocked.test.mjs" TRAILHOUND_COLLECTOR="$CLI"
 
 echo
 echo "==> browser package tests done in $((SECONDS - START)) s"

@@ -54,8 +54,11 @@ try {
   check("offline events queued", queued === 3, `queued ${queued}`);
 
   // 3. Reload while the collector is still unreachable (the page itself loads), and go on
-  // clicking: the queue survives the reload.
-  await page.route(`${collector}/**`, (route) => route.abort("internetdisconnected"));
+  // clicking: the queue survives the reload. An unreachable host fails after a while (a
+  // connect timeout); one that fails at once while the page's own origin answers would be
+  // taken as blocked by an ad blocker (blocked.test.mjs), and left alone for backoffMaxMs.
+  await page.route(`${collector}/**`, (route) =>
+    setTimeout(() => route.abort("internetdisconnected").catch(() => {}), 500));
   await context.setOffline(false);
   await page.reload();
   await page.waitForFunction(() => window.thReady === true);

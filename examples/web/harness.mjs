@@ -1,4 +1,4 @@
-// What the browser tests (e2e.test.mjs, faults.test.mjs) share: playwright-core's
+// What the browser tests (e2e.test.mjs, faults.test.mjs, blocked.test.mjs) share: playwright-core's
 // Chromium, the real `trailhound collect` and the example site as child processes, a
 // bounded wait, and the pass/fail count each test prints at the end.
 import { spawn } from "node:child_process";
