@@ -265,6 +265,11 @@ impl Breakers {
             .position(|b| b.state(now_ms) != BreakerState::Open)
     }
 
+    /// Whether endpoint `i` is open now (left alone).
+    pub fn is_open(&self, i: usize, now_ms: i64) -> bool {
+        self.breakers[i].state(now_ms) == BreakerState::Open
+    }
+
     /// When an endpoint is next usable: `None` if one is now (or has no wait at all).
     pub fn ready_at(&self, now_ms: i64) -> Option<i64> {
         let mut earliest = None::<i64>;

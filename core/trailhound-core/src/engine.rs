@@ -291,6 +291,11 @@ pub struct Engine {
     /// store at once. Until the upload ends, an answer that settles them (delivered,
     /// rejected) also takes them out of `pending`, so that each is counted once.
     upload_orphaned: bool,
+    /// The endpoint that answered about the data (400, 413, 422) and whose split halves
+    /// are being sent: they stay on it while it is not open, so that isolating the bad
+    /// event is not moved to another endpoint (which may judge the data differently)
+    /// half-way.
+    split_endpoint: Option<usize>,
     /// Requests given up on after [`Policy::upload_timeout`], for the runtime to cancel.
     abandoned: VecDeque<u64>,
     /// The opt-out choice changed and its state save has not succeeded yet.
@@ -382,6 +387,7 @@ impl Engine {
             held_delete: Vec::new(),
             splits: Vec::new(),
             upload_orphaned: false,
+            split_endpoint: None,
             abandoned: VecDeque::new(),
             opt_out_unsaved: false,
             flush_requested: false,
@@ -606,6 +612,7 @@ impl Engine {
             }
             self.note_dropped(DropReason::OptOut, &dropped);
             self.splits.clear();
+            self.split_endpoint = None;
             // A prepared batch is purged with the queue.
             self.next = Next::None;
             self.drop_recent();
@@ -882,6 +889,7 @@ impl Engine {
         if self.state.opted_out && verdict != Verdict::Delivered {
             // Sent before the opt-out and not accepted: purged like the rest of the queue.
             self.splits.clear();
+            self.split_endpoint = None;
             self.reject(events, DropReason::OptOut);
             return;
         }
@@ -934,6 +942,7 @@ impl Engine {
                 let mut first = events;
                 let second = first.split_off(first.len() / 2);
                 self.splits.push(second);
+                self.split_endpoint = Some(endpoint);
                 self.upload = Upload::Ready(Batch::new(first));
             }
             Verdict::Pause(status) => {
@@ -987,7 +996,10 @@ impl Engine {
         if !matches!(self.upload, Upload::Ready(_)) {
             return None;
         }
-        let Some(endpoint) = self.breakers.pick(now_ms) else {
+        let sticky = self
+            .split_endpoint
+            .filter(|&i| !self.breakers.is_open(i, now_ms));
+        let Some(endpoint) = sticky.or_else(|| self.breakers.pick(now_ms)) else {
             // Every endpoint opened since the batch was made ready (a clock step): it is
             // stored, and goes when the first one reopens.
             self.end_burst();
@@ -1143,6 +1155,7 @@ impl Engine {
 
     fn end_burst(&mut self) {
         self.splits.clear();
+        self.split_endpoint = None;
         // The failed batch is retried first: what was prepared and kept after it no longer
         // follows what is being uploaded.
         self.next = Next::None;
@@ -1184,6 +1197,9 @@ impl Engine {
                     self.pending_since = None;
                 }
             }
+        }
+        if self.splits.is_empty() {
+            self.split_endpoint = None;
         }
         if let Some(split) = self.splits.pop() {
             self.ops.push_back(StoreOp::Delete(seqs));

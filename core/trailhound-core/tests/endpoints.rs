@@ -480,3 +480,46 @@ fn flush_goes_to_the_usable_endpoint_without_probing_the_open_one() {
         "all open: flush() probes the first"
     );
 }
+
+/// The halves of a batch split on the fallback (an answer about the data) stay on the
+/// fallback even when the primary's wait ends half-way: isolating the bad event is not
+/// moved to another endpoint, which may judge the data differently.
+#[test]
+fn split_halves_stay_on_the_endpoint_that_answered() {
+    let mut h = two_endpoints();
+    let ids = track_n(&mut h, 16);
+    let poison = ids[11].clone();
+    h.respond_with(move |r| {
+        if r.endpoint == 0 && r.at_ms < T0 + 2 * SECOND {
+            network_error()
+        } else if r.message_ids.contains(&poison) {
+            status(400)
+        } else {
+            ok()
+        }
+    });
+    h.set_latency(700);
+    h.flush();
+    h.advance(MINUTE);
+    let primary_open_until = T0 + 2 * SECOND;
+    let split_requests: Vec<_> = h.requests.iter().skip(1).collect();
+    assert!(split_requests.len() >= 6, "{split_requests:?}");
+    assert!(
+        split_requests
+            .iter()
+            .any(|r| r.at_ms > primary_open_until + 2 * SECOND),
+        "the primary's wait ended during the split"
+    );
+    assert!(
+        split_requests.iter().all(|r| r.endpoint == 1),
+        "{:?}",
+        split_requests
+            .iter()
+            .map(|r| (r.at_ms - T0, r.endpoint, r.events))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(h.stats().dropped.total(), 1);
+    for id in ids.iter().filter(|id| **id != ids[11]) {
+        assert_eq!(h.delivery_count(id), 1);
+    }
+}

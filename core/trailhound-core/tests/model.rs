@@ -580,12 +580,10 @@ fn random_histories_match_the_delivery_model() {
     }
 }
 
-/// The halves of a batch split after a 400/413/422 stay on the endpoint that answered.
-/// Fails today (first at seed 2): a split half goes to `Breakers::pick`, which is the first
-/// endpoint whose wait ended, so it can become a probe of an earlier endpoint (the
-/// breaker module's doc says the split rules stay on that endpoint).
+/// The halves of a batch split after a 400/413/422 stay on the endpoint that answered
+/// while it is not open (before the engine pinned them, a half went to the first endpoint
+/// whose wait had ended, first at seed 2).
 #[test]
-#[ignore = "engine: split halves are not pinned to the endpoint that answered (issue 12)"]
 fn data_answers_keep_their_endpoint() {
     for seed in 1..=16u64 {
         run(seed, true, true);
