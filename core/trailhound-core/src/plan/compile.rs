@@ -11,9 +11,10 @@
 
 use serde_json::Value;
 
-use super::model::{
-    Additional, Case, EventSpec, Format, JsonType, Naming, PlanFile, Schema, Types,
-};
+use super::check;
+#[cfg(feature = "lint")]
+use super::model::{Additional, EventSpec, PlanFile, Schema};
+use super::model::{Case, Format, JsonType, Naming, Types};
 use super::{Pattern, PatternEngine, PlanError};
 use crate::MessageType;
 
@@ -163,11 +164,9 @@ pub fn escape_token(token: &str) -> String {
 
 type Parsed<T> = Result<T, PlanError>;
 
-/// Parses a plan file, naming the place of any error.
-pub(crate) fn parse_file(json: &str) -> Parsed<PlanFile> {
-    let value: Value =
-        serde_json::from_str(json).map_err(|e| err("", format!("not valid JSON: {e}")))?;
-    plan_file(&value)
+/// Parses a plan file's JSON.
+pub(crate) fn read(json: &str) -> Parsed<Value> {
+    serde_json::from_str(json).map_err(|e| err("", format!("not valid JSON: {e}")))
 }
 
 fn key_at(at: &str, key: &str) -> String {
@@ -313,7 +312,28 @@ const FORMATS: [(&str, Format); 3] = [
     ("uri", Format::Uri),
 ];
 
-fn plan_file(v: &Value) -> Parsed<PlanFile> {
+/// A plan file read down to its events, each event's schema left as JSON: the device
+/// compiles it straight into a [`Node`] ([`compile`]), lint reads it into the model too.
+pub(crate) struct Shallow<'v> {
+    pub plan: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub allow_unplanned_events: bool,
+    pub naming: Naming,
+    pub events: Vec<Entry<'v>>,
+}
+
+/// One event of a [`Shallow`] plan.
+pub(crate) struct Entry<'v> {
+    pub kind: MessageType,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `None`: absent, `{"type": "object"}`.
+    pub schema: Option<&'v Value>,
+}
+
+/// Reads a plan file's fields, naming the place of any error.
+pub(crate) fn shallow(v: &Value) -> Parsed<Shallow<'_>> {
     const FIELDS: [&str; 6] = [
         "plan",
         "version",
@@ -326,7 +346,7 @@ fn plan_file(v: &Value) -> Parsed<PlanFile> {
         .as_object()
         .ok_or_else(|| err("", format!("a plan is a JSON object, not {}", found(v))))?;
     let (mut plan, mut version, mut events) = (None, None, None);
-    let mut file = PlanFile {
+    let mut file = Shallow {
         plan: String::new(),
         version: String::new(),
         description: None,
@@ -352,7 +372,7 @@ fn plan_file(v: &Value) -> Parsed<PlanFile> {
                     .ok_or_else(|| invalid_type(fv, &at, "a list"))?;
                 let mut out = Vec::with_capacity(list.len());
                 for (i, ev) in list.iter().enumerate() {
-                    out.push(event_spec(ev, &format!("{at}/{i}"))?);
+                    out.push(entry(ev, &format!("{at}/{i}"))?);
                 }
                 events = Some(out);
             }
@@ -379,13 +399,38 @@ fn naming(v: &Value, at: &str) -> Parsed<Naming> {
     Ok(out)
 }
 
-fn event_spec(v: &Value, at: &str) -> Parsed<EventSpec> {
+/// The model of a shallow plan: each event's schema read into a [`Schema`].
+#[cfg(feature = "lint")]
+pub(crate) fn model(s: &Shallow<'_>) -> Parsed<PlanFile> {
+    let mut events = Vec::with_capacity(s.events.len());
+    for (i, e) in s.events.iter().enumerate() {
+        events.push(EventSpec {
+            kind: e.kind,
+            name: e.name.clone(),
+            description: e.description.clone(),
+            schema: match e.schema {
+                Some(v) => schema(v, &format!("/events/{i}/schema"), 0)?,
+                None => Schema::any_object(),
+            },
+        });
+    }
+    Ok(PlanFile {
+        plan: s.plan.clone(),
+        version: s.version.clone(),
+        description: s.description.clone(),
+        allow_unplanned_events: s.allow_unplanned_events,
+        naming: s.naming.clone(),
+        events,
+    })
+}
+
+fn entry<'v>(v: &'v Value, at: &str) -> Parsed<Entry<'v>> {
     let mut kind = None;
-    let mut out = EventSpec {
+    let mut out = Entry {
         kind: MessageType::Track,
         name: None,
         description: None,
-        schema: Schema::any_object(),
+        schema: None,
     };
     for (k, fv) in object(v, at, "an event (an object)")? {
         let kat = key_at(at, k);
@@ -393,7 +438,7 @@ fn event_spec(v: &Value, at: &str) -> Parsed<EventSpec> {
             "type" => kind = Some(variant(fv, &kat, &KINDS)?),
             "name" => out.name = optional(fv, |v| string(v, &kat))?,
             "description" => out.description = optional(fv, |v| string(v, &kat))?,
-            "schema" => out.schema = schema(fv, &kat, 0)?,
+            "schema" => out.schema = Some(fv),
             _ => {
                 return Err(unknown_field(
                     k,
@@ -430,6 +475,7 @@ const SCHEMA_FIELDS: [&str; 20] = [
     "additionalProperties",
 ];
 
+#[cfg(feature = "lint")]
 fn schema(v: &Value, at: &str, depth: usize) -> Parsed<Schema> {
     if depth > MAX_DEPTH {
         return Err(err(
@@ -542,7 +588,7 @@ fn types(v: &Value, at: &str) -> Parsed<Types> {
 /// schemas nested deeper than [`MAX_DEPTH`], and patterns that are not portable or that
 /// the engine cannot compile. What the plan means (bounds no value meets, keywords that
 /// cannot apply, naming) is lint's (`super::lint`, the `lint` feature).
-pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Compiled, PlanError> {
+pub(crate) fn compile(file: &Shallow<'_>, engine: &dyn PatternEngine) -> Parsed<Compiled> {
     let mut out = Compiled {
         track: Vec::new(),
         screen: Vec::new(),
@@ -584,7 +630,14 @@ pub(crate) fn compile(file: &PlanFile, engine: &dyn PatternEngine) -> Result<Com
             }
             _ => {}
         }
-        let node = node(engine, &ev.schema, &format!("{at}/schema"), 0)?;
+        let node = match ev.schema {
+            Some(v) => node(engine, v, &format!("{at}/schema"), 0)?,
+            None => Node {
+                types: type_bit(JsonType::Object),
+                type_names: vec![JsonType::Object],
+                ..Node::any()
+            },
+        };
         let entry = EventNode { schema: node };
         let name = ev.name.clone().unwrap_or_default();
         let dup = match kind {
@@ -631,75 +684,127 @@ pub fn json_type_name(t: JsonType) -> &'static str {
     }
 }
 
-/// Compiles one schema (and those under it).
-fn node(engine: &dyn PatternEngine, s: &Schema, at: &str, depth: usize) -> Result<Node, PlanError> {
+impl Node {
+    /// A schema with no keyword.
+    fn any() -> Node {
+        Node {
+            types: 0,
+            type_names: Vec::new(),
+            enum_values: None,
+            const_value: None,
+            minimum: None,
+            maximum: None,
+            exclusive_minimum: None,
+            exclusive_maximum: None,
+            min_length: None,
+            max_length: None,
+            pattern: None,
+            format: None,
+            items: None,
+            min_items: None,
+            max_items: None,
+            properties: Vec::new(),
+            required: Vec::new(),
+            additional: Extra::Any,
+        }
+    }
+}
+
+/// Reads and compiles one schema (and those under it) in one walk: the same refusals,
+/// at the same places, as the model's reader (`schema`, lint's), without building the
+/// model first.
+fn node(engine: &dyn PatternEngine, v: &Value, at: &str, depth: usize) -> Parsed<Node> {
     if depth > MAX_DEPTH {
         return Err(err(
             at,
             format!("schemas nest deeper than {MAX_DEPTH} levels"),
         ));
     }
-    let type_names: Vec<JsonType> = s
-        .types
-        .as_ref()
-        .map(|t| t.as_slice().to_vec())
-        .unwrap_or_default();
-    let types = type_names.iter().fold(0, |set, t| set | type_bit(*t));
-    let pattern = match &s.pattern {
-        Some(p) => {
-            let pat_at = format!("{at}/pattern");
-            portable_pattern(p).map_err(|m| err(&pat_at, m))?;
-            let compiled = engine
-                .compile(p)
-                .map_err(|m| err(&pat_at, format!("invalid pattern: {m}")))?;
-            Some((p.clone(), compiled))
+    let mut n = Node::any();
+    for (k, fv) in object(v, at, "a schema (an object)")? {
+        // `null` is absent for every keyword but `properties` and `required`, as in the
+        // model.
+        if fv.is_null()
+            && !matches!(k.as_str(), "properties" | "required")
+            && SCHEMA_FIELDS.contains(&k.as_str())
+        {
+            continue;
         }
-        None => None,
-    };
-    let mut properties = Vec::with_capacity(s.properties.len());
-    for (name, sub) in &s.properties {
-        let sub_at = format!("{at}/properties/{}", escape_token(name));
-        properties.push((name.clone(), node(engine, sub, &sub_at, depth + 1)?));
+        let kat = key_at(at, k);
+        let kat = kat.as_str();
+        match k.as_str() {
+            "type" => {
+                n.type_names = match types(fv, kat)? {
+                    Types::One(t) => vec![t],
+                    Types::Many(list) => list,
+                }
+            }
+            "description" | "title" | "$comment" => {
+                string(fv, kat)?;
+            }
+            "enum" => {
+                n.enum_values = Some(
+                    fv.as_array()
+                        .cloned()
+                        .ok_or_else(|| invalid_type(fv, kat, "a list"))?,
+                )
+            }
+            "const" => n.const_value = Some(fv.clone()),
+            "minimum" => n.minimum = Some(number(fv, kat)?),
+            "maximum" => n.maximum = Some(number(fv, kat)?),
+            "exclusiveMinimum" => n.exclusive_minimum = Some(number(fv, kat)?),
+            "exclusiveMaximum" => n.exclusive_maximum = Some(number(fv, kat)?),
+            "minLength" => n.min_length = Some(count(fv, kat)?),
+            "maxLength" => n.max_length = Some(count(fv, kat)?),
+            "minItems" => n.min_items = Some(count(fv, kat)?),
+            "maxItems" => n.max_items = Some(count(fv, kat)?),
+            "pattern" => {
+                let p = string(fv, kat)?;
+                portable_pattern(&p).map_err(|m| err(kat, m))?;
+                let compiled = engine
+                    .compile(&p)
+                    .map_err(|m| err(kat, format!("invalid pattern: {m}")))?;
+                n.pattern = Some((p, compiled));
+            }
+            "format" => n.format = Some(variant(fv, kat, &FORMATS)?),
+            "items" => n.items = Some(Box::new(node(engine, fv, kat, depth + 1)?)),
+            "properties" => {
+                for (name, sub) in object(fv, kat, "an object of schemas")? {
+                    let sub = node(engine, sub, &key_at(kat, name), depth + 1)?;
+                    n.properties.push((name.clone(), sub));
+                }
+                // By name, for binary search (a JSON object may keep insertion order).
+                check::heap_sort(&mut n.properties, |a, b| a.0 < b.0);
+            }
+            "required" => {
+                let list = fv
+                    .as_array()
+                    .ok_or_else(|| invalid_type(fv, kat, "a list"))?;
+                for (i, name) in list.iter().enumerate() {
+                    n.required.push(string(name, &format!("{kat}/{i}"))?);
+                }
+            }
+            "additionalProperties" => {
+                n.additional = match fv {
+                    Value::Bool(true) => Extra::Any,
+                    Value::Bool(false) => Extra::None,
+                    Value::Object(_) => Extra::Schema(Box::new(node(engine, fv, kat, depth + 1)?)),
+                    _ => {
+                        return Err(err(
+                            kat,
+                            format!(
+                                "additionalProperties is true, false or a schema, not {}",
+                                found(fv)
+                            ),
+                        ))
+                    }
+                }
+            }
+            _ => return Err(unknown_field(k, at, &SCHEMA_FIELDS)),
+        }
     }
-    let items = match &s.items {
-        Some(sub) => Some(Box::new(node(
-            engine,
-            sub,
-            &format!("{at}/items"),
-            depth + 1,
-        )?)),
-        None => None,
-    };
-    let additional = match &s.additional_properties {
-        None | Some(Additional::Allowed(true)) => Extra::Any,
-        Some(Additional::Allowed(false)) => Extra::None,
-        Some(Additional::Schema(sub)) => Extra::Schema(Box::new(node(
-            engine,
-            sub,
-            &format!("{at}/additionalProperties"),
-            depth + 1,
-        )?)),
-    };
-    Ok(Node {
-        types,
-        type_names,
-        enum_values: s.enum_values.clone(),
-        const_value: s.const_value.clone(),
-        minimum: s.minimum,
-        maximum: s.maximum,
-        exclusive_minimum: s.exclusive_minimum,
-        exclusive_maximum: s.exclusive_maximum,
-        min_length: s.min_length,
-        max_length: s.max_length,
-        pattern,
-        format: s.format,
-        items,
-        min_items: s.min_items,
-        max_items: s.max_items,
-        properties,
-        required: s.required.clone(),
-        additional,
-    })
+    n.types = n.type_names.iter().fold(0, |set, t| set | type_bit(*t));
+    Ok(n)
 }
 
 /// The largest count of a `{n,m}` quantifier: native engines' size limits refuse large

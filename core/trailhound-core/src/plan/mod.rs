@@ -207,6 +207,10 @@ pub fn event_label(kind: crate::MessageType, name: Option<&str>) -> String {
 /// ships. Both compile the same checks: a plan gets the same verdicts either way.
 #[derive(Debug)]
 pub struct Plan {
+    id: String,
+    version: String,
+    /// The plan as written, for the CLI (the device has no use for it).
+    #[cfg(feature = "lint")]
     file: PlanFile,
     compiled: compile::Compiled,
 }
@@ -222,13 +226,26 @@ impl Plan {
     /// Parses and compiles a plan file, compiling patterns with `patterns`, checking its
     /// structure only, as the SDKs do.
     pub fn load_with(json: &str, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
-        Plan::load_file(compile::parse_file(json)?, patterns)
+        Plan::load_value(&compile::read(json)?, patterns)
     }
 
-    /// Compiles a parsed plan file, checking its structure only, as the SDKs do.
-    pub fn load_file(file: PlanFile, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
-        let compiled = compile::compile(&file, patterns)?;
-        Ok(Plan { file, compiled })
+    /// Reads and compiles a plan file's JSON: each schema straight into its compiled
+    /// form, without the model (lint builds that too, for [`Plan::file`]).
+    fn load_value(
+        value: &serde_json::Value,
+        patterns: &dyn PatternEngine,
+    ) -> Result<Plan, PlanError> {
+        let shallow = compile::shallow(value)?;
+        let compiled = compile::compile(&shallow, patterns)?;
+        #[cfg(feature = "lint")]
+        let file = compile::model(&shallow)?;
+        Ok(Plan {
+            id: shallow.plan,
+            version: shallow.version,
+            #[cfg(feature = "lint")]
+            file,
+            compiled,
+        })
     }
 
     /// Parses, compiles and lints a plan file with the built-in pattern engine.
@@ -240,13 +257,20 @@ impl Plan {
     /// Parses, compiles and lints a plan file, compiling patterns with `patterns`.
     #[cfg(feature = "lint")]
     pub fn parse_with(json: &str, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
-        Plan::compile(compile::parse_file(json)?, patterns)
+        let plan = Plan::load_with(json, patterns)?;
+        plan.lint()?;
+        Ok(plan)
     }
 
-    /// Compiles and lints a parsed plan file.
+    /// Compiles and lints a plan file built in code (the importers), as if read from its
+    /// JSON.
     #[cfg(feature = "lint")]
     pub fn compile(file: PlanFile, patterns: &dyn PatternEngine) -> Result<Plan, PlanError> {
-        let plan = Plan::load_file(file, patterns)?;
+        let value = serde_json::to_value(&file).map_err(|e| PlanError {
+            at: String::new(),
+            message: e.to_string(),
+        })?;
+        let plan = Plan::load_value(&value, patterns)?;
         plan.lint()?;
         Ok(plan)
     }
@@ -258,18 +282,19 @@ impl Plan {
     }
 
     /// The plan as written.
+    #[cfg(feature = "lint")]
     pub fn file(&self) -> &PlanFile {
         &self.file
     }
 
     /// The plan's id.
     pub fn id(&self) -> &str {
-        &self.file.plan
+        &self.id
     }
 
     /// The plan's SchemaVer version.
     pub fn version(&self) -> &str {
-        &self.file.version
+        &self.version
     }
 
     /// Checks one message. Allocates nothing for an event that passes.
