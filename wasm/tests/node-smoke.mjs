@@ -131,8 +131,12 @@ await test("a plan: report marks, enforce drops and counts, an invalid plan is r
   assert(c.length === 1 && c[0].event === "Song Played" && c[0].rule === "type" && c[0].count === 1, JSON.stringify(c));
   await enf.close();
   let err;
-  try { await Trailhound.load({ writeKey: "k", endpoint: "http://127.0.0.1:1", storage: "memory", plan: { ...plan, version: "1.0" } }); } catch (e) { err = e; }
-  assert(err instanceof Error && err.message.startsWith("plan error at /version"), err && err.message);
+  // A typo in a keyword would check nothing: refused, with its place (what only lint
+  // refuses, such as minimum > maximum, is `trailhound plan lint`'s, in CI).
+  const typo = JSON.parse(JSON.stringify(plan));
+  typo.events[0].schema.properties.song_id.patern = "^s-";
+  try { await Trailhound.load({ writeKey: "k", endpoint: "http://127.0.0.1:1", storage: "memory", plan: typo }); } catch (e) { err = e; }
+  assert(err instanceof Error && err.message.startsWith("plan error at /events/0/schema/properties/song_id/patern"), err && err.message);
 });
 
 await test("calls are stamped in the Segment format and exported as NDJSON", async () => {
