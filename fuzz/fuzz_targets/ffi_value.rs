@@ -95,6 +95,7 @@ struct HostileConfig {
     offline: bool,
     jitter_seed: Option<u64>,
     plan_json: Option<String>,
+    fallback_endpoints: Vec<String>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -198,6 +199,7 @@ fn shared_client() -> &'static TrailhoundClient {
             plan_json: None,
             plan_file: None,
             plan_mode: None,
+            fallback_endpoints: Vec::new(),
         };
         let client = TrailhoundClient::new(
             config,
@@ -276,6 +278,8 @@ fn hostile_config(h: HostileConfig, dir: &tempfile::TempDir) -> Config {
         plan_json: h.plan_json,
         plan_file: None,
         plan_mode: None,
+        // Hostile fallback endpoints: refused with an error (bad, repeated, too many).
+        fallback_endpoints: h.fallback_endpoints,
     }
 }
 
