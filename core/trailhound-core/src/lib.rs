@@ -14,6 +14,7 @@
 //! - [`engine`]: the state machine: group commits, caps, batching, the response table.
 //! - [`schedule`]: the battery- and network-aware upload policy.
 //! - [`retry`]: backoff with jitter and `Retry-After`.
+//! - [`datetime`]: RFC 3339 timestamps and HTTP-dates, without a date-time library.
 //! - [`breaker`]: several endpoints, a circuit breaker each.
 //! - [`store`]: storage operations, the `QueueStore` trait, a memory store, the
 //!   conformance suite every backend passes.
@@ -30,6 +31,7 @@
 pub mod breaker;
 pub mod conditions;
 pub mod context;
+pub mod datetime;
 pub mod endpoint;
 pub mod engine;
 pub mod message;

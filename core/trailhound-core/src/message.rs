@@ -446,12 +446,15 @@ impl QueuedEvent {
                 path: "$".into(),
                 detail: e.to_string(),
             })?;
-        let created_ms = chrono::DateTime::parse_from_rfc3339(&msg.timestamp)
-            .map_err(|e| ValidationError::Unsupported {
+        let created_ms = crate::datetime::parse_rfc3339(&msg.timestamp).ok_or_else(|| {
+            ValidationError::Unsupported {
                 path: "timestamp".into(),
-                detail: e.to_string(),
-            })?
-            .timestamp_millis();
+                detail: format!(
+                    "`{}` is not an RFC 3339 date-time (2026-12-02T16:14:42.123Z)",
+                    msg.timestamp
+                ),
+            }
+        })?;
         seal(msg, created_ms, policy)
     }
 }
@@ -668,12 +671,7 @@ impl<'a> WithoutContext<'a> {
     }
 }
 
-/// Formats milliseconds since the epoch as ISO-8601 UTC with milliseconds.
-pub fn iso8601(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use crate::datetime::iso8601;
 
 /// Checks nesting depth below `value`, reporting the first path that is too deep.
 fn check_depth(

@@ -80,32 +80,10 @@ pub fn parse_retry_after(value: &str, now_ms: i64, policy: &Policy) -> Option<Du
         // More digits than a u64 holds is still "a very long time".
         Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
     } else {
-        let at = parse_http_date(value)?;
+        let at = crate::datetime::parse_http_date(value, now_ms)?;
         Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64)
     };
     Some(wait.min(policy.backoff_max))
-}
-
-/// An HTTP-date in any of its three forms, as milliseconds since the epoch.
-fn parse_http_date(value: &str) -> Option<i64> {
-    use chrono::NaiveDateTime;
-    if value.len() > 64 {
-        return None;
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc2822(value) {
-        return Some(t.timestamp_millis());
-    }
-    // RFC 850: a two-digit year; RFC 9110 reads one that would be more than 50 years in
-    // the future as the most recent past year with those digits. chrono's %y maps 00-68
-    // to 2000-2068 and 69-99 to 1969-1999, which is that rule for this century.
-    if let Ok(t) = NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT") {
-        return Some(t.and_utc().timestamp_millis());
-    }
-    // asctime: the day of the month is space-padded ("Nov  6").
-    let squeezed = value.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
-    NaiveDateTime::parse_from_str(&squeezed, "%a %b %d %H:%M:%S %Y")
-        .ok()
-        .map(|t| t.and_utc().timestamp_millis())
 }
 
 #[cfg(test)]
