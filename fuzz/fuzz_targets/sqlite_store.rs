@@ -12,6 +12,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use trailhound::store::{SqliteStore, DB_FILE};
+use trailhound_core::breaker::EndpointState;
 use trailhound_core::message::{EventJson, Identity, MessageType, QueuedEvent};
 use trailhound_core::retry::RetryState;
 use trailhound_core::store::{FailureKind, PersistedState, QueueStore, StoreFailure};
@@ -145,10 +146,14 @@ fuzz_target!(|data: &[u8]| {
                     traits: Default::default(),
                 },
                 opted_out,
-                retry: RetryState {
-                    attempts,
-                    ..RetryState::default()
-                },
+                endpoints: vec![EndpointState {
+                    url: "https://api.example.com".into(),
+                    retry: RetryState {
+                        attempts,
+                        ..RetryState::default()
+                    },
+                    reason: None,
+                }],
             }),
         };
         // What the runtime does when an operation finds the file corrupt.
