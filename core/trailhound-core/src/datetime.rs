@@ -148,6 +148,23 @@ fn instant(y: i64, m: u32, d: u32, hh: u32, mm: u32, ss: u32, milli: u32) -> Opt
     Some(secs * 1000 + i64::from(milli))
 }
 
+/// A numeric zone at the cursor, `+hh:mm` (RFC 3339, `colon`) or `+hhmm` (RFC 5322), in
+/// minutes east of UTC. RFC 3339 bounds the hours to 23; RFC 5322 only the minutes.
+fn offset_minutes(c: &mut Cursor<'_>, colon: bool) -> Option<i64> {
+    let negative = c.peek()? == b'-';
+    c.at += 1;
+    let oh = c.digits(2)?;
+    if colon {
+        c.eat(b':')?;
+    }
+    let om = c.digits(2)?;
+    if om > 59 || (colon && oh > 23) {
+        return None;
+    }
+    let off = i64::from(oh * 60 + om);
+    Some(if negative { -off } else { off })
+}
+
 /// Parses an RFC 3339 date-time (`2026-12-02T16:14:42.123+01:00`, `T`, `t` or a space
 /// between date and time, `Z`/`z` or a numeric offset), as milliseconds since the epoch.
 /// Fractions beyond milliseconds are truncated.
@@ -187,21 +204,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
             c.at += 1;
             0
         }
-        sign @ (b'+' | b'-') => {
-            c.at += 1;
-            let oh = c.digits(2)?;
-            c.eat(b':')?;
-            let om = c.digits(2)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let off = i64::from(oh * 60 + om);
-            if sign == b'-' {
-                -off
-            } else {
-                off
-            }
-        }
+        b'+' | b'-' => offset_minutes(&mut c, true)?,
         _ => return None,
     };
     if !c.done() {
@@ -309,20 +312,7 @@ fn imf_fixdate(value: &str) -> Option<i64> {
     };
     (c.spaces() > 0).then_some(())?;
     let offset_min: i64 = match c.peek()? {
-        sign @ (b'+' | b'-') => {
-            c.at += 1;
-            let oh = c.digits(2)?;
-            let om = c.digits(2)?;
-            if om > 59 {
-                return None;
-            }
-            let off = i64::from(oh * 60 + om);
-            if sign == b'-' {
-                -off
-            } else {
-                off
-            }
-        }
+        b'+' | b'-' => offset_minutes(&mut c, false)?,
         _ => {
             let zone = c.word();
             if !["GMT", "UT", "UTC", "Z"]
