@@ -42,7 +42,8 @@ try {
     const watched = (url) => url.host === hostOf(fallback) && !blocked.includes(url.host) && url.pathname === "/v1/batch";
     await context.route(watched, (route) => {
       const body = route.request().postDataBuffer();
-      if (body) batches.push(JSON.parse(gunzipSync(body).toString()).batch.map((e) => e.messageId));
+      const gzipped = route.request().headers()["content-encoding"] === "gzip";
+      if (body) batches.push(JSON.parse((gzipped ? gunzipSync(body) : body).toString()).batch.map((e) => e.messageId));
       return route.continue();
     });
     return { context, hits, batches };

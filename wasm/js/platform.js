@@ -66,19 +66,33 @@ export function thAbort(controller, why) {
 // no timer of its own: the engine abandons a request after its upload timeout, and the
 // driver then aborts it through `controller` (Engine::poll_abandoned).
 //
+// `body` is the plain JSON (the engine is built without its gzip encoder). With `compress`
+// it is gzipped by the browser's CompressionStream where there is one, off the wasm
+// module and without shipping an encoder; where there is none, or on page hide (`compress`
+// false: a promise may not settle before the page is gone, so the request starts at once),
+// it goes plain, which every Segment-compatible collector accepts.
+//
 // Redirects are never followed (`redirect: "manual"`): a 3xx is a misconfigured endpoint,
 // and following it would send the events and the write key wherever it points. Node shows
 // the real 3xx status; a browser hides it behind an "opaqueredirect" response with status
 // 0, reported as 300 so that the engine treats it as the redirect it is.
-export async function thFetch(url, auth, body, keepalive, controller) {
+export async function thFetch(url, auth, body, keepalive, controller, compress) {
+  const headers = { "Authorization": auth, "Content-Type": "application/json" };
+  // A copy now: `body` is a view of the wasm memory, which may move while we wait.
+  let data = body.slice();
+  if (compress && globalThis.CompressionStream) {
+    try {
+      const gz = new Blob([data]).stream().pipeThrough(new CompressionStream("gzip"));
+      data = await new Response(gz).arrayBuffer();
+      headers["Content-Encoding"] = "gzip";
+    } catch {
+      // Sent plain.
+    }
+  }
   const init = {
     method: "POST",
-    headers: {
-      "Authorization": auth,
-      "Content-Type": "application/json",
-      "Content-Encoding": "gzip",
-    },
-    body,
+    headers,
+    body: data,
     keepalive,
     redirect: "manual",
   };

@@ -576,7 +576,7 @@ async fn upload(sh: Shared, t: Transmit) {
     let started = now_ms();
     // Always keepalive: a batch fits the budget (Policy::browser), so an upload under way
     // finishes even if the page is closed meanwhile.
-    let sent = platform::fetch(&url, &auth, &t.body, true, &controller);
+    let sent = platform::fetch(&url, &auth, &t.body, true, &controller, !t.gzipped);
     let result = match JsFuture::from(sent).await {
         Ok(v) => {
             let status = js_sys::Reflect::get_u32(&v, 0)
@@ -735,13 +735,14 @@ fn send_unsent(sh: &Shared) {
     }
     let mut sent = 0;
     for chunk in chunks {
-        let body = trailhound_core::wire::build_batch_body(&chunk, now);
+        // Plain: compressing is asynchronous, and the page may be gone before it is done.
+        let body = trailhound_core::wire::batch_json(&chunk, now);
         if body.len() > budget {
             break;
         }
         budget -= body.len();
         // Fire and forget: nobody will be there to hear the answer.
-        let p = platform::fetch(&url, &auth, &body, true, &JsValue::NULL);
+        let p = platform::fetch(&url, &auth, &body, true, &JsValue::NULL, false);
         sent += 1;
         let Some(beacon_url) = beacon_url.clone() else {
             continue;

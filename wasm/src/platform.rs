@@ -27,6 +27,7 @@ extern "C" {
         body: &[u8],
         keepalive: bool,
         controller: &JsValue,
+        compress: bool,
     ) -> Promise;
     #[wasm_bindgen(js_name = thReachable)]
     pub fn reachable(url: &str, controller: &JsValue) -> Promise;

@@ -58,9 +58,11 @@ export function installFakeServer() {
     }
     if (server.offline) throw new TypeError("Failed to fetch");
     if (server.refuse) throw new TypeError("keepalive budget exceeded");
-    const stream = new Blob([init.body]).stream().pipeThrough(new DecompressionStream("gzip"));
+    const encoding = init.headers["Content-Encoding"] || null;
+    let stream = new Blob([init.body]).stream();
+    if (encoding === "gzip") stream = stream.pipeThrough(new DecompressionStream("gzip"));
     const body = JSON.parse(await new Response(stream).text());
-    server.requests.push({ url, at: Date.now(), auth: init.headers["Authorization"], keepalive: init.keepalive, redirect: init.redirect, ids: body.batch.map((e) => e.messageId), body });
+    server.requests.push({ url, at: Date.now(), auth: init.headers["Authorization"], encoding, keepalive: init.keepalive, redirect: init.redirect, ids: body.batch.map((e) => e.messageId), body });
     if (init.signal) init.signal.addEventListener("abort", () => server.aborts.push(String(init.signal.reason && init.signal.reason.message)));
     if (server.hang > 0) { server.hang--; return new Promise(() => {}); }
     const status = server.statuses.length ? server.statuses.shift() : 200;
@@ -304,6 +306,33 @@ async fn offline_then_online() {
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
 
+/// Where the browser has no `CompressionStream` (older Safari and Firefox), batches go
+/// plain, without a `Content-Encoding`, and are delivered like compressed ones.
+#[wasm_bindgen_test]
+async fn uploads_plain_without_compression_stream() {
+    let server = install_fake_server();
+    set_online(true);
+    let global = js_sys::global();
+    let saved = get(&global, "CompressionStream");
+    assert!(saved.is_function(), "this browser has CompressionStream");
+    js_sys::Reflect::delete_property(&global, &"CompressionStream".into()).unwrap();
+    let db = unique_name("plain");
+    let th = load(&db, JsValue::UNDEFINED).await;
+    let id = th
+        .track("Plain".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    until("the delivery", 3_000.0, || {
+        num(&th.stats(), "delivered") == 1.0
+    })
+    .await;
+    js_sys::Reflect::set(&global, &"CompressionStream".into(), &saved).unwrap();
+    assert_eq!(ids(&server), vec![id]);
+    assert!(get(&requests(&server)[0], "encoding").is_null());
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
 /// A 503 is retried after a backoff, a 429's Retry-After is honoured, and the same events
 /// (same messageIds) go out again until accepted; listeners hear each step, the endpoint's
 /// breaker opening and closing included.
@@ -352,6 +381,10 @@ async fn retries_503_and_retry_after() {
         Some("Basic dGVzdC1rZXk6")
     );
     assert_eq!(get(&reqs[0], "keepalive").as_bool(), Some(true));
+    // The engine ships no gzip encoder: the browser's CompressionStream compresses.
+    for r in &reqs {
+        assert_eq!(get(r, "encoding").as_string().as_deref(), Some("gzip"));
+    }
     let kinds: Vec<String> = heard.iter().map(|k| k.as_string().unwrap()).collect();
     assert_eq!(
         kinds,
@@ -518,6 +551,8 @@ async fn page_hide_sends_at_once() {
         get(&requests(&server)[0], "keepalive").as_bool(),
         Some(true)
     );
+    // Plain: compressing is asynchronous, and the page may be gone before it is done.
+    assert!(get(&requests(&server)[0], "encoding").is_null());
 
     // The engine's own upload of the event: the endpoint has answered with a 2xx, so a
     // beacon (which cannot refuse a redirect) may be the fallback.

@@ -40,7 +40,6 @@
 //! it, so that a clock set back by a day does not stall uploads for a day.
 
 use std::collections::VecDeque;
-use std::io::Write;
 
 use crate::breaker::{Breakers, Failure};
 use crate::conditions::DeviceConditions;
@@ -75,8 +74,13 @@ pub enum Lifecycle {
 pub struct Transmit {
     /// Identifies the request in [`Engine::handle_upload`].
     pub id: u64,
-    /// Gzip-compressed `{"batch":[…],"sentAt":…}`, `sentAt` being the time of this poll.
+    /// `{"batch":[…],"sentAt":…}`, `sentAt` being the time of this poll; gzip-compressed
+    /// when [`Transmit::gzipped`].
     pub body: Vec<u8>,
+    /// Whether `body` is gzip-compressed: always with the `gzip` feature (the native
+    /// runtime), never without it (the browser package, which compresses it with
+    /// `CompressionStream` where the browser has one and sends it plain otherwise).
+    pub gzipped: bool,
     /// Events in the batch.
     pub events: usize,
     /// Bytes before compression.
@@ -108,7 +112,7 @@ pub enum UploadResult {
 #[derive(Debug)]
 struct Batch {
     events: Vec<QueuedEvent>,
-    body: Option<Body>,
+    body: Option<wire::BatchBody>,
 }
 
 impl Batch {
@@ -119,42 +123,8 @@ impl Batch {
     /// A batch whose body is compressed now, up to its `sentAt` (a batch prepared while
     /// another is on the wire).
     fn prepared(events: Vec<QueuedEvent>) -> Batch {
-        let body = Some(Body::start(&events));
+        let body = Some(wire::BatchBody::start(&events));
         Batch { events, body }
-    }
-}
-
-/// A batch body compressed up to the `sentAt` it gets when it is sent: `{"batch":[…]`
-/// went through the compressor and a sync flush, so that sending only adds the tail
-/// `],"sentAt":"…"}` and the gzip trailer (microseconds), not the whole compression.
-#[derive(Debug)]
-struct Body {
-    gz: flate2::write::GzEncoder<Vec<u8>>,
-    /// Uncompressed bytes written so far.
-    raw_bytes: usize,
-}
-
-impl Body {
-    /// Compresses `{"batch":[…` of `events` and flushes the compressor.
-    fn start(events: &[QueuedEvent]) -> Body {
-        let head = wire::batch_head(events);
-        let mut gz = wire::gzip_encoder(head.len());
-        gz.write_all(&head).expect("writing to a Vec cannot fail");
-        gz.flush().expect("writing to a Vec cannot fail");
-        Body {
-            gz,
-            raw_bytes: head.len(),
-        }
-    }
-
-    /// The compressed body stamped with `sentAt`, and its uncompressed size.
-    fn finish(mut self, sent_at_ms: i64) -> (Vec<u8>, usize) {
-        let tail = wire::batch_tail(sent_at_ms);
-        self.gz
-            .write_all(tail.as_bytes())
-            .expect("writing to a Vec cannot fail");
-        let body = self.gz.finish().expect("writing to a Vec cannot fail");
-        (body, self.raw_bytes + tail.len())
     }
 }
 
@@ -1027,10 +997,7 @@ impl Engine {
         self.stats_version += 1;
         let (body, raw_len) = match body {
             Some(body) => body.finish(now_ms),
-            None => {
-                let raw = wire::batch_json(&events, now_ms);
-                (wire::gzip(&raw), raw.len())
-            }
+            None => wire::BatchBody::start(&events).finish(now_ms),
         };
         let id = self.next_transmit_id;
         self.next_transmit_id += 1;
@@ -1039,6 +1006,7 @@ impl Engine {
         let transmit = Transmit {
             id,
             body,
+            gzipped: wire::GZIP,
             events: events.len(),
             raw_bytes: raw_len,
             endpoint,

@@ -1,5 +1,9 @@
 //! The Segment HTTP Tracking API on the wire: batch bodies, compression, authorisation.
+//!
+//! Compression is the `gzip` feature's (on by default): the browser package builds without
+//! it and compresses with the browser's own `CompressionStream`.
 
+#[cfg(feature = "gzip")]
 use std::io::Write;
 
 use base64::Engine as _;
@@ -40,6 +44,7 @@ pub fn batch_tail(sent_at_ms: i64) -> String {
 
 /// The compressor of batch bodies, for about `raw_len` bytes: gzip at level 1 (a batch of
 /// typical events shrinks about 16x, at a fraction of the cost of the default level).
+#[cfg(feature = "gzip")]
 pub fn gzip_encoder(raw_len: usize) -> flate2::write::GzEncoder<Vec<u8>> {
     flate2::write::GzEncoder::new(
         Vec::with_capacity(raw_len / 4 + 64),
@@ -48,6 +53,7 @@ pub fn gzip_encoder(raw_len: usize) -> flate2::write::GzEncoder<Vec<u8>> {
 }
 
 /// Gzip-compresses a body.
+#[cfg(feature = "gzip")]
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = gzip_encoder(data.len());
     enc.write_all(data).expect("writing to a Vec cannot fail");
@@ -55,8 +61,63 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 /// The gzip-compressed batch body for `events`, stamped with `sentAt`.
+#[cfg(feature = "gzip")]
 pub fn build_batch_body(events: &[QueuedEvent], sent_at_ms: i64) -> Vec<u8> {
     gzip(&batch_json(events, sent_at_ms))
+}
+
+/// Whether [`BatchBody`] bodies are gzip-compressed (the `gzip` feature).
+pub const GZIP: bool = cfg!(feature = "gzip");
+
+/// A batch body written up to its `sentAt`, to be finished when it is sent: with the `gzip`
+/// feature `{"batch":[…` went through the compressor and a sync flush, so that sending
+/// only adds the tail `],"sentAt":"…"}` and the gzip trailer (microseconds), not the whole
+/// compression; without it, the plain JSON so far.
+#[derive(Debug)]
+pub struct BatchBody {
+    #[cfg(feature = "gzip")]
+    out: flate2::write::GzEncoder<Vec<u8>>,
+    #[cfg(not(feature = "gzip"))]
+    out: Vec<u8>,
+    /// Uncompressed bytes written so far.
+    raw_bytes: usize,
+}
+
+impl BatchBody {
+    /// Writes (and with `gzip`, compresses and flushes) `{"batch":[…` of `events`.
+    pub fn start(events: &[QueuedEvent]) -> BatchBody {
+        let head = batch_head(events);
+        let raw_bytes = head.len();
+        #[cfg(feature = "gzip")]
+        let out = {
+            let mut gz = gzip_encoder(head.len());
+            gz.write_all(&head).expect("writing to a Vec cannot fail");
+            gz.flush().expect("writing to a Vec cannot fail");
+            gz
+        };
+        #[cfg(not(feature = "gzip"))]
+        let out = head;
+        BatchBody { out, raw_bytes }
+    }
+
+    /// The body stamped with `sentAt` (gzip-compressed if [`GZIP`]), and its uncompressed
+    /// size.
+    pub fn finish(mut self, sent_at_ms: i64) -> (Vec<u8>, usize) {
+        let tail = batch_tail(sent_at_ms);
+        #[cfg(feature = "gzip")]
+        let body = {
+            self.out
+                .write_all(tail.as_bytes())
+                .expect("writing to a Vec cannot fail");
+            self.out.finish().expect("writing to a Vec cannot fail")
+        };
+        #[cfg(not(feature = "gzip"))]
+        let body = {
+            self.out.extend_from_slice(tail.as_bytes());
+            self.out
+        };
+        (body, self.raw_bytes + tail.len())
+    }
 }
 
 /// The `Authorization` header value: Basic auth with the write key as the user name and
@@ -73,9 +134,11 @@ pub fn basic_auth(write_key: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::conformance::event;
+    #[cfg(feature = "gzip")]
     use std::io::Read;
 
     /// The body is valid JSON holding every event verbatim, and gunzips to the same bytes.
+    #[cfg(feature = "gzip")]
     #[test]
     fn body_round_trips() {
         let evs = vec![event(1, 0, 60), event(2, 0, 70)];
