@@ -306,6 +306,50 @@ async fn offline_then_online() {
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
 
+/// Properties reach the engine as JSON exactly when `JSON.stringify` would keep them as
+/// they are: what it would silently change (a nested NaN, a function, a symbol) or cannot
+/// write (a BigInt deep inside, a cycle) is refused with its name, while `toJSON` values
+/// (a Date) and `undefined` members are written as `JSON.stringify` writes them. Checks
+/// the fast path (a walk, then `JSON.stringify` without a replacer) against the slow one.
+#[wasm_bindgen_test]
+async fn properties_are_json_or_refused() {
+    install_fake_server();
+    set_online(false);
+    let db = unique_name("json");
+    let th = load(&db, JsValue::UNDEFINED).await;
+    for (props, says) in [
+        ("({ a: { b: [1, 2n] } })", "is a BigInt"),
+        ("({ a: [{ x: NaN }] })", "not a finite number"),
+        ("({ a: { f() {} } })", "is a function"),
+        ("({ a: [Symbol('s')] })", "is a symbol"),
+        (
+            "(() => { const a = { l: [] }; a.l.push(a); return a; })()",
+            "",
+        ),
+    ] {
+        let v = js_sys::eval(props).unwrap();
+        let e = JsValue::from(th.track("Bad".into(), v).unwrap_err());
+        let msg = get(&e, "message").as_string().unwrap();
+        assert!(msg.contains(says), "{props}: {msg}");
+    }
+    let good = js_sys::eval(
+        "({ when: new Date(0), gone: undefined, list: [1, 'two', null, true], deep: { a: { b: { c: 1.5 } } } })",
+    )
+    .unwrap();
+    th.track("Good".into(), good)
+        .map_err(JsValue::from)
+        .unwrap();
+    let out = th.export_queue().await.map_err(JsValue::from).unwrap();
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        line["properties"],
+        serde_json::json!({"when": "1970-01-01T00:00:00.000Z", "list": [1, "two", null, true], "deep": {"a": {"b": {"c": 1.5}}}})
+    );
+    assert_eq!(num(&th.stats(), "invalidCalls"), 5.0);
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
 /// Where the browser has no `CompressionStream` (older Safari and Firefox), batches go
 /// plain, without a `Content-Encoding`, and are delivered like compressed ones.
 #[wasm_bindgen_test]

@@ -57,12 +57,25 @@ pub fn iso8601(ms: i64) -> String {
         return iso8601(0);
     }
     let (s, milli) = (ms_of_day / 1000, ms_of_day % 1000);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    // Digits written by hand: `format!` costs several times more, and every event is
+    // stamped (a tenth of a browser `track()` call, measured).
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m.into());
+    put(8, 2, d.into());
+    put(11, 2, s / 3600);
+    put(14, 2, s / 60 % 60);
+    put(17, 2, s % 60);
+    put(20, 3, milli);
+    std::str::from_utf8(&out)
+        .expect("only ASCII digits and separators")
+        .to_owned()
 }
 
 /// A cursor over ASCII input.
