@@ -94,6 +94,9 @@ try {
     `expected ${JSON.stringify([...expected])}, got ${JSON.stringify([...counts])}`);
   const stats = await (await fetch(`${collector}/api/stats`)).json();
   console.log(`collector stats: ${JSON.stringify(stats)}`);
+  // Not even a copy the collector deduplicated: the reload in step 3 leaves what the old page
+  // committed to the new one, instead of also sending it in the old page's keepalive request.
+  check("nothing sent twice", stats.duplicates === 0, `${stats.duplicates} duplicates`);
 } catch (e) {
   check("e2e run", false, e.stack || String(e));
 } finally {

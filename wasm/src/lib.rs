@@ -108,16 +108,25 @@ struct Inner {
     /// The device's conditions as observed; the engine sees the network as offline while
     /// another tab is the uploader.
     conditions: DeviceConditions,
-    /// Events this page accepted and has not yet heard delivered or dropped (the newest,
-    /// within the keepalive budget): what a page hide sends at once, since IndexedDB work
-    /// and the engine's next upload may not happen before the page is gone.
-    unsent: std::collections::VecDeque<QueuedEvent>,
-    unsent_bytes: usize,
+    /// Events this page accepted that are held only in its memory (the newest, within the
+    /// keepalive budget): not yet committed to IndexedDB (a memory queue: not yet delivered
+    /// or dropped). What a page hide sends at once, since the commit may not happen before
+    /// the page is gone. Committed events are not: the next page of the site (a reload, a
+    /// link) sends them, once; a keepalive copy as well would be delivered twice, since no
+    /// page is left to hear its answer.
+    volatile: std::collections::VecDeque<QueuedEvent>,
+    volatile_bytes: usize,
     invalid: u64,
     plugin_dropped: u64,
     opted_out_calls: u64,
     backpressure_calls: u64,
     beacons: u64,
+    /// Between `pagehide` and `pageshow`: the page is going away (or into the back/forward
+    /// cache), so no upload starts. One started now could reach the server after the page
+    /// that would hear its answer is gone, and the next page would send its events again;
+    /// they are committed, so the next page sends them, once (what is not committed yet
+    /// goes in the page hide's keepalive request, see `send_volatile`).
+    hidden: bool,
     closed: bool,
     keep: Vec<Closure<dyn FnMut(JsValue)>>,
 }
@@ -127,7 +136,7 @@ struct Target {
     /// Where its batches go.
     batch_url: String,
     /// It answered a fetch with a 2xx, and no redirect since: only then may a page hide
-    /// fall back to `sendBeacon` to it, which follows redirects (see `send_unsent`).
+    /// fall back to `sendBeacon` to it, which follows redirects (see `send_volatile`).
     ok: bool,
 }
 
@@ -438,8 +447,8 @@ fn adopt_other_tabs(sh: &Shared) {
     let now = now_ms();
     if merged.opted_out != mine.opted_out {
         if merged.opted_out {
-            i.unsent.clear();
-            i.unsent_bytes = 0;
+            i.volatile.clear();
+            i.volatile_bytes = 0;
         }
         i.engine.handle_opt_out(merged.opted_out, now);
     }
@@ -489,6 +498,11 @@ async fn drive(sh: &Shared) {
             let ok = result.is_ok();
             {
                 let mut i = sh.borrow_mut();
+                if let (true, StoreOp::Insert(events), Queue::Idb(_)) = (ok, &op, &*i.queue) {
+                    // Durable now: the next page sends them (see `Inner::volatile`).
+                    let ids: Vec<String> = events.iter().map(|e| e.message_id.clone()).collect();
+                    i.forget_volatile(&ids);
+                }
                 i.engine.handle_store(result, now_ms());
                 if ok && is_write(&op) {
                     if let Some(ch) = &i.channel {
@@ -500,6 +514,9 @@ async fn drive(sh: &Shared) {
             continue;
         }
         abort_abandoned(sh);
+        if sh.borrow().hidden {
+            break;
+        }
         let transmit = sh.borrow_mut().engine.poll_transmit(now_ms());
         match transmit {
             Some(t) => spawn_local(upload(sh.clone(), t)),
@@ -519,7 +536,7 @@ fn notify(sh: &Shared) {
             if let Notification::Delivered { message_ids }
             | Notification::Dropped { message_ids, .. } = &n
             {
-                i.forget_unsent(message_ids);
+                i.forget_volatile(message_ids);
             }
             notes.push(n);
         }
@@ -682,10 +699,17 @@ fn on_page_event(sh: &Shared, kind: &str) {
             sh.borrow_mut().engine.handle_lifecycle(lc, now);
         }
         "pagehide" => {
-            sh.borrow_mut()
-                .engine
-                .handle_lifecycle(Lifecycle::Background, now);
-            send_unsent(sh);
+            let mut i = sh.borrow_mut();
+            i.hidden = true;
+            i.engine.handle_lifecycle(Lifecycle::Background, now);
+            drop(i);
+            send_volatile(sh);
+        }
+        "pageshow" => {
+            // Back from the back/forward cache (a first load has not installed us yet).
+            let mut i = sh.borrow_mut();
+            i.hidden = false;
+            i.engine.handle_lifecycle(Lifecycle::Foreground, now);
         }
         "message" => sh.borrow_mut().resync = true,
         _ => {}
@@ -693,14 +717,15 @@ fn on_page_event(sh: &Shared, kind: &str) {
     kick(sh);
 }
 
-/// On page hide, what this page tracked and has not seen delivered goes out at once in keepalive requests within
-/// the budget (a beacon where fetch refuses), since the page may be gone before the insert
-/// completes. If the insert does complete, the events are sent again later with the same
-/// messageIds, which collectors deduplicate.
-fn send_unsent(sh: &Shared) {
+/// On page hide, what this page tracked and has not committed yet goes out at once in
+/// keepalive requests within the budget (a beacon where fetch refuses), since the page may
+/// be gone before the insert completes. If the insert does complete, the next page sends
+/// them again with the same messageIds, which collectors deduplicate; what was committed
+/// before stays for the next page alone (see `Inner::volatile`).
+fn send_volatile(sh: &Shared) {
     let (events, url, beacon_url, auth, write_key, max) = {
         let i = sh.borrow();
-        if i.unsent.is_empty() || !i.conditions.network.is_online() || i.engine.opted_out() {
+        if i.volatile.is_empty() || !i.conditions.network.is_online() || i.engine.opted_out() {
             return;
         }
         let (to, beacon_to) = page_hide_targets(&i.engine.stats().endpoints, &i.targets);
@@ -709,7 +734,7 @@ fn send_unsent(sh: &Shared) {
             return;
         };
         (
-            i.unsent.iter().cloned().collect::<Vec<_>>(),
+            i.volatile.iter().cloned().collect::<Vec<_>>(),
             to.batch_url.clone(),
             beacon_to.map(|k| i.targets[k].batch_url.clone()),
             i.auth.clone(),
@@ -818,6 +843,7 @@ fn install_listeners(sh: &Shared) {
     listen(&window, "online");
     listen(&window, "offline");
     listen(&window, "pagehide");
+    listen(&window, "pageshow");
     listen(&document, "visibilitychange");
     listen(&conn, "change");
     let channel = sh.borrow().channel.clone();
@@ -989,13 +1015,14 @@ impl Trailhound {
             in_flight: Vec::new(),
             channel,
             conditions,
-            unsent: Default::default(),
-            unsent_bytes: 0,
+            volatile: Default::default(),
+            volatile_bytes: 0,
             invalid: 0,
             plugin_dropped: 0,
             opted_out_calls: 0,
             backpressure_calls: 0,
             beacons: 0,
+            hidden: false,
             closed: false,
             keep: Vec::new(),
         }));
@@ -1111,8 +1138,8 @@ impl Trailhound {
         self.live()?;
         {
             let mut i = self.sh.borrow_mut();
-            i.unsent.clear();
-            i.unsent_bytes = 0;
+            i.volatile.clear();
+            i.volatile_bytes = 0;
             i.engine.handle_opt_out(true, now_ms());
         }
         kick(&self.sh);
@@ -1316,25 +1343,26 @@ impl Trailhound {
 }
 
 impl Inner {
-    fn remember_unsent(&mut self, ev: QueuedEvent) {
-        self.unsent_bytes += ev.json.len();
-        self.unsent.push_back(ev);
+    fn remember_volatile(&mut self, ev: QueuedEvent) {
+        self.volatile_bytes += ev.json.len();
+        self.volatile.push_back(ev);
         // Older ones are in IndexedDB and go out on the next visit.
-        while self.unsent_bytes > trailhound_core::policy::KEEPALIVE_BUDGET_BYTES {
-            match self.unsent.pop_front() {
-                Some(old) => self.unsent_bytes -= old.json.len(),
+        while self.volatile_bytes > trailhound_core::policy::KEEPALIVE_BUDGET_BYTES {
+            match self.volatile.pop_front() {
+                Some(old) => self.volatile_bytes -= old.json.len(),
                 None => break,
             }
         }
     }
 
-    fn forget_unsent(&mut self, ids: &[String]) {
+    fn forget_volatile(&mut self, ids: &[String]) {
         if ids.is_empty() {
             return;
         }
         let ids: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-        self.unsent.retain(|e| !ids.contains(e.message_id.as_str()));
-        self.unsent_bytes = self.unsent.iter().map(|e| e.json.len()).sum();
+        self.volatile
+            .retain(|e| !ids.contains(e.message_id.as_str()));
+        self.volatile_bytes = self.volatile.iter().map(|e| e.json.len()).sum();
     }
 }
 
@@ -1427,7 +1455,7 @@ impl Trailhound {
         let id = event.message_id.clone();
         {
             let mut i = self.sh.borrow_mut();
-            i.remember_unsent(event.clone());
+            i.remember_volatile(event.clone());
             i.engine.handle_event(event, now);
             if let Some(change) = identity_change {
                 let identity = i.tracker.apply(change).clone();
