@@ -56,7 +56,7 @@ use trailhound_core::store::StoreOp;
 use trailhound_core::tracker::{IdentityChange, Tracker};
 use trailhound_core::{
     endpoint, Call, DeviceConditions, DropReason, Engine, Identity, Lifecycle, Message, Network,
-    Notification, Policy, QueuedEvent, Transmit, UploadResult,
+    Notification, Policy, QueuedEvent, StoreSnapshot, Transmit, UploadResult,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -945,12 +945,14 @@ impl Trailhound {
         } else {
             None
         };
-        let queue = if get(&opts, "storage").as_string().as_deref() == Some("memory") {
-            Queue::memory("storage: \"memory\" was asked for".into())
+        let (queue, snapshot) = if get(&opts, "storage").as_string().as_deref() == Some("memory") {
+            (
+                Queue::memory("storage: \"memory\" was asked for".into()),
+                StoreSnapshot::default(),
+            )
         } else {
             Queue::open(&db_name).await
         };
-        let snapshot = queue.snapshot().await.map_err(js_err)?;
         let now = now_ms();
         let seed = u64::from_le_bytes(platform::random_bytes()[..8].try_into().unwrap_or_default());
         let mut engine = Engine::new(

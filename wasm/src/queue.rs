@@ -21,15 +21,19 @@ pub enum Queue {
 }
 
 impl Queue {
-    /// Opens the IndexedDB database `name`, or falls back to memory.
-    pub async fn open(name: &str) -> Queue {
-        match IdbStore::open(name).await {
+    /// Opens the IndexedDB database `name`, or falls back to memory, with what it holds:
+    /// the snapshot that proves the database usable is the one the engine starts from (a
+    /// second read would delay `load()` by four more IndexedDB requests); a new memory
+    /// queue is empty.
+    pub async fn open(name: &str) -> (Queue, StoreSnapshot) {
+        let why = match IdbStore::open(name).await {
             Ok(s) => match s.snapshot().await {
-                Ok(_) => Queue::Idb(s),
-                Err(e) => Queue::memory(e.to_string()),
+                Ok(snapshot) => return (Queue::Idb(s), snapshot),
+                Err(e) => e.to_string(),
             },
-            Err(why) => Queue::memory(why),
-        }
+            Err(why) => why,
+        };
+        (Queue::memory(why), StoreSnapshot::default())
     }
 
     /// A memory queue, saying why.
