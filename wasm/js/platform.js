@@ -196,6 +196,12 @@ export function thStringify(value, what) {
   return json === undefined ? "null" : json;
 }
 
+// thStringify's fast path, apart so that the common call passes no `what` to decode: the
+// JSON of plain data, undefined for anything else (then thStringify names the culprit).
+export function thJson(value) {
+  return plain(value, 0) ? JSON.stringify(value) ?? "null" : undefined;
+}
+
 // Whether `v` is plain JSON data: strings, finite numbers, booleans, null (and undefined), and arrays and
 // objects (without toJSON) of those, at most 64 levels deep (a cycle is deeper).
 function plain(v, depth) {

@@ -150,12 +150,15 @@ fn to_properties(value: &JsValue, what: &str) -> Result<Properties, JsError> {
     if value.is_undefined() || value.is_null() {
         return Ok(Properties::new());
     }
-    let json = platform::stringify(value, what).map_err(|e| {
-        js_err(format!(
-            "{what} cannot be sent: {}",
-            platform::error_text(&e)
-        ))
-    })?;
+    let json = match platform::json(value) {
+        Some(json) => json,
+        None => platform::stringify(value, what).map_err(|e| {
+            js_err(format!(
+                "{what} cannot be sent: {}",
+                platform::error_text(&e)
+            ))
+        })?,
+    };
     match serde_json::from_str::<Value>(&json) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(js_err(format!(
@@ -1405,7 +1408,11 @@ impl Trailhound {
             let i = &mut *i;
             let msg = i.tracker.stamp(
                 call,
-                platform::uuid_v4().hyphenated().to_string(),
+                // Without the formatting machinery: a fifth of the id's cost.
+                platform::uuid_v4()
+                    .hyphenated()
+                    .encode_lower(&mut [0; 36])
+                    .to_owned(),
                 now,
                 &i.policy,
             );

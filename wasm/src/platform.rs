@@ -39,6 +39,8 @@ extern "C" {
     pub fn beacon(url: &str, json: &str) -> bool;
     #[wasm_bindgen(js_name = thLead)]
     pub fn lead(name: &str, on_granted: &Function) -> Function;
+    #[wasm_bindgen(js_name = thJson)]
+    pub fn json(value: &JsValue) -> Option<String>;
     #[wasm_bindgen(js_name = thStringify, catch)]
     pub fn stringify(value: &JsValue, what: &str) -> Result<String, JsValue>;
     #[wasm_bindgen(js_name = thRegExp, catch)]
