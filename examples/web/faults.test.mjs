@@ -131,6 +131,34 @@ try {
       `old ${old}, new ${fresh}, after reload ${JSON.stringify(ids)}`);
     await context.close();
   }
+
+  // 4. Two builds: a page that gives no plan loads only the build without tracking plans; a
+  //    client given a plan loads the build with them (plans/), which applies it.
+  {
+    const context = await browser.newContext();
+    const wasm = [];
+    context.on("request", (r) => { if (r.url().endsWith(".wasm")) wasm.push(new URL(r.url()).pathname); });
+    const page = await open(context, pageUrl(collector, "builds"));
+    check("a page without a plan loads the build without plans", JSON.stringify(wasm) === JSON.stringify(["/pkg/trailhound_wasm_bg.wasm"]),
+      JSON.stringify(wasm));
+    const got = await page.evaluate(async (endpoint) => {
+      const { Trailhound } = await import("/pkg/index.js");
+      const plan = {
+        plan: "faults", version: "1-0-0",
+        events: [{ type: "track", name: "Song Played", schema: { type: "object", required: ["title"] } }],
+      };
+      const th = await Trailhound.load({ writeKey: "builds-plan", endpoint, storage: "memory", plan, planMode: "enforce" });
+      const kept = th.track("Song Played", { title: "Clair de lune" });
+      const dropped = th.track("Song Played", { seconds: 3 });
+      const stats = th.stats();
+      await th.close();
+      return { kept, dropped, violations: stats.plan_violations.length, planDropped: stats.dropped.plan_violation };
+    }, collector);
+    check("a client given a plan loads the build with plans, which enforces it",
+      wasm.includes("/pkg/plans/trailhound_wasm_bg.wasm") && got.kept !== "" && got.dropped === "" && got.violations > 0 && got.planDropped === 1,
+      `${JSON.stringify(wasm)} ${JSON.stringify(got)}`);
+    await context.close();
+  }
 } catch (e) {
   check("faults run", false, e.stack || String(e));
 } finally {

@@ -74,7 +74,11 @@ export interface LoadOptions {
    * Violations are counted in `stats().plan_violations` and told as "plan_violation".
    */
   planMode?: "off" | "report" | "enforce" | "enforce_strip";
-  /** Where to fetch the .wasm from (default: next to index.js). */
+  /**
+   * Where to fetch the .wasm from. Default: `trailhound_wasm_bg.wasm` next to index.js,
+   * or, when a `plan` or `planMode` is given, `plans/trailhound_wasm_bg.wasm` (the build
+   * with tracking plans, about a seventh larger, loaded only by pages that use one).
+   */
   wasmUrl?: string | URL;
 }
 
@@ -191,6 +195,7 @@ export interface Stats {
   retries: number;
   batches_delivered: number;
   flushes: number;
+  /** Request body bytes before the browser's gzip (`CompressionStream`), which the page applies where it can. */
   bytes_sent: number;
   dropped: Record<DropReason, number>;
   /** The retry state of the endpoint the next upload waits for. */
@@ -222,8 +227,8 @@ export interface Stats {
   beacons: number;
 }
 
-export declare class Client {
-  private constructor();
+/** A client, from `Trailhound.load`. */
+export interface Client {
   /** Records a user action; returns its messageId ("" if opted out or dropped by a plugin). Throws on bad input. */
   track(event: string, properties?: Properties | null): string;
   identify(userId?: string | null, traits?: Properties | null): string;

@@ -51,7 +51,7 @@ use serde_json::Value;
 use trailhound_core::breaker::OpenReason;
 use trailhound_core::context::{AppInfo, ContextInfo};
 use trailhound_core::message::{self, Properties};
-use trailhound_core::plan::{PlanGate, Verdict};
+use trailhound_core::plan::Verdict;
 use trailhound_core::store::StoreOp;
 use trailhound_core::tracker::{IdentityChange, Tracker};
 use trailhound_core::{
@@ -81,7 +81,7 @@ struct Inner {
     tracker: Tracker,
     plugins: Vec<Function>,
     /// The tracking plan and its mode, when `load` was given one.
-    plan: Option<Rc<PlanGate>>,
+    plan: Option<Rc<plan::Gate>>,
     /// Events the plan dropped (`enforce` modes): the engine never sees them.
     plan_dropped: u64,
     listeners: Vec<(String, Function)>,
@@ -1478,7 +1478,7 @@ impl Trailhound {
     /// Applies the tracking plan, if any, to `msg`. `None` if the plan drops it (counted
     /// in `dropped.plan_violation` and told now, like a plugin's drop: the engine never
     /// sees it); otherwise the verdict to settle once the event is accepted.
-    fn apply_plan(&self, msg: &mut Message) -> Option<Option<(Rc<PlanGate>, Verdict)>> {
+    fn apply_plan(&self, msg: &mut Message) -> Option<Option<(Rc<plan::Gate>, Verdict)>> {
         let Some(gate) = self.sh.borrow().plan.clone() else {
             return Some(None);
         };
