@@ -547,7 +547,7 @@ pub struct Stats {
     pub batches_delivered: u64,
     /// Flushes started.
     pub flushes: u64,
-    /// Compressed bytes sent.
+    /// Request body bytes sent, gzipped.
     pub bytes_sent: u64,
     /// Dropped events by reason.
     pub dropped: Dropped,

@@ -122,7 +122,9 @@ pub struct Stats {
     pub batches_delivered: u64,
     /// Flushes started (each is one radio wake-up at most).
     pub flushes: u64,
-    /// Compressed bytes sent.
+    /// Request body bytes the engine handed over: gzipped where the core compresses
+    /// (feature `gzip`, the native runtime); in the browser the JSON the page then
+    /// compresses with `CompressionStream` where it can.
     pub bytes_sent: u64,
     /// Events dropped, by reason.
     pub dropped: Dropped,
