@@ -123,7 +123,11 @@ PY
 
 if ! compgen -G "$PKG/*.crate" >/dev/null; then
     step "no packages in $PKG: scripts/package-rust.sh"
-    bash "$ROOT/scripts/package-rust.sh"
+    if ! bash "$ROOT/scripts/package-rust.sh"; then
+        fail "scripts/package-rust.sh"
+        echo "summary: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+        exit 1
+    fi
 fi
 
 step "the collector (cargo build -p trailhound-cli)"
@@ -170,7 +174,8 @@ EOF
 # the registry cache).
 cp "$CRATES/trailhound-$VERSION/Cargo.lock" "$APP/Cargo.lock"
 
-# Every ```rust block of the README's Rust quickstart and of the getting-started page, as
+# Every ```rust block of the README's Rust quickstart, the trailhound crate's README and the
+# getting-started page, as
 # a binary: the example endpoints point at the collector, the data directories into $WORK,
 # rustdoc's hidden lines (`# `) shown. Writes "name run|compile" lines: run unless no_run.
 python3 - "$ROOT" "$APP/src/bin" "$COLLECTOR" "$WORK" >"$WORK/snippets" <<'PY'
@@ -182,8 +187,11 @@ def blocks(text):
 
 readme = (root / "README.md").read_text()
 quick = readme.split("## Quickstart (Rust)", 1)[1].split("\n## ", 1)[0]
-# The quickstart is no_run for rustdoc (its endpoint is an example), run here all the same.
+# The quickstarts are no_run for rustdoc (their endpoint is an example), run here all the
+# same: the README's, and the one on the crate's own page (its packaged README.md).
 sources = [("readme_quickstart", [("rust", code) for _, code in blocks(quick)[:1]])]
+crate_readme = (root / "core/trailhound/README.md").read_text()
+sources.append(("crate_readme", [("rust", code) for _, code in blocks(crate_readme)]))
 sources.append(("getting_started", blocks((root / "docs/getting-started/rust.md").read_text())))
 for prefix, found in sources:
     assert found, f"no rust block for {prefix}"
@@ -213,6 +221,10 @@ expected_for() {
     readme_quickstart)
         echo '[{"type": "identify", "userId": "user-42", "props": {"plan": "family"}},
                {"type": "screen", "name": "Player", "userId": "user-42"},
+               {"type": "track", "name": "Song Played", "userId": "user-42",
+                "props": {"title": "Nachtmusik", "seconds": 215}}]' ;;
+    crate_readme)
+        echo '[{"type": "identify", "userId": "user-42", "props": {"plan": "family"}},
                {"type": "track", "name": "Song Played", "userId": "user-42",
                 "props": {"title": "Nachtmusik", "seconds": 215}}]' ;;
     getting_started_1)
