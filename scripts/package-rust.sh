@@ -52,7 +52,7 @@ for c in "${CRATES[@]}"; do
     cp "$TARGET_DIR/package/$c-$VERSION.crate" "$OUT/"
 done
 
-step "package contents: no file over 1 MiB, no build output"
+step "package contents: README.md and LICENSE, no file over 1 MiB, no build output"
 # A test fixture of megabytes or a generated file that slipped past the exclude lists.
 python3 - "$OUT" <<'PY'
 import sys, tarfile, pathlib
@@ -62,6 +62,10 @@ for crate in sorted(pathlib.Path(sys.argv[1]).glob("*.crate")):
         members = [m for m in t.getmembers() if m.isfile()]
     total = sum(m.size for m in members)
     print(f"{crate.name}: {crate.stat().st_size:,} B compressed, {len(members)} files, {total:,} B unpacked")
+    names = {m.name.split("/", 1)[1] for m in members}
+    for required in ("README.md", "LICENSE", "Cargo.toml", "Cargo.lock"):
+        if required not in names:
+            bad.append(f"{crate.name}: no {required}")
     for m in members:
         parts = m.name.split("/")
         if m.size > 1 << 20:
