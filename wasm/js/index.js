@@ -10,8 +10,14 @@ function build(plans, wasmUrl) {
   const key = plans ? "plans" : "lean";
   if (!builds[key]) {
     const glue = plans ? import("./plans/trailhound_wasm.js") : import("./trailhound_wasm.js");
+    // Each .wasm is named here, relative to this file, in the `new URL("./…", import.meta.url)`
+    // form that bundlers (Vite, webpack, Parcel) recognise and copy with the bundle. Left to
+    // the glue, both builds would ask for `trailhound_wasm_bg.wasm` next to the bundle, and a
+    // client with a plan would get the lean module.
+    const url = wasmUrl || (plans ? new URL("./plans/trailhound_wasm_bg.wasm", import.meta.url)
+      : new URL("./trailhound_wasm_bg.wasm", import.meta.url));
     builds[key] = glue.then(async (m) => {
-      await m.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+      await m.default({ module_or_path: url });
       return m.Trailhound;
     });
   }
