@@ -31,9 +31,10 @@ pub struct DemoArgs {
 /// 3 s), and the radio tail scales with it.
 const COMPRESSION: u32 = 200;
 
-/// The music app's tracking plan (examples/music/plan.json): the SDK reports what breaks
-/// it and the collector checks the same events with the same validator.
-const MUSIC_PLAN: &str = include_str!("../../examples/music/plan.json");
+/// The music app's tracking plan (examples/music/plan.json, through the link
+/// cli/assets/music-plan.json so that the published package carries it): the SDK reports
+/// what breaks it and the collector checks the same events with the same validator.
+const MUSIC_PLAN: &str = include_str!("../assets/music-plan.json");
 
 /// Requests closer together than this belong to one radio wake-up: a phone's cellular
 /// radio stays in its high-power state for about 10 s after a transfer (the "tail"), so
