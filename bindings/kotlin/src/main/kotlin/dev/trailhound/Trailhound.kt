@@ -20,7 +20,22 @@ import kotlin.time.Duration.Companion.seconds
 
 /** Sends upload requests through the app's HTTP stack (OkHttp…). Throw for a network error. */
 fun interface Transport {
+    // @Throws: so that a transport written in Java may throw IOException, a checked exception.
+    @Throws(java.io.IOException::class)
     fun send(request: HttpRequest): HttpResponse
+
+    companion object {
+        /**
+         * An [HttpResponse] from an `int` status, for transports written in Java: the
+         * generated constructor takes a `UShort`, which Java cannot pass.
+         */
+        @JvmStatic
+        @JvmOverloads
+        fun response(status: Int, retryAfter: String? = null): HttpResponse {
+            require(status in 0..0xFFFF) { "status $status is not an HTTP status" }
+            return HttpResponse(status.toUShort(), retryAfter)
+        }
+    }
 }
 
 /** Sees every event before it is queued; returns it (changed or not) or null to drop it. */
@@ -90,10 +105,74 @@ data class TrailhoundConfig(
             "listeners=${listeners.size}, jitterSeed=$jitterSeed, " +
             "plan=${if (plan == null) null else "<set>"}, planFile=$planFile, planMode=$planMode, " +
             "fallbackEndpoints=$fallbackEndpoints)"
+
+    /**
+     * Builds a [TrailhoundConfig] from Java, which cannot call the constructor: its
+     * `ULong?` parameter makes Kotlin hide it from Java. Kotlin code uses named arguments.
+     *
+     * ```java
+     * TrailhoundConfig config = TrailhoundConfig.builder(writeKey, endpoint, dataDir)
+     *     .fallbackEndpoints(List.of("https://backup.example.com"))
+     *     .build();
+     * ```
+     */
+    class Builder(private val writeKey: String, private val endpoint: String, private val dataDir: String) {
+        private var policy: PolicyOverrides? = null
+        private var context: ContextInfo? = null
+        private var conditions: DeviceConditions? = null
+        private var transport: Transport? = null
+        private val plugins = ArrayList<Plugin>()
+        private val listeners = ArrayList<Listener>()
+        private var jitterSeed: Long? = null
+        private var plan: String? = null
+        private var planFile: String? = null
+        private var planMode: PlanMode? = null
+        private var fallbackEndpoints: List<String> = emptyList()
+
+        fun policy(policy: PolicyOverrides?) = apply { this.policy = policy }
+        fun context(context: ContextInfo?) = apply { this.context = context }
+        fun conditions(conditions: DeviceConditions?) = apply { this.conditions = conditions }
+        fun transport(transport: Transport?) = apply { this.transport = transport }
+        fun plugin(plugin: Plugin) = apply { plugins.add(plugin) }
+        fun listener(listener: Listener) = apply { listeners.add(listener) }
+        /** A fixed seed for the retry jitter (tests); read as unsigned 64 bits. */
+        fun jitterSeed(seed: Long?) = apply { jitterSeed = seed }
+        fun plan(planJson: String?) = apply { plan = planJson }
+        fun planFile(path: String?) = apply { planFile = path }
+        fun planMode(mode: PlanMode?) = apply { planMode = mode }
+        fun fallbackEndpoints(endpoints: List<String>) = apply { fallbackEndpoints = endpoints.toList() }
+
+        fun build() = TrailhoundConfig(
+            writeKey = writeKey,
+            endpoint = endpoint,
+            dataDir = dataDir,
+            policy = policy,
+            context = context,
+            conditions = conditions,
+            transport = transport,
+            plugins = plugins.toList(),
+            listeners = listeners.toList(),
+            jitterSeed = jitterSeed?.toULong(),
+            plan = plan,
+            planFile = planFile,
+            planMode = planMode,
+            fallbackEndpoints = fallbackEndpoints,
+        )
+    }
+
+    companion object {
+        /** A [Builder], for Java. */
+        @JvmStatic
+        fun builder(writeKey: String, endpoint: String, dataDir: String) = Builder(writeKey, endpoint, dataDir)
+    }
 }
 
 /** Milliseconds for the FFI: a negative duration is zero; Rust clamps very long ones. */
 private fun Duration.toFfiMillis(): ULong = inWholeMilliseconds.coerceAtLeast(0).toULong()
+
+/** The same for a `java.time.Duration`; one too long for a Long of milliseconds is the longest. */
+private fun java.time.Duration.toFfiMillis(): ULong =
+    if (isNegative) 0uL else runCatching { toMillis() }.getOrDefault(Long.MAX_VALUE).toULong()
 
 /**
  * The Trailhound client. Every method is safe to call from any thread; `track()` returns
@@ -150,18 +229,23 @@ class Trailhound private constructor(private val client: TrailhoundClient) : Aut
         }
     }
 
+    @JvmOverloads
     fun track(event: String, properties: Map<String, Any?> = emptyMap()) =
         client.track(event, Values.toMap(properties, "properties"))
 
+    @JvmOverloads
     fun identify(userId: String?, traits: Map<String, Any?> = emptyMap()) =
         client.identify(userId, Values.toMap(traits, "traits"))
 
+    @JvmOverloads
     fun screen(name: String, properties: Map<String, Any?> = emptyMap()) =
         client.screen(name, Values.toMap(properties, "properties"))
 
+    @JvmOverloads
     fun page(name: String, properties: Map<String, Any?> = emptyMap()) =
         client.page(name, Values.toMap(properties, "properties"))
 
+    @JvmOverloads
     fun group(groupId: String, traits: Map<String, Any?> = emptyMap()) =
         client.group(groupId, Values.toMap(traits, "traits"))
 
@@ -172,6 +256,10 @@ class Trailhound private constructor(private val client: TrailhoundClient) : Aut
 
     /** Sends now and waits until that flush is over, at most [timeout]. Not on the main thread. */
     fun flushBlocking(timeout: Duration = 5.seconds): Stats =
+        client.flushBlocking(timeout.toFfiMillis())
+
+    /** [flushBlocking] for Java, which cannot call the `kotlin.time.Duration` one. */
+    fun flushBlocking(timeout: java.time.Duration): Stats =
         client.flushBlocking(timeout.toFfiMillis())
 
     fun reset() = client.reset()
@@ -188,6 +276,10 @@ class Trailhound private constructor(private val client: TrailhoundClient) : Aut
 
     /** Commits, tries one last flush within [timeout], and stops; the rest stays queued. */
     fun shutdown(timeout: Duration = 2.seconds) =
+        client.shutdown(timeout.toFfiMillis())
+
+    /** [shutdown] for Java, which cannot call the `kotlin.time.Duration` one. */
+    fun shutdown(timeout: java.time.Duration) =
         client.shutdown(timeout.toFfiMillis())
 
     override fun close() {
