@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The Python wheel as a new user meets it: a fresh virtualenv in a temporary directory
-# outside the repository, `pip install trailhound-*.whl` (no PYTHONPATH), and a quickstart
-# script that sends two events to a real `trailhound collect`; the collector must have
-# them (names, properties, the write key). `mypy --strict` passes on the script, and
-# rejects a wrong call, so the wheel's type hints are really read.
+# outside the repository, `pip install trailhound-*.whl` (no PYTHONPATH), and the quickstart
+# of docs/getting-started/python.md sending its events to a real `trailhound collect`; the
+# collector must have them (names, properties, user, the write key). `mypy --strict`
+# passes on the page's snippets, and rejects a wrong call, so the wheel's hints are read.
 #
 # Builds the wheel first (scripts/package-python.sh) unless TRAILHOUND_PACKAGE_BUILT=1.
 # Installs what is missing, idempotently: mypy (pinned) in the packaging venv under
@@ -119,38 +119,26 @@ else
     fail "pip install of the wheel into a fresh venv"
 fi
 
-# The quickstart, as docs/getting-started/python.md shows it.
-cat >quickstart.py <<'PY'
-"""Trailhound quickstart: two events to a collector, then a clean shutdown."""
-
-import sys
-import tempfile
-
-from trailhound import Trailhound
-
-
-def main(endpoint: str, write_key: str) -> int:
-    with tempfile.TemporaryDirectory() as data_dir:
-        th = Trailhound.setup(write_key=write_key, endpoint=endpoint, data_dir=data_dir)
-        with th:
-            th.identify("user-42", {"plan": "free"})
-            th.track("Song Played", {"title": "Nachtmusik", "seconds": 215})
-            th.track("Playlist Created", {"name": "Road trip", "songs": 12, "public": False})
-            stats = th.flush(wait=10.0)
-            assert stats is not None
-            print(f"delivered {stats.delivered}, queued {stats.queued_events}")
-            return 0 if stats.delivered >= 3 and stats.queued_events == 0 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+# The page's snippets, as a reader copies them: the first (the quickstart) runs against the
+# collector, both are type-checked.
+DOC="$ROOT/docs/getting-started/python.md"
+python3 - "$DOC" "$URL" "$WRITE_KEY" <<'PY'
+import re, sys
+doc, url, key = sys.argv[1:4]
+blocks = re.findall(r"```python\n(.*?)```", open(doc).read(), re.S)
+assert len(blocks) == 2, f"{doc}: expected 2 python snippets, found {len(blocks)}"
+quick = blocks[0].replace("http://127.0.0.1:8787", url).replace('"WRITE_KEY"', repr(key))
+assert url in quick and repr(key) in quick, "the quickstart no longer names the local collector"
+open("quickstart.py", "w").write(quick)
+open("production.py", "w").write(blocks[1])
 PY
 
-step "the quickstart against the collector"
-if .venv/bin/python quickstart.py "$URL" "$WRITE_KEY"; then
-    pass "quickstart runs and reports its events delivered"
+step "the quickstart (docs/getting-started/python.md) against the collector"
+if .venv/bin/python quickstart.py >quickstart.log 2>&1 && grep -qx "delivered 3, queued 0" quickstart.log; then
+    pass "quickstart runs and reports its 3 events delivered"
 else
-    fail "quickstart runs and reports its events delivered"
+    sed 's/^/  | /' quickstart.log >&2
+    fail "quickstart runs and reports its 3 events delivered"
 fi
 
 step "the collector has the events"
@@ -176,10 +164,10 @@ fi
 
 step "mypy --strict on the quickstart, against the installed wheel"
 MYPY=("$VENV_TOOLS/bin/mypy" --strict --no-incremental --python-executable "$WORK/app/.venv/bin/python")
-if "${MYPY[@]}" quickstart.py; then
-    pass "mypy --strict quickstart.py"
+if "${MYPY[@]}" quickstart.py production.py; then
+    pass "mypy --strict on the page's quickstart and production snippets"
 else
-    fail "mypy --strict quickstart.py"
+    fail "mypy --strict on the page's quickstart and production snippets"
 fi
 # The types are real, not Any: mypy must refuse wrong calls.
 cat >wrong.py <<'PY'
