@@ -13,3 +13,10 @@ pub mod hostile;
 pub mod plan_cases;
 pub mod sim;
 pub mod util;
+
+/// The repository README's examples, compiled as doctests so that they cannot drift from
+/// the API. Here rather than in the `trailhound` crate, whose published package does not
+/// carry the repository's README.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

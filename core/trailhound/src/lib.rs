@@ -46,8 +46,3 @@ pub use trailhound_core::{
     self as core, context::AppInfo, context::ContextInfo, Call, DeviceConditions, DropReason,
     Message, MessageType, Network, Notification, Policy, Properties, Stats, UploadResult,
 };
-
-/// The README's examples, compiled as doctests so that they cannot drift from the API.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
