@@ -33,7 +33,8 @@ TYPESCRIPT_VERSION=6.0.3 # the newest TypeScript that TypeDoc 0.28 supports
 START=$SECONDS
 
 # ---------------------------------------------------------------------------
-# stale: true if the package is missing or any source is newer than its .wasm files.
+# stale: true if the package is missing or any source is newer than its files (the npm
+# README is copied below, not by build.sh).
 stale() {
     local f
     for f in "$WASM_DIR/pkg/trailhound_wasm_bg.wasm" "$WASM_DIR/pkg/plans/trailhound_wasm_bg.wasm" \
@@ -41,7 +42,7 @@ stale() {
         [ -f "$f" ] || return 0
         [ -z "$(find "$WASM_DIR/src" "$WASM_DIR/js" "$WASM_DIR/Cargo.toml" "$WASM_DIR/build.sh" \
             "$ROOT/core/trailhound-core/src" "$ROOT/core/trailhound-core/Cargo.toml" \
-            -newer "$f" -print -quit)" ] || return 0
+            -newer "$f" ! -name README.md -print -quit)" ] || return 0
     done
     return 1
 }
