@@ -90,13 +90,15 @@ fi
 
 step "check the jar"
 JAR="$OUT/trailhound-$VERSION.jar"
-for entry in linux-x86-64/libtrailhound_ffi.so dev/trailhound/Trailhound.class \
-    dev/trailhound/ffi/TrailhoundClient.class; do
-    if ! unzip -l "$JAR" "$entry" >/dev/null; then
-        echo "error: $entry is not in $JAR" >&2
-        exit 1
-    fi
-done
+python3 - "$JAR" <<'PY'
+import sys, zipfile
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+need = ["linux-x86-64/libtrailhound_ffi.so", "dev/trailhound/Trailhound.class",
+        "dev/trailhound/TrailhoundConfig$Builder.class", "dev/trailhound/ffi/TrailhoundClient.class"]
+missing = [n for n in need if n not in names]
+if missing:
+    sys.exit(f"error: not in {sys.argv[1]}: {missing}")
+PY
 INSTALLED="$HOME/.m2/repository/dev/trailhound/trailhound/$VERSION/trailhound-$VERSION.jar"
 cmp "$JAR" "$INSTALLED"
 rm -rf "$STAGE"

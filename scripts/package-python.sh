@@ -107,7 +107,8 @@ stray = [n for n in names if "/tests/" in n or n.endswith(".pyc")]
 if stray:
     sys.exit(f"not meant for the wheel: {stray}")
 PY
-unzip -l "${WHEEL[0]}" | sed 's/^/    /'
+"$VENV/bin/python" -c 'import sys, zipfile
+for i in zipfile.ZipFile(sys.argv[1]).infolist(): print(f"    {i.file_size:>9}  {i.filename}")' "${WHEEL[0]}"
 
 step "API reference (pdoc) into $OUT/doc"
 # pdoc imports the package: the wheel just built, installed into the tools venv.

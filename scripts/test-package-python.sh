@@ -93,7 +93,7 @@ echo "collector: $URL"
 step "a new project: virtualenv, pip install $(basename "$WHEEL")"
 mkdir -p "$WORK/app"
 cd "$WORK/app"
-python3 -m venv .venv
+python3 -m venv .venv 2>/dev/null || { apt_install python3-venv && python3 -m venv .venv; }
 if .venv/bin/pip install -q "$WHEEL" \
     && .venv/bin/python - "$WORK/app/.venv" "$WHEEL" <<'PY'
 import os, sys
