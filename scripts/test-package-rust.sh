@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The Rust packages as a new user gets them (run scripts/package-rust.sh first; this
-# script runs it when target/package/rust/ has no .crate files):
+# The Rust packages as a new user gets them (builds them first with scripts/package-rust.sh
+# unless TRAILHOUND_PACKAGE_BUILT=1 and target/package/rust/ has them):
 #  (a) a new Cargo project outside the repository depends on the packaged `trailhound`
 #      (unpacked .crate files, path dependencies, the unpublished trailhound-core patched
 #      in as the registry would serve it); its binaries are the README's Rust quickstart
@@ -121,8 +121,10 @@ with urllib.request.urlopen(f"{sys.argv[1]}/api/events?limit=10000") as r:
 PY
 }
 
-if ! compgen -G "$PKG/*.crate" >/dev/null; then
-    step "no packages in $PKG: scripts/package-rust.sh"
+# Packages first, as the other package tests do, unless the caller just built them
+# (TRAILHOUND_PACKAGE_BUILT=1, scripts/test-packages.sh): stale .crate files would test old code.
+if [ "${TRAILHOUND_PACKAGE_BUILT:-0}" != 1 ] || ! compgen -G "$PKG/*.crate" >/dev/null; then
+    step "build the packages (scripts/package-rust.sh)"
     if ! bash "$ROOT/scripts/package-rust.sh"; then
         fail "scripts/package-rust.sh"
         echo "summary: $PASSED passed, $FAILED failed, $SKIPPED skipped"

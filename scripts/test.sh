@@ -143,6 +143,8 @@ run_suite() {
 run_suite "bindings (Kotlin on the JVM, Python)" "$ROOT/scripts/test-bindings.sh"
 run_suite "browser (wasm in headless Chromium, Node, playwright e2e)" "$ROOT/scripts/test-wasm.sh"
 run_suite "codegen (plan codegen: TypeScript tsc + Node, Python mypy, Kotlin on the JVM)" "$ROOT/scripts/test-codegen.sh"
+# After the browser suite: the npm package is packed from the wasm/pkg it built.
+run_suite "packages (scripts/package.sh, then each installed into a fresh project: Cargo, pip + mypy, Maven Java and Kotlin, npm with esbuild/Vite/Chromium)" "$ROOT/scripts/test-packages.sh"
 run_suite "fuzz (cargo-fuzz, libFuzzer + ASan, each target for a bounded time)" "$ROOT/scripts/test-fuzz.sh"
 
 if [ "${#SUITES_FAILED[@]}" -gt 0 ]; then
