@@ -71,3 +71,46 @@ cargo_test_counts() {
         }
     } END { print p+0, f+0, i+0 }' "$1"
 }
+
+# Counted checks, for the suites that run their own (codegen, the packages): `pass` and
+# `fail` print a line and count it in PASSED/FAILED; `finish NAME` prints NAME's time since
+# START and the summary line, and returns non-zero if a check failed.
+pass() {
+    echo "ok: $1"
+    PASSED=$((${PASSED:-0} + 1))
+}
+fail() {
+    echo "FAILED: $1" >&2
+    FAILED=$((${FAILED:-0} + 1))
+}
+finish() {
+    echo
+    echo "$1: $((SECONDS - ${START:-0})) s"
+    echo "summary: ${PASSED:-0} passed, ${FAILED:-0} failed, 0 skipped"
+    [ "${FAILED:-0}" = 0 ]
+}
+
+# package_first PART: scripts/package-PART.sh, unless the caller has just run it
+# (TRAILHOUND_PACKAGE_BUILT=1, as scripts/test-packages.sh does).
+package_first() {
+    if [ "${TRAILHOUND_PACKAGE_BUILT:-0}" != 1 ]; then
+        step "build the package (scripts/package-$1.sh)"
+        bash "$ROOT/scripts/package-$1.sh"
+    fi
+}
+
+# the_artifact VAR DIR PATTERN: sets VAR to the one file in DIR that matches PATTERN; with
+# none or several, a failed check and a non-zero return.
+the_artifact() {
+    local -n the_artifact_out="$1"
+    local found
+    shopt -s nullglob
+    found=("$2"/$3)
+    shopt -u nullglob
+    if [ "${#found[@]}" != 1 ]; then
+        echo "error: expected one $3 in $2, found ${#found[@]}" >&2
+        fail "$3 built"
+        return 1
+    fi
+    the_artifact_out="${found[0]}"
+}

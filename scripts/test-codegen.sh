@@ -33,16 +33,6 @@ JNA_VERSION=5.19.1
 PASSED=0
 FAILED=0
 
-pass() {
-    echo "ok: $1"
-    PASSED=$((PASSED + 1))
-}
-
-fail() {
-    echo "FAILED: $1" >&2
-    FAILED=$((FAILED + 1))
-}
-
 # expect_calls NAME FILE: FILE holds a JSON array equal to expected-calls.json.
 expect_calls() {
     if python3 - "$FIX/expected-calls.json" "$2" <<'PY'
@@ -295,7 +285,4 @@ else
 fi
 echo "kotlin: $((SECONDS - t0)) s"
 
-echo
-echo "codegen: $((SECONDS - START)) s"
-echo "summary: $PASSED passed, $FAILED failed, 0 skipped"
-[ "$FAILED" = 0 ]
+finish codegen

@@ -35,36 +35,8 @@ START=$SECONDS
 PASSED=0
 FAILED=0
 
-pass() {
-    echo "ok: $1"
-    PASSED=$((PASSED + 1))
-}
-
-fail() {
-    echo "FAILED: $1" >&2
-    FAILED=$((FAILED + 1))
-}
-
-finish() {
-    echo
-    echo "package-npm test: $((SECONDS - START)) s"
-    echo "summary: $PASSED passed, $FAILED failed, 0 skipped"
-    [ "$FAILED" = 0 ]
-}
-
-if [ "${TRAILHOUND_PACKAGE_BUILT:-0}" != 1 ]; then
-    step "build the tarball (scripts/package-npm.sh)"
-    bash "$ROOT/scripts/package-npm.sh"
-fi
-shopt -s nullglob
-TGZS=("$TARGET_DIR"/package/npm/trailhound-*.tgz)
-shopt -u nullglob
-if [ "${#TGZS[@]}" != 1 ]; then
-    echo "error: expected one tarball in $TARGET_DIR/package/npm, found ${#TGZS[@]}" >&2
-    fail "tarball built"
-    finish
-fi
-TGZ="${TGZS[0]}"
+package_first npm
+the_artifact TGZ "$TARGET_DIR/package/npm" 'trailhound-*.tgz' || { finish "package-npm test"; exit 1; }
 
 step "install what is missing (Chromium, playwright-core in wasm/tools), build the collector"
 [ -x /usr/bin/chromium ] || apt_install chromium
@@ -167,4 +139,4 @@ if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
 PASSED=$((PASSED + p))
 FAILED=$((FAILED + f))
 
-finish
+finish "package-npm test"

@@ -24,36 +24,8 @@ START=$SECONDS
 PASSED=0
 FAILED=0
 
-pass() {
-    echo "ok: $1"
-    PASSED=$((PASSED + 1))
-}
-
-fail() {
-    echo "FAILED: $1" >&2
-    FAILED=$((FAILED + 1))
-}
-
-finish() {
-    echo
-    echo "package-python test: $((SECONDS - START)) s"
-    echo "summary: $PASSED passed, $FAILED failed, 0 skipped"
-    [ "$FAILED" = 0 ]
-}
-
-if [ "${TRAILHOUND_PACKAGE_BUILT:-0}" != 1 ]; then
-    step "build the wheel (scripts/package-python.sh)"
-    bash "$ROOT/scripts/package-python.sh"
-fi
-shopt -s nullglob
-WHEELS=("$TARGET_DIR"/package/python/trailhound-*.whl)
-shopt -u nullglob
-if [ "${#WHEELS[@]}" != 1 ]; then
-    echo "error: expected one wheel in $TARGET_DIR/package/python, found ${#WHEELS[@]}" >&2
-    fail "wheel built"
-    finish
-fi
-WHEEL="${WHEELS[0]}"
+package_first python
+the_artifact WHEEL "$TARGET_DIR/package/python" 'trailhound-*.whl' || { finish "package-python test"; exit 1; }
 
 step "install what is missing (mypy $MYPY_VERSION in $VENV_TOOLS), build the collector"
 if [ ! -x "$VENV_TOOLS/bin/python" ]; then
@@ -86,7 +58,7 @@ done
 if [ -z "$URL" ]; then
     cat "$WORK/collect.log" >&2
     fail "trailhound collect started"
-    finish
+    finish "package-python test"
 fi
 echo "collector: $URL"
 
@@ -186,4 +158,4 @@ else
     fail "mypy --strict rejects a wrong call and a wrong type from the wheel's hints"
 fi
 
-finish
+finish "package-python test"

@@ -33,15 +33,6 @@ PASSED=0
 FAILED=0
 SKIPPED=0
 
-pass() {
-    PASSED=$((PASSED + 1))
-    echo "PASS $*"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    echo "FAIL $*"
-}
-
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/trailhound-rust-package.XXXXXX")"
 PIDS=()
 cleanup() {
