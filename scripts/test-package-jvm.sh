@@ -4,7 +4,10 @@
 # repository (~/.m2, where scripts/package-jvm.sh installed it), with
 #   - the Java quickstart of docs/getting-started/jvm.md, run with `java -cp`;
 #   - a Java `main` (Java 17), run likewise: builder config, a listener, track,
-#     flushBlocking(java.time.Duration), try-with-resources, and a transport written in Java;
+#     flushBlocking(java.time.Duration), try-with-resources, a transport written in Java,
+#     and the FFI's numbers: `Stats` counters (delivered equals what the collector has),
+#     a `PolicyOverrides` (flushAt sends without a flush) and a `Dropped` notification's
+#     count: Java could use none of them while they were Kotlin's unsigned types;
 #   - a Kotlin JUnit test, run by `mvn test`, and the page's Kotlin snippets, compiled.
 # Both send to a real `trailhound collect`, which must have their events (names,
 # properties, userId). JNA must load the library from the jar's linux-x86-64/ resource:
@@ -30,35 +33,15 @@ START=$SECONDS
 PASSED=0
 FAILED=0
 
-pass() {
-    echo "ok: $1"
-    PASSED=$((PASSED + 1))
-}
-
-fail() {
-    echo "FAILED: $1" >&2
-    FAILED=$((FAILED + 1))
-}
-
-finish() {
-    echo
-    echo "package-jvm test: $((SECONDS - START)) s"
-    echo "summary: $PASSED passed, $FAILED failed, 0 skipped"
-    [ "$FAILED" = 0 ]
-}
-
 if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
     step "install JDK 17 and Maven"
     apt_install openjdk-17-jdk-headless maven
 fi
-if [ "${TRAILHOUND_PACKAGE_BUILT:-0}" != 1 ]; then
-    step "build and install the jar (scripts/package-jvm.sh)"
-    bash "$ROOT/scripts/package-jvm.sh"
-fi
+package_first jvm
 M2_JAR="$HOME/.m2/repository/dev/trailhound/trailhound/$VERSION/trailhound-$VERSION.jar"
 if [ ! -f "$M2_JAR" ]; then
     fail "dev.trailhound:trailhound:$VERSION installed in ~/.m2"
-    finish
+    finish "package-jvm test"
 fi
 
 step "build the collector"
@@ -86,7 +69,7 @@ done
 if [ -z "$URL" ]; then
     cat "$WORK/collect.log" >&2
     fail "trailhound collect started"
-    finish
+    finish "package-jvm test"
 fi
 echo "collector: $URL"
 
@@ -172,8 +155,11 @@ import dev.trailhound.Transport;
 import dev.trailhound.Trailhound;
 import dev.trailhound.TrailhoundConfig;
 import dev.trailhound.ffi.DeviceConditions;
+import dev.trailhound.ffi.DropReason;
 import dev.trailhound.ffi.Network;
 import dev.trailhound.ffi.Notification;
+import dev.trailhound.ffi.PolicyOverrides;
+import dev.trailhound.ffi.Stats;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -183,8 +169,13 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicLong;
 
 public final class Main {
+    static void check(boolean ok, String what) {
+        if (!ok) throw new AssertionError(what);
+    }
+
     public static void main(String[] args) throws Exception {
         String endpoint = args[0];
         String writeKey = args[1];
@@ -200,7 +191,13 @@ public final class Main {
             trailhound.identify("java-user");
             trailhound.track("Song Played", Map.of("title", "Nachtmusik", "seconds", 215));
             trailhound.track("App Opened");
-            trailhound.flushBlocking(Duration.ofSeconds(10));
+            Stats stats = trailhound.flushBlocking(Duration.ofSeconds(10));
+            // The counters as plain longs; the script compares this line with the collector.
+            System.out.println("stats: delivered=" + stats.getDelivered()
+                + " queued=" + stats.getQueuedEvents() + " requests=" + stats.getRequests());
+            check(stats.getDelivered() == trailhound.stats().getDelivered(), "stats() agrees");
+            check(stats.getRetry().getAttempts() == 0, "no failed attempt");
+            check(trailhound.invalidCalls() == 0L, "no invalid call");
         }
         System.out.println("delivered " + delivered.size() + " events");
 
@@ -231,6 +228,40 @@ public final class Main {
             second.identify("java-transport-user", Map.of("plan", "pro"));
             second.track("Sent Through The App", Map.of("stack", "java.net.http"));
             second.flushBlocking(Duration.ofSeconds(10));
+        }
+
+        // Policy overrides from Java: flushAt = 2 sends two events by itself (after the
+        // one-second gathering), with no flush call and the prompt delay ten minutes away.
+        PolicyOverrides policy = new PolicyOverrides();
+        policy.setFlushAt(2L);
+        policy.setPromptDelayMs(600_000L);
+        List<String> sentByPolicy = new CopyOnWriteArrayList<>();
+        AtomicLong droppedByPlugin = new AtomicLong();
+        TrailhoundConfig withPolicy = TrailhoundConfig
+            .builder(writeKey, endpoint, Files.createTempDirectory("trailhound").toString())
+            .policy(policy)
+            .plugin(event -> "Secret".equals(event.getEvent()) ? null : event)
+            .listener(n -> {
+                if (n instanceof Notification.Delivered d) sentByPolicy.addAll(d.getMessageIds());
+                if (n instanceof Notification.Dropped dropped && dropped.getReason() instanceof DropReason.Plugin) {
+                    droppedByPlugin.addAndGet(dropped.getCount());
+                }
+            })
+            .build();
+        try (Trailhound third = Trailhound.create(withPolicy)) {
+            third.identify("java-policy-user");
+            third.track("Secret", Map.of("pin", 1234));
+            third.track("Kept", Map.of("flushAt", 2));
+            for (int i = 0; i < 150 && sentByPolicy.size() < 2; i++) Thread.sleep(100);
+            Stats stats = third.stats();
+            System.out.println("policy: delivered=" + stats.getDelivered() + " flushes="
+                + stats.getFlushes() + " dropped.plugin=" + stats.getDropped().getPlugin()
+                + " notified dropped=" + droppedByPlugin.get());
+            check(sentByPolicy.size() == 2, "flushAt = 2 sent 2 events without a flush");
+            check(stats.getDelivered() == 2L && stats.getQueuedEvents() == 0L, "stats count the delivery");
+            check(droppedByPlugin.get() == 1L, "the Dropped notification counted 1");
+            check(stats.getDropped().getPlugin() == 1L && stats.getDropped().getTotal() == 1L,
+                "stats count the drop");
         }
         System.exit(delivered.size() >= 3 ? 0 : 1);
     }
@@ -284,8 +315,8 @@ class QuickstartTest {
             trailhound.track("Level Finished", mapOf("level" to 3, "stars" to listOf(1, 2, 3)))
             trailhound.track("Purchase", mapOf("sku" to "gold", "price" to 4.99, "gift" to false))
             val stats = trailhound.flushBlocking(10.seconds)
-            assertEquals(3uL, stats.delivered)
-            assertEquals(0uL, stats.queuedEvents)
+            assertEquals(3L, stats.delivered)
+            assertEquals(0L, stats.queuedEvents)
         }
     }
 }
@@ -310,10 +341,25 @@ mvn -B -q dependency:build-classpath -Dmdep.outputFile="$WORK/cp.txt" >"$WORK/mv
 if [ -d target/classes ] && [ -s "$WORK/cp.txt" ] \
     && env -u LD_LIBRARY_PATH java -Djna.debug_load=true -cp "target/classes:$(cat "$WORK/cp.txt")" \
         quickstart.Main "$URL" "$WRITE_KEY" >"$WORK/java.log" 2>&1; then
-    pass "Java main runs (listener heard its 3 events delivered)"
+    pass "Java main runs (listener heard its 3 events delivered; flushAt, the plugin's drop and its count checked in Java)"
 else
     sed 's/^/  | /' "$WORK/java.log" >&2
-    fail "Java main runs (listener heard its 3 events delivered)"
+    fail "Java main runs (listener heard its 3 events delivered; flushAt, the plugin's drop and its count checked in Java)"
+fi
+# Stats.getDelivered() as Java printed it is what reached the collector from that user.
+if python3 - "$URL" "$WORK/java.log" <<'PY'
+import json, re, sys, urllib.request
+url, log = sys.argv[1:3]
+m = re.search(r"^stats: delivered=(\d+) queued=(\d+)", open(log).read(), re.M)
+assert m, "the Java main printed no stats line"
+events = json.load(urllib.request.urlopen(url + "/api/events"))["events"]
+received = sum(1 for e in events if e["userId"] == "java-user")
+assert (int(m[1]), int(m[2])) == (received, 0) and received == 3, f"{m[0]}; collector has {received}"
+PY
+then
+    pass "Java read Stats: delivered equals the events the collector received (3), none queued"
+else
+    fail "Java read Stats: delivered equals the events the collector received (3), none queued"
 fi
 if grep -q "jar:file:$HOME/.m2/repository/dev/trailhound/trailhound/$VERSION/trailhound-$VERSION.jar!/linux-x86-64/libtrailhound_ffi.so" "$WORK/java.log"; then
     pass "JNA loaded libtrailhound_ffi from the installed jar's linux-x86-64/ resource"
@@ -334,5 +380,7 @@ expect_events "collector has the Java main's events" java-user \
     '{"Song Played": {"title": "Nachtmusik", "seconds": 215}, "App Opened": {}}'
 expect_events "collector has the event sent through the Java transport" java-transport-user \
     '{"Sent Through The App": {"stack": "java.net.http"}}'
+expect_events "collector has the event flushAt sent, not the one the Java plugin dropped" java-policy-user \
+    '{"Kept": {"flushAt": 2}}'
 
-finish
+finish "package-jvm test"

@@ -11,61 +11,63 @@ use crate::error::TrailhoundError;
 use crate::foreign::{
     DeliveryListener, EventPlugin, HttpTransport, ListenerAdapter, PluginAdapter, TransportAdapter,
 };
+use crate::int::{out_i64, unsigned};
 use crate::types::{ContextInfo, DeviceConditions, PlanMode, Stats};
 use crate::value::{to_properties, Value, MAX_VALUE_DEPTH};
 
 /// Changes to the default limits and delays; unset fields keep the defaults documented
-/// on the core's `Policy`. Durations are in milliseconds.
+/// on the core's `Policy`. Durations are in milliseconds. No field may be negative (a
+/// `Config` error naming it).
 #[derive(Debug, Clone, Default, PartialEq, uniffi::Record)]
 pub struct PolicyOverrides {
     /// Largest serialised event accepted.
     #[uniffi(default = None)]
-    pub max_event_bytes: Option<u64>,
+    pub max_event_bytes: Option<i64>,
     /// Deepest nesting in properties or traits.
     #[uniffi(default = None)]
-    pub max_nesting_depth: Option<u32>,
+    pub max_nesting_depth: Option<i32>,
     /// Most events in one request.
     #[uniffi(default = None)]
-    pub max_batch_events: Option<u32>,
+    pub max_batch_events: Option<i32>,
     /// Largest request body before compression.
     #[uniffi(default = None)]
-    pub max_batch_bytes: Option<u64>,
+    pub max_batch_bytes: Option<i64>,
     /// Most events kept queued.
     #[uniffi(default = None)]
-    pub max_queue_events: Option<u64>,
+    pub max_queue_events: Option<i64>,
     /// Most bytes kept queued.
     #[uniffi(default = None)]
-    pub max_queue_bytes: Option<u64>,
+    pub max_queue_bytes: Option<i64>,
     /// Oldest an event may get while waiting.
     #[uniffi(default = None)]
-    pub max_event_age_ms: Option<u64>,
+    pub max_event_age_ms: Option<i64>,
     /// Longest an accepted event waits in memory before it is committed.
     #[uniffi(default = None)]
-    pub commit_interval_ms: Option<u64>,
+    pub commit_interval_ms: Option<i64>,
     /// Most events held in memory before a commit is forced.
     #[uniffi(default = None)]
-    pub commit_max_events: Option<u32>,
+    pub commit_max_events: Option<i32>,
     /// Calls that may wait for the background thread at once.
     #[uniffi(default = None)]
-    pub call_queue_capacity: Option<u32>,
+    pub call_queue_capacity: Option<i32>,
     /// Bytes of events that may wait for the background thread at once.
     #[uniffi(default = None)]
-    pub call_queue_bytes: Option<u64>,
+    pub call_queue_bytes: Option<i64>,
     /// Events that make an upload worthwhile on an unconstrained link.
     #[uniffi(default = None)]
-    pub flush_at: Option<u64>,
+    pub flush_at: Option<i64>,
     /// How long an event waits on an unconstrained link before it is sent anyway.
     #[uniffi(default = None)]
-    pub prompt_delay_ms: Option<u64>,
+    pub prompt_delay_ms: Option<i64>,
     /// How long events wait on wifi while on battery.
     #[uniffi(default = None)]
-    pub relaxed_delay_ms: Option<u64>,
+    pub relaxed_delay_ms: Option<i64>,
     /// Longest any event waits while the network is up.
     #[uniffi(default = None)]
-    pub max_delay_ms: Option<u64>,
+    pub max_delay_ms: Option<i64>,
     /// How long before `max_delay` held uploads start.
     #[uniffi(default = None)]
-    pub upload_margin_ms: Option<u64>,
+    pub upload_margin_ms: Option<i64>,
     /// Fraction of a queue cap at which held uploads go out regardless of the battery.
     #[uniffi(default = None)]
     pub near_cap_fraction: Option<f64>,
@@ -74,40 +76,40 @@ pub struct PolicyOverrides {
     pub low_battery_level: Option<f32>,
     /// First retry delay.
     #[uniffi(default = None)]
-    pub backoff_base_ms: Option<u64>,
+    pub backoff_base_ms: Option<i64>,
     /// Longest retry delay.
     #[uniffi(default = None)]
-    pub backoff_max_ms: Option<u64>,
+    pub backoff_max_ms: Option<i64>,
     /// How long uploads stay paused after a 401 or 403 before a probe.
     #[uniffi(default = None)]
-    pub auth_pause_ms: Option<u64>,
+    pub auth_pause_ms: Option<i64>,
     /// Upload request timeout.
     #[uniffi(default = None)]
-    pub request_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<i64>,
     /// How long the engine waits for any transport (the app's included) before it
     /// abandons an upload as a network error; at least `request_timeout_ms`.
     #[uniffi(default = None)]
-    pub upload_timeout_ms: Option<u64>,
+    pub upload_timeout_ms: Option<i64>,
     /// Most accepted events held in memory while storage fails, before calls get
     /// `Backpressure`.
     #[uniffi(default = None)]
-    pub max_uncommitted_events: Option<u64>,
+    pub max_uncommitted_events: Option<i64>,
     /// Most bytes of accepted events held in memory while storage fails.
     #[uniffi(default = None)]
-    pub max_uncommitted_bytes: Option<u64>,
+    pub max_uncommitted_bytes: Option<i64>,
     /// Inactivity after which a new session starts.
     #[uniffi(default = None)]
-    pub session_timeout_ms: Option<u64>,
+    pub session_timeout_ms: Option<i64>,
     /// Most distinct (event, rule) pairs the tracking-plan counts keep; the rest are
     /// counted under `(other events)`.
     #[uniffi(default = None)]
-    pub max_violation_kinds: Option<u32>,
+    pub max_violation_kinds: Option<i32>,
     /// Most events in the probe sent to an endpoint whose circuit breaker is half-open.
     #[uniffi(default = None)]
-    pub breaker_probe_events: Option<u32>,
+    pub breaker_probe_events: Option<i32>,
     /// Most endpoints, the primary and its fallbacks together.
     #[uniffi(default = None)]
-    pub max_endpoints: Option<u32>,
+    pub max_endpoints: Option<i32>,
 }
 
 /// The longest duration any setting or timeout may take: 100 years in milliseconds.
@@ -125,9 +127,10 @@ pub const MAX_POLICY_SIZE: u64 = 1 << 53;
 /// times the default. The queue's slots are allocated when the client starts.
 pub const MAX_CALL_QUEUE_CAPACITY: u32 = 100_000;
 
-/// A host timeout in milliseconds as a `Duration` no clock arithmetic can overflow with.
-pub fn timeout_from_ms(ms: u64) -> Duration {
-    Duration::from_millis(ms.min(MAX_DURATION_MS))
+/// A host timeout in milliseconds as a `Duration` no clock arithmetic can overflow with:
+/// negative is zero (already passed), longer than [`MAX_DURATION_MS`] is that.
+pub fn timeout_from_ms(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0).min(MAX_DURATION_MS))
 }
 
 fn bad_setting(setting: &str, why: String) -> TrailhoundError {
@@ -172,26 +175,32 @@ fn fraction(setting: &str, v: f64) -> Result<f64, TrailhoundError> {
 
 impl PolicyOverrides {
     /// Applies the set fields to `p`. Refuses values the core's own validation cannot
-    /// see: durations and sizes that would overflow its arithmetic, sizes that do not fit
-    /// a 32-bit `usize`, NaN. Ranges and consistency are then the core's
+    /// see: negative ones, durations and sizes that would overflow its arithmetic, sizes
+    /// that do not fit a 32-bit `usize`, NaN. Ranges and consistency are then the core's
     /// (`Policy::validate`, run by the builder).
     pub fn apply(&self, p: &mut Policy) -> Result<(), TrailhoundError> {
+        // A set integer field, refused if negative, then converted by `$conv`.
         macro_rules! set {
             ($field:ident, $conv:ident, $target:ident) => {
                 if let Some(v) = self.$field {
-                    p.$target = $conv(stringify!($field), v.into())?;
+                    let v = unsigned(concat!("policy.", stringify!($field)), v.into())?;
+                    p.$target = $conv(stringify!($field), v)?;
                 }
             };
         }
         set!(max_event_bytes, usize_size, max_event_bytes);
         if let Some(v) = self.max_nesting_depth {
-            if v as usize > MAX_VALUE_DEPTH {
+            let v = usize_size(
+                "max_nesting_depth",
+                unsigned("policy.max_nesting_depth", v.into())?,
+            )?;
+            if v > MAX_VALUE_DEPTH {
                 return Err(bad_setting(
                     "max_nesting_depth",
                     format!("{v} is deeper than the bindings accept ({MAX_VALUE_DEPTH})"),
                 ));
             }
-            p.max_nesting_depth = v as usize;
+            p.max_nesting_depth = v;
         }
         set!(max_batch_events, usize_size, max_batch_events);
         set!(max_batch_bytes, usize_size, max_batch_bytes);
@@ -201,15 +210,16 @@ impl PolicyOverrides {
         set!(commit_interval_ms, duration, commit_interval);
         set!(commit_max_events, usize_size, commit_max_events);
         if let Some(v) = self.call_queue_capacity {
-            // The runtime's call queue allocates every slot up front: u32::MAX slots
+            let v = unsigned("policy.call_queue_capacity", v.into())?;
+            // The runtime's call queue allocates every slot up front: i32::MAX slots
             // would be an allocation failure, which aborts rather than panics.
-            if v > MAX_CALL_QUEUE_CAPACITY {
+            if v > MAX_CALL_QUEUE_CAPACITY.into() {
                 return Err(bad_setting(
                     "call_queue_capacity",
                     format!("{v} is larger than the maximum of {MAX_CALL_QUEUE_CAPACITY}"),
                 ));
             }
-            p.call_queue_capacity = usize_size("call_queue_capacity", v.into())?;
+            p.call_queue_capacity = usize_size("call_queue_capacity", v)?;
         }
         set!(call_queue_bytes, usize_size, call_queue_bytes);
         set!(flush_at, size, flush_at);
@@ -217,7 +227,9 @@ impl PolicyOverrides {
         set!(relaxed_delay_ms, duration, relaxed_delay);
         set!(max_delay_ms, duration, max_delay);
         set!(upload_margin_ms, duration, upload_margin);
-        set!(near_cap_fraction, fraction, near_cap_fraction);
+        if let Some(v) = self.near_cap_fraction {
+            p.near_cap_fraction = fraction("near_cap_fraction", v)?;
+        }
         if let Some(v) = self.low_battery_level {
             p.low_battery_level = fraction("low_battery_level", v.into())? as f32;
         }
@@ -260,9 +272,10 @@ pub struct Config {
     /// Device conditions at start.
     #[uniffi(default = None)]
     pub conditions: Option<DeviceConditions>,
-    /// A fixed retry-jitter seed (tests); random by default.
+    /// A fixed retry-jitter seed (tests); random by default. Any value, negative
+    /// included: its 64 bits are the seed.
     #[uniffi(default = None)]
-    pub jitter_seed: Option<u64>,
+    pub jitter_seed: Option<i64>,
     /// The tracking plan's JSON text (bundled with the app). At most one of `plan_json`
     /// and `plan_file`.
     #[uniffi(default = None)]
@@ -348,13 +361,13 @@ impl TrailhoundClient {
             b = b.fallback_endpoint(fallback);
         }
         if let Some(c) = config.context {
-            b = b.context(c.into());
+            b = b.context(c.try_into()?);
         }
         if let Some(c) = config.conditions {
             b = b.conditions(c.into());
         }
         if let Some(seed) = config.jitter_seed {
-            b = b.jitter_seed(seed);
+            b = b.jitter_seed(seed.cast_unsigned());
         }
         b = match (config.plan_json, config.plan_file) {
             (Some(_), Some(_)) => {
@@ -443,9 +456,9 @@ impl TrailhoundClient {
     }
 
     /// Sends everything queued now and waits until that flush is over (delivered, or
-    /// stopped by an error, the network or backoff), at most `timeout_ms` (clamped to
-    /// [`MAX_DURATION_MS`]).
-    pub fn flush_blocking(&self, timeout_ms: u64) -> Result<Stats, TrailhoundError> {
+    /// stopped by an error, the network or backoff), at most `timeout_ms` (negative is 0,
+    /// longer is clamped to [`MAX_DURATION_MS`]).
+    pub fn flush_blocking(&self, timeout_ms: i64) -> Result<Stats, TrailhoundError> {
         Ok(self
             .inner
             .flush_blocking(timeout_from_ms(timeout_ms))?
@@ -506,14 +519,14 @@ impl TrailhoundClient {
     }
 
     /// Calls refused as invalid since start.
-    pub fn invalid_calls(&self) -> u64 {
-        self.inner.invalid_calls()
+    pub fn invalid_calls(&self) -> i64 {
+        out_i64(self.inner.invalid_calls())
     }
 
     /// Commits everything, makes one last flush attempt, and stops within `timeout_ms`
-    /// (clamped to [`MAX_DURATION_MS`]).
+    /// (negative is 0, longer is clamped to [`MAX_DURATION_MS`]).
     /// Undelivered events stay queued for the next start; later calls fail with `Closed`.
-    pub fn shutdown(&self, timeout_ms: u64) -> Result<(), TrailhoundError> {
+    pub fn shutdown(&self, timeout_ms: i64) -> Result<(), TrailhoundError> {
         Ok(self.inner.shutdown(timeout_from_ms(timeout_ms))?)
     }
 }
@@ -546,5 +559,62 @@ mod tests {
             ..Policy::default()
         };
         assert_eq!(p, expected);
+    }
+
+    /// A negative override is a `Config` error naming the setting, for i64 and i32 fields.
+    #[test]
+    fn negative_overrides_are_refused_by_name() {
+        let cases = [
+            (
+                "policy.flush_at",
+                PolicyOverrides {
+                    flush_at: Some(-1),
+                    ..PolicyOverrides::default()
+                },
+            ),
+            (
+                "policy.max_delay_ms",
+                PolicyOverrides {
+                    max_delay_ms: Some(i64::MIN),
+                    ..PolicyOverrides::default()
+                },
+            ),
+            (
+                "policy.max_nesting_depth",
+                PolicyOverrides {
+                    max_nesting_depth: Some(-3),
+                    ..PolicyOverrides::default()
+                },
+            ),
+            (
+                "policy.call_queue_capacity",
+                PolicyOverrides {
+                    call_queue_capacity: Some(i32::MIN),
+                    ..PolicyOverrides::default()
+                },
+            ),
+        ];
+        for (setting, o) in cases {
+            let mut p = Policy::default();
+            match o.apply(&mut p) {
+                Err(TrailhoundError::Config { detail }) => {
+                    assert!(detail.starts_with(setting), "{setting}: {detail}");
+                    assert!(detail.contains("negative"), "{setting}: {detail}");
+                }
+                other => panic!("{setting}: {other:?}"),
+            }
+            assert_eq!(p, Policy::default(), "{setting}: nothing applied");
+        }
+    }
+
+    /// Timeouts from the host: negative is zero, huge is the longest duration.
+    #[test]
+    fn timeouts_are_clamped() {
+        assert_eq!(timeout_from_ms(-5), Duration::ZERO);
+        assert_eq!(timeout_from_ms(1_500), Duration::from_millis(1_500));
+        assert_eq!(
+            timeout_from_ms(i64::MAX),
+            Duration::from_millis(MAX_DURATION_MS)
+        );
     }
 }

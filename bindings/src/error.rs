@@ -48,7 +48,7 @@ pub enum TrailhoundError {
     #[error("timed out after {timeout_ms} ms")]
     Timeout {
         /// The timeout that passed.
-        timeout_ms: u64,
+        timeout_ms: i64,
     },
     /// Storage kept failing until `shutdown`'s deadline: accepted events (reported to the
     /// listener as dropped, `StoreFailed`) and maybe the identity or opt-out choice were
@@ -58,7 +58,7 @@ pub enum TrailhoundError {
         /// What was not saved.
         detail: String,
         /// Accepted events that were never committed.
-        events: u64,
+        events: i64,
     },
     /// `flush_blocking` or `shutdown` was called from a listener, which runs on the
     /// background thread it would wait for: the request was made, without waiting.
@@ -95,9 +95,12 @@ impl From<trailhound::Error> for TrailhoundError {
             E::Closed => TrailhoundError::Closed,
             E::Backpressure => TrailhoundError::Backpressure,
             E::Timeout(t) => TrailhoundError::Timeout {
-                timeout_ms: u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+                timeout_ms: i64::try_from(t.as_millis()).unwrap_or(i64::MAX),
             },
-            E::Unsaved { events, .. } => TrailhoundError::Unsaved { detail, events },
+            E::Unsaved { events, .. } => TrailhoundError::Unsaved {
+                detail,
+                events: crate::int::out_i64(events),
+            },
             E::FromListener(_) => TrailhoundError::FromListener { detail },
         }
     }

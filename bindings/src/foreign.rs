@@ -11,6 +11,7 @@ use std::sync::Arc;
 use trailhound::{Message, UploadResult};
 
 use crate::error::TrailhoundError;
+use crate::int::in_status;
 use crate::types::{apply_event, Event, Notification};
 
 /// One upload request. The body is gzip-compressed JSON; send it as is.
@@ -47,8 +48,8 @@ impl std::fmt::Display for HttpRequest {
 /// The server's answer.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct HttpResponse {
-    /// The HTTP status.
-    pub status: u16,
+    /// The HTTP status (0 to 65535; anything else is taken for a network error).
+    pub status: i32,
     /// The `Retry-After` header, verbatim.
     #[uniffi(default = None)]
     pub retry_after: Option<String>,
@@ -92,9 +93,15 @@ impl trailhound::Transport for TransportAdapter {
         };
         // A Rust implementation could panic; a host one reports through the Result.
         match catch_unwind(AssertUnwindSafe(|| self.0.send(req))) {
-            Ok(Ok(resp)) => UploadResult::Response {
-                status: resp.status,
-                retry_after: resp.retry_after,
+            Ok(Ok(resp)) => match in_status(resp.status) {
+                Some(status) => UploadResult::Response {
+                    status,
+                    retry_after: resp.retry_after,
+                },
+                None => UploadResult::NetworkError(format!(
+                    "the transport returned {}, which is not an HTTP status",
+                    resp.status
+                )),
             },
             // A JVM exception arrives with its stack trace; the first line is what goes
             // into `last_error` and the listener's notification.

@@ -14,6 +14,8 @@
 //! - [`foreign`]: traits the app implements: [`HttpTransport`], [`EventPlugin`],
 //!   [`DeliveryListener`], and their adapters to the core's traits.
 //! - [`error`]: [`TrailhoundError`], the one error at the edge, mapped from the core's.
+//! - `int`: integers cross signed (`i64`, `i32`, usable from Java); the core's unsigned
+//!   values go out saturated, host values come in refused if negative.
 //!
 //! # Panics and exceptions
 //!
@@ -28,6 +30,7 @@
 pub mod client;
 pub mod error;
 pub mod foreign;
+mod int;
 pub mod types;
 pub mod value;
 

@@ -12,6 +12,8 @@ use trailhound::{
     Notification as CoreNotification, Stats as CoreStats,
 };
 
+use crate::error::TrailhoundError;
+use crate::int::{out_i32, out_i64, out_status, unsigned};
 use crate::value::{from_properties, to_properties, Value};
 
 /// The kind of network the device is on.
@@ -124,20 +126,29 @@ pub struct ContextInfo {
     /// IANA time zone.
     #[uniffi(default = None)]
     pub timezone: Option<String>,
-    /// Screen width in points.
+    /// Screen width in points; not negative.
     #[uniffi(default = None)]
-    pub screen_width: Option<u32>,
-    /// Screen height in points.
+    pub screen_width: Option<i32>,
+    /// Screen height in points; not negative.
     #[uniffi(default = None)]
-    pub screen_height: Option<u32>,
+    pub screen_height: Option<i32>,
     /// Pixels per point.
     #[uniffi(default = None)]
     pub screen_density: Option<f64>,
 }
 
-impl From<ContextInfo> for CoreContextInfo {
-    fn from(c: ContextInfo) -> Self {
-        CoreContextInfo {
+/// A screen dimension from the host: negative is a `Config` error naming it.
+fn screen(setting: &str, v: Option<i32>) -> Result<Option<u32>, TrailhoundError> {
+    // A non-negative i32 always fits a u32: the fallback is never taken.
+    v.map(|v| unsigned(setting, v.into()).map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+        .transpose()
+}
+
+impl TryFrom<ContextInfo> for CoreContextInfo {
+    type Error = TrailhoundError;
+
+    fn try_from(c: ContextInfo) -> Result<Self, TrailhoundError> {
+        Ok(CoreContextInfo {
             app: c.app.map(|a| CoreAppInfo {
                 name: a.name,
                 version: a.version,
@@ -151,11 +162,11 @@ impl From<ContextInfo> for CoreContextInfo {
             os_version: c.os_version,
             locale: c.locale,
             timezone: c.timezone,
-            screen_width: c.screen_width,
-            screen_height: c.screen_height,
+            screen_width: screen("context.screen_width", c.screen_width)?,
+            screen_height: screen("context.screen_height", c.screen_height)?,
             screen_density: c.screen_density,
             user_agent: None,
-        }
+        })
     }
 }
 
@@ -171,7 +182,7 @@ pub enum DropReason {
     /// The server refused the event.
     Rejected {
         /// The HTTP status.
-        status: u16,
+        status: i32,
     },
     /// 413 for the event alone.
     TooLarge,
@@ -195,7 +206,9 @@ impl From<CoreDropReason> for DropReason {
             CoreDropReason::CountCap => DropReason::CountCap,
             CoreDropReason::BytesCap => DropReason::BytesCap,
             CoreDropReason::Age => DropReason::Age,
-            CoreDropReason::Rejected { status } => DropReason::Rejected { status },
+            CoreDropReason::Rejected { status } => DropReason::Rejected {
+                status: out_status(status),
+            },
             CoreDropReason::TooLarge => DropReason::TooLarge,
             CoreDropReason::DiskFull => DropReason::DiskFull,
             CoreDropReason::StoreCorrupt => DropReason::StoreCorrupt,
@@ -220,27 +233,27 @@ pub enum Notification {
         /// Why.
         reason: DropReason,
         /// How many.
-        count: u64,
+        count: i64,
         /// Their `messageId`s, where known.
         message_ids: Vec<String>,
     },
     /// An upload failed and will be retried.
     UploadFailed {
         /// The HTTP status, or none for a network error.
-        status: Option<u16>,
+        status: Option<i32>,
         /// What went wrong.
         error: String,
         /// Consecutive failures.
-        attempts: u32,
+        attempts: i32,
         /// Milliseconds until the next attempt.
-        retry_in_ms: u64,
+        retry_in_ms: i64,
     },
     /// The server refused the write key; uploads are paused.
     Paused {
         /// The HTTP status.
-        status: u16,
+        status: i32,
         /// Milliseconds until a probe request.
-        resume_in_ms: u64,
+        resume_in_ms: i64,
     },
     /// An event broke the tracking plan.
     PlanViolation {
@@ -258,9 +271,9 @@ pub enum Notification {
         /// `network`, `status`, `paused` or `blocked`.
         reason: String,
         /// The HTTP status behind a `status` or `paused` reason.
-        status: Option<u16>,
+        status: Option<i32>,
         /// Milliseconds until it is tried again.
-        retry_in_ms: u64,
+        retry_in_ms: i64,
     },
     /// An endpoint that was open answered again.
     EndpointClosed {
@@ -275,9 +288,11 @@ pub enum Notification {
 }
 
 /// The HTTP status behind a breaker's reason, if any.
-fn reason_status(reason: CoreOpenReason) -> Option<u16> {
+fn reason_status(reason: CoreOpenReason) -> Option<i32> {
     match reason {
-        CoreOpenReason::Status { status } | CoreOpenReason::Paused { status } => Some(status),
+        CoreOpenReason::Status { status } | CoreOpenReason::Paused { status } => {
+            Some(out_status(status))
+        }
         CoreOpenReason::Network | CoreOpenReason::Blocked => None,
     }
 }
@@ -319,7 +334,7 @@ impl From<&CoreNotification> for Notification {
                 message_ids,
             } => Notification::Dropped {
                 reason: reason.into(),
-                count,
+                count: out_i64(count),
                 message_ids,
             },
             CoreNotification::UploadFailed {
@@ -328,17 +343,17 @@ impl From<&CoreNotification> for Notification {
                 attempts,
                 retry_in_ms,
             } => Notification::UploadFailed {
-                status,
+                status: status.map(out_status),
                 error,
-                attempts,
-                retry_in_ms,
+                attempts: out_i32(attempts),
+                retry_in_ms: out_i64(retry_in_ms),
             },
             CoreNotification::Paused {
                 status,
                 resume_in_ms,
             } => Notification::Paused {
-                status,
-                resume_in_ms,
+                status: out_status(status),
+                resume_in_ms: out_i64(resume_in_ms),
             },
             CoreNotification::PlanViolation {
                 message_id,
@@ -357,7 +372,7 @@ impl From<&CoreNotification> for Notification {
                 url,
                 reason: reason.as_str().to_owned(),
                 status: reason_status(reason),
-                retry_in_ms,
+                retry_in_ms: out_i64(retry_in_ms),
             },
             CoreNotification::EndpointClosed { url } => Notification::EndpointClosed { url },
             CoreNotification::StoreError { error } => Notification::StoreError { error },
@@ -402,7 +417,7 @@ pub struct PlanViolationCount {
     /// The stable rule id, such as `type` or `required`.
     pub rule: String,
     /// How many violations.
-    pub count: u64,
+    pub count: i64,
 }
 
 impl From<trailhound::core::plan::ViolationCount> for PlanViolationCount {
@@ -410,7 +425,7 @@ impl From<trailhound::core::plan::ViolationCount> for PlanViolationCount {
         PlanViolationCount {
             event: c.event,
             rule: c.rule.as_str().to_owned(),
-            count: c.count,
+            count: out_i64(c.count),
         }
     }
 }
@@ -419,46 +434,46 @@ impl From<trailhound::core::plan::ViolationCount> for PlanViolationCount {
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Dropped {
     /// Queue event cap.
-    pub count_cap: u64,
+    pub count_cap: i64,
     /// Queue bytes cap.
-    pub bytes_cap: u64,
+    pub bytes_cap: i64,
     /// Age cap.
-    pub age: u64,
+    pub age: i64,
     /// Refused by the server.
-    pub rejected: u64,
+    pub rejected: i64,
     /// 413 alone.
-    pub too_large: u64,
+    pub too_large: i64,
     /// Disk full.
-    pub disk_full: u64,
+    pub disk_full: i64,
     /// Corrupt store replaced.
-    pub store_corrupt: u64,
+    pub store_corrupt: i64,
     /// Storage failing until shutdown.
-    pub store_failed: u64,
+    pub store_failed: i64,
     /// Opt-out.
-    pub opt_out: u64,
+    pub opt_out: i64,
     /// Dropped by a plugin.
-    pub plugin: u64,
+    pub plugin: i64,
     /// Dropped for breaking the tracking plan.
-    pub plan_violation: u64,
+    pub plan_violation: i64,
     /// All of the above.
-    pub total: u64,
+    pub total: i64,
 }
 
 impl From<CoreDropped> for Dropped {
     fn from(d: CoreDropped) -> Self {
         Dropped {
-            count_cap: d.count_cap,
-            bytes_cap: d.bytes_cap,
-            age: d.age,
-            rejected: d.rejected,
-            too_large: d.too_large,
-            disk_full: d.disk_full,
-            store_corrupt: d.store_corrupt,
-            store_failed: d.store_failed,
-            opt_out: d.opt_out,
-            plugin: d.plugin,
-            plan_violation: d.plan_violation,
-            total: d.total(),
+            count_cap: out_i64(d.count_cap),
+            bytes_cap: out_i64(d.bytes_cap),
+            age: out_i64(d.age),
+            rejected: out_i64(d.rejected),
+            too_large: out_i64(d.too_large),
+            disk_full: out_i64(d.disk_full),
+            store_corrupt: out_i64(d.store_corrupt),
+            store_failed: out_i64(d.store_failed),
+            opt_out: out_i64(d.opt_out),
+            plugin: out_i64(d.plugin),
+            plan_violation: out_i64(d.plan_violation),
+            total: out_i64(d.total()),
         }
     }
 }
@@ -467,7 +482,7 @@ impl From<CoreDropped> for Dropped {
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct RetryState {
     /// Consecutive failed attempts.
-    pub attempts: u32,
+    pub attempts: i32,
     /// No upload before this time (ms since the epoch).
     pub next_attempt_ms: Option<i64>,
     /// Whether the wait came from the server's `Retry-After`.
@@ -475,17 +490,17 @@ pub struct RetryState {
     /// Uploads paused by a 401/403 until this time.
     pub auth_paused_until_ms: Option<i64>,
     /// The status that paused uploads.
-    pub auth_status: Option<u16>,
+    pub auth_status: Option<i32>,
 }
 
 impl From<CoreRetry> for RetryState {
     fn from(r: CoreRetry) -> Self {
         RetryState {
-            attempts: r.attempts,
+            attempts: out_i32(r.attempts),
             next_attempt_ms: r.next_attempt_ms,
             server_directed: r.server_directed,
             auth_paused_until_ms: r.auth_paused_until_ms,
-            auth_status: r.auth_status,
+            auth_status: r.auth_status.map(out_status),
         }
     }
 }
@@ -500,11 +515,11 @@ pub struct EndpointStats {
     /// Why it is open or half-open: `network`, `status`, `paused` or `blocked`.
     pub reason: Option<String>,
     /// The HTTP status behind a `status` or `paused` reason.
-    pub status: Option<u16>,
+    pub status: Option<i32>,
     /// Requests sent to it.
-    pub requests: u64,
+    pub requests: i64,
     /// Of those, failed.
-    pub failures: u64,
+    pub failures: i64,
     /// Its latest failure.
     pub last_error: Option<String>,
     /// When it may be tried again, if open (ms since the epoch).
@@ -518,8 +533,8 @@ impl From<CoreEndpointStats> for EndpointStats {
             state: e.state.as_str().to_owned(),
             reason: e.reason.map(|r| r.as_str().to_owned()),
             status: e.reason.and_then(reason_status),
-            requests: e.requests,
-            failures: e.failures,
+            requests: out_i64(e.requests),
+            failures: out_i64(e.failures),
             last_error: e.last_error,
             retry_at_ms: e.retry_at_ms,
         }
@@ -530,25 +545,25 @@ impl From<CoreEndpointStats> for EndpointStats {
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Stats {
     /// Events handed to the engine.
-    pub accepted: u64,
+    pub accepted: i64,
     /// Events waiting for delivery.
-    pub queued_events: u64,
+    pub queued_events: i64,
     /// Their bytes.
-    pub queued_bytes: u64,
+    pub queued_bytes: i64,
     /// Of those, not yet committed to storage.
-    pub uncommitted_events: u64,
+    pub uncommitted_events: i64,
     /// Events the server acknowledged.
-    pub delivered: u64,
+    pub delivered: i64,
     /// Upload requests made.
-    pub requests: u64,
+    pub requests: i64,
     /// Failed requests that will be retried.
-    pub retries: u64,
+    pub retries: i64,
     /// Batches acknowledged.
-    pub batches_delivered: u64,
+    pub batches_delivered: i64,
     /// Flushes started.
-    pub flushes: u64,
+    pub flushes: i64,
     /// Request body bytes sent, gzipped.
-    pub bytes_sent: u64,
+    pub bytes_sent: i64,
     /// Dropped events by reason.
     pub dropped: Dropped,
     /// Backoff and auth pause of the endpoint the next upload waits for.
@@ -568,16 +583,16 @@ pub struct Stats {
 impl From<CoreStats> for Stats {
     fn from(s: CoreStats) -> Self {
         Stats {
-            accepted: s.accepted,
-            queued_events: s.queued_events,
-            queued_bytes: s.queued_bytes,
-            uncommitted_events: s.uncommitted_events,
-            delivered: s.delivered,
-            requests: s.requests,
-            retries: s.retries,
-            batches_delivered: s.batches_delivered,
-            flushes: s.flushes,
-            bytes_sent: s.bytes_sent,
+            accepted: out_i64(s.accepted),
+            queued_events: out_i64(s.queued_events),
+            queued_bytes: out_i64(s.queued_bytes),
+            uncommitted_events: out_i64(s.uncommitted_events),
+            delivered: out_i64(s.delivered),
+            requests: out_i64(s.requests),
+            retries: out_i64(s.retries),
+            batches_delivered: out_i64(s.batches_delivered),
+            flushes: out_i64(s.flushes),
+            bytes_sent: out_i64(s.bytes_sent),
             dropped: s.dropped.into(),
             retry: s.retry.into(),
             endpoints: s.endpoints.into_iter().map(Into::into).collect(),

@@ -110,7 +110,7 @@ impl HttpTransport for FlakyTransport {
                 status,
                 retry_after,
             } => Ok(HttpResponse {
-                status,
+                status: status.into(),
                 retry_after,
             }),
             trailhound::UploadResult::NetworkError(e) | trailhound::UploadResult::Blocked(e) => {

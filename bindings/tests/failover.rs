@@ -80,7 +80,7 @@ fn dead_primary_delivers_through_the_fallback() {
 fn bad_fallbacks_are_config_errors() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cases: [(&[&str], Option<u32>, &str); 4] = [
+    let cases: [(&[&str], Option<i32>, &str); 4] = [
         (&["http://example.com"], None, "fallback endpoint 1"),
         (
             &["https://b.example", "https://COLLECTOR.example.com/"],

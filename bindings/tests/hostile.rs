@@ -30,7 +30,7 @@ fn assert_no_panic() {
 }
 
 /// Answers every request with the next scripted status, then 200.
-struct Scripted(Mutex<Vec<u16>>);
+struct Scripted(Mutex<Vec<i32>>);
 impl HttpTransport for Scripted {
     fn send(&self, _: HttpRequest) -> Result<HttpResponse, TrailhoundError> {
         let mut s = self.0.lock().unwrap();
@@ -50,7 +50,8 @@ fn config(dir: &std::path::Path, policy: Option<PolicyOverrides>) -> Config {
         policy,
         context: None,
         conditions: None,
-        jitter_seed: Some(u64::MAX),
+        // Negative on purpose: a seed is any 64 bits.
+        jitter_seed: Some(i64::MIN),
         plan_json: None,
         plan_file: None,
         plan_mode: None,
@@ -61,14 +62,14 @@ fn config(dir: &std::path::Path, policy: Option<PolicyOverrides>) -> Config {
 fn client(
     dir: &std::path::Path,
     policy: Option<PolicyOverrides>,
-    statuses: Vec<u16>,
+    statuses: Vec<i32>,
 ) -> Result<Arc<TrailhoundClient>, TrailhoundError> {
     let t = Arc::new(Scripted(Mutex::new(statuses)));
     TrailhoundClient::new(config(dir, policy), Some(t), vec![], vec![])
 }
 
-/// Every policy override at its type's extreme (u64::MAX, u32::MAX, NaN, infinity,
-/// negative) is a `Config` error naming the setting, not a panic or an abort.
+/// Every policy override at its type's extreme (i64::MAX, i32::MAX, i64::MIN, -1, NaN,
+/// infinity) is a `Config` error naming the setting, not a panic or an abort.
 #[test]
 fn extreme_policy_overrides_are_config_errors() {
     count_panics();
@@ -77,14 +78,14 @@ fn extreme_policy_overrides_are_config_errors() {
         (
             "max_event_bytes",
             PolicyOverrides {
-                max_event_bytes: Some(u64::MAX),
+                max_event_bytes: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "max_nesting_depth",
             PolicyOverrides {
-                max_nesting_depth: Some(u32::MAX),
+                max_nesting_depth: Some(i32::MAX),
                 ..d()
             },
         ),
@@ -98,84 +99,84 @@ fn extreme_policy_overrides_are_config_errors() {
         (
             "max_batch_bytes",
             PolicyOverrides {
-                max_batch_bytes: Some(u64::MAX),
+                max_batch_bytes: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "max_queue_events",
             PolicyOverrides {
-                max_queue_events: Some(u64::MAX),
+                max_queue_events: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "max_queue_bytes",
             PolicyOverrides {
-                max_queue_bytes: Some(u64::MAX),
+                max_queue_bytes: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "max_event_age_ms",
             PolicyOverrides {
-                max_event_age_ms: Some(u64::MAX),
+                max_event_age_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "commit_interval_ms",
             PolicyOverrides {
-                commit_interval_ms: Some(u64::MAX),
+                commit_interval_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "call_queue_capacity",
             PolicyOverrides {
-                call_queue_capacity: Some(u32::MAX),
+                call_queue_capacity: Some(i32::MAX),
                 ..d()
             },
         ),
         (
             "call_queue_bytes",
             PolicyOverrides {
-                call_queue_bytes: Some(u64::MAX),
+                call_queue_bytes: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "flush_at",
             PolicyOverrides {
-                flush_at: Some(u64::MAX),
+                flush_at: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "prompt_delay_ms",
             PolicyOverrides {
-                prompt_delay_ms: Some(u64::MAX),
+                prompt_delay_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "relaxed_delay_ms",
             PolicyOverrides {
-                relaxed_delay_ms: Some(u64::MAX),
+                relaxed_delay_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "max_delay_ms",
             PolicyOverrides {
-                max_delay_ms: Some(u64::MAX),
+                max_delay_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "upload_margin_ms",
             PolicyOverrides {
-                upload_margin_ms: Some(u64::MAX),
+                upload_margin_ms: Some(i64::MAX),
                 ..d()
             },
         ),
@@ -210,56 +211,85 @@ fn extreme_policy_overrides_are_config_errors() {
         (
             "backoff_base",
             PolicyOverrides {
-                backoff_base_ms: Some(u64::MAX),
+                backoff_base_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "backoff_max_ms",
             PolicyOverrides {
-                backoff_max_ms: Some(u64::MAX),
+                backoff_max_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "auth_pause_ms",
             PolicyOverrides {
-                auth_pause_ms: Some(u64::MAX),
+                auth_pause_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "request_timeout_ms",
             PolicyOverrides {
-                request_timeout_ms: Some(u64::MAX),
+                request_timeout_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "upload_timeout_ms",
             PolicyOverrides {
-                upload_timeout_ms: Some(u64::MAX),
+                upload_timeout_ms: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "max_uncommitted_events",
             PolicyOverrides {
-                max_uncommitted_events: Some(u64::MAX),
+                max_uncommitted_events: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "max_uncommitted_bytes",
             PolicyOverrides {
-                max_uncommitted_bytes: Some(u64::MAX),
+                max_uncommitted_bytes: Some(i64::MAX),
                 ..d()
             },
         ),
         (
             "session_timeout_ms",
             PolicyOverrides {
-                session_timeout_ms: Some(u64::MAX),
+                session_timeout_ms: Some(i64::MAX),
+                ..d()
+            },
+        ),
+        // Negative values, which the signed FFI types let a host pass.
+        (
+            "policy.flush_at: -1 is negative",
+            PolicyOverrides {
+                flush_at: Some(-1),
+                ..d()
+            },
+        ),
+        (
+            "policy.commit_interval_ms: -9223372036854775808 is negative",
+            PolicyOverrides {
+                commit_interval_ms: Some(i64::MIN),
+                ..d()
+            },
+        ),
+        (
+            "policy.max_batch_events: -1 is negative",
+            PolicyOverrides {
+                max_batch_events: Some(-1),
+                ..d()
+            },
+        ),
+        (
+            "policy.max_endpoints: -2147483648 is negative",
+            PolicyOverrides {
+                max_endpoints: Some(i32::MIN),
                 ..d()
             },
         ),
@@ -277,54 +307,59 @@ fn extreme_policy_overrides_are_config_errors() {
 }
 
 /// The largest accepted durations, with the retry and auth-pause arithmetic they feed
-/// exercised by a 503 and a 401, and `u64::MAX` timeouts: sane results, no panic on
+/// exercised by a 503 and a 401, and `i64::MAX` timeouts: sane results, no panic on
 /// either side of the boundary.
 #[test]
 fn largest_accepted_settings_and_timeouts_work() {
     count_panics();
     let dir = tempfile::tempdir().unwrap();
-    let max = Some(MAX_DURATION_MS);
+    let longest = i64::try_from(MAX_DURATION_MS).unwrap();
+    let largest = i64::try_from(MAX_POLICY_SIZE).unwrap();
+    let max = Some(longest);
     let policy = PolicyOverrides {
         max_event_age_ms: max,
-        commit_interval_ms: Some(MAX_DURATION_MS - 1),
+        commit_interval_ms: Some(longest - 1),
         // Uploads start only from the flushes below: with a prompt_delay of 0 the event's
         // own scheduled upload raced the first flush, and a third request (200) could
         // land before the second flush_blocking returned.
         prompt_delay_ms: max,
         relaxed_delay_ms: max,
         max_delay_ms: max,
-        upload_margin_ms: Some(MAX_DURATION_MS - 1),
+        upload_margin_ms: Some(longest - 1),
         backoff_base_ms: max,
         backoff_max_ms: max,
         auth_pause_ms: max,
         request_timeout_ms: max,
         upload_timeout_ms: max,
         session_timeout_ms: max,
-        max_queue_events: Some(MAX_POLICY_SIZE),
-        max_queue_bytes: Some(MAX_POLICY_SIZE),
-        flush_at: Some(MAX_POLICY_SIZE),
-        max_nesting_depth: Some(trailhound::core::policy::MAX_NESTING_DEPTH as u32),
-        call_queue_capacity: Some(MAX_CALL_QUEUE_CAPACITY),
+        max_queue_events: Some(largest),
+        max_queue_bytes: Some(largest),
+        flush_at: Some(largest),
+        max_nesting_depth: Some(
+            i32::try_from(trailhound::core::policy::MAX_NESTING_DEPTH).unwrap(),
+        ),
+        call_queue_capacity: Some(i32::try_from(MAX_CALL_QUEUE_CAPACITY).unwrap()),
         ..PolicyOverrides::default()
     };
     let c = client(dir.path(), Some(policy), vec![503, 401]).unwrap();
     c.track("a".into(), HashMap::new()).unwrap();
     // 503: a retry 100 years away. flush() probes again at once: 401, a pause as long.
-    let first = c.flush_blocking(u64::MAX).unwrap();
+    let first = c.flush_blocking(i64::MAX).unwrap();
     assert_eq!(first.delivered, 0);
-    let second = c.flush_blocking(u64::MAX).unwrap();
+    let second = c.flush_blocking(i64::MAX).unwrap();
     assert_eq!(second.delivered, 0);
     assert_eq!(second.retry.auth_status, Some(401));
-    c.shutdown(u64::MAX).unwrap();
+    c.shutdown(i64::MAX).unwrap();
     assert!(matches!(
-        c.flush_blocking(u64::MAX),
+        c.flush_blocking(i64::MAX),
         Err(TrailhoundError::Closed)
     ));
-    c.shutdown(u64::MAX).unwrap();
+    c.shutdown(i64::MAX).unwrap();
     assert_no_panic();
 }
 
-/// Zero and u64::MAX timeouts, and flushes in a row, return stats or `Timeout`/`Closed`.
+/// Zero, negative and i64::MAX timeouts, and flushes in a row, return stats or
+/// `Timeout`/`Closed`; a negative one is zero.
 #[test]
 fn extreme_timeouts_are_sane() {
     count_panics();
@@ -335,9 +370,13 @@ fn extreme_timeouts_are_sane() {
         Ok(_) | Err(TrailhoundError::Timeout { timeout_ms: 0 }) => {}
         other => panic!("flush_blocking(0): {other:?}"),
     }
-    assert_eq!(c.flush_blocking(u64::MAX).unwrap().delivered, 1);
+    match c.flush_blocking(i64::MIN) {
+        Ok(_) | Err(TrailhoundError::Timeout { timeout_ms: 0 }) => {}
+        other => panic!("flush_blocking(i64::MIN): {other:?}"),
+    }
+    assert_eq!(c.flush_blocking(i64::MAX).unwrap().delivered, 1);
     c.shutdown(0).ok();
-    c.shutdown(u64::MAX).unwrap();
+    c.shutdown(i64::MAX).unwrap();
     assert_no_panic();
 }
 
@@ -350,7 +389,7 @@ fn nan_device_conditions_and_context_are_harmless() {
     let mut cfg = config(dir.path(), None);
     cfg.context = Some(ContextInfo {
         screen_density: Some(f64::NAN),
-        screen_width: Some(u32::MAX),
+        screen_width: Some(i32::MAX),
         ..ContextInfo::default()
     });
     cfg.conditions = Some(DeviceConditions {
@@ -373,8 +412,36 @@ fn nan_device_conditions_and_context_are_harmless() {
         .unwrap();
     }
     c.track("a".into(), HashMap::new()).unwrap();
-    c.shutdown(u64::MAX).unwrap();
+    c.shutdown(i64::MAX).unwrap();
     assert_no_panic();
+}
+
+/// A negative screen size in the context is a `Config` error naming it.
+#[test]
+fn negative_context_sizes_are_config_errors() {
+    for (setting, width, height) in [
+        ("context.screen_width: -1 is negative", Some(-1), None),
+        (
+            "context.screen_height: -2147483648 is negative",
+            Some(1),
+            Some(i32::MIN),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), None);
+        cfg.context = Some(ContextInfo {
+            screen_width: width,
+            screen_height: height,
+            ..ContextInfo::default()
+        });
+        let t = Arc::new(Scripted(Mutex::new(vec![])));
+        match TrailhoundClient::new(cfg, Some(t), vec![], vec![]) {
+            Err(TrailhoundError::Config { detail }) => {
+                assert!(detail.contains(setting), "{setting}: {detail}")
+            }
+            other => panic!("{setting}: expected a Config error, got {other:?}"),
+        }
+    }
 }
 
 fn nest(depth: usize) -> Value {
@@ -462,7 +529,7 @@ fn hostile_values_through_calls_are_invalid_errors() {
     ));
     assert!(c.alias(String::new()).is_err());
     c.track("ok".into(), HashMap::new()).unwrap();
-    assert_eq!(c.flush_blocking(u64::MAX).unwrap().delivered, 1);
+    assert_eq!(c.flush_blocking(i64::MAX).unwrap().delivered, 1);
     assert_no_panic();
 }
 
@@ -500,7 +567,7 @@ fn hostile_config_strings_are_errors() {
 }
 
 /// Answers with the scripted status and `Retry-After`, then 200.
-struct ScriptedRetryAfter(Mutex<Vec<(u16, Option<&'static str>)>>);
+struct ScriptedRetryAfter(Mutex<Vec<(i32, Option<&'static str>)>>);
 impl HttpTransport for ScriptedRetryAfter {
     fn send(&self, _: HttpRequest) -> Result<HttpResponse, TrailhoundError> {
         let mut s = self.0.lock().unwrap();
@@ -521,7 +588,7 @@ impl HttpTransport for ScriptedRetryAfter {
 #[test]
 fn hostile_transport_answers_do_not_panic() {
     count_panics();
-    let script: Vec<(u16, Option<&'static str>)> = vec![
+    let script: Vec<(i32, Option<&'static str>)> = vec![
         (0, None),
         (100, None),
         (199, None),
@@ -535,7 +602,11 @@ fn hostile_transport_answers_do_not_panic() {
         (429, Some("1e308")),
         (503, Some("\u{0}\u{FFFF}")),
         (600, None),
-        (u16::MAX, None),
+        (65_535, None),
+        // Not HTTP statuses at all: taken for a network error.
+        (-1, None),
+        (65_536, None),
+        (i32::MIN, None),
     ];
     for answer in script {
         let dir = tempfile::tempdir().unwrap();
@@ -548,10 +619,15 @@ fn hostile_transport_answers_do_not_panic() {
         let c = TrailhoundClient::new(config(dir.path(), Some(policy)), Some(t), vec![], vec![])
             .unwrap();
         c.track("a".into(), HashMap::new()).unwrap();
-        let first = c.flush_blocking(u64::MAX).unwrap();
+        let first = c.flush_blocking(i64::MAX).unwrap();
         assert!(first.requests >= 1, "{answer:?}");
-        c.flush_blocking(u64::MAX).unwrap();
-        c.shutdown(u64::MAX).unwrap();
+        if u16::try_from(answer.0).is_err() {
+            // A network error: retried (after 1 ms here), not taken for an answer.
+            assert!(first.retries >= 1, "{answer:?}: {first:?}");
+            assert!(first.requests >= 2, "{answer:?}: {first:?}");
+        }
+        c.flush_blocking(i64::MAX).unwrap();
+        c.shutdown(i64::MAX).unwrap();
     }
     assert_no_panic();
 }

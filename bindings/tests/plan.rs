@@ -14,7 +14,7 @@ use trailhound_tests::plan_cases::{self, CaseCall, Table};
 #[allow(dead_code)] // Each test file uses a part of it.
 mod common;
 
-const WAIT_MS: u64 = 20_000;
+const WAIT_MS: i64 = 20_000;
 
 /// Records every notification.
 #[derive(Default)]
@@ -147,7 +147,7 @@ fn tables_in_report_mode() {
         let mut total = 0;
         for (i, case) in table.cases.iter().enumerate() {
             let want = &case.violations;
-            total += want.len() as u64;
+            total += i64::try_from(want.len()).unwrap();
             if want.is_empty() {
                 assert_eq!(out.told[i], None, "`{}`", case.name);
                 assert_eq!(out.arrived[i], Some(None), "`{}`", case.name);
@@ -157,7 +157,7 @@ fn tables_in_report_mode() {
                 assert_eq!(out.arrived[i], Some(Some(want.clone())), "`{}`", case.name);
             }
         }
-        let counted: u64 = out.stats.plan_violations.iter().map(|c| c.count).sum();
+        let counted: i64 = out.stats.plan_violations.iter().map(|c| c.count).sum();
         assert_eq!(counted, total, "{}", table.name);
         assert_eq!(out.stats.dropped.plan_violation, 0);
     }
@@ -252,7 +252,7 @@ fn violation_counts_are_bounded() {
     for name in ["A", "B", "C", "D", "A"] {
         client.track(name.into(), HashMap::new()).unwrap();
     }
-    let counts: Vec<(String, String, u64)> = client
+    let counts: Vec<(String, String, i64)> = client
         .stats()
         .plan_violations
         .into_iter()

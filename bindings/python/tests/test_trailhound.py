@@ -278,3 +278,18 @@ def test_bad_endpoint_is_a_config_error(tmp_path):
     with pytest.raises(TrailhoundError.Config) as info:
         Trailhound.setup("k", "http://example.com", str(tmp_path))
     assert "loopback" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "policy"),
+    [
+        ("policy.flush_at: -1 is negative", PolicyOverrides(flush_at=-1)),
+        ("policy.max_endpoints: -2 is negative", PolicyOverrides(max_endpoints=-2)),
+        ("policy.backoff_base_ms: -10 is negative", PolicyOverrides(backoff_base_ms=-10)),
+    ],
+)
+def test_negative_policy_values_are_config_errors(tmp_path, setting, policy):
+    """The FFI's integers are signed (usable from Java); a negative setting is refused by name."""
+    with pytest.raises(TrailhoundError.Config) as info:
+        Trailhound.setup("k", "http://127.0.0.1:9", str(tmp_path), policy=policy)
+    assert setting in str(info.value)

@@ -203,16 +203,13 @@ class _Listener(_ffi.DeliveryListener):
         self._fn(notification)
 
 
-_U64_MAX = 2**64 - 1
-
-
 def _millis(seconds: float) -> int:
-    """Seconds as FFI milliseconds: negative or NaN is 0, beyond 64 bits (or infinity) is
-    the maximum, which Rust clamps to its longest timeout."""
+    """Seconds as FFI milliseconds (a signed 64-bit integer): negative or NaN is 0, beyond
+    64 bits (or infinity) is the maximum, which Rust clamps to its longest timeout."""
     if math.isnan(seconds) or seconds <= 0:
         return 0
-    if math.isinf(seconds) or seconds * 1000 >= _U64_MAX:
-        return _U64_MAX
+    if math.isinf(seconds) or seconds * 1000 >= _I64_MAX:
+        return _I64_MAX
     return int(seconds * 1000)
 
 

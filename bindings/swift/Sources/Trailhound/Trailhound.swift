@@ -122,14 +122,15 @@ extension TrailhoundConfig: CustomStringConvertible, CustomDebugStringConvertibl
     }
 }
 
-/// Seconds as FFI milliseconds without trapping (`UInt64(x)` traps on NaN, negatives and
-/// overflow): NaN or negative is 0, beyond 64 bits (or infinity) is the maximum, which
-/// Rust clamps to its longest timeout.
-func ffiMillis(_ seconds: TimeInterval) -> UInt64 {
+/// Seconds as FFI milliseconds without trapping (`Int64(x)` traps on NaN and overflow):
+/// NaN or negative is 0, beyond 64 bits (or infinity) is the maximum, which Rust clamps
+/// to its longest timeout.
+func ffiMillis(_ seconds: TimeInterval) -> Int64 {
     let ms = seconds * 1000
     if ms.isNaN || ms <= 0 { return 0 }
-    if ms >= Double(UInt64.max) { return .max }
-    return UInt64(ms)
+    // Double(Int64.max) rounds up to 2^63, itself out of range: `>=` keeps Int64(ms) safe.
+    if ms >= Double(Int64.max) { return .max }
+    return Int64(ms)
 }
 
 public final class Trailhound {
@@ -246,7 +247,7 @@ public final class URLSessionTransport: HttpTransport, @unchecked Sendable {
                 result = .failure(TrailhoundError.Callback(detail: error.localizedDescription))
             } else if let http = response as? HTTPURLResponse {
                 // With the redirect refused, a 3xx arrives here as the answer.
-                result = .success(HttpResponse(status: UInt16(clamping: http.statusCode),
+                result = .success(HttpResponse(status: Int32(clamping: http.statusCode),
                                                retryAfter: http.value(forHTTPHeaderField: "Retry-After")))
             }
             done.signal()

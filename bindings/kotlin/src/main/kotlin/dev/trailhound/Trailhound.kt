@@ -26,14 +26,14 @@ fun interface Transport {
 
     companion object {
         /**
-         * An [HttpResponse] from an `int` status, for transports written in Java: the
-         * generated constructor takes a `UShort`, which Java cannot pass.
+         * An [HttpResponse], `Retry-After` optional. Unlike the constructor it refuses a status
+         * outside 0..65535 at once, which Rust would otherwise take for a network error.
          */
         @JvmStatic
         @JvmOverloads
         fun response(status: Int, retryAfter: String? = null): HttpResponse {
             require(status in 0..0xFFFF) { "status $status is not an HTTP status" }
-            return HttpResponse(status.toUShort(), retryAfter)
+            return HttpResponse(status, retryAfter)
         }
     }
 }
@@ -83,7 +83,8 @@ data class TrailhoundConfig(
     val transport: Transport? = null,
     val plugins: List<Plugin> = emptyList(),
     val listeners: List<Listener> = emptyList(),
-    val jitterSeed: ULong? = null,
+    /** A fixed seed for the retry jitter (tests); any 64 bits. */
+    val jitterSeed: Long? = null,
     /** A tracking plan's JSON text (bundled with the app); at most one of [plan] and [planFile]. */
     val plan: String? = null,
     /** The path of a tracking plan file. */
@@ -107,8 +108,8 @@ data class TrailhoundConfig(
             "fallbackEndpoints=$fallbackEndpoints)"
 
     /**
-     * Builds a [TrailhoundConfig] from Java, which cannot call the constructor: its
-     * `ULong?` parameter makes Kotlin hide it from Java. Kotlin code uses named arguments.
+     * Builds a [TrailhoundConfig] from Java without passing all fifteen constructor
+     * arguments. Kotlin code uses named arguments.
      *
      * ```java
      * TrailhoundConfig config = TrailhoundConfig.builder(writeKey, endpoint, dataDir)
@@ -135,7 +136,7 @@ data class TrailhoundConfig(
         fun transport(transport: Transport?) = apply { this.transport = transport }
         fun plugin(plugin: Plugin) = apply { plugins.add(plugin) }
         fun listener(listener: Listener) = apply { listeners.add(listener) }
-        /** A fixed seed for the retry jitter (tests); read as unsigned 64 bits. */
+        /** A fixed seed for the retry jitter (tests); any 64 bits. */
         fun jitterSeed(seed: Long?) = apply { jitterSeed = seed }
         fun plan(planJson: String?) = apply { plan = planJson }
         fun planFile(path: String?) = apply { planFile = path }
@@ -152,7 +153,7 @@ data class TrailhoundConfig(
             transport = transport,
             plugins = plugins.toList(),
             listeners = listeners.toList(),
-            jitterSeed = jitterSeed?.toULong(),
+            jitterSeed = jitterSeed,
             plan = plan,
             planFile = planFile,
             planMode = planMode,
@@ -168,11 +169,11 @@ data class TrailhoundConfig(
 }
 
 /** Milliseconds for the FFI: a negative duration is zero; Rust clamps very long ones. */
-private fun Duration.toFfiMillis(): ULong = inWholeMilliseconds.coerceAtLeast(0).toULong()
+private fun Duration.toFfiMillis(): Long = inWholeMilliseconds.coerceAtLeast(0)
 
 /** The same for a `java.time.Duration`; one too long for a Long of milliseconds is the longest. */
-private fun java.time.Duration.toFfiMillis(): ULong =
-    if (isNegative) 0uL else runCatching { toMillis() }.getOrDefault(Long.MAX_VALUE).toULong()
+private fun java.time.Duration.toFfiMillis(): Long =
+    if (isNegative) 0L else runCatching { toMillis() }.getOrDefault(Long.MAX_VALUE)
 
 /**
  * The Trailhound client. Every method is safe to call from any thread; `track()` returns
@@ -272,7 +273,7 @@ class Trailhound private constructor(private val client: TrailhoundClient) : Aut
     val anonymousId: String get() = client.anonymousId()
     val userId: String? get() = client.userId()
     fun stats(): Stats = client.stats()
-    fun invalidCalls(): Long = client.invalidCalls().toLong()
+    fun invalidCalls(): Long = client.invalidCalls()
 
     /** Commits, tries one last flush within [timeout], and stops; the rest stays queued. */
     fun shutdown(timeout: Duration = 2.seconds) =

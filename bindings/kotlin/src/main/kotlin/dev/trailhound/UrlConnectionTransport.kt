@@ -31,7 +31,7 @@ class UrlConnectionTransport(private val timeoutMs: Int = 30_000) : Transport {
             val status = conn.responseCode
             // Drain so that the connection can be kept alive for the next batch.
             (if (status >= 400) conn.errorStream else conn.inputStream)?.use { it.readBytes() }
-            return HttpResponse(status.toUShort(), conn.getHeaderField("Retry-After"))
+            return HttpResponse(status, conn.getHeaderField("Retry-After"))
         } finally {
             conn.disconnect()
         }

@@ -23,14 +23,14 @@ class FailoverTest : CollectorTest() {
                 endpoint = dead,
                 dataDir = dir.toString(),
                 // Open far longer than the test: the flush's first request is the primary's only one.
-                policy = PolicyOverrides(backoffBaseMs = 600_000uL),
+                policy = PolicyOverrides(backoffBaseMs = 600_000L),
                 listeners = listOf(Listener { heard += it }),
                 fallbackEndpoints = listOf(collector.url),
             ),
         ).also { clients += it }
         repeat(5) { th.track("Failover", mapOf("i" to it)) }
         val stats = th.flushBlocking(20.seconds)
-        assertEquals(5uL, stats.delivered)
+        assertEquals(5L, stats.delivered)
         assertTrue(collector.waitFor(5))
         assertEquals((0L until 5L).toSet(), collector.events.map { (it["properties"] as Map<*, *>)["i"] }.toSet())
         assertEquals(5, collector.events.size, "each event once")
@@ -38,7 +38,7 @@ class FailoverTest : CollectorTest() {
         assertEquals(dead, primary.url)
         assertEquals("open", primary.state)
         assertEquals("network", primary.reason)
-        assertEquals(1uL, primary.failures)
+        assertEquals(1L, primary.failures)
         assertEquals(collector.url, fallback.url)
         assertEquals("closed", fallback.state)
         assertTrue(

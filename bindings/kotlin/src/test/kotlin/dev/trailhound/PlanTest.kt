@@ -85,10 +85,10 @@ class PlanTest : CollectorTest() {
                 writeKey = "test-key",
                 endpoint = collector.url,
                 dataDir = dir.toString(),
-                policy = PolicyOverrides(backoffBaseMs = 10uL, backoffMaxMs = 50uL),
+                policy = PolicyOverrides(backoffBaseMs = 10L, backoffMaxMs = 50L),
                 plugins = plugins,
                 listeners = listeners,
-                jitterSeed = 7uL,
+                jitterSeed = 7L,
                 plan = plan,
                 planMode = mode,
             ),
@@ -117,10 +117,10 @@ class PlanTest : CollectorTest() {
         th.shutdown(20.seconds)
         assertEquals(cases.size, ids.size)
         val byId = collector.events.associateBy { it["messageId"] as String }
-        var total = 0uL
+        var total = 0L
         cases.forEachIndexed { i, case ->
             val want = pairs(case["violations"])
-            total += want.size.toULong()
+            total += want.size.toLong()
             val event = byId[ids[i]] ?: error("${case["name"]} not delivered")
             val plan = (event["context"] as Map<String, Any?>)["plan"] as Map<String, Any?>?
             if (want.isEmpty()) {
@@ -132,7 +132,7 @@ class PlanTest : CollectorTest() {
             }
         }
         assertEquals(total, stats.planViolations.sumOf { it.count })
-        assertEquals(0uL, stats.dropped.planViolation)
+        assertEquals(0L, stats.dropped.planViolation)
     }
 
     /** ENFORCE, with the plan from a file: violating cases never arrive and are counted as dropped planViolation. */
@@ -147,7 +147,7 @@ class PlanTest : CollectorTest() {
                 writeKey = "test-key",
                 endpoint = collector.url,
                 dataDir = dir.toString(),
-                jitterSeed = 7uL,
+                jitterSeed = 7L,
                 planFile = planFile.toString(),
                 planMode = PlanMode.ENFORCE,
             ),
@@ -156,7 +156,7 @@ class PlanTest : CollectorTest() {
         val stats = th.flushBlocking(20.seconds)
         val violating = cases.count { (it["violations"] as List<*>).isNotEmpty() }
         assertTrue(violating > 0)
-        assertEquals(violating.toULong(), stats.dropped.planViolation)
+        assertEquals(violating.toLong(), stats.dropped.planViolation)
         assertEquals(cases.size - violating, collector.events.size)
     }
 

@@ -85,9 +85,9 @@ class PlatformGlueTest {
         th.track("while offline")
         val held = th.flushBlocking()
         assertEquals(Network.OFFLINE, held.network)
-        assertEquals(0uL, held.requests)
+        assertEquals(0L, held.requests)
         net.emit(Connectivity(Network.CELLULAR, true))
-        assertEquals(1uL, th.flushBlocking().delivered)
+        assertEquals(1L, th.flushBlocking().delivered)
         g.close()
     }
 

@@ -68,12 +68,12 @@ class RedactionTest {
                 transport = Transport { req ->
                     assertEquals("Basic $basic", req.headers["Authorization"])
                     logged += req.toString()
-                    HttpResponse(200u, null)
+                    HttpResponse(200, null)
                 },
             ),
         ).also { clients += it }
         th.track("a")
-        assertEquals(1uL, th.flushBlocking().delivered)
+        assertEquals(1L, th.flushBlocking().delivered)
         assertEquals(1, logged.size)
         logged.forEach(::assertNoKey)
     }

@@ -57,7 +57,7 @@ class RedirectTest {
                 body = byteArrayOf(1, 2, 3),
             )
             val response = UrlConnectionTransport(timeoutMs = 10_000).send(request)
-            assertEquals(code.toUShort(), response.status, "status $code")
+            assertEquals(code, response.status, "status $code")
         }
         assertEquals(5, batchHits.get())
         assertEquals(0, landingHits.get(), "a redirect was followed")
@@ -72,14 +72,14 @@ class RedirectTest {
                 writeKey = "test-key",
                 endpoint = base,
                 dataDir = dir.toString(),
-                policy = PolicyOverrides(backoffBaseMs = 10uL, backoffMaxMs = 50uL),
+                policy = PolicyOverrides(backoffBaseMs = 10L, backoffMaxMs = 50L),
                 transport = UrlConnectionTransport(timeoutMs = 10_000),
-                jitterSeed = 7uL,
+                jitterSeed = 7L,
             ),
         ).use { th ->
             th.track("a")
             val stats = th.flushBlocking()
-            assertEquals(0uL, stats.delivered)
+            assertEquals(0L, stats.delivered)
             assertTrue(batchHits.get() >= 1) // retries may follow; none is redirected
             assertEquals(0, landingHits.get(), "a redirect was followed")
         }

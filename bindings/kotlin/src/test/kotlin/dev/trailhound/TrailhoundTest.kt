@@ -29,11 +29,11 @@ class TrailhoundTest : CollectorTest() {
             writeKey = "test-key",
             endpoint = endpoint,
             dataDir = dir.toString(),
-            policy = PolicyOverrides(backoffBaseMs = 10uL, backoffMaxMs = 50uL),
+            policy = PolicyOverrides(backoffBaseMs = 10L, backoffMaxMs = 50L),
             transport = transport,
             plugins = plugins,
             listeners = listeners,
-            jitterSeed = 7uL,
+            jitterSeed = 7L,
         ),
     ).also { clients += it }
 
@@ -59,7 +59,7 @@ class TrailhoundTest : CollectorTest() {
             "unicode" to "Grüße ♪ 🎵",
         )
         th.track("Song Played", properties)
-        assertEquals(1uL, th.flushBlocking().delivered)
+        assertEquals(1L, th.flushBlocking().delivered)
         val e = collector.events.single()
         assertEquals("Song Played", e["event"])
         assertEquals("track", e["type"])
@@ -135,13 +135,13 @@ class TrailhoundTest : CollectorTest() {
         first.track("offline 1")
         first.track("offline 2")
         val stats = first.flushBlocking()
-        assertEquals(0uL, stats.delivered)
+        assertEquals(0L, stats.delivered)
         assertTrue(stats.lastError != null)
         first.close()
 
         TestCollector(port).use { server ->
             val second = start(endpoint = url)
-            assertEquals(2uL, second.flushBlocking().delivered)
+            assertEquals(2L, second.flushBlocking().delivered)
             assertEquals(listOf("offline 1", "offline 2"), server.names())
         }
     }
@@ -154,11 +154,11 @@ class TrailhoundTest : CollectorTest() {
         val th = start(listeners = listOf(Listener { heard += it }))
         th.track("Song Played")
         val first = th.flushBlocking()
-        assertEquals(0uL, first.delivered)
-        assertEquals(1uL, first.retries)
-        assertEquals(1uL, th.flushBlocking().delivered)
+        assertEquals(0L, first.delivered)
+        assertEquals(1L, first.retries)
+        assertEquals(1L, th.flushBlocking().delivered)
         val failed = heard.filterIsInstance<Notification.UploadFailed>().single()
-        assertEquals(503.toUShort(), failed.status)
+        assertEquals(503, failed.status)
         val delivered = heard.filterIsInstance<Notification.Delivered>().single()
         assertEquals(listOf(collector.events.single()["messageId"]), delivered.messageIds)
     }
@@ -169,7 +169,7 @@ class TrailhoundTest : CollectorTest() {
         val th = start(listeners = listOf(Listener { throw IllegalStateException("listener bug") }))
         th.track("a")
         th.track("b")
-        assertEquals(2uL, th.flushBlocking().delivered)
+        assertEquals(2L, th.flushBlocking().delivered)
     }
 
     /** Uploads go through a Kotlin transport; its exception is a retried network error. */
@@ -184,9 +184,9 @@ class TrailhoundTest : CollectorTest() {
         val th = start(transport = transport)
         th.track("via kotlin")
         val first = th.flushBlocking()
-        assertEquals(0uL, first.delivered)
+        assertEquals(0L, first.delivered)
         assertTrue(first.lastError!!.contains("proxy refused the connection"), first.lastError)
-        assertEquals(1uL, th.flushBlocking().delivered)
+        assertEquals(1L, th.flushBlocking().delivered)
         assertEquals(listOf("via kotlin"), collector.names())
         assertEquals(listOf("${collector.url}/v1/batch", "${collector.url}/v1/batch"), calls.toList())
     }
@@ -197,11 +197,11 @@ class TrailhoundTest : CollectorTest() {
         var n = 0
         val th = start(transport = Transport {
             n++
-            if (n == 1) throw StackOverflowError("deep") else HttpResponse(200u, null)
+            if (n == 1) throw StackOverflowError("deep") else HttpResponse(200, null)
         })
         th.track("a")
         assertTrue(th.flushBlocking().lastError!!.contains("StackOverflowError"))
-        assertEquals(1uL, th.flushBlocking().delivered)
+        assertEquals(1L, th.flushBlocking().delivered)
     }
 
     /** A plugin can rewrite or drop an event; one that throws refuses only its event. */
@@ -226,7 +226,7 @@ class TrailhoundTest : CollectorTest() {
         val stats = th.flushBlocking()
         assertEquals(listOf("kept", "also kept"), collector.names())
         assertEquals(mapOf("n" to 1L, "scrubbed" to true), props(collector.events.first()))
-        assertEquals(1uL, stats.dropped.plugin)
+        assertEquals(1L, stats.dropped.plugin)
     }
 
     /** 8 threads tracking at once: every event is delivered exactly once. */
