@@ -159,6 +159,35 @@ try {
       `${JSON.stringify(wasm)} ${JSON.stringify(got)}`);
     await context.close();
   }
+
+  // 5. A build whose .wasm failed to load (a network error) is fetched again by the next
+  //    load(): the failure is not kept for the rest of the page's life.
+  {
+    const context = await browser.newContext();
+    const page = await open(context, pageUrl(collector, "retry-load"));
+    const wasm = "**/pkg/plans/trailhound_wasm_bg.wasm";
+    let aborted = 0;
+    await context.route(wasm, (route) => { aborted += 1; return route.abort("internetdisconnected"); });
+    const plan = {
+      plan: "faults", version: "1-0-0",
+      events: [{ type: "track", name: "Song Played", schema: { type: "object", required: ["title"] } }],
+    };
+    const load = ({ endpoint, plan }) => import("/pkg/index.js").then(({ Trailhound }) =>
+      Trailhound.load({ writeKey: "retry-load", endpoint, storage: "memory", plan })
+        .then(async (th) => {
+          const id = th.track("Song Played", { title: "Gymnopédie" });
+          await th.flush();
+          await th.close();
+          return `tracked ${id}`;
+        }, (e) => `refused: ${e.message || e}`));
+    const first = await page.evaluate(load, { endpoint: collector, plan });
+    await context.unroute(wasm);
+    const second = await page.evaluate(load, { endpoint: collector, plan });
+    check("a build whose .wasm failed to load is fetched again by the next load()",
+      first.startsWith("refused") && aborted === 1 && second.startsWith("tracked ") && second.length > 20,
+      `first: ${first}; second: ${second}; aborted ${aborted}`);
+    await context.close();
+  }
 } catch (e) {
   check("faults run", false, e.stack || String(e));
 } finally {

@@ -20,6 +20,9 @@ function build(plans, wasmUrl) {
       await m.default({ module_or_path: url });
       return m.Trailhound;
     });
+    // A module that failed to load (offline, a network error, a CDN hiccup) is not kept:
+    // the next load() fetches it again instead of failing for the rest of the page's life.
+    builds[key].catch(() => { delete builds[key]; });
   }
   return builds[key];
 }
