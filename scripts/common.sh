@@ -114,3 +114,30 @@ the_artifact() {
     fi
     the_artifact_out="${found[0]}"
 }
+
+# start_collector BIN LOG [ARG...]: starts `BIN collect` on a free loopback port, in memory
+# (ARGs added, e.g. --write-key K), and sets COLLECTOR to its URL; its pid goes in
+# COLLECTOR_PIDS for stop_collectors. Returns non-zero, with its log, if it did not start.
+COLLECTOR_PIDS=()
+start_collector() {
+    local bin="$1" log="$2" i
+    shift 2
+    "$bin" collect --listen 127.0.0.1:0 --memory --quiet "$@" >"$log" 2>&1 &
+    COLLECTOR_PIDS+=("$!")
+    COLLECTOR=""
+    for i in $(seq 1 100); do
+        COLLECTOR="$(sed -n 's/^trailhound collect: listening on \(http[^ ]*\).*/\1/p' "$log" | head -n1)"
+        [ -n "$COLLECTOR" ] && return 0
+        sleep 0.1
+    done
+    echo "error: $bin collect did not start:" >&2
+    cat "$log" >&2
+    return 1
+}
+stop_collectors() {
+    local pid
+    for pid in "${COLLECTOR_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}

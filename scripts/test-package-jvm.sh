@@ -49,28 +49,18 @@ cargo build -q -p trailhound-cli --bin trailhound
 TRAILHOUND="$TARGET_DIR/debug/trailhound"
 
 WORK="$(mktemp -d)"
-COLLECTOR_PID=""
 cleanup() {
-    if [ -n "$COLLECTOR_PID" ]; then kill "$COLLECTOR_PID" 2>/dev/null || true; fi
+    stop_collectors
     [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 step "a running trailhound collect"
-"$TRAILHOUND" collect --listen 127.0.0.1:0 --memory --write-key "$WRITE_KEY" --quiet \
-    >"$WORK/collect.log" 2>&1 &
-COLLECTOR_PID=$!
-URL=""
-for _ in $(seq 100); do
-    URL="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$WORK/collect.log" | head -n1 || true)"
-    [ -n "$URL" ] && break
-    sleep 0.05
-done
-if [ -z "$URL" ]; then
-    cat "$WORK/collect.log" >&2
+if ! start_collector "$TRAILHOUND" "$WORK/collect.log" --write-key "$WRITE_KEY"; then
     fail "trailhound collect started"
     finish "package-jvm test"
 fi
+URL="$COLLECTOR"
 echo "collector: $URL"
 
 # expect_events NAME USER EXPECTED_JSON: the collector's track events of USER are exactly

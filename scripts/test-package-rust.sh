@@ -34,33 +34,11 @@ FAILED=0
 SKIPPED=0
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/trailhound-rust-package.XXXXXX")"
-PIDS=()
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_collectors
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-# start_collector BIN LOG: starts `BIN collect` on a free loopback port, in memory; sets
-# COLLECTOR to its URL.
-start_collector() {
-    local bin="$1" log="$2" i
-    "$bin" collect --listen 127.0.0.1:0 --memory --quiet >"$log" 2>&1 &
-    PIDS+=("$!")
-    COLLECTOR=""
-    for i in $(seq 1 100); do
-        COLLECTOR="$(sed -n 's/^trailhound collect: listening on \(http[^ ]*\).*/\1/p' "$log" | head -n1)"
-        [ -n "$COLLECTOR" ] && return 0
-        sleep 0.1
-    done
-    echo "error: $bin collect did not start:" >&2
-    cat "$log" >&2
-    return 1
-}
 
 # expect_events URL AFTER_ID EXPECTATIONS_JSON: polls /api/events (up to 10 s) until the
 # events stored after id AFTER_ID include every expected one: [{"type", "name",
