@@ -1,7 +1,7 @@
 # Build settings of the shipped trailhound-ffi library, in one place with their reasons.
-# Sourced (not run) by scripts/size-report.sh, bindings/kotlin/android/build-aar.sh and
-# bindings/swift/build-xcframework.sh. Each setting was measured on its own; the numbers
-# are in bindings/README.md, section "Size".
+# Sourced (not run) by scripts/size-report.sh, scripts/package-{python,jvm}.sh,
+# bindings/kotlin/android/build-aar.sh and bindings/swift/build-xcframework.sh. Each
+# setting was measured on its own; the numbers are in bindings/README.md, section "Size".
 #
 # Only the shipped release-ffi builds use these. The host builds (target/debug, the
 # bindings generation, the tests) keep rusqlite's defaults.
@@ -74,6 +74,20 @@ trailhound_size_env() {
     local triple="$1"
     export LIBSQLITE3_FLAGS="$TRAILHOUND_SQLITE_FLAGS"
     export "CFLAGS_${triple//-/_}=$TRAILHOUND_C_FLAGS"
+}
+
+# The same settings as cargo `--config env.*` arguments, into the array
+# TRAILHOUND_SIZE_CONFIG, for the host's triple: they reach only the cargo command that
+# takes them, not a `cargo run` it starts (maturin's bindgen) nor the environment of later
+# builds. scripts/package-python.sh and scripts/package-jvm.sh build the same library with
+# them, so the second one finds it built.
+trailhound_size_config() {
+    local triple
+    triple="$(rustc -vV | sed -n 's/^host: //p')"
+    TRAILHOUND_SIZE_CONFIG=(
+        --config "env.LIBSQLITE3_FLAGS=\"$TRAILHOUND_SQLITE_FLAGS\""
+        --config "env.CFLAGS_${triple//-/_}=\"$TRAILHOUND_C_FLAGS\""
+    )
 }
 
 # Undoes trailhound_size_env (before a host build that must keep the defaults).

@@ -43,10 +43,8 @@ if [ "$POM_VERSION" != "$VERSION" ]; then
 fi
 
 step "build libtrailhound_ffi (release-ffi, bindings/size-flags.sh) and the pinned uniffi-bindgen"
-HOST="$(rustc -vV | sed -n 's/^host: //p')"
-cargo rustc -p trailhound-ffi "${TRAILHOUND_FFI_CDYLIB[@]}" \
-    --config "env.LIBSQLITE3_FLAGS=\"$TRAILHOUND_SQLITE_FLAGS\"" \
-    --config "env.CFLAGS_${HOST//-/_}=\"$TRAILHOUND_C_FLAGS\""
+trailhound_size_config
+cargo rustc -p trailhound-ffi "${TRAILHOUND_FFI_CDYLIB[@]}" "${TRAILHOUND_SIZE_CONFIG[@]}"
 cargo build -q -p trailhound-ffi --features bindgen --bin uniffi-bindgen
 LIB="$TARGET_DIR/release-ffi/libtrailhound_ffi.so"
 

@@ -59,15 +59,13 @@ step "maturin build (release-ffi, bindings/size-flags.sh)"
 # The size settings reach only maturin's `cargo rustc` of the library, as cargo [env]
 # config: exported variables would also reach maturin's `cargo run` of the debug bindgen
 # and rebuild target/debug's SQLite with other flags than scripts/test-bindings.sh uses.
-HOST="$(rustc -vV | sed -n 's/^host: //p')"
+trailhound_size_config
 STAGE="$OUT/stage"
 rm -rf "$STAGE"
 mkdir -p "$STAGE"
 # maturin reads pyproject.toml from the working directory; its manifest-path finds the crate.
 (cd "$ROOT/bindings/python" && "$VENV/bin/maturin" build \
-    --out "$STAGE/maturin" \
-    --config "env.LIBSQLITE3_FLAGS=\"$TRAILHOUND_SQLITE_FLAGS\"" \
-    --config "env.CFLAGS_${HOST//-/_}=\"$TRAILHOUND_C_FLAGS\"")
+    --out "$STAGE/maturin" "${TRAILHOUND_SIZE_CONFIG[@]}")
 shopt -s nullglob
 built=("$STAGE"/maturin/trailhound-*.whl)
 shopt -u nullglob
