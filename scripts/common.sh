@@ -72,6 +72,12 @@ cargo_test_counts() {
     } END { print p+0, f+0, i+0 }' "$1"
 }
 
+# summary_counts LOG: prints "passed failed skipped" from the last
+# "summary: N passed, N failed, N skipped" line of a suite script's log (0 0 0 without one).
+summary_counts() {
+    awk '/^summary: / { p=$2; f=$4; k=$6 } END { print p+0, f+0, k+0 }' "$1"
+}
+
 # Counted checks, for the suites that run their own (codegen, the packages): `pass` and
 # `fail` print a line and count it in PASSED/FAILED; `finish NAME` prints NAME's time since
 # START and the summary line, and returns non-zero if a check failed.

@@ -10,6 +10,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+
+# shellcheck source=common.sh
+. "$ROOT/scripts/common.sh"
+
 START=$SECONDS
 PASSED=0
 FAILED=0
@@ -30,7 +34,7 @@ for part in rust python jvm npm; do
     TRAILHOUND_PACKAGE_BUILT=1 bash "$ROOT/scripts/test-package-$part.sh" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
-    read -r p f k < <(awk '/^summary: / { p=$2; f=$4; k=$6 } END { print p+0, f+0, k+0 }' "$log")
+    read -r p f k < <(summary_counts "$log")
     rm -f "$log"
     if [ "$rc" -ne 0 ] && [ "$f" = 0 ]; then f=1; fi # a script that died without a count
     PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + k))

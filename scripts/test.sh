@@ -128,7 +128,7 @@ run_suite() {
     bash "$script" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
-    read -r p f k < <(awk '/^summary: / { p=$2; f=$4; k=$6 } END { print p+0, f+0, k+0 }' "$log")
+    read -r p f k < <(summary_counts "$log")
     rm -f "$log"
     TESTS_PASSED=$((TESTS_PASSED + p))
     TESTS_FAILED=$((TESTS_FAILED + f))
