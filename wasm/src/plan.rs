@@ -75,8 +75,11 @@ mod with_plans {
         if !mode.is_undefined() && !mode.is_null() {
             let name = mode.as_string().unwrap_or_default();
             policy.plan_mode = PlanMode::parse(&name).ok_or_else(|| {
-            format!("planMode must be one of \"off\", \"report\", \"enforce\", \"enforce_strip\"; got {name:?}")
-        })?;
+                format!(
+                    "planMode must be one of \"off\", \"report\", \"enforce\", \"enforce_strip\"; \
+                     got {name:?}"
+                )
+            })?;
         }
         let plan = get(opts, "plan");
         let json = if plan.is_undefined() || plan.is_null() {
