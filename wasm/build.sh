@@ -6,6 +6,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
 TOOLS="$HERE/tools/node_modules/.bin"
+# shellcheck source=wasm-opt-features.sh
+. "$HERE/wasm-opt-features.sh"
 
 # Size: a panic traps at once (no message formatting: the API returns errors, it does not
 # panic), no file/line strings for panics, and std built for size. Saves about 11 KB gzipped.
@@ -21,11 +23,7 @@ WASM="target/wasm32-unknown-unknown/release/trailhound_wasm.wasm"
 bindgen() {
     rm -rf "$2"
     wasm-bindgen --target "$1" --out-dir "$2" --out-name trailhound_wasm "$WASM"
-    # The features rustc enables by default for wasm32 must be allowed explicitly, or
-    # wasm-opt refuses the module.
-    "$TOOLS/wasm-opt" -Oz --strip-debug --strip-producers \
-        --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-        --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+    "$TOOLS/wasm-opt" -Oz --strip-debug --strip-producers "${WASM_OPT_FEATURES[@]}" \
         "$2/trailhound_wasm_bg.wasm" -o "$2/trailhound_wasm_bg.wasm"
 }
 

@@ -15,9 +15,9 @@ WASM="$WASM_DIR/target/wasm32-unknown-unknown/release/trailhound_wasm.wasm"
 [ -f "$WASM" ] || { echo "named-pkg.sh: no $WASM; run bash wasm/build.sh first" >&2; exit 2; }
 rm -rf "$OUT"
 wasm-bindgen --target web --out-dir "$OUT" --out-name trailhound_wasm "$WASM"
-"$WASM_DIR/tools/node_modules/.bin/wasm-opt" -Oz --debuginfo --strip-producers \
-    --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-    --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+# shellcheck source=../wasm-opt-features.sh
+. "$WASM_DIR/wasm-opt-features.sh"
+"$WASM_DIR/tools/node_modules/.bin/wasm-opt" -Oz --debuginfo --strip-producers "${WASM_OPT_FEATURES[@]}" \
     "$OUT/trailhound_wasm_bg.wasm" -o "$OUT/trailhound_wasm_bg.wasm"
 cp "$WASM_DIR/js/index.js" "$OUT/"
 echo "$OUT"
