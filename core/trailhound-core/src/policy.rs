@@ -45,8 +45,13 @@ pub struct Policy {
     /// under the same context (the queue keeps that once; see
     /// `QueuedEvent::stored_bytes`): what the queue takes on disk.
     ///
-    /// 20 MiB keeps the SDK a small tenant of the app's storage quota (browsers give an
-    /// origin far more, phones' "clear storage" screens make users notice far less).
+    /// 32 MiB keeps the SDK a small tenant of the app's storage quota (browsers give an
+    /// origin far more, phones' "clear storage" screens make users notice far less), and
+    /// holds [`Policy::max_queue_events`] typical events (about 300 bytes each of their
+    /// own: `cargo bench -p trailhound --bench report`, (g)), so that for them the count is
+    /// the cap that binds. At 20 MiB, a burst of 100 000 such events tracked faster than
+    /// they could be sent lost 12 000 to 20 000 of them to this cap while the count cap
+    /// allowed them.
     pub max_queue_bytes: u64,
 
     /// Oldest an event may get while waiting; older events are dropped.
@@ -236,7 +241,7 @@ impl Default for Policy {
             max_batch_events: 500,
             max_batch_bytes: 500 * 1024,
             max_queue_events: 100_000,
-            max_queue_bytes: 20 * 1024 * 1024,
+            max_queue_bytes: 32 * 1024 * 1024,
             max_event_age: Duration::from_secs(30 * 24 * 3600),
             commit_interval: Duration::from_millis(200),
             commit_max_events: 256,
