@@ -371,6 +371,11 @@ fn older_schema_is_read_through_a_copy() {
     let tmp = tempfile::tempdir().unwrap();
     let data = device_queue(tmp.path(), 2);
     let db = data.join("trailhound.db");
+    // The SDK wrote commit groups; a version 1 file holds rows.
+    trailhound::store::SqliteStore::open_file(&db, false)
+        .unwrap()
+        .expand_groups_into_rows()
+        .unwrap();
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         // Version 1: whole messages, no type, name or shared contexts.

@@ -98,8 +98,11 @@ fn corrupt_copies(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The queue's files: the database and the commit groups beside it.
 fn db_size(dir: &Path) -> u64 {
+    let groups = format!("{DB_FILE}{}", trailhound::store::GROUPS_SUFFIX);
     fs::metadata(dir.join(DB_FILE)).unwrap().len()
+        + fs::metadata(dir.join(groups)).map_or(0, |m| m.len())
 }
 
 /// Garbage that is no SQLite database but holds tracked data, as a damaged file does.

@@ -144,7 +144,7 @@ pub fn open_read_only(path: &Path) -> anyhow::Result<Source> {
             let dir = tempfile::tempdir().context("creating a temporary copy")?;
             let copy = dir.path().join(DB_FILE);
             std::fs::copy(&db, &copy).with_context(|| format!("copying {}", db.display()))?;
-            for suffix in ["-wal", "-shm"] {
+            for suffix in ["-wal", "-shm", trailhound::store::GROUPS_SUFFIX] {
                 let mut companion = db.clone().into_os_string();
                 companion.push(suffix);
                 let companion = PathBuf::from(companion);

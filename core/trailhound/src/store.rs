@@ -5,9 +5,21 @@
 //! store's lifetime. Each [`QueueStore`] method is one transaction, with cached prepared
 //! statements.
 //!
+//! # Commit groups
+//!
+//! The runtime's commits go to a file beside the database, [`DB_FILE`] +
+//! [`GROUPS_SUFFIX`] (`trailhound.db-groups`): one appended record per commit, filtered by
+//! what the database says (the watermark, the gaps). See the `groups` module for why and
+//! how. The rows of `events` below hold what the groups become when the queue is used
+//! otherwise (see there), and what older versions queued. A copy of a device's queue is
+//! the data directory, or at least `trailhound.db` *and* `trailhound.db-groups`: the
+//! store's readers ([`SqliteStore::iter_events`], so `trailhound queue export`) read both,
+//! while SQL alone sees the rows only ([`SqliteStore::expand_groups_into_rows`] turns the
+//! groups into rows first).
+//!
 //! # Tables
 //!
-//! - `events`: one row per queued event. `seq`, the engine's queue position, is the
+//! - `events`: one row per queued event that is not in a commit group. `seq`, the engine's queue position, is the
 //!   primary key, so "oldest first" is a walk of the primary key and "the oldest left" one
 //!   B-tree descent. `json` is the message as it will be sent, without its `context` when
 //!   `context_id` names a row of `contexts` (see [`EventJson`]); `bytes` is the length of
@@ -41,7 +53,7 @@
 //! - `state`: [`PersistedState`], one row per piece (`anonymous_id`, `user_id`, `traits`,
 //!   `opted_out`, `endpoints`), each value JSON, so that QA tools can read it with SQL:
 //!   `SELECT value ->> '$' FROM state WHERE key = 'anonymous_id'`; and the store's own
-//!   `delivered_through`, which saving the state leaves alone.
+//!   `delivered_through` and `group_gaps`, which saving the state leaves alone.
 //!
 //! # Versions
 //!
@@ -55,6 +67,7 @@
 //! | 1       | `events(seq, message_id, created_ms, bytes, json)`, `state(key, value)` |
 //! | 2       | `events.type`, `events.name` (backfilled from the JSON), index on `created_ms` |
 //! | 3       | `contexts(id, json)`, `events.context_id` (NULL in rows from before)    |
+//! | 4       | commits in the groups file (no change to the tables: the number keeps version 3 builds, which would not read the file, out) |
 //!
 //! Pragmas that are properties of the file rather than of the connection are part of the
 //! schema too: every database opened read-write is brought to `auto_vacuum = INCREMENTAL`
@@ -80,7 +93,12 @@
 //!
 //! Delivered events stay readable in the file, as rows behind the watermark, until the
 //! queue empties or more than [`DELIVERED_ROWS_MAX`] of them are left (and then in free
-//! pages, until these are reused or given back); the opt-out purge removes them all.
+//! pages, until these are reused or given back); in the groups file, until every group is
+//! delivered (the file is emptied) or the dead records are rewritten away; the opt-out
+//! purge removes them all (the groups become rows, which it purges, and the file is
+//! emptied). The groups file, like the WAL under `synchronous = NORMAL`, is synced when the
+//! runtime idles with [`GROUPS_SYNC_BYTES`] appended, and when the store is closed: an app
+//! crash loses nothing appended, a power cut what was not synced.
 //!
 //! # Failures
 //!
@@ -89,6 +107,8 @@
 //! and a corrupt database is moved aside by [`SqliteStore::replace_corrupt`]. A database
 //! found corrupt when it is opened, or whose tables are not the ones its version says,
 //! is moved aside by [`SqliteStore::open`] itself.
+
+mod groups;
 
 use std::collections::HashMap;
 use std::fs::{self, File, TryLockError};
@@ -109,12 +129,29 @@ use trailhound_core::store::{
     Evicted, FailureKind, PersistedState, QueueStore, Removed, StoreFailure, StoreSnapshot,
 };
 
+use groups::Pending;
+
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "trailhound.db";
 
 /// The lock file's name in the data directory. It stays after the store is closed:
 /// deleting a lock file races with the next client taking it.
 pub const LOCK_FILE: &str = "trailhound.lock";
+
+/// The suffix of the file of commit groups beside the database (see the `groups`
+/// module): `trailhound.db-groups`.
+pub const GROUPS_SUFFIX: &str = "-groups";
+
+/// Bytes appended to the groups file after which the idle runtime syncs it (see
+/// [`SqliteStore::idle`]): 4 MiB, what the WAL holds before SQLite syncs it at a
+/// checkpoint, so that a power cut can lose no more than before.
+pub const GROUPS_SYNC_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The groups file is rewritten without its delivered and evicted records once they are
+/// at least this many bytes and at least as many as the queued ones (see
+/// [`SqliteStore::idle`]): a queue that never empties does not grow its file forever,
+/// and a rewrite copies at most as much as it frees.
+pub const GROUPS_REWRITE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The newest schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = schema::VERSION;
@@ -283,6 +320,28 @@ pub struct SqliteStore {
     wipe_through: Option<i64>,
     /// The rows of the `contexts` table this connection has written or read.
     contexts: Contexts,
+    /// The queued events of the groups file (see the `groups` module), once
+    /// `groups_known`.
+    pending: Pending,
+    /// `pending`, `gaps` and `groups_file` were read from the files (by
+    /// [`SqliteStore::load_groups`]), after which every change goes through this store.
+    /// Never set on a read-only connection, which reads the file each time instead.
+    groups_known: bool,
+    /// At least the largest seq stored (rows, groups, the watermark): a commit after it
+    /// can go as a group. Read the first time; it never needs to go down.
+    top: Option<i64>,
+    /// Whether inserts may go as commit groups (tests of the row path turn it off).
+    grouping: bool,
+    /// Largest size of the groups file, set by tests that fill the disk (see
+    /// [`SqliteStore::set_max_pages`]).
+    groups_limit: Option<u64>,
+    /// The file of commit groups, once opened (see `groups_known`).
+    groups_file: Option<groups::GroupsFile>,
+    /// Seq ranges (inclusive) evicted from the groups, which readers of the file skip.
+    /// Saved in `state` (`group_gaps`), and kept until the watermark passes them (a rewrite
+    /// or an emptied file no longer holds them, but the largest seq used must not go back
+    /// below them: see [`StoreSnapshot::max_seq`]).
+    gaps: Vec<(i64, i64)>,
     /// Declared after `conn`, so that it is dropped after it: the lock outlives the
     /// connection.
     _lock: Option<File>,
@@ -426,29 +485,51 @@ struct Ages {
 impl Ages {
     /// Reads the run from the table: from the newest queued row back to the first that
     /// was created later than the one after it. One walk of the queue, once.
-    fn read(conn: &Connection, through: i64) -> rusqlite::Result<Ages> {
-        let mut stmt = conn.prepare_cached(sql::SEQ_AGES_DESC)?;
-        let mut rows = stmt.query([through])?;
-        let Some(row) = rows.next()? else {
-            return Ok(Ages {
+    /// The commit groups come first: their seqs follow every row's.
+    fn read(conn: &Connection, through: i64, pending: &Pending) -> rusqlite::Result<Ages> {
+        // (newest seq and creation time, where the run starts and its creation time)
+        let mut found: Option<((i64, i64), (i64, i64))> = None;
+        // Whether the run goes on before (seq, created).
+        let mut visit = |seq: i64, created: i64| -> bool {
+            match &mut found {
+                None => {
+                    found = Some(((seq, created), (seq, created)));
+                    true
+                }
+                Some((_, run)) if created <= run.1 => {
+                    *run = (seq, created);
+                    true
+                }
+                Some(_) => false,
+            }
+        };
+        let mut on = true;
+        for (seq, created) in pending.newest_first() {
+            on = visit(seq, created);
+            if !on {
+                break;
+            }
+        }
+        if on {
+            let mut stmt = conn.prepare_cached(sql::SEQ_AGES_DESC)?;
+            let mut rows = stmt.query([through])?;
+            while let Some(row) = rows.next()? {
+                if !visit(row.get(0)?, row.get(1)?) {
+                    break;
+                }
+            }
+        }
+        Ok(match found {
+            None => Ages {
                 sorted_from: through.saturating_add(1),
                 last_seq: through,
                 last_created: i64::MIN,
-            });
-        };
-        let (last_seq, last_created): (i64, i64) = (row.get(0)?, row.get(1)?);
-        let (mut sorted_from, mut created) = (last_seq, last_created);
-        while let Some(row) = rows.next()? {
-            let earlier: i64 = row.get(1)?;
-            if earlier > created {
-                break;
-            }
-            (sorted_from, created) = (row.get(0)?, earlier);
-        }
-        Ok(Ages {
-            sorted_from,
-            last_seq,
-            last_created,
+            },
+            Some(((last_seq, last_created), (sorted_from, _))) => Ages {
+                sorted_from,
+                last_seq,
+                last_created,
+            },
         })
     }
 
@@ -504,7 +585,7 @@ impl SqliteStore {
         private::create_dir(dir).map_err(io_error(dir))?;
         let lock = lock_dir(dir)?;
         let path = dir.join(DB_FILE);
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", GROUPS_SUFFIX] {
             private::tighten(&companion(&path, suffix));
         }
         corrupt_copies::prune(&path, corrupt_copies::Keep::Newest(CORRUPT_COPY_MAX_AGE));
@@ -533,6 +614,13 @@ impl SqliteStore {
             delivered_rows_max: DELIVERED_ROWS_MAX,
             wipe_through: None,
             contexts: Contexts::default(),
+            pending: Pending::default(),
+            groups_known: false,
+            top: None,
+            grouping: true,
+            groups_limit: None,
+            groups_file: None,
+            gaps: Vec::new(),
             _lock: lock,
         };
         Ok(Opened { store, recovered })
@@ -563,6 +651,13 @@ impl SqliteStore {
             delivered_rows_max: DELIVERED_ROWS_MAX,
             wipe_through: None,
             contexts: Contexts::default(),
+            pending: Pending::default(),
+            groups_known: false,
+            top: None,
+            grouping: true,
+            groups_limit: None,
+            groups_file: None,
+            gaps: Vec::new(),
             _lock: None,
         })
     }
@@ -604,6 +699,9 @@ impl SqliteStore {
         self.totals = Some(Totals::default());
         self.delivered = Some(Delivered::default());
         self.contexts = Contexts::default();
+        self.pending.clear();
+        self.groups_known = false;
+        self.top = None;
         let message = format!(
             "the queue database is corrupt; it was kept as {}",
             aside.display()
@@ -631,7 +729,21 @@ impl SqliteStore {
             let rows = stmt.query_map([], |r| {
                 Ok((r.get(0)?, r.get(1)?, get_u64(r, 2)?, get_u64(r, 3)?))
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut counts = std::collections::BTreeMap::new();
+            for row in rows {
+                let (kind, name, events, bytes): TypeCount = row?;
+                counts.insert((kind, name), (events, bytes));
+            }
+            for_each_grouped(&self.conn, &self.path, |e| {
+                let c = counts.entry((e.kind, e.name)).or_insert((0, 0));
+                c.0 += 1;
+                c.1 += e.body.len() as u64;
+                Ok(true)
+            })?;
+            Ok(counts
+                .into_iter()
+                .map(|((kind, name), (events, bytes))| (kind, name, events, bytes))
+                .collect())
         };
         run().map_err(failure("counts"))
     }
@@ -644,18 +756,42 @@ impl SqliteStore {
             let mut contexts = Contexts::default();
             while let Some(row) = rows.next()? {
                 if !f(event_from_row(&self.conn, &mut contexts, row)?) {
-                    break;
+                    return Ok(());
                 }
             }
-            Ok(())
+            // Then the commit groups, whose seqs follow every row's.
+            for_each_grouped(&self.conn, &self.path, |e| {
+                Ok(f(event_from_encoded(&self.conn, &mut contexts, e)?))
+            })
         };
         run().map_err(failure("iter_events"))
     }
 
+    /// Turns the commit groups into rows of `events`, so that SQL sees every queued event
+    /// (a QA tool, a test that edits rows). The store does it itself before any operation
+    /// on rows.
+    #[doc(hidden)]
+    pub fn expand_groups_into_rows(&mut self) -> Result<(), StoreFailure> {
+        self.expand_groups().map_err(failure("expand_groups"))
+    }
+
+    /// Whether inserts may be written as commit groups (on by default), so that tests can
+    /// exercise the rows that groups become.
+    #[doc(hidden)]
+    pub fn set_grouping(&mut self, on: bool) {
+        self.grouping = on;
+    }
+
     /// Sets `PRAGMA max_page_count`, so that tests can fill the disk for real
-    /// (`SQLITE_FULL`). A value below the current size means the current size.
+    /// (`SQLITE_FULL`), and limits the groups file to as many bytes of pages (`ENOSPC`).
+    /// A value below the current size means the current size.
     #[doc(hidden)]
     pub fn set_max_pages(&mut self, pages: u32) {
+        // The groups file gets as much again: each stands for a disk that is full.
+        self.groups_limit = Some(u64::from(pages) * PAGE_SIZE as u64);
+        if let Some(file) = &mut self.groups_file {
+            file.limit(self.groups_limit);
+        }
         if let Err(e) = self
             .conn
             .pragma_update_and_check(None, "max_page_count", pages, |r| r.get::<_, i64>(0))
@@ -669,8 +805,13 @@ impl SqliteStore {
         if let Some(totals) = self.totals {
             return Ok(totals);
         }
+        self.load_groups()?;
         let through = self.delivered()?.through;
-        let (totals, _) = read_totals(&self.conn, through)?;
+        let (rows, _) = read_totals(&self.conn, through)?;
+        let totals = Totals {
+            events: rows.events + self.pending.live(),
+            bytes: rows.bytes.saturating_add(self.pending.live_bytes()),
+        };
         self.totals = Some(totals);
         Ok(totals)
     }
@@ -693,7 +834,8 @@ impl SqliteStore {
         if let Some(ages) = self.ages {
             return Ok(ages);
         }
-        let ages = Ages::read(&self.conn, through)?;
+        self.load_groups()?;
+        let ages = Ages::read(&self.conn, through, &self.pending)?;
         self.ages = Some(ages);
         Ok(ages)
     }
@@ -798,13 +940,56 @@ impl SqliteStore {
     }
 
     fn do_snapshot(&mut self) -> Result<StoreSnapshot, Error> {
+        if !self.read_only {
+            // Read again: a snapshot is where the store's caches start over.
+            self.delivered = None;
+            self.groups_known = false;
+            self.load_groups()?;
+        }
         // One read transaction, so that the counts, the oldest event and the state agree.
         let tx = self.conn.transaction()?;
         let delivered = read_delivered(&tx)?;
-        let (totals, max_seq) = read_totals(&tx, delivered.through)?;
-        let oldest_ms = oldest_ms(&tx, delivered.through, None)?;
+        let (rows, max_seq) = read_totals(&tx, delivered.through)?;
+        let rows_oldest = oldest_ms(&tx, delivered.through, None)?;
+        // The commit groups: in memory, or read whole (a read-only connection keeps none).
+        let mut read = Pending::default();
+        if self.read_only {
+            let (mut first, mut events) = (None, Vec::new());
+            for_each_grouped(&tx, &self.path, |e| {
+                first.get_or_insert(e.seq);
+                events.push((e.created_ms, e.body.len() as u64));
+                Ok(true)
+            })?;
+            if let Some(first) = first {
+                // One run for the counts: only the sums, the last seq and the minimum
+                // creation time matter here.
+                let last = first + events.len() as i64 - 1;
+                read.push(groups::Location { offset: 0, len: 0 }, first, events);
+                debug_assert_eq!(read.last_seq(), Some(last));
+            }
+        }
+        let grouped = if self.read_only { &read } else { &self.pending };
         let state = read_state(&tx)?;
         tx.commit()?;
+        let totals = Totals {
+            events: rows.events + grouped.live(),
+            bytes: rows.bytes.saturating_add(grouped.live_bytes()),
+        };
+        // Evicted seqs count as used too.
+        let gaps_max = if self.read_only {
+            read_gaps(&self.conn)?.iter().map(|g| g.1).max()
+        } else {
+            self.gaps.iter().map(|g| g.1).max()
+        };
+        let last = grouped
+            .last_seq()
+            .max(gaps_max)
+            .map_or(0, |s| u64::try_from(s).unwrap_or(0));
+        let max_seq = max_seq.max(last);
+        let oldest_ms = match (rows_oldest, grouped.oldest_after(delivered.through)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.totals = Some(totals);
         self.delivered = Some(delivered);
         // Read again when needed: a snapshot is where the store's caches start over.
@@ -828,6 +1013,14 @@ impl SqliteStore {
     }
 
     fn insert_events(&mut self, events: &[QueuedEvent]) -> Result<(), Error> {
+        if self.insert_group(events)? {
+            return Ok(());
+        }
+        // As rows, after the groups: every group's seqs stay after every row's.
+        self.expand_groups()?;
+        // The row path may insert below the known top or move the watermark back: read
+        // the top again when next needed.
+        self.top = None;
         let mut delivered = self.delivered()?;
         let first = events.iter().map(|e| e.seq).min().unwrap_or(u64::MAX);
         let tx = write(&mut self.conn)?;
@@ -895,20 +1088,297 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Writes `events` as one commit group (see the `groups` module) when they can be:
+    /// consecutive seqs after every stored one. Returns whether it did; if not, nothing
+    /// was written.
+    fn insert_group(&mut self, events: &[QueuedEvent]) -> Result<bool, Error> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(false);
+        };
+        if self.read_only
+            || !self.grouping
+            || !events
+                .windows(2)
+                .all(|w| w[0].seq.checked_add(1) == Some(w[1].seq))
+            || events.iter().any(|e| {
+                [
+                    e.json.body(),
+                    &e.message_id,
+                    e.name.as_deref().unwrap_or(""),
+                ]
+                .iter()
+                .any(|t| t.len() >= u32::MAX as usize)
+            })
+        {
+            return Ok(false);
+        }
+        let (Ok(first), Ok(last)) = (i64::try_from(first.seq), i64::try_from(last.seq)) else {
+            return Ok(false);
+        };
+        self.load_groups()?;
+        if first <= self.top()? {
+            return Ok(false);
+        }
+        // Known before the first group, so that it follows every group after (the table
+        // holds the rows only).
+        let through = self.delivered()?.through;
+        self.ages(through)?;
+        let capacity = events
+            .iter()
+            .map(|e| e.json.body().len() + e.message_id.len() + 64)
+            .sum();
+        let mut blob = groups::start(capacity);
+        let mut meta = Vec::with_capacity(events.len());
+        let mut added = Totals::default();
+        for ev in events {
+            // A context not seen yet is written by itself (autocommit): an event refers to
+            // it only once its group is appended, and an unused context is deleted later.
+            let context_id = match ev.json.context() {
+                Some(context) => Some(self.contexts.id_of(&self.conn, context)?),
+                None => None,
+            };
+            let fields = groups::Fields {
+                seq: ev.seq as i64,
+                created_ms: ev.created_ms,
+                context_id,
+                message_id: &ev.message_id,
+                kind: ev.kind.as_str(),
+                name: ev.name.as_deref(),
+                body: ev.json.body(),
+            };
+            groups::encode(&mut blob, fields).expect("lengths checked above");
+            meta.push((ev.created_ms, ev.stored_bytes()));
+            added.events += 1;
+            added.bytes += ev.stored_bytes();
+        }
+        let at = self.groups_file()?.append(&blob)?;
+        self.pending.push(at, first, meta);
+        self.top = Some(last);
+        if let Some(ages) = &mut self.ages {
+            for ev in events {
+                ages.inserted(ev.seq as i64, ev.created_ms);
+            }
+        }
+        if let Some(t) = &mut self.totals {
+            t.events += added.events;
+            t.bytes += added.bytes;
+        }
+        Ok(true)
+    }
+
+    /// Turns every commit group into rows of `events` (see the `groups` module), in one
+    /// transaction, the delivered events left out, then empties the groups file. A crash
+    /// between the two leaves events that are rows and still in the file: reading the file
+    /// skips every seq up to the largest row's (see [`SqliteStore::load_groups`]).
+    fn expand_groups(&mut self) -> Result<(), Error> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.load_groups()?;
+        let through = self.delivered()?.through;
+        let file = self.groups_file.as_mut().expect("opened by load_groups");
+        if self.pending.is_empty() {
+            if file.len() > 0 {
+                file.truncate()?;
+            }
+            return Ok(());
+        }
+        let tx = write(&mut self.conn)?;
+        {
+            let mut insert = tx.prepare_cached(sql::EXPAND)?;
+            read_pieces(file, &self.pending, through, |_, e| {
+                insert.execute(params![
+                    e.seq,
+                    e.message_id,
+                    e.created_ms,
+                    e.body.len() as i64,
+                    e.body,
+                    e.kind,
+                    e.name,
+                    e.context_id,
+                ])?;
+                Ok(true)
+            })?;
+        }
+        tx.commit()?;
+        self.pending.clear();
+        file.truncate()?;
+        Ok(())
+    }
+
+    /// Opens the groups file and reads what it holds into memory (see `groups_known`),
+    /// once; never on a read-only connection. What a reader skips is left out: the events
+    /// at or below the watermark (delivered), at or below the largest row's seq (expanded:
+    /// see [`SqliteStore::expand_groups`]) and in the saved gaps (evicted). A record whose
+    /// seqs are not what this build writes is damage (Corrupt).
+    fn load_groups(&mut self) -> Result<(), Error> {
+        if self.read_only || self.groups_known {
+            return Ok(());
+        }
+        let through = self.delivered()?.through;
+        let gaps = read_gaps(&self.conn)?;
+        let max_row: i64 = self
+            .conn
+            .prepare_cached(sql::MAX_SEQ)?
+            .query_row([], |r| r.get(0))?;
+        let mut pending = Pending::default();
+        let mut consistent = true;
+        let path = companion(&self.path, GROUPS_SUFFIX);
+        let _ = fs::remove_file(groups::temp_path(&path));
+        let mut file = groups::GroupsFile::open(&path, &private::options(), |at, blob| {
+            let events = groups::decode(blob)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let first = events[0].seq;
+            consistent &= pending.last_seq().is_none_or(|l| l < first)
+                && events
+                    .windows(2)
+                    .all(|w| w[0].seq.checked_add(1) == Some(w[1].seq));
+            let meta = events
+                .iter()
+                .map(|e| (e.created_ms, e.body.len() as u64))
+                .collect();
+            pending.push(at, first, meta);
+            Ok(())
+        })?;
+        if !consistent {
+            return Err(damaged_groups("seqs out of order"));
+        }
+        pending.remove_range(i64::MIN, max_row);
+        for &(from, to) in &gaps {
+            pending.remove_range(from.saturating_sub(1), to);
+        }
+        pending.deliver_through(through);
+        if pending.is_empty() && file.len() > 0 {
+            file.truncate()?;
+        }
+        file.limit(self.groups_limit);
+        self.pending = pending;
+        self.gaps = gaps;
+        self.groups_file = Some(file);
+        self.groups_known = true;
+        Ok(())
+    }
+
+    /// The open groups file.
+    fn groups_file(&mut self) -> Result<&mut groups::GroupsFile, Error> {
+        self.load_groups()?;
+        Ok(self.groups_file.as_mut().expect("opened by load_groups"))
+    }
+
+    /// What the runtime's thread does when no event waits: syncs the groups file once
+    /// [`GROUPS_SYNC_BYTES`] were appended, and rewrites it without its delivered and
+    /// evicted records once they are [`GROUPS_REWRITE_BYTES`] and at least half the file.
+    /// Failures are logged: the next idle moment tries again.
+    pub fn idle(&mut self) {
+        if self.read_only || !self.groups_known {
+            return;
+        }
+        if let Err(e) = self.rewrite_groups_if_due() {
+            log::warn!("rewriting the queue's commit groups: {e}");
+        }
+        if let Some(file) = &mut self.groups_file {
+            if let Err(e) = file.sync(GROUPS_SYNC_BYTES) {
+                log::warn!("syncing the queue's commit groups: {e}");
+            }
+        }
+    }
+
+    fn rewrite_groups_if_due(&mut self) -> Result<(), Error> {
+        let Some(file) = &mut self.groups_file else {
+            return Ok(());
+        };
+        let queued = self.pending.live_bytes();
+        if file.len() < GROUPS_REWRITE_BYTES || file.len() < queued.saturating_mul(2) {
+            return Ok(());
+        }
+        let through = self.delivered.map_or(-1, |d| d.through);
+        // One record per group, holding its queued events only, written as they are read.
+        let mut rewriter = file.rewriter(&private::options())?;
+        let mut moved = Vec::new();
+        let mut piece: Vec<groups::Encoded> = Vec::new();
+        let mut last = None;
+        read_pieces(file, &self.pending, through, |group, e| {
+            if last != Some(group) && !piece.is_empty() {
+                moved.push(rewriter.push(&groups::encode_all(&piece))?);
+                piece.clear();
+            }
+            last = Some(group);
+            piece.push(e);
+            Ok(true)
+        })?;
+        if !piece.is_empty() {
+            moved.push(rewriter.push(&groups::encode_all(&piece))?);
+        }
+        file.replace(rewriter)?;
+        self.pending.compact(&moved);
+        Ok(())
+    }
+
+    /// At least the largest seq stored: see `top`.
+    fn top(&mut self) -> Result<i64, Error> {
+        if let Some(top) = self.top {
+            return Ok(top);
+        }
+        let through = self.delivered()?.through;
+        let rows: i64 = self
+            .conn
+            .prepare_cached(sql::MAX_SEQ)?
+            .query_row([], |r| r.get(0))?;
+        let top = rows
+            .max(through)
+            .max(self.pending.last_seq().unwrap_or(-1))
+            .max(self.gaps.iter().map(|g| g.1).max().unwrap_or(-1));
+        self.top = Some(top);
+        Ok(top)
+    }
+
     fn do_load(&mut self, max_events: usize, max_bytes: usize) -> Result<Vec<QueuedEvent>, Error> {
         let limit = i64::try_from(max_events).unwrap_or(i64::MAX);
         let through = self.delivered()?.through;
-        let mut stmt = self.conn.prepare_cached(sql::LOAD)?;
-        let mut rows = stmt.query([limit, through])?;
         let mut out = Vec::new();
         let mut bytes = 0u64;
-        while let Some(row) = rows.next()? {
-            let ev = event_from_row(&self.conn, &mut self.contexts, row)?;
+        // Whether `ev` fits in the batch (the first always does).
+        let mut fits = |out: &[QueuedEvent], ev: &QueuedEvent| {
             if !out.is_empty() && bytes + ev.bytes() > max_bytes as u64 {
-                break;
+                return false;
             }
             bytes += ev.bytes();
+            true
+        };
+        {
+            let mut stmt = self.conn.prepare_cached(sql::LOAD)?;
+            let mut rows = stmt.query([limit, through])?;
+            while let Some(row) = rows.next()? {
+                let ev = event_from_row(&self.conn, &mut self.contexts, row)?;
+                if !fits(&out, &ev) {
+                    return Ok(out);
+                }
+                out.push(ev);
+            }
+        }
+        // Then the groups, whose seqs follow every row's.
+        if out.len() >= max_events {
+            return Ok(out);
+        }
+        let mut take = |ev: QueuedEvent| {
+            if !fits(&out, &ev) {
+                return false;
+            }
             out.push(ev);
+            out.len() < max_events
+        };
+        if self.read_only {
+            let contexts = &mut self.contexts;
+            for_each_grouped(&self.conn, &self.path, |e| {
+                Ok(take(event_from_encoded(&self.conn, contexts, e)?))
+            })?;
+        } else {
+            self.load_groups()?;
+            let file = self.groups_file.as_mut().expect("opened by load_groups");
+            let contexts = &mut self.contexts;
+            read_pieces(file, &self.pending, through, |_, e| {
+                Ok(take(event_from_encoded(&self.conn, contexts, e)?))
+            })?;
         }
         Ok(out)
     }
@@ -927,7 +1397,15 @@ impl SqliteStore {
         let ages = self.ages(delivered.through)?;
         let tx = write(&mut self.conn)?;
         let (out, removed) = remove(&tx, &mut delivered)?;
-        let oldest = oldest_ms(&tx, delivered.through, Some(&ages))?;
+        // Every group delivered: the file is emptied below.
+        let groups_done = self.pending.first_queued_after(delivered.through).is_none();
+        // Gaps the watermark passed are of no more use (see `gaps`).
+        let mut gaps = self.gaps.clone();
+        gaps.retain(|&(_, to)| to > delivered.through);
+        if gaps.len() != self.gaps.len() {
+            save_gaps(&tx, &gaps)?;
+        }
+        let oldest = oldest_queued(&tx, delivered.through, &ages, &self.pending)?;
         remove_delivered_rows(
             &tx,
             &mut delivered,
@@ -938,6 +1416,16 @@ impl SqliteStore {
         let purged = purge_contexts_if_empty(&tx, oldest, &self.contexts)?;
         tx.commit()?;
         self.delivered = Some(delivered);
+        self.pending.deliver_through(delivered.through);
+        self.gaps = gaps;
+        if groups_done {
+            if let Some(file) = self.groups_file.as_mut().filter(|f| f.len() > 0) {
+                // Failing leaves delivered records, which every reader skips.
+                if let Err(e) = file.truncate() {
+                    log::warn!("emptying the queue's commit groups: {e}");
+                }
+            }
+        }
         if purged {
             self.contexts.forget_all_but_last();
         }
@@ -969,6 +1457,13 @@ impl SqliteStore {
     /// middle of the queue, gaps of evicted events between them and the oldest) are
     /// deleted row by row, one statement per run of consecutive seqs.
     fn do_delete(&mut self, seqs: &[u64]) -> Result<(Removed, Option<i64>), Error> {
+        self.load_groups()?;
+        if !self.pending.is_empty() {
+            if let Some(done) = self.deliver_grouped(seqs)? {
+                return Ok(done);
+            }
+            self.expand_groups()?;
+        }
         self.removing(|tx, after| {
             let delivered = *after;
             // A seq too large for SQLite cannot be stored, so there is nothing to delete; nor
@@ -1033,6 +1528,135 @@ impl SqliteStore {
         })
     }
 
+    /// The delete of a delivered prefix that lies in the commit groups (no row queued):
+    /// the watermark moves past it, and the groups it covers whole go. `None` when the
+    /// seqs are not that (the caller expands the groups and deletes rows).
+    fn deliver_grouped(&mut self, seqs: &[u64]) -> Result<Option<(Removed, Option<i64>)>, Error> {
+        let through = self.delivered()?.through;
+        let rows = self.totals()?.events.saturating_sub(self.pending.live());
+        if rows > 0 {
+            return Ok(None);
+        }
+        let mut sorted: Vec<i64> = seqs
+            .iter()
+            .filter_map(|&s| i64::try_from(s).ok())
+            .filter(|&s| s > through)
+            .collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let Some((events, bytes)) = self.pending.prefix(&sorted) else {
+            return Ok(None);
+        };
+        let removed = Removed { events, bytes };
+        let done = self.removing(|tx, after| {
+            if let Some(&last) = sorted.last() {
+                after.through = last;
+                save_delivered(tx, last)?;
+            }
+            Ok(((), removed))
+        })?;
+        Ok(Some((removed, done.1)))
+    }
+
+    /// [`QueueStore::evict`] when every queued event is in commit groups created in order
+    /// (see `Ages`): then each step evicts the oldest events after the spared ones, so all
+    /// of them together are one range of seqs, `(spare, cut]`. The groups inside it go,
+    /// and the one or two it cuts through are rewritten without it. `None` otherwise (the
+    /// caller expands the groups and evicts rows).
+    fn evict_grouped(
+        &mut self,
+        max_events: u64,
+        max_bytes: u64,
+        min_created_ms: i64,
+        spare_through: u64,
+    ) -> Result<Option<(Evicted, Option<i64>)>, Error> {
+        let delivered = self.delivered()?;
+        let totals = self.totals()?;
+        let ages = self.ages(delivered.through)?;
+        if totals.events != self.pending.live() {
+            return Ok(None);
+        }
+        let spare = i64::try_from(spare_through)
+            .unwrap_or(i64::MAX)
+            .max(delivered.through);
+        if self
+            .pending
+            .first_queued_after(spare)
+            .is_some_and(|(seq, _)| seq < ages.sorted_from)
+        {
+            return Ok(None);
+        }
+        // The same steps as the row path's statements, on the events after `spare`.
+        let mut evicted = Evicted::default();
+        let mut cut = None;
+        {
+            let mut events = self.pending.after(spare).peekable();
+            let mut take = |removed: &mut Removed, (seq, _, bytes): (i64, i64, u64)| {
+                removed.events += 1;
+                removed.bytes = removed.bytes.saturating_add(bytes);
+                cut = Some(seq);
+            };
+            while let Some(e) = events.next_if(|e| e.1 < min_created_ms) {
+                take(&mut evicted.age, e);
+            }
+            let events_left = totals.events.saturating_sub(evicted.age.events);
+            for _ in 0..events_left.saturating_sub(max_events) {
+                let Some(e) = events.next() else { break };
+                take(&mut evicted.count, e);
+            }
+            let bytes_left = totals
+                .bytes
+                .saturating_sub(evicted.age.bytes.saturating_add(evicted.count.bytes));
+            let over = bytes_left.saturating_sub(max_bytes);
+            while evicted.bytes.bytes < over {
+                let Some(e) = events.next() else { break };
+                take(&mut evicted.bytes, e);
+            }
+        }
+        let removed = plus(plus(evicted.age, evicted.count), evicted.bytes);
+        let Some(cut) = cut else {
+            let oldest = oldest_queued(&self.conn, delivered.through, &ages, &self.pending)?;
+            return Ok(Some((evicted, oldest)));
+        };
+        // The range becomes a gap, saved with the rest; the records stay as they are
+        // until the file is rewritten (see `SqliteStore::idle`).
+        let mut gaps = self.gaps.clone();
+        add_gap(&mut gaps, (spare + 1, cut), delivered.through);
+        let run = |store: &mut SqliteStore| -> Result<Option<i64>, Error> {
+            let tx = write(&mut store.conn)?;
+            save_gaps(&tx, &gaps)?;
+            store.pending.remove_range(spare, cut);
+            let oldest = oldest_queued(&tx, delivered.through, &ages, &store.pending)?;
+            purge_contexts_if_empty(&tx, oldest, &store.contexts)?;
+            tx.commit()?;
+            Ok(oldest)
+        };
+        let oldest = match run(self) {
+            Ok(oldest) => oldest,
+            Err(e) => {
+                // The memory may be ahead of the file: read it again when next needed.
+                self.pending.clear();
+                self.groups_known = false;
+                self.contexts = Contexts::default();
+                return Err(e);
+            }
+        };
+        self.gaps = gaps;
+        if oldest.is_none() {
+            self.contexts.forget_all_but_last();
+        }
+        self.forget(removed);
+        self.release_free_pages(oldest.is_none());
+        self.wipe_wal_if_purged();
+        // An eviction is what leaves a queue that never empties with dead records: they go
+        // once they are as many bytes as the live ones (amortised: each byte evicted is
+        // copied at most once). Deliveries wait for the runtime to idle.
+        if let Err(e) = self.rewrite_groups_if_due() {
+            log::warn!("rewriting the queue's commit groups: {e}");
+        }
+        Ok(Some((evicted, oldest)))
+    }
+
     /// See [`QueueStore::evict`]. Each step touches only the rows it removes, plus one
     /// B-tree descent: the age step goes through the `created_ms` index, the count and
     /// bytes steps through the primary key, and the totals are cached. So with nothing to
@@ -1044,6 +1668,16 @@ impl SqliteStore {
         min_created_ms: i64,
         spare_through: u64,
     ) -> Result<(Evicted, Option<i64>), Error> {
+        self.load_groups()?;
+        if !self.pending.is_empty() {
+            if let Some(done) =
+                self.evict_grouped(max_events, max_bytes, min_created_ms, spare_through)?
+            {
+                return Ok(done);
+            }
+            // The steps below work on rows.
+            self.expand_groups()?;
+        }
         let totals = self.totals()?;
         self.removing(|tx, delivered| {
             // Delivered rows are gone already: the caps count and take queued ones only.
@@ -1097,6 +1731,8 @@ impl SqliteStore {
         // Until the purge is complete, every deleted byte is overwritten, whole pages
         // included; `wipe_wal_if_purged` goes back to FAST.
         schema::overwrite_freed_pages(&self.conn, true)?;
+        // Rows, so that the purge below removes them (and overwrites the groups' pages).
+        self.expand_groups()?;
         let tx = self.write()?;
         let removed = removed_by(tx.prepare_cached(sql::CLEAR)?, [spare])?;
         // The delivered rows are tracked events too; the watermark stays, so that seqs
@@ -1151,6 +1787,18 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Syncs what was appended to the groups file, as closing the database syncs its WAL
+    /// into the file (a checkpoint).
+    fn drop(&mut self) {
+        if let Some(file) = &mut self.groups_file {
+            if let Err(e) = file.sync(1) {
+                log::warn!("syncing the queue's commit groups: {e}");
+            }
+        }
     }
 }
 
@@ -1276,9 +1924,20 @@ mod sql {
     /// Every context no event refers to.
     pub const PURGE_CONTEXTS: &str = "DELETE FROM contexts WHERE id NOT IN
          (SELECT context_id FROM events WHERE context_id IS NOT NULL)";
+    /// The contexts no row refers to.
+    pub const UNUSED_CONTEXTS: &str = "SELECT id FROM contexts WHERE id NOT IN
+         (SELECT context_id FROM events WHERE context_id IS NOT NULL)";
     /// Every context but one (the last written, which new events are likely to carry):
     /// for when the queue has just emptied.
     pub const PURGE_CONTEXTS_BUT: &str = "DELETE FROM contexts WHERE id IS NOT ?1";
+    /// The saved gaps of the groups file.
+    pub const READ_GAPS: &str = "SELECT value FROM state WHERE key = 'group_gaps'";
+    /// An event of a group becoming a row. A row already at its seq (only damage makes
+    /// one) gives way to the group's newer event.
+    pub const EXPAND: &str = "INSERT OR REPLACE INTO events(seq, message_id, created_ms,
+         bytes, json, type, name, context_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    /// The largest seq of a row, delivered or not.
+    pub const MAX_SEQ: &str = "SELECT coalesce(max(seq), -1) FROM events";
     pub const READ_STATE: &str = "SELECT key, value FROM state";
     pub const SAVE_STATE: &str = "INSERT INTO state(key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value";
@@ -1298,6 +1957,8 @@ mod state {
     pub const LEGACY_RETRY: &str = "retry";
     /// The store's own, not [`PersistedState`]'s: the watermark of delivered events.
     pub const DELIVERED_THROUGH: &str = "delivered_through";
+    /// The store's own too: the gaps of the groups file, `[[from, to], …]`.
+    pub const GROUP_GAPS: &str = "group_gaps";
 }
 
 /// Connection settings, the current schema and the upgrades to it.
@@ -1312,7 +1973,7 @@ mod schema {
     use super::{BUSY_TIMEOUT, STATEMENT_CACHE};
 
     /// The current schema version.
-    pub const VERSION: u32 = 3;
+    pub const VERSION: u32 = 4;
 
     /// Settings for every connection, read-only ones included. They write nothing to the
     /// file, so they are safe before the version check.
@@ -1459,13 +2120,35 @@ mod schema {
     /// events queued under an older context). Housekeeping: a failure is logged, and the
     /// rows go when the queue next empties or at the next open. A corrupt file is left to
     /// the first operation to find, as it would be without this.
-    pub fn purge_contexts(conn: &Connection) {
+    pub fn purge_contexts(conn: &Connection, db: &std::path::Path) {
         // Without contexts, nothing to read: the events are not scanned.
-        let purge = || -> rusqlite::Result<()> {
+        let purge = || -> Result<(), super::Error> {
             let any: bool =
                 conn.query_row("SELECT EXISTS(SELECT 1 FROM contexts)", [], |r| r.get(0))?;
-            if any {
+            if !any {
+                return Ok(());
+            }
+            // The events of commit groups refer to contexts from their records (every
+            // record: keeping a context a delivered event used is harmless).
+            let mut used = std::collections::HashSet::new();
+            let mut any_group = false;
+            super::groups::read_records(&super::companion(db, super::GROUPS_SUFFIX), |_, blob| {
+                any_group = true;
+                if let Ok(events) = super::groups::decode(blob) {
+                    used.extend(events.iter().filter_map(|e| e.context_id));
+                }
+                Ok(())
+            })?;
+            if !any_group {
                 conn.execute(super::sql::PURGE_CONTEXTS, [])?;
+                return Ok(());
+            }
+            let unused: Vec<i64> = conn
+                .prepare(super::sql::UNUSED_CONTEXTS)?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in unused.into_iter().filter(|id| !used.contains(id)) {
+                conn.execute("DELETE FROM contexts WHERE id = ?1", [id])?;
             }
             Ok(())
         };
@@ -1509,6 +2192,9 @@ mod schema {
             CONTEXT_JSON,
             PURGE_CONTEXTS,
             PURGE_CONTEXTS_BUT,
+            READ_GAPS,
+            EXPAND,
+            MAX_SEQ,
             READ_STATE,
             SAVE_STATE,
         ] {
@@ -1643,6 +2329,10 @@ mod schema {
                 );
                 ",
             ),
+            // Version 4: commits go to the groups file beside the database (see the
+            // `groups` module), which a build of version 3 would not read: the number
+            // keeps such a build from opening the queue and missing those events.
+            3 => Ok(()),
             _ => Err(rusqlite::Error::SqliteFailure(
                 ffi::Error::new(ffi::SQLITE_ERROR),
                 Some(format!("no upgrade from schema version {version}")),
@@ -1698,7 +2388,7 @@ fn open_connection(path: &Path, mode: Mode) -> Result<(Connection, u32), OpenErr
     if mode != Mode::ReadOnly {
         // After the check: a foreign file is moved aside, not rewritten first.
         schema::ensure_file_settings(&conn).map_err(&sqlite)?;
-        schema::purge_contexts(&conn);
+        schema::purge_contexts(&conn, path);
     }
     // Sound: closing checkpoints again, so that a closed database is one self-contained
     // file (QA tools copy just that file).
@@ -1769,7 +2459,7 @@ fn move_aside(path: &Path) -> Result<PathBuf, OpenError> {
         n += 1;
     }
     // The companions keep their suffixes, so that SQLite can open the set as it was.
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", GROUPS_SUFFIX] {
         let from = with_suffix(path, suffix);
         match fs::rename(&from, with_suffix(&aside, suffix)) {
             Ok(()) => {}
@@ -1864,6 +2554,7 @@ mod corrupt_copies {
             let stem = rest
                 .strip_suffix("-wal")
                 .or_else(|| rest.strip_suffix("-shm"))
+                .or_else(|| rest.strip_suffix(super::GROUPS_SUFFIX))
                 .unwrap_or(rest);
             // `<ms>` or `<ms>-<n>`; a name that does not parse sorts as the oldest.
             let mut parts = stem.splitn(2, '-');
@@ -1986,6 +2677,8 @@ enum Error {
     Json(#[from] serde_json::Error),
     #[error("seq {0} does not fit in SQLite's integers")]
     SeqRange(u64),
+    #[error("the commit groups file: {0}")]
+    Groups(#[from] io::Error),
 }
 
 /// Maps a failure to the kind the engine acts on: the one place that decides it.
@@ -2006,6 +2699,10 @@ fn failure(op: &'static str) -> impl FnOnce(Error) -> StoreFailure {
                 _ => FailureKind::Other,
             },
             Error::Json(_) | Error::SeqRange(_) => FailureKind::Other,
+            // ENOSPC, and a quota (EDQUOT) as SQLite maps it too.
+            Error::Groups(e) if matches!(e.raw_os_error(), Some(28 | 122)) => FailureKind::Full,
+            Error::Groups(e) if e.kind() == io::ErrorKind::InvalidData => FailureKind::Corrupt,
+            Error::Groups(_) => FailureKind::Other,
         };
         StoreFailure {
             kind,
@@ -2230,20 +2927,198 @@ fn event_from_row(
     contexts: &mut Contexts,
     row: &Row<'_>,
 ) -> rusqlite::Result<QueuedEvent> {
-    let seq = get_u64(row, 0)?;
-    let kind: Option<String> = row.get(2)?;
-    let kind = kind
-        .as_deref()
-        .and_then(MessageType::parse)
-        .unwrap_or_else(|| {
-            // Only a version 1 row with unreadable JSON has no type. The JSON is sent as it
-            // is; the type is only a label here, and refusing the row would wedge the queue.
-            log::warn!("queued event {seq} has no known type ({kind:?}); labelling it track");
-            MessageType::Track
-        });
-    let body: String = row.get(5)?;
     // A `context_id` that is no integer (damage) counts as none, like a missing row.
-    let json = match row.get_ref(6)?.as_i64().ok() {
+    let context_id = row.get_ref(6)?.as_i64().ok();
+    queued_event(
+        conn,
+        contexts,
+        groups::Encoded {
+            seq: row.get(0)?,
+            created_ms: row.get(4)?,
+            context_id,
+            message_id: row.get(1)?,
+            kind: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            name: row.get(3)?,
+            body: row.get(5)?,
+        },
+    )
+}
+
+/// An event of a commit group, as [`event_from_row`] reads a row.
+fn event_from_encoded(
+    conn: &Connection,
+    contexts: &mut Contexts,
+    e: groups::Encoded,
+) -> Result<QueuedEvent, Error> {
+    Ok(queued_event(conn, contexts, e)?)
+}
+
+/// Calls `f` with each queued event of the commit groups after `through`, in seq order
+/// and with the index of its group, until it returns `false`: the writer's reads, from the
+/// records `pending` points at (each read once, though pieces of it may be several groups).
+fn read_pieces(
+    file: &mut groups::GroupsFile,
+    pending: &Pending,
+    through: i64,
+    mut f: impl FnMut(usize, groups::Encoded) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let mut cached: Option<(groups::Location, Vec<groups::Encoded>)> = None;
+    for (index, (at, from, to)) in pending.pieces_after(through).enumerate() {
+        if cached.as_ref().is_none_or(|(loc, _)| *loc != at) {
+            let blob = file.read(at)?;
+            let events = groups::decode(&blob).map_err(|e| damaged_groups(&e.to_string()))?;
+            cached = Some((at, events));
+        }
+        let (_, events) = cached.as_ref().expect("just read");
+        for e in events.iter().filter(|e| (from..=to).contains(&e.seq)) {
+            if !f(index, e.clone())? {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Calls `f` with each queued event of the groups file of the database at `db`, in seq
+/// order, until it returns `false`: the QA readers' path, which reads the file as it is
+/// (read-only; a damaged tail is left out, not cut off) and skips what the writer would:
+/// seqs at or below the watermark and the largest row's, and those in the saved gaps.
+fn for_each_grouped(
+    conn: &Connection,
+    db: &Path,
+    mut f: impl FnMut(groups::Encoded) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let through = read_delivered(conn)?.through;
+    let max_row: i64 = conn
+        .prepare_cached(sql::MAX_SEQ)?
+        .query_row([], |r| r.get(0))?;
+    let gaps = read_gaps(conn)?;
+    let skip = |seq: i64| {
+        seq <= through || seq <= max_row || gaps.iter().any(|&(a, b)| (a..=b).contains(&seq))
+    };
+    let mut result = Ok(());
+    let mut done = false;
+    groups::read_records(&companion(db, GROUPS_SUFFIX), |_, blob| {
+        if done {
+            return Ok(());
+        }
+        let events = match groups::decode(blob) {
+            Ok(events) => events,
+            Err(e) => {
+                result = Err(damaged_groups(&e.to_string()));
+                done = true;
+                return Ok(());
+            }
+        };
+        for e in events.into_iter().filter(|e| !skip(e.seq)) {
+            match f(e) {
+                Ok(true) => {}
+                Ok(false) => {
+                    done = true;
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    done = true;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    result
+}
+
+/// Adds `gap` to `gaps`, merging ranges that touch, and leaves out those at or below the
+/// watermark `through` (readers skip them anyway), so that the list stays short.
+fn add_gap(gaps: &mut Vec<(i64, i64)>, gap: (i64, i64), through: i64) {
+    gaps.push(gap);
+    gaps.retain(|&(_, to)| to > through);
+    gaps.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(gaps.len());
+    for &(from, to) in gaps.iter() {
+        match merged.last_mut() {
+            Some(last) if from <= last.1.saturating_add(1) => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    *gaps = merged;
+}
+
+/// The saved gaps of the groups file (see `SqliteStore::gaps`); none when unreadable
+/// (damage: the events in them are then sent again rather than lost).
+fn read_gaps(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let raw: Option<String> = conn
+        .prepare_cached(sql::READ_GAPS)?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(raw
+        .and_then(|raw| {
+            serde_json::from_str(&raw)
+                .inspect_err(|e| log::warn!("unreadable group gaps ({e}); ignoring them"))
+                .ok()
+        })
+        .unwrap_or_default())
+}
+
+/// Saves the gaps, in the caller's transaction (none: the row goes).
+fn save_gaps(conn: &Connection, gaps: &[(i64, i64)]) -> rusqlite::Result<()> {
+    if gaps.is_empty() {
+        conn.prepare_cached(sql::DELETE_STATE)?
+            .execute([state::GROUP_GAPS])?;
+    } else {
+        let json = serde_json::to_string(gaps).expect("integers serialise");
+        conn.prepare_cached(sql::SAVE_STATE)?
+            .execute(params![state::GROUP_GAPS, json])?;
+    }
+    Ok(())
+}
+
+/// Damage to the groups file (a record that is not what the store wrote).
+fn damaged_groups(what: &str) -> Error {
+    Error::Groups(io::Error::new(io::ErrorKind::InvalidData, what.to_owned()))
+}
+
+/// The smallest `created_ms` of the queued events, rows and groups.
+fn oldest_queued(
+    conn: &Connection,
+    through: i64,
+    ages: &Ages,
+    pending: &Pending,
+) -> rusqlite::Result<Option<i64>> {
+    let rows = oldest_ms(conn, through, Some(ages))?;
+    let grouped = match pending.first_queued_after(through) {
+        None => None,
+        // Created in order from there on: the first is the oldest.
+        Some((seq, created)) if seq >= ages.sorted_from => Some(created),
+        Some(_) => pending.oldest_after(through),
+    };
+    Ok(match (rows, grouped) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// An event read back, its context from `contexts` (read from the table only the first
+/// time).
+fn queued_event(
+    conn: &Connection,
+    contexts: &mut Contexts,
+    e: groups::Encoded,
+) -> rusqlite::Result<QueuedEvent> {
+    let seq =
+        u64::try_from(e.seq).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, e.seq))?;
+    let kind = MessageType::parse(&e.kind).unwrap_or_else(|| {
+        // Only a version 1 row with unreadable JSON has no type. The JSON is sent as it
+        // is; the type is only a label here, and refusing the row would wedge the queue.
+        log::warn!(
+            "queued event {seq} has no known type ({:?}); labelling it track",
+            e.kind
+        );
+        MessageType::Track
+    });
+    let body = e.body;
+    let json = match e.context_id {
         None => EventJson::full(body),
         Some(id) => match contexts.get(conn, id)? {
             Some(context) => EventJson::with_context(body, context),
@@ -2257,10 +3132,10 @@ fn event_from_row(
     };
     Ok(QueuedEvent {
         seq,
-        message_id: row.get(1)?,
+        message_id: e.message_id,
         kind,
-        name: row.get(3)?,
-        created_ms: row.get(4)?,
+        name: e.name,
+        created_ms: e.created_ms,
         json,
     })
 }
@@ -2279,7 +3154,16 @@ mod tests {
 
     use super::*;
 
+    /// A store that writes rows, as the groups become (see `grouped` for one that
+    /// writes commit groups).
     fn open(dir: &Path) -> SqliteStore {
+        let mut store = grouped(dir);
+        store.set_grouping(false);
+        store
+    }
+
+    /// A store as the runtime opens it: commits go as groups.
+    fn grouped(dir: &Path) -> SqliteStore {
         let opened = SqliteStore::open(dir).unwrap();
         assert_eq!(opened.recovered, None);
         opened.store
@@ -2481,7 +3365,278 @@ mod tests {
             .collect()
     }
 
-    /// The SQLite store passes the conformance suite every backend must pass.
+    /// Records in the groups file (delivered ones included, until it is emptied or
+    /// rewritten) and rows of `events`.
+    fn group_and_event_rows(store: &SqliteStore) -> (i64, i64) {
+        let mut records = 0;
+        groups::read_records(&companion(&store.path, GROUPS_SUFFIX), |_, _| {
+            records += 1;
+            Ok(())
+        })
+        .unwrap();
+        (records, value_of(store, "SELECT count(*) FROM events"))
+    }
+
+    /// A commit goes as one record of the groups file; loads read it back as the events inserted,
+    /// across groups and limits, and after reopening (a crash leaves groups behind).
+    #[test]
+    fn commits_go_as_groups_and_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = typical(600);
+        {
+            let mut store = grouped(dir.path());
+            for chunk in evs.chunks(256) {
+                store.insert(chunk).unwrap();
+            }
+            assert_eq!(group_and_event_rows(&store), (3, 0));
+            assert_eq!(store.load(1000, usize::MAX).unwrap(), evs);
+            assert_eq!(store.load(300, usize::MAX).unwrap(), evs[..300]);
+            let one = evs[0].bytes() as usize;
+            assert_eq!(store.load(1000, one * 3).unwrap(), evs[..3]);
+        }
+        let mut store = grouped(dir.path());
+        let snap = store.snapshot().unwrap();
+        assert_eq!(snap.events, 600);
+        assert_eq!(snap.max_seq, 600);
+        assert_eq!(
+            snap.bytes,
+            evs.iter().map(QueuedEvent::stored_bytes).sum::<u64>()
+        );
+        assert_eq!(snap.oldest_ms, Some(evs[0].created_ms));
+        assert_eq!(store.load(1000, usize::MAX).unwrap(), evs);
+        // The next commit follows as a group of its own.
+        let more: Vec<_> = typical(610)[600..].to_vec();
+        store.insert(&more).unwrap();
+        assert_eq!(group_and_event_rows(&store), (4, 0));
+    }
+
+    /// A delivered prefix moves the watermark and deletes the groups it covers whole; a
+    /// group it covers in part stays, its delivered events never read again, also after
+    /// reopening; seqs never go back.
+    #[test]
+    fn delivered_prefix_of_groups_moves_the_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = typical(600);
+        let seqs = |r: std::ops::RangeInclusive<u64>| r.collect::<Vec<_>>();
+        {
+            let mut store = grouped(dir.path());
+            for chunk in evs.chunks(256) {
+                store.insert(chunk).unwrap();
+            }
+            let (removed, oldest) = store.delete(&seqs(1..=300)).unwrap();
+            let bytes: u64 = evs[..300].iter().map(QueuedEvent::stored_bytes).sum();
+            assert_eq!(removed, Removed { events: 300, bytes });
+            assert_eq!(oldest, Some(evs[300].created_ms));
+            assert_eq!(
+                group_and_event_rows(&store),
+                (3, 0),
+                "records stay until emptied"
+            );
+            assert_eq!(store.load(1000, usize::MAX).unwrap(), evs[300..]);
+        }
+        let mut store = grouped(dir.path());
+        let snap = store.snapshot().unwrap();
+        assert_eq!((snap.events, snap.max_seq), (300, 600));
+        assert_eq!(store.load(1000, usize::MAX).unwrap(), evs[300..]);
+        let (removed, oldest) = store.delete(&seqs(301..=600)).unwrap();
+        assert_eq!((removed.events, oldest), (300, None));
+        assert_eq!(
+            group_and_event_rows(&store),
+            (0, 0),
+            "emptied once all delivered"
+        );
+        drop(store);
+        let mut store = grouped(dir.path());
+        let snap = store.snapshot().unwrap();
+        assert_eq!((snap.events, snap.max_seq, snap.oldest_ms), (0, 600, None));
+    }
+
+    /// Anything but a delivered prefix (a batch in the middle, seqs not all queued) turns
+    /// the groups into rows first and then deletes as rows do.
+    #[test]
+    fn middle_delete_expands_groups_into_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = typical(300);
+        let mut store = grouped(dir.path());
+        store.insert(&evs[..256]).unwrap();
+        store.insert(&evs[256..]).unwrap();
+        let (removed, oldest) = store.delete(&[10, 11, 12]).unwrap();
+        assert_eq!(removed.events, 3);
+        assert_eq!(oldest, Some(evs[0].created_ms));
+        assert_eq!(group_and_event_rows(&store), (0, 297));
+        let mut want = evs.clone();
+        want.drain(9..12);
+        assert_eq!(store.load(1000, usize::MAX).unwrap(), want);
+        // Rows queued: the next commit still goes as a group, after them.
+        let more: Vec<_> = typical(310)[300..].to_vec();
+        store.insert(&more).unwrap();
+        assert_eq!(group_and_event_rows(&store), (1, 297));
+        want.extend(more);
+        assert_eq!(store.load(1000, usize::MAX).unwrap(), want);
+        // A prefix with rows queued is deleted as rows (the groups expanded first).
+        let (removed, _) = store.delete(&(1..=9).collect::<Vec<_>>()).unwrap();
+        assert_eq!(removed.events, 9);
+        assert_eq!(store.load(1000, usize::MAX).unwrap(), want[9..]);
+    }
+
+    /// Evictions by count and bytes take the oldest events after the spared ones, cutting
+    /// through groups without expanding them; an eviction by age of events created out of
+    /// order falls back to rows. The counts and totals match the row path's.
+    #[test]
+    fn evictions_cut_groups() {
+        let evs = typical(600);
+        let each = evs[0].stored_bytes();
+        for spare in [0u64, 100, 300] {
+            let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+            let mut stores = [open(dirs[0].path()), grouped(dirs[1].path())];
+            let mut results = Vec::new();
+            for store in &mut stores {
+                for chunk in evs.chunks(256) {
+                    store.insert(chunk).unwrap();
+                }
+                let count = store.evict(500, u64::MAX, 0, spare).unwrap();
+                let bytes = store.evict(u64::MAX, 400 * each, 0, spare).unwrap();
+                let age = store
+                    .evict(u64::MAX, u64::MAX, evs[450].created_ms, spare)
+                    .unwrap();
+                let left = store.load(1000, usize::MAX).unwrap();
+                let snap = store.snapshot().unwrap();
+                results.push((count, bytes, age, left, snap.events, snap.bytes));
+            }
+            assert_eq!(results[0], results[1], "spare {spare}");
+            let (count, bytes, _, left, _, _) = &results[1];
+            assert_eq!(count.0.count.events, 100, "spare {spare}");
+            assert_eq!(bytes.0.bytes.events, 100, "spare {spare}");
+            assert_eq!(
+                left.len(),
+                400usize.min(600 - 450 + spare as usize).max(150)
+            );
+            assert_eq!(
+                group_and_event_rows(&stores[1]).1,
+                0,
+                "no rows: spare {spare}"
+            );
+        }
+        // Created out of order: the age step cannot take a prefix; rows do it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = grouped(dir.path());
+        let mut evs = typical(10);
+        evs[5].created_ms = 0;
+        store.insert(&evs).unwrap();
+        let (evicted, _) = store.evict(u64::MAX, u64::MAX, 1, 0).unwrap();
+        assert_eq!(evicted.age.events, 1);
+        assert_eq!(group_and_event_rows(&store), (0, 9));
+    }
+
+    /// Evicted seqs stay used: after the newest events were evicted and the store
+    /// reopened, the largest seq is still theirs, so the engine's next events are not taken
+    /// for evicted ones (readers skip the gaps' seqs) and are read back.
+    #[test]
+    fn evicted_seqs_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = typical(120);
+        {
+            let mut store = grouped(dir.path());
+            store.insert(&evs[..100]).unwrap();
+            let (evicted, oldest) = store.evict(0, u64::MAX, 0, 0).unwrap();
+            assert_eq!((evicted.count.events, oldest), (100, None));
+        }
+        let mut store = grouped(dir.path());
+        let snap = store.snapshot().unwrap();
+        assert_eq!((snap.events, snap.max_seq), (0, 100));
+        store.insert(&evs[100..]).unwrap();
+        assert_eq!(store.load(100, usize::MAX).unwrap(), evs[100..]);
+        drop(store);
+        let mut store = grouped(dir.path());
+        assert_eq!(store.load(100, usize::MAX).unwrap(), evs[100..]);
+    }
+
+    /// QA readers of a device's copy see the groups' events (read-only: nothing is
+    /// expanded or written), and the contexts they refer to survive the purge at open.
+    #[test]
+    fn readers_and_open_see_grouped_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut evs = typical(300);
+        evs.extend(changed_context(301..=305));
+        {
+            let mut store = grouped(dir.path());
+            store.insert(&evs[..256]).unwrap();
+            store.insert(&evs[256..]).unwrap();
+            store.delete(&(1..=10).collect::<Vec<_>>()).unwrap();
+            assert_eq!(group_and_event_rows(&store), (2, 0));
+            // The shared one: events whose context a plugin changed carry theirs.
+            assert_eq!(context_rows(&store), 1);
+        }
+        // A QA copy of a device's queue: the database and its groups file beside it.
+        let copy_dir = tempfile::tempdir().unwrap();
+        let copy = copy_dir.path().join("device.db");
+        fs::copy(dir.path().join(DB_FILE), &copy).unwrap();
+        fs::copy(
+            companion(&dir.path().join(DB_FILE), GROUPS_SUFFIX),
+            companion(&copy, GROUPS_SUFFIX),
+        )
+        .unwrap();
+        let before = fs::read(&copy).unwrap();
+        let mut reader = SqliteStore::open_file(&copy, true).unwrap();
+        let mut seen = Vec::new();
+        reader
+            .iter_events(|e| {
+                seen.push(e);
+                true
+            })
+            .unwrap();
+        assert_eq!(seen, evs[10..]);
+        let counts = reader.counts_by_type_and_name().unwrap();
+        let total: u64 = counts.iter().map(|c| c.2).sum();
+        assert_eq!(total, 295);
+        assert_eq!(reader.snapshot().unwrap().events, 295);
+        drop(reader);
+        assert_eq!(fs::read(&copy).unwrap(), before, "read-only");
+        // Reopened read-write: the purge at open keeps the context that only groups refer
+        // to (it deleted it before it read the groups).
+        let mut store = grouped(dir.path());
+        assert_eq!(context_rows(&store), 1);
+        assert_eq!(store.load(1000, usize::MAX).unwrap(), evs[10..]);
+    }
+
+    /// A record that changed on disk is damage: reading it fails as Corrupt (the runtime
+    /// then replaces the database), never with a panic; reopened, the file ends before it.
+    #[test]
+    fn damaged_group_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = typical(300);
+        let mut store = grouped(dir.path());
+        store.insert(&evs[..256]).unwrap();
+        store.insert(&evs[256..]).unwrap();
+        let path = companion(&store.path, GROUPS_SUFFIX);
+        let mut bytes = fs::read(&path).unwrap();
+        let second = bytes.len() - 100;
+        bytes[second] ^= 0x20;
+        fs::write(&path, &bytes).unwrap();
+        let err = store.load(1000, usize::MAX).unwrap_err();
+        assert_eq!(err.kind, FailureKind::Corrupt, "{err}");
+        drop(store);
+        let mut store = grouped(dir.path());
+        assert_eq!(store.snapshot().unwrap().events, 256);
+        assert_eq!(store.load(1000, usize::MAX).unwrap(), evs[..256]);
+    }
+
+    /// The opt-out purge removes grouped events too, and spares those being uploaded.
+    #[test]
+    fn purge_clears_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = typical(300);
+        let mut store = grouped(dir.path());
+        store.insert(&evs[..256]).unwrap();
+        store.insert(&evs[256..]).unwrap();
+        let removed = store.clear(20).unwrap();
+        assert_eq!(removed.events, 280);
+        assert_eq!(group_and_event_rows(&store), (0, 20));
+        assert_eq!(store.load(1000, usize::MAX).unwrap(), evs[..20]);
+    }
+
+    /// The SQLite store passes the conformance suite every backend must pass, writing
+    /// rows and writing commit groups.
     #[test]
     fn sqlite_store_conforms() {
         let root = tempfile::tempdir().unwrap();
@@ -2489,6 +3644,10 @@ mod tests {
         conformance::run(|| {
             n += 1;
             open(&root.path().join(n.to_string()))
+        });
+        conformance::run(|| {
+            n += 1;
+            grouped(&root.path().join(n.to_string()))
         });
     }
 
@@ -2869,7 +4028,7 @@ mod tests {
         let path = dir.path().join(DB_FILE);
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE events(x); PRAGMA user_version = 4;")
+            conn.execute_batch("CREATE TABLE events(x); PRAGMA user_version = 5;")
                 .unwrap();
         }
         let before = fs::read(&path).unwrap();
@@ -2879,20 +4038,20 @@ mod tests {
             matches!(
                 err,
                 OpenError::NewerSchema {
-                    found: 4,
-                    supported: 3
+                    found: 5,
+                    supported: 4
                 }
             ),
             "{err}"
         );
         let err = SqliteStore::open_file(&path, true).unwrap_err();
         assert!(
-            matches!(err, OpenError::NewerSchema { found: 4, .. }),
+            matches!(err, OpenError::NewerSchema { found: 5, .. }),
             "{err}"
         );
         let err = SqliteStore::open_file(&path, false).unwrap_err();
         assert!(
-            matches!(err, OpenError::NewerSchema { found: 4, .. }),
+            matches!(err, OpenError::NewerSchema { found: 5, .. }),
             "{err}"
         );
 
@@ -2939,7 +4098,7 @@ mod tests {
                 err,
                 OpenError::OlderSchema {
                     found: 1,
-                    supported: 3
+                    supported: 4
                 }
             ),
             "{err}"

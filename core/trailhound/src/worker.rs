@@ -734,6 +734,10 @@ impl Worker {
     /// commit is due: its timer wakes this thread, and the bell is armed so that events
     /// sent meanwhile do not ring (they join that commit).
     fn sleep(&mut self, uncommitted: u64) {
+        if uncommitted == 0 && self.gate.quiet() {
+            // Idle: nothing waits to be committed (see `SqliteStore::idle`).
+            self.store.idle();
+        }
         let timeout = self.engine.poll_timeout();
         if uncommitted > 0 && timeout.is_some() {
             self.mailbox.bell().arm(uncommitted);
