@@ -44,12 +44,26 @@ if [ -n "$(git status --porcelain -- "${CRATE_DIRS[@]}" Cargo.toml Cargo.lock LI
 fi
 P_ARGS=()
 for c in "${CRATES[@]}"; do P_ARGS+=(-p "$c"); done
-cargo package "${P_ARGS[@]}" "${PACKAGE_FLAGS[@]}"
+# cargo verifies trailhound-cli against the trailhound package it has just made, taken
+# from a temporary registry, and treats registry crates as immutable: it reuses what it
+# unpacked into ~/.cargo/registry/src/ and what it compiled from there earlier for the same
+# name and version. After a change to trailhound, a second packaging on the same machine
+# verified the CLI against the old library and failed. These versions are not published
+# from here, so their unpacked copies go first, and the verification builds in a target
+# dir of its own whose builds of our crates go too (third-party ones stay).
+VERIFY_DIR="$TARGET_DIR/package-verify"
+for c in "${CRATES[@]}"; do
+    rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$c-$VERSION" \
+        "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$c-$VERSION.crate"
+done
+rm -rf "$VERIFY_DIR"/debug/.fingerprint/trailhound* "$VERIFY_DIR"/debug/deps/*trailhound* \
+    "$VERIFY_DIR"/debug/build/trailhound*
+cargo package --target-dir "$VERIFY_DIR" "${P_ARGS[@]}" "${PACKAGE_FLAGS[@]}"
 
 rm -rf "$OUT"
 mkdir -p "$OUT/bin"
 for c in "${CRATES[@]}"; do
-    cp "$TARGET_DIR/package/$c-$VERSION.crate" "$OUT/"
+    cp "$VERIFY_DIR/package/$c-$VERSION.crate" "$OUT/"
 done
 
 step "package contents: README.md and LICENSE, no file over 1 MiB, no build output"
