@@ -153,6 +153,16 @@ pub const GROUPS_SYNC_BYTES: u64 = 4 * 1024 * 1024;
 /// and a rewrite copies at most as much as it frees.
 pub const GROUPS_REWRITE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Queued events the store keeps as commit groups at most: past this, the idle runtime
+/// turns the groups into rows (see [`SqliteStore::idle`]). What the store keeps in memory
+/// per grouped event (16 bytes: its creation time and size, for the caps and the
+/// oldest-event lookup) stays under 2 MB however long a device stays offline with a
+/// roomy policy; with the default policy ([`Policy::max_queue_events`], the same 100 000)
+/// the caps bind first and nothing is expanded for this.
+///
+/// [`Policy::max_queue_events`]: trailhound_core::policy::Policy::max_queue_events
+pub const GROUPS_MAX_EVENTS: u64 = 100_000;
+
 /// The newest schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = schema::VERSION;
 
@@ -1265,13 +1275,19 @@ impl SqliteStore {
         Ok(self.groups_file.as_mut().expect("opened by load_groups"))
     }
 
-    /// What the runtime's thread does when no event waits: syncs the groups file once
+    /// What the runtime's thread does when no event waits: turns the groups into rows once
+    /// they hold more than [`GROUPS_MAX_EVENTS`] queued events, syncs the groups file once
     /// [`GROUPS_SYNC_BYTES`] were appended, and rewrites it without its delivered and
     /// evicted records once they are [`GROUPS_REWRITE_BYTES`] and at least half the file.
     /// Failures are logged: the next idle moment tries again.
     pub fn idle(&mut self) {
         if self.read_only || !self.groups_known {
             return;
+        }
+        if self.pending.live() > GROUPS_MAX_EVENTS {
+            if let Err(e) = self.expand_groups() {
+                log::warn!("turning the queue's commit groups into rows: {e}");
+            }
         }
         if let Err(e) = self.rewrite_groups_if_due() {
             log::warn!("rewriting the queue's commit groups: {e}");
@@ -3549,6 +3565,32 @@ mod tests {
         drop(store);
         let mut store = grouped(dir.path());
         assert_eq!(store.load(100, usize::MAX).unwrap(), evs[100..]);
+    }
+
+    /// Past `GROUPS_MAX_EVENTS` queued in groups, the idle runtime turns them into rows,
+    /// so that the store's memory per grouped event stays bounded; the events are the same.
+    #[test]
+    fn idle_turns_many_groups_into_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = grouped(dir.path());
+        let n = GROUPS_MAX_EVENTS + 1;
+        let evs: Vec<QueuedEvent> = (1..=n).map(|i| event(i, i as i64, 60)).collect();
+        for chunk in evs.chunks(4096) {
+            store.insert(chunk).unwrap();
+        }
+        store.idle();
+        assert_eq!(group_and_event_rows(&store), (0, n as i64));
+        assert!(store.pending.is_empty());
+        let loaded = store.load(10, usize::MAX).unwrap();
+        assert_eq!(loaded, evs[..10]);
+        // One fewer and nothing happens.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = grouped(dir.path());
+        for chunk in evs[..GROUPS_MAX_EVENTS as usize].chunks(4096) {
+            store.insert(chunk).unwrap();
+        }
+        store.idle();
+        assert_eq!(group_and_event_rows(&store).1, 0);
     }
 
     /// QA readers of a device's copy see the groups' events (read-only: nothing is
