@@ -1,12 +1,13 @@
-//! The native queue opened on arbitrary bytes: a database file (and optionally its `-wal`)
-//! written into a fresh directory on tmpfs, `SqliteStore::open`, then what the runtime and
+//! The native queue opened on arbitrary bytes: a database file (and optionally its `-wal`,
+//! or its `-groups` file of commit groups) written into a fresh directory on tmpfs, `SqliteStore::open`, then what the runtime and
 //! the QA tools do with a store: snapshot, iterate, count, insert, load, delete, evict,
 //! clear, save the state, and replace it when an operation finds it corrupt.
 //!
 //! Never panics. Errors are fine; a corrupt database moved aside is fine.
 //!
 //! Input layout (so that seeds are real database files with a small prefix):
-//! `[OPS_BYTES bytes: the operations][1 byte: flags][4 bytes LE: wal length][db][wal]`.
+//! `[OPS_BYTES bytes: the operations][1 byte: flags][4 bytes LE: wal length][db][wal]`;
+//! flag 1: there is a second file, flag 4: it is the groups file rather than the WAL.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -70,7 +71,11 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(&db_path, db).unwrap();
     if flags & 1 == 1 {
         let mut wal_path = db_path.clone().into_os_string();
-        wal_path.push("-wal");
+        wal_path.push(if flags & 4 == 4 {
+            trailhound::store::GROUPS_SUFFIX
+        } else {
+            "-wal"
+        });
         std::fs::write(wal_path, wal).unwrap();
     }
 

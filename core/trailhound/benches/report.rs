@@ -772,8 +772,17 @@ fn child(mode: &str) {
             println!("queued_bytes={}", stats.queued_bytes);
             println!("refused={refused}");
             println!("seconds={:.2}", started.elapsed().as_secs_f64());
-            let db = std::fs::metadata(dir.path().join(trailhound::store::DB_FILE))
-                .map_or(0, |m| m.len());
+            let db = [
+                trailhound::store::DB_FILE.to_owned(),
+                format!(
+                    "{}{}",
+                    trailhound::store::DB_FILE,
+                    trailhound::store::GROUPS_SUFFIX
+                ),
+            ]
+            .iter()
+            .map(|f| std::fs::metadata(dir.path().join(f)).map_or(0, |m| m.len()))
+            .sum::<u64>();
             println!("db_bytes={db}");
             client.shutdown(Duration::from_secs(30)).expect("shutdown");
         }
