@@ -1087,16 +1087,7 @@ impl SqliteStore {
         }
         tx.commit()?;
         self.delivered = Some(delivered);
-        if let Some(ages) = &mut self.ages {
-            for ev in events {
-                // Stored, so within i64.
-                ages.inserted(ev.seq as i64, ev.created_ms);
-            }
-        }
-        if let Some(t) = &mut self.totals {
-            t.events += added.events;
-            t.bytes = (t.bytes + added.bytes).saturating_sub(replaced_bytes);
-        }
+        self.inserted(events, added, replaced_bytes);
         Ok(())
     }
 
@@ -1166,16 +1157,23 @@ impl SqliteStore {
         let at = self.groups_file()?.append(&blob)?;
         self.pending.push(at, first, meta);
         self.top = Some(last);
+        self.inserted(events, added, 0);
+        Ok(true)
+    }
+
+    /// Accounts for stored `events` (as rows or a group): `added` to the totals, less the
+    /// bytes of rows they replaced, and their creation times to the order of ages.
+    fn inserted(&mut self, events: &[QueuedEvent], added: Totals, replaced_bytes: u64) {
         if let Some(ages) = &mut self.ages {
             for ev in events {
+                // Stored, so within i64.
                 ages.inserted(ev.seq as i64, ev.created_ms);
             }
         }
         if let Some(t) = &mut self.totals {
             t.events += added.events;
-            t.bytes += added.bytes;
+            t.bytes = (t.bytes + added.bytes).saturating_sub(replaced_bytes);
         }
-        Ok(true)
     }
 
     /// Turns every commit group into rows of `events` (see the `groups` module), in one
