@@ -963,42 +963,41 @@ impl SqliteStore {
         let delivered = read_delivered(&tx)?;
         let (rows, max_seq) = read_totals(&tx, delivered.through)?;
         let rows_oldest = oldest_ms(&tx, delivered.through, None)?;
-        // The commit groups: in memory, or read whole (a read-only connection keeps none).
-        let mut read = Pending::default();
-        if self.read_only {
-            let (mut first, mut events) = (None, Vec::new());
+        // The commit groups: (events, bytes, largest seq, oldest creation time) from
+        // memory, or read whole (a read-only connection keeps none).
+        let grouped = if self.read_only {
+            let mut sum = (0u64, 0u64, None::<i64>, None::<i64>);
             for_each_grouped(&tx, &self.path, |e| {
-                first.get_or_insert(e.seq);
-                events.push((e.created_ms, e.body.len() as u64));
+                sum.0 += 1;
+                sum.1 = sum.1.saturating_add(e.body.len() as u64);
+                sum.2 = sum.2.max(Some(e.seq));
+                sum.3 = Some(sum.3.map_or(e.created_ms, |o| o.min(e.created_ms)));
                 Ok(true)
             })?;
-            if let Some(first) = first {
-                // One run for the counts: only the sums, the last seq and the minimum
-                // creation time matter here.
-                let last = first + events.len() as i64 - 1;
-                read.push(groups::Location { offset: 0, len: 0 }, first, events);
-                debug_assert_eq!(read.last_seq(), Some(last));
-            }
-        }
-        let grouped = if self.read_only { &read } else { &self.pending };
+            sum
+        } else {
+            let p = &self.pending;
+            let oldest = p.oldest_after(delivered.through);
+            (p.live(), p.live_bytes(), p.last_seq(), oldest)
+        };
+        // Evicted seqs count as used too.
+        let gaps = if self.read_only {
+            read_gaps(&tx)?
+        } else {
+            self.gaps.clone()
+        };
         let state = read_state(&tx)?;
         tx.commit()?;
         let totals = Totals {
-            events: rows.events + grouped.live(),
-            bytes: rows.bytes.saturating_add(grouped.live_bytes()),
-        };
-        // Evicted seqs count as used too.
-        let gaps_max = if self.read_only {
-            read_gaps(&self.conn)?.iter().map(|g| g.1).max()
-        } else {
-            self.gaps.iter().map(|g| g.1).max()
+            events: rows.events + grouped.0,
+            bytes: rows.bytes.saturating_add(grouped.1),
         };
         let last = grouped
-            .last_seq()
-            .max(gaps_max)
+            .2
+            .max(gaps_end(&gaps))
             .map_or(0, |s| u64::try_from(s).unwrap_or(0));
         let max_seq = max_seq.max(last);
-        let oldest_ms = match (rows_oldest, grouped.oldest_after(delivered.through)) {
+        let oldest_ms = match (rows_oldest, grouped.3) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -1343,7 +1342,7 @@ impl SqliteStore {
         let top = rows
             .max(through)
             .max(self.pending.last_seq().unwrap_or(-1))
-            .max(self.gaps.iter().map(|g| g.1).max().unwrap_or(-1));
+            .max(gaps_end(&self.gaps).unwrap_or(-1));
         self.top = Some(top);
         Ok(top)
     }
@@ -3061,6 +3060,11 @@ fn add_gap(gaps: &mut Vec<(i64, i64)>, gap: (i64, i64), through: i64) {
     *gaps = merged;
 }
 
+/// The largest seq in `gaps`.
+fn gaps_end(gaps: &[(i64, i64)]) -> Option<i64> {
+    gaps.iter().map(|g| g.1).max()
+}
+
 /// The saved gaps of the groups file (see `SqliteStore::gaps`); none when unreadable
 /// (damage: the events in them are then sent again rather than lost).
 fn read_gaps(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
@@ -3591,6 +3595,28 @@ mod tests {
         }
         store.idle();
         assert_eq!(group_and_event_rows(&store).1, 0);
+    }
+
+    /// A read-only snapshot of a queue whose groups have a gap (an eviction behind the
+    /// events being uploaded) counts what is queued and gives the largest seq used.
+    #[test]
+    fn read_only_snapshot_counts_groups_with_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let evs = typical(300);
+        let mut store = grouped(dir.path());
+        store.insert(&evs[..256]).unwrap();
+        store.insert(&evs[256..]).unwrap();
+        let (evicted, _) = store.evict(250, u64::MAX, 0, 100).unwrap();
+        assert_eq!(evicted.count.events, 50);
+        let want = store.snapshot().unwrap();
+        assert_eq!((want.events, want.max_seq), (250, 300));
+        drop(store);
+        let mut reader = SqliteStore::open_file(&dir.path().join(DB_FILE), true).unwrap();
+        let got = reader.snapshot().unwrap();
+        assert_eq!(
+            (got.events, got.bytes, got.max_seq, got.oldest_ms),
+            (want.events, want.bytes, want.max_seq, want.oldest_ms)
+        );
     }
 
     /// QA readers of a device's copy see the groups' events (read-only: nothing is
