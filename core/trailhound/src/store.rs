@@ -615,26 +615,7 @@ impl SqliteStore {
             }
             Err(e) => return Err(e),
         };
-        let store = SqliteStore {
-            conn,
-            path,
-            read_only: false,
-            version,
-            totals: None,
-            delivered: None,
-            ages: None,
-            delivered_rows_max: DELIVERED_ROWS_MAX,
-            wipe_through: None,
-            contexts: Contexts::default(),
-            pending: Pending::default(),
-            groups_known: false,
-            top: None,
-            grouping: true,
-            groups_limit: None,
-            groups_file: None,
-            gaps: Vec::new(),
-            _lock: lock,
-        };
+        let store = SqliteStore::new(conn, path, false, version, lock);
         Ok(Opened { store, recovered })
     }
 
@@ -652,9 +633,26 @@ impl SqliteStore {
             Mode::ReadWrite
         };
         let (conn, version) = open_connection(path, mode)?;
-        Ok(SqliteStore {
+        Ok(SqliteStore::new(
             conn,
-            path: path.to_owned(),
+            path.to_owned(),
+            read_only,
+            version,
+            None,
+        ))
+    }
+
+    /// A store on an open connection, with nothing read yet.
+    fn new(
+        conn: Connection,
+        path: PathBuf,
+        read_only: bool,
+        version: u32,
+        lock: Option<File>,
+    ) -> SqliteStore {
+        SqliteStore {
+            conn,
+            path,
             read_only,
             version,
             totals: None,
@@ -670,8 +668,8 @@ impl SqliteStore {
             groups_limit: None,
             groups_file: None,
             gaps: Vec::new(),
-            _lock: None,
-        })
+            _lock: lock,
+        }
     }
 
     /// Replaces a database that turned out to be corrupt (an operation failed with
@@ -773,7 +771,7 @@ impl SqliteStore {
             }
             // Then the commit groups, whose seqs follow every row's.
             for_each_grouped(&self.conn, &self.path, |e| {
-                Ok(f(event_from_encoded(&self.conn, &mut contexts, e)?))
+                Ok(f(queued_event(&self.conn, &mut contexts, e)?))
             })
         };
         run().map_err(failure("iter_events"))
@@ -1226,10 +1224,7 @@ impl SqliteStore {
         }
         let through = self.delivered()?.through;
         let gaps = read_gaps(&self.conn)?;
-        let max_row: i64 = self
-            .conn
-            .prepare_cached(sql::MAX_SEQ)?
-            .query_row([], |r| r.get(0))?;
+        let max_row = max_row_seq(&self.conn)?;
         let mut pending = Pending::default();
         let mut consistent = true;
         let path = companion(&self.path, GROUPS_SUFFIX);
@@ -1335,10 +1330,7 @@ impl SqliteStore {
             return Ok(top);
         }
         let through = self.delivered()?.through;
-        let rows: i64 = self
-            .conn
-            .prepare_cached(sql::MAX_SEQ)?
-            .query_row([], |r| r.get(0))?;
+        let rows = max_row_seq(&self.conn)?;
         let top = rows
             .max(through)
             .max(self.pending.last_seq().unwrap_or(-1))
@@ -1385,14 +1377,14 @@ impl SqliteStore {
         if self.read_only {
             let contexts = &mut self.contexts;
             for_each_grouped(&self.conn, &self.path, |e| {
-                Ok(take(event_from_encoded(&self.conn, contexts, e)?))
+                Ok(take(queued_event(&self.conn, contexts, e)?))
             })?;
         } else {
             self.load_groups()?;
             let file = self.groups_file.as_mut().expect("opened by load_groups");
             let contexts = &mut self.contexts;
             read_pieces(file, &self.pending, through, |_, e| {
-                Ok(take(event_from_encoded(&self.conn, contexts, e)?))
+                Ok(take(queued_event(&self.conn, contexts, e)?))
             })?;
         }
         Ok(out)
@@ -1544,8 +1536,8 @@ impl SqliteStore {
     }
 
     /// The delete of a delivered prefix that lies in the commit groups (no row queued):
-    /// the watermark moves past it, and the groups it covers whole go. `None` when the
-    /// seqs are not that (the caller expands the groups and deletes rows).
+    /// the watermark moves past it (the file is emptied once all of it is delivered).
+    /// `None` when the seqs are not that (the caller expands the groups and deletes rows).
     fn deliver_grouped(&mut self, seqs: &[u64]) -> Result<Option<(Removed, Option<i64>)>, Error> {
         let through = self.delivered()?.through;
         let rows = self.totals()?.events.saturating_sub(self.pending.live());
@@ -1575,9 +1567,9 @@ impl SqliteStore {
 
     /// [`QueueStore::evict`] when every queued event is in commit groups created in order
     /// (see `Ages`): then each step evicts the oldest events after the spared ones, so all
-    /// of them together are one range of seqs, `(spare, cut]`. The groups inside it go,
-    /// and the one or two it cuts through are rewritten without it. `None` otherwise (the
-    /// caller expands the groups and evicts rows).
+    /// of them together are one range of seqs, `(spare, cut]`, saved as a gap that readers
+    /// of the file skip (the records stay until the file is rewritten). `None` otherwise
+    /// (the caller expands the groups and evicts rows).
     fn evict_grouped(
         &mut self,
         max_events: u64,
@@ -1746,7 +1738,7 @@ impl SqliteStore {
         // Until the purge is complete, every deleted byte is overwritten, whole pages
         // included; `wipe_wal_if_purged` goes back to FAST.
         schema::overwrite_freed_pages(&self.conn, true)?;
-        // Rows, so that the purge below removes them (and overwrites the groups' pages).
+        // Rows, so that the purge below removes them (and the groups file is emptied).
         self.expand_groups()?;
         let tx = self.write()?;
         let removed = removed_by(tx.prepare_cached(sql::CLEAR)?, [spare])?;
@@ -2959,15 +2951,6 @@ fn event_from_row(
     )
 }
 
-/// An event of a commit group, as [`event_from_row`] reads a row.
-fn event_from_encoded(
-    conn: &Connection,
-    contexts: &mut Contexts,
-    e: groups::Encoded,
-) -> Result<QueuedEvent, Error> {
-    Ok(queued_event(conn, contexts, e)?)
-}
-
 /// Calls `f` with each queued event of the commit groups after `through`, in seq order
 /// and with the index of its group, until it returns `false`: the writer's reads, from the
 /// records `pending` points at (each read once, though pieces of it may be several groups).
@@ -3004,9 +2987,7 @@ fn for_each_grouped(
     mut f: impl FnMut(groups::Encoded) -> Result<bool, Error>,
 ) -> Result<(), Error> {
     let through = read_delivered(conn)?.through;
-    let max_row: i64 = conn
-        .prepare_cached(sql::MAX_SEQ)?
-        .query_row([], |r| r.get(0))?;
+    let max_row = max_row_seq(conn)?;
     let gaps = read_gaps(conn)?;
     let skip = |seq: i64| {
         seq <= through || seq <= max_row || gaps.iter().any(|&(a, b)| (a..=b).contains(&seq))
@@ -3058,6 +3039,12 @@ fn add_gap(gaps: &mut Vec<(i64, i64)>, gap: (i64, i64), through: i64) {
         }
     }
     *gaps = merged;
+}
+
+/// The largest seq of a row, delivered or not; -1 without rows.
+fn max_row_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(sql::MAX_SEQ)?
+        .query_row([], |r| r.get(0))
 }
 
 /// The largest seq in `gaps`.
