@@ -436,6 +436,11 @@ impl Engine {
         self.stats_version
     }
 
+    /// Events accepted and not yet committed.
+    pub fn uncommitted(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Whether the runtime may hand over more events: false while the events waiting in
     /// memory uncommitted (storage failing) reach [`Policy::max_uncommitted_events`] or
     /// [`Policy::max_uncommitted_bytes`]. The runtime then stops taking calls from its call
@@ -1484,9 +1489,24 @@ impl Engine {
                 || now_ms >= commit_at
                 || self.pending.len() >= self.policy.commit_max_events
             {
-                let events = std::mem::take(&mut self.pending);
-                self.pending_bytes = 0;
-                self.pending_since = None;
+                // At most a commit's worth at once: a drain of a long call queue (or events
+                // kept while storage failed) goes as several commits, not one, so that no
+                // commit (a transaction, a group record read back whole by each batch load)
+                // grows with the backlog.
+                let events = if self.pending.len() > self.policy.commit_max_events {
+                    let events: Vec<QueuedEvent> = self
+                        .pending
+                        .drain(..self.policy.commit_max_events)
+                        .collect();
+                    self.pending_bytes -= events.iter().map(QueuedEvent::stored_bytes).sum::<u64>();
+                    // The rest keep their time: a full group goes at once, a partial one
+                    // at the end of its interval.
+                    events
+                } else {
+                    self.pending_bytes = 0;
+                    self.pending_since = None;
+                    std::mem::take(&mut self.pending)
+                };
                 return Some(StoreOp::Insert(events));
             }
         }

@@ -423,9 +423,32 @@ impl<S: QueueStore> Harness<S> {
         })
     }
 
+    /// Tracks `n` events with no properties in one go, as a runtime hands over a drain of
+    /// its call queue: the engine acts (commits, uploads) only after the last. Returns
+    /// their `messageId`s.
+    pub fn track_drain(&mut self, n: usize) -> Vec<String> {
+        let ids = (0..n)
+            .map(|i| {
+                self.hand_over(Call::Track {
+                    event: format!("Drained {i}"),
+                    properties: Properties::new(),
+                })
+            })
+            .collect();
+        self.settle();
+        ids
+    }
+
     /// Stamps and seals any call through [`message::stamp`] and [`message::seal`], as a
     /// runtime does, and hands it to the engine; returns its `messageId` (`m1`, `m2`, …).
     pub fn call(&mut self, call: Call) -> String {
+        let id = self.hand_over(call);
+        self.settle();
+        id
+    }
+
+    /// [`Harness::call`] without letting the engine act.
+    fn hand_over(&mut self, call: Call) -> String {
         self.next_message += 1;
         let id = format!("m{}", self.next_message);
         let policy = self.engine.policy();
@@ -446,7 +469,6 @@ impl<S: QueueStore> Harness<S> {
             online: self.conditions.network.is_online(),
         });
         self.engine.handle_event(event, self.now_ms);
-        self.settle();
         id
     }
 

@@ -958,6 +958,11 @@ impl Worker {
             self.take_identity(*v);
         }
         self.engine.handle_event(event, now);
+        if self.engine.uncommitted() >= self.engine.policy().commit_max_events {
+            // Committed as it comes, not after the whole drain: a long call queue is then
+            // never held twice (in the queue and in the engine).
+            self.drive_store();
+        }
     }
 
     /// Persists an identity unless a newer one was already handed over (a reset that
