@@ -2960,16 +2960,17 @@ fn read_pieces(
     through: i64,
     mut f: impl FnMut(usize, groups::Encoded) -> Result<bool, Error>,
 ) -> Result<(), Error> {
-    let mut cached: Option<(groups::Location, Vec<groups::Encoded>)> = None;
+    // Pieces of one record (an eviction cut it) follow each other: it is read once.
+    let mut cached: Option<(groups::Location, Vec<u8>)> = None;
     for (index, (at, from, to)) in pending.pieces_after(through).enumerate() {
         if cached.as_ref().is_none_or(|(loc, _)| *loc != at) {
-            let blob = file.read(at)?;
-            let events = groups::decode(&blob).map_err(|e| damaged_groups(&e.to_string()))?;
-            cached = Some((at, events));
+            cached = Some((at, file.read(at)?));
         }
-        let (_, events) = cached.as_ref().expect("just read");
-        for e in events.iter().filter(|e| (from..=to).contains(&e.seq)) {
-            if !f(index, e.clone())? {
+        let (_, blob) = cached.as_ref().expect("just read");
+        let events = groups::decode_where(blob, |seq| (from..=to).contains(&seq))
+            .map_err(|e| damaged_groups(&e.to_string()))?;
+        for e in events {
+            if !f(index, e)? {
                 return Ok(());
             }
         }

@@ -128,6 +128,13 @@ pub struct Damaged(&'static str);
 
 /// Reads a blob back, in order.
 pub fn decode(blob: &[u8]) -> Result<Vec<Encoded>, Damaged> {
+    decode_where(blob, |_| true)
+}
+
+/// Reads back the events of a blob whose seq `keep` accepts, in order; the others are
+/// checked as [`decode`] checks them but nothing is allocated for them (a batch load
+/// needs a piece of a group, a rewrite its queued events only).
+pub fn decode_where(blob: &[u8], keep: impl Fn(i64) -> bool) -> Result<Vec<Encoded>, Damaged> {
     let Some((&format, mut rest)) = blob.split_first() else {
         return Err(Damaged("empty"));
     };
@@ -146,29 +153,40 @@ pub fn decode(blob: &[u8]) -> Result<Vec<Encoded>, Damaged> {
         let b = take(rest, 8)?;
         Ok(i64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
-    fn text(rest: &mut &[u8]) -> Result<Option<String>, Damaged> {
+    fn raw<'a>(rest: &mut &'a [u8]) -> Result<Option<&'a [u8]>, Damaged> {
         let b = take(rest, 4)?;
         let len = u32::from_le_bytes(b.try_into().expect("4 bytes"));
         if len == NONE {
             return Ok(None);
         }
-        let bytes = take(rest, len as usize)?;
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| Damaged("not UTF-8"))
+        take(rest, len as usize).map(Some)
+    }
+    fn text(bytes: Option<&[u8]>) -> Result<Option<String>, Damaged> {
+        bytes
+            .map(|b| String::from_utf8(b.to_vec()).map_err(|_| Damaged("not UTF-8")))
+            .transpose()
     }
     let mut out = Vec::new();
+    let mut last = None;
     while !rest.is_empty() {
         let seq = int(&mut rest)?;
         let created_ms = int(&mut rest)?;
         let context = int(&mut rest)?;
-        let message_id = text(&mut rest)?.ok_or(Damaged("no message id"))?;
-        let kind = text(&mut rest)?.ok_or(Damaged("no type"))?;
-        let name = text(&mut rest)?;
-        let body = text(&mut rest)?.ok_or(Damaged("no body"))?;
-        if out.last().is_some_and(|e: &Encoded| e.seq >= seq) {
+        let message_id = raw(&mut rest)?.ok_or(Damaged("no message id"))?;
+        let kind = raw(&mut rest)?.ok_or(Damaged("no type"))?;
+        let name = raw(&mut rest)?;
+        let body = raw(&mut rest)?.ok_or(Damaged("no body"))?;
+        if last.is_some_and(|l| l >= seq) {
             return Err(Damaged("seqs out of order"));
         }
+        last = Some(seq);
+        if !keep(seq) {
+            continue;
+        }
+        let message_id = text(Some(message_id))?.expect("some");
+        let kind = text(Some(kind))?.expect("some");
+        let name = text(name)?;
+        let body = text(Some(body))?.expect("some");
         out.push(Encoded {
             seq,
             created_ms,
@@ -179,7 +197,7 @@ pub fn decode(blob: &[u8]) -> Result<Vec<Encoded>, Damaged> {
             body,
         });
     }
-    if out.is_empty() {
+    if last.is_none() {
         return Err(Damaged("no events"));
     }
     Ok(out)
@@ -767,6 +785,35 @@ mod tests {
         encode(&mut backwards, fields(5, None, None)).unwrap();
         encode(&mut backwards, fields(5, None, None)).unwrap();
         assert!(decode(&backwards).is_err());
+    }
+
+    /// `decode_where` gives the events it keeps, as `decode` does, and still refuses a
+    /// blob whose skipped events are damaged.
+    #[test]
+    fn decode_where_keeps_a_range_and_checks_the_rest() {
+        let evs = [
+            fields(3, Some("a"), Some(1)),
+            fields(4, None, None),
+            fields(5, Some("c"), Some(2)),
+            fields(6, Some("d"), None),
+        ];
+        let mut blob = start(0);
+        for e in evs {
+            encode(&mut blob, e).unwrap();
+        }
+        let all = decode(&blob).unwrap();
+        let kept = decode_where(&blob, |seq| (4..=5).contains(&seq)).unwrap();
+        assert_eq!(kept, all[1..3]);
+        assert!(decode_where(&blob, |_| false).unwrap().is_empty());
+        // A cut in an event that is skipped, and seqs going back after the kept ones.
+        assert!(decode_where(&blob[..blob.len() - 1], |seq| seq == 3).is_err());
+        let mut backwards = blob.clone();
+        encode(&mut backwards, fields(2, None, None)).unwrap();
+        assert!(decode_where(&backwards, |seq| seq == 3).is_err());
+        assert!(
+            decode_where(&start(0), |_| true).is_err(),
+            "a group has events"
+        );
     }
 
     fn pending(groups: &[(i64, &[(i64, u64)])]) -> Pending {
