@@ -1305,9 +1305,7 @@ impl SqliteStore {
             log::warn!("rewriting the queue's commit groups: {e}");
         }
         if let Some(file) = &mut self.groups_file {
-            if let Err(e) = file.sync(GROUPS_SYNC_BYTES) {
-                log::warn!("syncing the queue's commit groups: {e}");
-            }
+            file.sync_behind(GROUPS_SYNC_BYTES);
         }
     }
 
