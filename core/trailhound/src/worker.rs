@@ -223,6 +223,11 @@ impl Gate {
         self.word.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
     }
 
+    /// Events admitted and not yet taken by the background thread.
+    pub fn waiting_events(&self) -> u64 {
+        (self.word.load(Ordering::Relaxed) & !CLOSED) >> EVENT_SHIFT
+    }
+
     /// Whether the client is closed.
     pub fn is_closed(&self) -> bool {
         self.word.load(Ordering::SeqCst) & CLOSED != 0
@@ -587,6 +592,28 @@ struct Worker {
     marker: bool,
     /// Whether uploads may start (not once a dropped client is stopping).
     uploads: bool,
+    /// Whether uploads wait for the callers ([`Worker::ingest_first`]).
+    upload_hold: UploadHold,
+}
+
+/// Uploads waiting while the callers are behind ([`Policy::ingest_first`]).
+#[derive(Debug, Default)]
+struct UploadHold {
+    /// When the callers were first seen behind, this time.
+    since: Option<Instant>,
+}
+
+impl UploadHold {
+    /// Whether uploads wait at `now`: while the callers are `behind`, for at most `max`
+    /// since they fell behind.
+    fn hold(&mut self, behind: bool, max: Duration, now: Instant) -> bool {
+        if !behind {
+            self.since = None;
+            return false;
+        }
+        let since = *self.since.get_or_insert(now);
+        now.saturating_duration_since(since) < max
+    }
 }
 
 impl Worker {
@@ -668,6 +695,7 @@ impl Worker {
             store_retrying: false,
             marker,
             uploads: true,
+            upload_hold: UploadHold::default(),
         })
     }
 
@@ -989,7 +1017,7 @@ impl Worker {
             }
         }
         let now = now_ms();
-        if self.uploads {
+        if self.uploads && !self.ingest_first() {
             if let Some(t) = self.engine.poll_transmit(now) {
                 // The engine only names endpoints it was given; the first is the fallback
                 // for an index it never hands out.
@@ -1011,6 +1039,19 @@ impl Worker {
             self.publish();
             self.release_flush_waiters();
         }
+    }
+
+    /// Whether uploads wait for now ([`Policy::ingest_first`]): more than a commit's worth
+    /// of calls wait for this thread and storage takes them, for no longer than the
+    /// policy's wait since they started waiting. Not while storage fails: delivering is
+    /// then what makes room.
+    fn ingest_first(&mut self) -> bool {
+        let policy = self.engine.policy();
+        let behind = self.parked.is_empty()
+            && self.engine.accepting()
+            && self.gate.waiting_events() > policy.commit_max_events as u64;
+        let max = policy.ingest_first;
+        self.upload_hold.hold(behind, max, Instant::now())
     }
 
     /// Hands a request to the upload thread, starting one if there is none.
@@ -1181,4 +1222,33 @@ fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()>
         options.mode(0o600);
     }
     options.open(path)?.write_all(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Uploads wait while the callers are behind, for at most the policy's wait since they
+    /// fell behind; catching up ends the wait and starts the count again.
+    #[test]
+    fn uploads_wait_while_behind_for_at_most_the_wait() {
+        let max = Duration::from_secs(1);
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut hold = UploadHold::default();
+        assert!(!hold.hold(false, max, at(0)));
+        assert!(hold.hold(true, max, at(0)));
+        assert!(hold.hold(true, max, at(999)));
+        assert!(
+            !hold.hold(true, max, at(1_000)),
+            "a caller that never slows down"
+        );
+        assert!(!hold.hold(true, max, at(5_000)));
+        assert!(!hold.hold(false, max, at(5_001)));
+        assert!(hold.hold(true, max, at(5_002)), "behind again: a new wait");
+        assert!(
+            !hold.hold(true, Duration::ZERO, at(5_003)),
+            "no wait at all"
+        );
+    }
 }
