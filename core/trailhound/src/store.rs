@@ -154,20 +154,26 @@ pub const GROUPS_SYNC_BYTES: u64 = 4 * 1024 * 1024;
 /// were half the file refused 8 000-13 000 calls of the report's burst, (g).
 pub const GROUPS_REWRITE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// A queue being delivered (a delivery moved the watermark within this time) waits for
-/// its rewrite until its queued events are a sixteenth of the file
-/// ([`GROUPS_REWRITE_DELIVERING`]): its file is emptied once everything in it is delivered,
-/// so copying it halfway through is wasted. In the report's burst, the rewrite at a
-/// quarter copied 32 500 events (16 MB) 0.3 s before the file was emptied anyway, and was
-/// the moment of the peak RSS. 2 s: longer than a round trip of a batch on a slow link,
-/// so that steady delivery counts as delivering; after it, a queue left behind (the
-/// device went offline) is rewritten at the next idle moment.
+/// A queue being delivered (a delivery moved the watermark within this time) is rewritten
+/// only if that copies at most [`GROUPS_REWRITE_SMALL`] bytes, or once the file reaches
+/// [`GROUPS_REWRITE_LARGE`]: its file is emptied once everything in it is delivered, so
+/// copying it on the way is wasted. In the report's burst, the rewrite at a quarter copied
+/// 32 500 events (16 MB) 0.3 s before the file was emptied anyway, and was the moment of
+/// the peak RSS; at a sixteenth, 2.4 MB and 18 ms of the engine thread, 40 ms before. 2 s:
+/// longer than a round trip of a batch on a slow link, so that steady delivery counts as
+/// delivering; after it, a queue left behind (the device went offline) is rewritten at
+/// the next idle moment.
 pub const GROUPS_REWRITE_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// See [`GROUPS_REWRITE_QUIET`]: a queue that is delivered while more events keep coming
-/// (so that its file is never emptied) is still rewritten, copying at most a fifteenth of
-/// what it frees.
-pub const GROUPS_REWRITE_DELIVERING: u64 = 16;
+/// See [`GROUPS_REWRITE_QUIET`]: what a rewrite of a queue being delivered may copy,
+/// about a millisecond of work. A queue delivered while events keep coming (so that its
+/// file is never emptied) holds about this much or less unless the traffic is heavy.
+pub const GROUPS_REWRITE_SMALL: u64 = 256 * 1024;
+
+/// See [`GROUPS_REWRITE_QUIET`]: the file of a queue being delivered that always holds more
+/// than [`GROUPS_REWRITE_SMALL`] (heavy traffic) is rewritten at this size, twice the
+/// default `max_queue_bytes`, so that it stays bounded.
+pub const GROUPS_REWRITE_LARGE: u64 = 64 * 1024 * 1024;
 
 /// Queued events the store keeps as commit groups at most: past this, the idle runtime
 /// turns the groups into rows (see [`SqliteStore::idle`]). What the store keeps in memory
@@ -1317,12 +1323,10 @@ impl SqliteStore {
         let delivering = self
             .delivered_at
             .is_some_and(|at| at.elapsed() < GROUPS_REWRITE_QUIET);
-        let ratio = if delivering {
-            GROUPS_REWRITE_DELIVERING
-        } else {
-            4
-        };
-        if file.len() < GROUPS_REWRITE_BYTES || file.len() < queued.saturating_mul(ratio) {
+        if file.len() < GROUPS_REWRITE_BYTES
+            || file.len() < queued.saturating_mul(4)
+            || (delivering && queued > GROUPS_REWRITE_SMALL && file.len() < GROUPS_REWRITE_LARGE)
+        {
             return Ok(());
         }
         let through = self.delivered.map_or(-1, |d| d.through);
@@ -3448,15 +3452,21 @@ mod tests {
     /// reopening; seqs never go back.
     /// The idle runtime rewrites the groups file once its queued events are a quarter of
     /// it, but not while they are being delivered (the file is emptied at the end anyway)
-    /// unless they are a sixteenth of it; what is queued reads back the same.
+    /// unless the copy is small; what is queued reads back the same.
     #[test]
     fn a_queue_being_delivered_is_rewritten_later() {
-        for (delivered, rewritten_at_once) in [(1_280, false), (1_520, true)] {
+        let small = GROUPS_REWRITE_SMALL / 4_100;
+        let large = GROUPS_REWRITE_LARGE / 4_000 + 1_000;
+        for (total, delivered, rewritten_at_once) in [
+            (1_600, 1_280, false),
+            (1_600, 1_600 - small, true),
+            (large, large - 2_000, true),
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let mut store = grouped(dir.path());
             let path = companion(&store.path, GROUPS_SUFFIX);
             let len = || fs::metadata(&path).unwrap().len();
-            let evs = events(1..=1_600, 4_000);
+            let evs = events(1..=total, 4_000);
             for chunk in evs.chunks(256) {
                 store.insert(chunk).unwrap();
             }
