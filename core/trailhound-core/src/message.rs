@@ -713,11 +713,26 @@ fn check_depth(
     Ok(())
 }
 
+/// Whether some container below `value` (at `depth`) is at `max` or deeper: the check of
+/// [`check_depth`] without the path, which only an error needs.
+fn too_deep(value: &Value, depth: usize, max: usize) -> bool {
+    match value {
+        Value::Object(map) => depth >= max || map.values().any(|v| too_deep(v, depth + 1, max)),
+        Value::Array(items) => depth >= max || items.iter().any(|v| too_deep(v, depth + 1, max)),
+        _ => false,
+    }
+}
+
 fn check_properties(
     props: &Properties,
     field: &str,
     policy: &Policy,
 ) -> Result<(), ValidationError> {
+    let max = policy.max_nesting_depth;
+    if !props.values().any(|v| too_deep(v, 1, max)) {
+        // No allocation on the way of every valid call: the path is built for an error.
+        return Ok(());
+    }
     let mut path = field.to_owned();
     for (k, v) in props {
         path.truncate(field.len());
@@ -809,6 +824,38 @@ pub fn stamp(
     Ok(msg)
 }
 
+thread_local! {
+    /// Where [`to_json_exact`] serialises, kept between calls on each thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The scratch buffer is given back when a serialisation grew it past this (one large
+/// event does not keep its size for the thread's life).
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// `value` as JSON in a string of exactly its size, serialised in a buffer the thread
+/// keeps: one allocation per event, where `serde_json::to_string` grew its buffer two or
+/// three times (128, 256, 512 bytes: a `realloc` each, counted with a counting allocator)
+/// and the event then kept the slack for as long as it waited in memory. On the caller's
+/// thread, every allocation that misses the allocator's thread cache takes an arena lock
+/// that the background thread, freeing the events it committed, contends for.
+fn to_json_exact<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    SCRATCH.with(|scratch| {
+        let Ok(mut buf) = scratch.try_borrow_mut() else {
+            // Re-entered (a `Serialize` that seals): no scratch.
+            return serde_json::to_string(value);
+        };
+        buf.clear();
+        let written = serde_json::to_writer(&mut *buf, value);
+        let out = written
+            .map(|()| String::from_utf8(buf.as_slice().to_vec()).expect("serde_json writes UTF-8"));
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        }
+        out
+    })
+}
+
 /// Serialises a message (after the plugins have seen it) into the queued form, enforcing
 /// the per-event size limit. `created_ms` is the time the message was stamped with.
 pub fn seal(
@@ -826,10 +873,10 @@ pub fn seal(
     // A shared context stays shared: the event keeps its body and a reference to it.
     let json = match msg.context.text() {
         Some(context) => EventJson::with_context(
-            serde_json::to_string(&WithoutContext::of(&msg)).map_err(unsupported)?,
+            to_json_exact(&WithoutContext::of(&msg)).map_err(unsupported)?,
             context,
         ),
-        None => EventJson::full(serde_json::to_string(&msg).map_err(unsupported)?),
+        None => EventJson::full(to_json_exact(&msg).map_err(unsupported)?),
     };
     if json.len() > policy.max_event_bytes {
         return Err(ValidationError::TooLarge {
@@ -977,6 +1024,55 @@ mod tests {
                 max: 3
             }
         );
+    }
+
+    /// `to_json_exact` writes what `serde_json::to_string` writes, in a string of exactly its
+    /// size, and gives back a scratch buffer that a large event grew.
+    #[test]
+    fn json_is_serialised_to_its_exact_size() {
+        for v in [
+            json!({"a": [1, 2.5, "x\u{e9}"], "b": {"c": null}}),
+            json!("x".repeat(SCRATCH_KEEP + 1)),
+            json!({}),
+        ] {
+            let s = to_json_exact(&v).unwrap();
+            assert_eq!(s, serde_json::to_string(&v).unwrap());
+            assert_eq!(s.capacity(), s.len());
+            assert!(SCRATCH.with(|b| b.borrow().capacity()) <= SCRATCH_KEEP);
+        }
+    }
+
+    /// The depth check finds what the path-building check finds: a container at the limit,
+    /// in an object or an array, anywhere among the properties.
+    #[test]
+    fn depth_check_agrees_with_the_paths() {
+        let cases = [
+            json!({"a": 1, "b": [1, 2]}),
+            json!({"a": {"b": 1}}),
+            json!({"a": {"b": {}}}),
+            json!({"a": [[1]]}),
+            json!({"a": [[[]]]}),
+            json!({"z": 1, "a": [{"b": [1]}]}),
+        ];
+        for max in 1..5 {
+            let p = Policy {
+                max_nesting_depth: max,
+                ..Policy::default()
+            };
+            for v in &cases {
+                let props = props(v.clone());
+                let fast = props.values().any(|v| too_deep(v, 1, max));
+                let mut path = "properties".to_owned();
+                let slow = props.iter().any(|(k, v)| {
+                    path.truncate("properties".len());
+                    path.push('.');
+                    path.push_str(k);
+                    check_depth(v, 1, max, &mut path).is_err()
+                });
+                assert_eq!(fast, slow, "{v} at max {max}");
+                assert_eq!(check_properties(&props, "properties", &p).is_err(), slow);
+            }
+        }
     }
 
     /// An event over the size limit is refused, one just under it is accepted.
