@@ -986,9 +986,12 @@ impl Worker {
             self.take_identity(*v);
         }
         self.engine.handle_event(event, now);
-        if self.engine.uncommitted() >= self.engine.policy().commit_max_events {
+        if !self.store_retrying
+            && self.engine.uncommitted() >= self.engine.policy().commit_max_events
+        {
             // Committed as it comes, not after the whole drain: a long call queue is then
-            // never held twice (in the queue and in the engine).
+            // never held twice (in the queue and in the engine). Not while storage fails:
+            // each retry may wait out a locked database, and the loop paces them.
             self.drive_store();
         }
     }
