@@ -1489,18 +1489,18 @@ impl Engine {
                 || now_ms >= commit_at
                 || self.pending.len() >= self.policy.commit_max_events
             {
-                // At most a commit's worth at once: a drain of a long call queue (or events
-                // kept while storage failed) goes as several commits, not one, so that no
-                // commit (a transaction, a group record read back whole by each batch load)
-                // grows with the backlog.
-                let events = if self.pending.len() > self.policy.commit_max_events {
-                    let events: Vec<QueuedEvent> = self
-                        .pending
-                        .drain(..self.policy.commit_max_events)
-                        .collect();
+                // Commits of a commit's worth while more than two are waiting, then the rest
+                // at once: a drain of a long call queue (or events kept while storage failed)
+                // goes as several commits, so that no commit (a transaction, a group record
+                // read back whole by each batch load) holds more than twice
+                // `commit_max_events`. The rest is not left for its interval: a drain of
+                // just over one commit's worth (the paced calls of an app, rung at the
+                // 256th) would then commit its last few events apart, a timer and a write
+                // more per cycle (the report's paced p99, (f): 22.4 -> 30.0 us).
+                let max = self.policy.commit_max_events;
+                let events = if self.pending.len() > 2 * max {
+                    let events: Vec<QueuedEvent> = self.pending.drain(..max).collect();
                     self.pending_bytes -= events.iter().map(QueuedEvent::stored_bytes).sum::<u64>();
-                    // The rest keep their time: a full group goes at once, a partial one
-                    // at the end of its interval.
                     events
                 } else {
                     self.pending_bytes = 0;

@@ -111,22 +111,26 @@ fn group_commit_at_max_events() {
     assert_eq!(inserts(&h), vec![(T0, max), (T0 + 200, 1)]);
 }
 
-/// A drain longer than `commit_max_events` (a call queue that filled while the runtime
-/// was busy, or events kept while storage failed) is committed in groups of at most that
-/// many, in order: no commit grows with the backlog. The full groups go at once, the rest
-/// when its interval is over, as if it had come alone.
+/// A drain longer than twice `commit_max_events` (a call queue that filled while the
+/// runtime was busy, or events kept while storage failed) is committed in groups of that
+/// many, in order, at once, until at most twice that many are left, which go together: no
+/// commit grows with the backlog, and none is left waiting for its interval.
 #[test]
 fn a_long_drain_commits_in_groups_of_max_events() {
     let mut h = harness();
     h.set_conditions(offline());
     let max = h.engine().policy().commit_max_events;
-    let ids = h.track_drain(2 * max + max / 2);
-    assert_eq!(inserts(&h), vec![(T0, max), (T0, max)]);
-    assert_eq!(h.stats().uncommitted_events, (max / 2) as u64);
-    h.run_until(T0 + 200);
-    assert_eq!(inserts(&h), vec![(T0, max), (T0, max), (T0 + 200, max / 2)]);
+    let ids = h.track_drain(4 * max + max / 2);
+    assert_eq!(
+        inserts(&h),
+        vec![(T0, max), (T0, max), (T0, max), (T0, max + max / 2)]
+    );
     assert_eq!(h.stats().uncommitted_events, 0);
     assert_eq!(stored_ids(&mut h), ids);
+    // Just over one commit's worth goes as one.
+    h.track_drain(max + 1);
+    assert_eq!(inserts(&h).last(), Some(&(T0, max + 1)));
+    assert_eq!(h.stats().uncommitted_events, 0);
 }
 
 // ----- the response table -----

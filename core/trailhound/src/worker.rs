@@ -987,11 +987,14 @@ impl Worker {
         }
         self.engine.handle_event(event, now);
         if !self.store_retrying
-            && self.engine.uncommitted() >= self.engine.policy().commit_max_events
+            && self.engine.uncommitted() >= 2 * self.engine.policy().commit_max_events
         {
-            // Committed as it comes, not after the whole drain: a long call queue is then
-            // never held twice (in the queue and in the engine). Not while storage fails:
-            // each retry may wait out a locked database, and the loop paces them.
+            // A long drain is committed as it comes, not after it ends: a long call queue
+            // is then never held twice (in the queue and in the engine). From twice a
+            // commit's worth, so that a drain of just over one (an app's paced calls,
+            // rung at the 256th) commits after it, in one piece, as before. Not while
+            // storage fails: each retry may wait out a locked database, and the loop
+            // paces them.
             self.drive_store();
         }
     }
