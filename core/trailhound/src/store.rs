@@ -377,6 +377,8 @@ pub struct SqliteStore {
     /// When a delivery last moved the watermark: a queue being delivered is not rewritten
     /// (see [`GROUPS_REWRITE_QUIET`]).
     delivered_at: Option<std::time::Instant>,
+    /// [`GROUPS_REWRITE_LARGE`]; smaller in tests, which need not write 64 MiB.
+    rewrite_large: u64,
     /// Declared after `conn`, so that it is dropped after it: the lock outlives the
     /// connection.
     _lock: Option<File>,
@@ -692,6 +694,7 @@ impl SqliteStore {
             groups_file: None,
             gaps: Vec::new(),
             delivered_at: None,
+            rewrite_large: GROUPS_REWRITE_LARGE,
             _lock: lock,
         }
     }
@@ -1325,7 +1328,7 @@ impl SqliteStore {
             .is_some_and(|at| at.elapsed() < GROUPS_REWRITE_QUIET);
         if file.len() < GROUPS_REWRITE_BYTES
             || file.len() < queued.saturating_mul(4)
-            || (delivering && queued > GROUPS_REWRITE_SMALL && file.len() < GROUPS_REWRITE_LARGE)
+            || (delivering && queued > GROUPS_REWRITE_SMALL && file.len() < self.rewrite_large)
         {
             return Ok(());
         }
@@ -3456,14 +3459,16 @@ mod tests {
     #[test]
     fn a_queue_being_delivered_is_rewritten_later() {
         let small = GROUPS_REWRITE_SMALL / 4_100;
-        let large = GROUPS_REWRITE_LARGE / 4_000 + 1_000;
+        let rewrite_large = 8 << 20;
+        let large = rewrite_large / 4_000 + 1_000;
         for (total, delivered, rewritten_at_once) in [
             (1_600, 1_280, false),
             (1_600, 1_600 - small, true),
-            (large, large - 2_000, true),
+            (large, large - 600, true),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let mut store = grouped(dir.path());
+            store.rewrite_large = rewrite_large;
             let path = companion(&store.path, GROUPS_SUFFIX);
             let len = || fs::metadata(&path).unwrap().len();
             let evs = events(1..=total, 4_000);
