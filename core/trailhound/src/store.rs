@@ -1006,10 +1006,10 @@ impl SqliteStore {
             (p.live(), p.live_bytes(), p.last_seq(), oldest)
         };
         // Evicted seqs count as used too.
-        let gaps = if self.read_only {
-            read_gaps(&tx)?
+        let gaps_max = if self.read_only {
+            gaps_end(&read_gaps(&tx)?)
         } else {
-            self.gaps.clone()
+            gaps_end(&self.gaps)
         };
         let state = read_state(&tx)?;
         tx.commit()?;
@@ -1019,7 +1019,7 @@ impl SqliteStore {
         };
         let last = grouped
             .2
-            .max(gaps_end(&gaps))
+            .max(gaps_max)
             .map_or(0, |s| u64::try_from(s).unwrap_or(0));
         let max_seq = max_seq.max(last);
         let oldest_ms = match (rows_oldest, grouped.3) {
@@ -3209,6 +3209,15 @@ mod tests {
         opened.store
     }
 
+    /// A grouped store holding `evs` (more than 256) as two commits: the first 256, then
+    /// the rest.
+    fn in_two_groups(dir: &Path, evs: &[QueuedEvent]) -> SqliteStore {
+        let mut store = grouped(dir);
+        store.insert(&evs[..256]).unwrap();
+        store.insert(&evs[256..]).unwrap();
+        store
+    }
+
     fn events(seqs: std::ops::RangeInclusive<u64>, size: usize) -> Vec<QueuedEvent> {
         seqs.map(|i| event(i, 1000 * i as i64, size)).collect()
     }
@@ -3450,9 +3459,6 @@ mod tests {
         assert_eq!(group_and_event_rows(&store), (4, 0));
     }
 
-    /// A delivered prefix moves the watermark and deletes the groups it covers whole; a
-    /// group it covers in part stays, its delivered events never read again, also after
-    /// reopening; seqs never go back.
     /// The idle runtime rewrites the groups file once its queued events are a quarter of
     /// it, but not while they are being delivered (the file is emptied at the end anyway)
     /// unless the copy is small; what is queued reads back the same.
@@ -3498,6 +3504,9 @@ mod tests {
         }
     }
 
+    /// A delivered prefix moves the watermark and deletes the groups it covers whole; a
+    /// group it covers in part stays, its delivered events never read again, also after
+    /// reopening; seqs never go back.
     #[test]
     fn delivered_prefix_of_groups_moves_the_watermark() {
         let dir = tempfile::tempdir().unwrap();
@@ -3542,9 +3551,7 @@ mod tests {
     fn middle_delete_expands_groups_into_rows() {
         let dir = tempfile::tempdir().unwrap();
         let evs = typical(300);
-        let mut store = grouped(dir.path());
-        store.insert(&evs[..256]).unwrap();
-        store.insert(&evs[256..]).unwrap();
+        let mut store = in_two_groups(dir.path(), &evs);
         let (removed, oldest) = store.delete(&[10, 11, 12]).unwrap();
         assert_eq!(removed.events, 3);
         assert_eq!(oldest, Some(evs[0].created_ms));
@@ -3668,9 +3675,7 @@ mod tests {
     fn read_only_snapshot_counts_groups_with_gaps() {
         let dir = tempfile::tempdir().unwrap();
         let evs = typical(300);
-        let mut store = grouped(dir.path());
-        store.insert(&evs[..256]).unwrap();
-        store.insert(&evs[256..]).unwrap();
+        let mut store = in_two_groups(dir.path(), &evs);
         let (evicted, _) = store.evict(250, u64::MAX, 0, 100).unwrap();
         assert_eq!(evicted.count.events, 50);
         let want = store.snapshot().unwrap();
@@ -3692,9 +3697,7 @@ mod tests {
         let mut evs = typical(300);
         evs.extend(changed_context(301..=305));
         {
-            let mut store = grouped(dir.path());
-            store.insert(&evs[..256]).unwrap();
-            store.insert(&evs[256..]).unwrap();
+            let mut store = in_two_groups(dir.path(), &evs);
             store.delete(&(1..=10).collect::<Vec<_>>()).unwrap();
             assert_eq!(group_and_event_rows(&store), (2, 0));
             // The shared one: events whose context a plugin changed carry theirs.
@@ -3738,9 +3741,7 @@ mod tests {
     fn damaged_group_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let evs = typical(300);
-        let mut store = grouped(dir.path());
-        store.insert(&evs[..256]).unwrap();
-        store.insert(&evs[256..]).unwrap();
+        let mut store = in_two_groups(dir.path(), &evs);
         let path = companion(&store.path, GROUPS_SUFFIX);
         let mut bytes = fs::read(&path).unwrap();
         let second = bytes.len() - 100;
@@ -3759,9 +3760,7 @@ mod tests {
     fn purge_clears_groups() {
         let dir = tempfile::tempdir().unwrap();
         let evs = typical(300);
-        let mut store = grouped(dir.path());
-        store.insert(&evs[..256]).unwrap();
-        store.insert(&evs[256..]).unwrap();
+        let mut store = in_two_groups(dir.path(), &evs);
         let removed = store.clear(20).unwrap();
         assert_eq!(removed.events, 280);
         assert_eq!(group_and_event_rows(&store), (0, 20));
