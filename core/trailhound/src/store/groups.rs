@@ -161,10 +161,8 @@ pub fn decode_where(blob: &[u8], keep: impl Fn(i64) -> bool) -> Result<Vec<Encod
         }
         take(rest, len as usize).map(Some)
     }
-    fn text(bytes: Option<&[u8]>) -> Result<Option<String>, Damaged> {
-        bytes
-            .map(|b| String::from_utf8(b.to_vec()).map_err(|_| Damaged("not UTF-8")))
-            .transpose()
+    fn text(bytes: &[u8]) -> Result<String, Damaged> {
+        String::from_utf8(bytes.to_vec()).map_err(|_| Damaged("not UTF-8"))
     }
     let mut out = Vec::new();
     let mut last = None;
@@ -183,18 +181,14 @@ pub fn decode_where(blob: &[u8], keep: impl Fn(i64) -> bool) -> Result<Vec<Encod
         if !keep(seq) {
             continue;
         }
-        let message_id = text(Some(message_id))?.expect("some");
-        let kind = text(Some(kind))?.expect("some");
-        let name = text(name)?;
-        let body = text(Some(body))?.expect("some");
         out.push(Encoded {
             seq,
             created_ms,
             context_id: (context >= 0).then_some(context),
-            message_id,
-            kind,
-            name,
-            body,
+            message_id: text(message_id)?,
+            kind: text(kind)?,
+            name: name.map(text).transpose()?,
+            body: text(body)?,
         });
     }
     if last.is_none() {
@@ -768,6 +762,15 @@ mod tests {
         }
     }
 
+    /// A blob of `evs`, encoded in order.
+    fn blob_from(evs: &[Fields<'_>]) -> Vec<u8> {
+        let mut blob = start(0);
+        for &e in evs {
+            encode(&mut blob, e).unwrap();
+        }
+        blob
+    }
+
     #[test]
     fn round_trips_every_field() {
         let evs = [
@@ -775,10 +778,7 @@ mod tests {
             fields(8, None, None),
             fields(9, Some(""), Some(0)),
         ];
-        let mut blob = start(0);
-        for e in evs {
-            encode(&mut blob, e).unwrap();
-        }
+        let blob = blob_from(&evs);
         let back = decode(&blob).unwrap();
         assert_eq!(back.len(), 3);
         for (b, e) in back.iter().zip(evs) {
@@ -834,16 +834,12 @@ mod tests {
     /// blob whose skipped events are damaged.
     #[test]
     fn decode_where_keeps_a_range_and_checks_the_rest() {
-        let evs = [
+        let blob = blob_from(&[
             fields(3, Some("a"), Some(1)),
             fields(4, None, None),
             fields(5, Some("c"), Some(2)),
             fields(6, Some("d"), None),
-        ];
-        let mut blob = start(0);
-        for e in evs {
-            encode(&mut blob, e).unwrap();
-        }
+        ]);
         let all = decode(&blob).unwrap();
         let kept = decode_where(&blob, |seq| (4..=5).contains(&seq)).unwrap();
         assert_eq!(kept, all[1..3]);
@@ -950,11 +946,11 @@ mod tests {
     }
 
     fn blob_of(seqs: std::ops::RangeInclusive<i64>) -> Vec<u8> {
-        let mut blob = start(0);
-        for seq in seqs {
-            encode(&mut blob, fields(seq, Some("x"), None)).unwrap();
-        }
-        blob
+        blob_from(
+            &seqs
+                .map(|seq| fields(seq, Some("x"), None))
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn records_of(path: &Path) -> Vec<(Location, Vec<i64>)> {
