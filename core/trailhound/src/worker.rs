@@ -142,6 +142,11 @@ const MAX_CONTROLS_WAITING: u64 = 65_536;
 const MAX_EVENTS: u64 = 1 << 21;
 const MAX_BYTES: u64 = 1 << 38;
 
+/// The events waiting in a value of [`Gate`]'s word.
+fn events_in(word: u64) -> u64 {
+    (word & !CLOSED) >> EVENT_SHIFT
+}
+
 /// A control call admitted by [`Gate::enter`]; the send must happen while it lives.
 pub(crate) struct Pass<'a>(&'a Gate);
 
@@ -162,7 +167,7 @@ impl Gate {
         }
         let add = ONE_EVENT + bytes;
         let prev = self.word.fetch_add(add, Ordering::SeqCst);
-        let waiting_events = (prev & !CLOSED) >> EVENT_SHIFT;
+        let waiting_events = events_in(prev);
         let waiting_bytes = prev & BYTES_MASK;
         let refused = if prev & CLOSED != 0 {
             Some(Error::Closed)
@@ -225,7 +230,7 @@ impl Gate {
 
     /// Events admitted and not yet taken by the background thread.
     pub fn waiting_events(&self) -> u64 {
-        (self.word.load(Ordering::Relaxed) & !CLOSED) >> EVENT_SHIFT
+        events_in(self.word.load(Ordering::Relaxed))
     }
 
     /// Whether the client is closed.
@@ -236,7 +241,7 @@ impl Gate {
     /// No admitted event waits for the engine and no admitted control call is still
     /// being sent: after a drain, nothing admitted is left behind.
     fn quiet(&self) -> bool {
-        (self.word.load(Ordering::SeqCst) & !CLOSED) >> EVENT_SHIFT == 0
+        events_in(self.word.load(Ordering::SeqCst)) == 0
             && self.controls.load(Ordering::SeqCst) == 0
     }
 }
