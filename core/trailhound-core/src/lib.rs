@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod breaker;
+pub mod buffers;
 pub mod conditions;
 pub mod context;
 pub mod datetime;
