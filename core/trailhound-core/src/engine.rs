@@ -470,6 +470,23 @@ impl Engine {
             && matches!(self.next, Next::None)
     }
 
+    /// The events settled (delivered, or dropped by the server's answer) whose delete the
+    /// store has not confirmed yet, by `seq`, in order: still stored, and sent again by
+    /// the next start if the program is gone before the delete completes. A runtime whose
+    /// store operations may not outlive it (a page unloading while IndexedDB still works)
+    /// keeps this list where a synchronous write survives, and deletes these events
+    /// before anything else on its next start (the browser package: `localStorage`).
+    pub fn deletes_owed(&self) -> Vec<u64> {
+        let mut seqs = self.held_delete.clone();
+        for op in self.ops.iter().chain(&self.in_flight_op) {
+            if let StoreOp::Delete(more) = op {
+                seqs.extend_from_slice(more);
+            }
+        }
+        seqs.sort_unstable();
+        seqs
+    }
+
     /// True while a flush is under way or due now: a request is being loaded, sent or
     /// split, or one was asked for and nothing (network, backoff, auth pause) holds it.
     /// What blocking flushes wait on.
@@ -482,6 +499,16 @@ impl Engine {
     }
 
     // ----- handle_* -----
+
+    /// Deletes these stored events before any other store operation: events an earlier
+    /// run settled but whose delete its store had not confirmed when it was gone, as
+    /// [`Engine::deletes_owed`] listed them and the runtime kept them. Call after
+    /// [`Engine::new`], before anything else; they count as owed until deleted.
+    pub fn handle_owed_deletes(&mut self, seqs: Vec<u64>) {
+        if !seqs.is_empty() {
+            self.ops.push_front(StoreOp::Delete(seqs));
+        }
+    }
 
     /// Takes a validated event from `track()` and friends. It is committed within
     /// [`Policy::commit_interval`] or [`Policy::commit_max_events`], whichever comes first.

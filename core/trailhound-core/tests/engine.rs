@@ -783,6 +783,105 @@ fn opt_out_during_a_load_sends_nothing() {
     );
 }
 
+/// An acknowledged batch is owed a delete from the answer until the store confirms it, a
+/// failed delete included: what a runtime that may be gone mid-operation keeps aside.
+#[test]
+fn acknowledged_events_are_owed_a_delete_until_the_store_confirms_it() {
+    let mut store = MemoryStore::new();
+    let mut engine = Engine::new(loads_only(), 1, store.snapshot().unwrap(), identity(1), T0);
+    for i in 0..3 {
+        engine.handle_event(conformance::event(0, T0 + i, 300), T0);
+    }
+    engine.handle_flush(T0);
+    let transmit = loop {
+        if let Some(op) = engine.poll_store(T0).cloned() {
+            let result = execute(&mut store, &op);
+            engine.handle_store(result, T0);
+        } else if let Some(t) = engine.poll_transmit(T0) {
+            break t;
+        } else {
+            panic!("neither a store operation nor a request");
+        }
+    };
+    assert_eq!(transmit.events, 3);
+    assert!(engine.deletes_owed().is_empty(), "not settled yet");
+    engine.handle_upload(transmit.id, status(200), T0);
+    assert_eq!(
+        engine.deletes_owed(),
+        vec![1, 2, 3],
+        "settled, still stored"
+    );
+    let delete = engine.poll_store(T0).cloned().expect("the delete");
+    assert_eq!(delete, StoreOp::Delete(vec![1, 2, 3]));
+    assert_eq!(engine.deletes_owed(), vec![1, 2, 3], "in flight");
+    engine.handle_store(
+        Err(StoreFailure {
+            kind: store::FailureKind::Other,
+            op: "delete",
+            message: "disk I/O error".into(),
+        }),
+        T0,
+    );
+    assert_eq!(
+        engine.deletes_owed(),
+        vec![1, 2, 3],
+        "failed: to be retried"
+    );
+    let retry = loop {
+        if let Some(op) = engine.poll_store(T0 + 60_000).cloned() {
+            break op;
+        }
+        engine.handle_timeout(T0 + 60_000);
+    };
+    assert_eq!(retry, delete);
+    let result = execute(&mut store, &retry);
+    engine.handle_store(result, T0 + 60_000);
+    assert!(engine.deletes_owed().is_empty());
+    assert_eq!(store.snapshot().unwrap().events, 0);
+}
+
+/// Deletes an earlier run owed go before anything else: the next batch holds only the
+/// event not named, and the counts drop by what was deleted.
+#[test]
+fn owed_deletes_go_first_and_are_never_sent() {
+    let mut store = MemoryStore::new();
+    let events = (1..=3).map(|n| conformance::event(n, T0, 300)).collect();
+    execute(&mut store, &StoreOp::Insert(events)).unwrap();
+    let mut engine = Engine::new(loads_only(), 1, store.snapshot().unwrap(), identity(1), T0);
+    engine.handle_owed_deletes(vec![1, 2]);
+    assert_eq!(engine.deletes_owed(), vec![1, 2]);
+    engine.handle_flush(T0);
+    let first = engine.poll_store(T0).cloned().expect("the owed delete");
+    assert_eq!(first, StoreOp::Delete(vec![1, 2]));
+    let result = execute(&mut store, &first);
+    engine.handle_store(result, T0);
+    assert!(engine.deletes_owed().is_empty());
+    assert_eq!(engine.stats().queued_events, 1);
+    let transmit = loop {
+        if let Some(op) = engine.poll_store(T0).cloned() {
+            let result = execute(&mut store, &op);
+            engine.handle_store(result, T0);
+        } else {
+            break engine.poll_transmit(T0).expect("the batch");
+        }
+    };
+    assert_eq!(transmit.events, 1);
+    let mut body = String::new();
+    if transmit.gzipped {
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&transmit.body[..]),
+            &mut body,
+        )
+        .unwrap();
+    } else {
+        body = String::from_utf8(transmit.body).unwrap();
+    }
+    assert!(
+        body.contains("\"m3\"") && !body.contains("\"m1\""),
+        "{body}"
+    );
+}
+
 // ----- scheduling -----
 
 /// Offline, nothing is ever sent: not on a schedule, not on `flush()`, not when going to the background.
