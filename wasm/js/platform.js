@@ -249,3 +249,28 @@ export function thRegExp(pattern) {
 export function thOn(target, type, fn) {
   if (target && target.addEventListener) target.addEventListener(type, fn);
 }
+
+// A synchronous write that survives the page, for the deletes it owes its queue
+// (src/journal.rs): `value` null removes `key`. False where nothing can be kept (no
+// localStorage: Node, a worker, storage blocked, quota). Never throws.
+export function thKeep(key, value) {
+  try {
+    const s = globalThis.localStorage;
+    if (!s) return false;
+    if (value == null) s.removeItem(key);
+    else s.setItem(key, value);
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+// What thKeep kept under `key`, or null. Never throws.
+export function thKept(key) {
+  try {
+    const s = globalThis.localStorage;
+    return s ? s.getItem(key) : null;
+  } catch (e) {
+    return null;
+  }
+}

@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub mod idb;
+pub mod journal;
 pub mod plan;
 mod platform;
 pub mod queue;
@@ -77,6 +78,9 @@ type Shared = Rc<RefCell<Inner>>;
 struct Inner {
     engine: Engine,
     queue: Rc<Queue>,
+    /// The deletes owed the IndexedDB queue, kept where they survive the page; `None` for
+    /// a memory queue.
+    journal: Option<journal::Journal>,
     policy: Policy,
     tracker: Tracker,
     plugins: Vec<Function>,
@@ -507,6 +511,7 @@ async fn drive(sh: &Shared) {
                     i.forget_volatile(&ids);
                 }
                 i.engine.handle_store(result, now_ms());
+                i.keep_owed();
                 if ok && is_write(&op) {
                     if let Some(ch) = &i.channel {
                         let _ = ch.post_message(&JsValue::from_str("changed"));
@@ -625,6 +630,8 @@ async fn upload(sh: Shared, t: Transmit) {
         }
     }
     i.engine.handle_upload(t.id, result, now_ms());
+    // Before this task ends: the page may be gone before the delete is done.
+    i.keep_owed();
     drop(i);
     kick(&sh);
 }
@@ -956,6 +963,11 @@ impl Trailhound {
         } else {
             Queue::open(&db_name).await
         };
+        // What an earlier page owed this queue is deleted before anything else.
+        let owed = match &queue {
+            Queue::Idb(_) => journal::take(&db_name, snapshot.max_seq),
+            Queue::Memory { .. } => Vec::new(),
+        };
         let now = now_ms();
         let seed = u64::from_le_bytes(platform::random_bytes()[..8].try_into().unwrap_or_default());
         let mut engine = Engine::new(
@@ -965,6 +977,7 @@ impl Trailhound {
             Identity::new(platform::uuid_v4()),
             now,
         );
+        engine.handle_owed_deletes(owed.clone());
         let bases: Vec<String> = endpoints.iter().map(|e| e.base().to_owned()).collect();
         engine.set_endpoints(&bases);
         let mut conditions = DeviceConditions::default();
@@ -991,9 +1004,11 @@ impl Trailhound {
         } else {
             None
         };
+        let journal = matches!(queue, Queue::Idb(_)).then(|| journal::Journal::new(&db_name, owed));
         let sh: Shared = Rc::new(RefCell::new(Inner {
             engine,
             queue: Rc::new(queue),
+            journal,
             policy,
             tracker,
             plugins: Vec::new(),
@@ -1348,6 +1363,14 @@ impl Trailhound {
 }
 
 impl Inner {
+    /// Keeps the deletes the queue is owed where they survive the page (see `journal`):
+    /// after every answer and every store operation.
+    fn keep_owed(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.keep(self.engine.deletes_owed());
+        }
+    }
+
     fn remember_volatile(&mut self, ev: QueuedEvent) {
         self.volatile_bytes += ev.json.len();
         self.volatile.push_back(ev);

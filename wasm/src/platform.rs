@@ -49,6 +49,10 @@ extern "C" {
     pub fn random_fill(buf: &mut [u8]);
     #[wasm_bindgen(js_name = thOn)]
     pub fn on(target: &JsValue, kind: &str, f: &Function);
+    #[wasm_bindgen(js_name = thKeep)]
+    pub fn keep(key: &str, value: Option<&str>) -> bool;
+    #[wasm_bindgen(js_name = thKept)]
+    pub fn kept(key: &str) -> Option<String>;
 }
 
 #[wasm_bindgen]

@@ -11,6 +11,7 @@ use trailhound_core::store::conformance::{self, Backend};
 use trailhound_core::store::{StoreOp, StoreOutcome};
 use trailhound_core::{Identity, PersistedState, StoreFailure, StoreResult, StoreSnapshot};
 use trailhound_wasm::idb::{IdbStore, Privacy};
+use trailhound_wasm::journal;
 use trailhound_wasm::plan::JsEngine;
 use trailhound_wasm::Trailhound;
 use wasm_bindgen::prelude::*;
@@ -65,6 +66,7 @@ export function installFakeServer() {
     server.requests.push({ url, at: Date.now(), auth: init.headers["Authorization"], encoding, keepalive: init.keepalive, redirect: init.redirect, ids: body.batch.map((e) => e.messageId), body });
     if (init.signal) init.signal.addEventListener("abort", () => server.aborts.push(String(init.signal.reason && init.signal.reason.message)));
     if (server.hang > 0) { server.hang--; return new Promise(() => {}); }
+    if (server.gate) await server.gate;
     const status = server.statuses.length ? server.statuses.shift() : 200;
     if (status === "opaqueredirect") return { type: "opaqueredirect", status: 0, headers: new Headers() };
     const ra = server.retryAfter.length ? server.retryAfter.shift() : null;
@@ -87,6 +89,26 @@ export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 export function opts(db, policy) {
   return { writeKey: "test-key", endpoint: "http://127.0.0.1:1", dbName: db, policy: Object.assign({ commitIntervalMs: 10, flushAt: 1, promptDelayMs: 20 }, policy || {}) };
 }
+// Holds the answers until openGate(): a request under way, its answer not yet back.
+export function closeGate() { const s = globalThis.__thServer; s.gate = new Promise((r) => { s.openGate = r; }); }
+export function openGate() { const s = globalThis.__thServer; s.gate = null; s.openGate(); }
+// A readwrite transaction on database `name` kept alive until release() is called: every
+// other readwrite transaction on it (the queue's deletes) waits behind it.
+export function holdDb(name) {
+  return new Promise((resolve) => {
+    const r = indexedDB.open(name);
+    r.onsuccess = () => {
+      const db = r.result;
+      const meta = db.transaction(["events", "meta"], "readwrite").objectStore("meta");
+      let held = true;
+      const spin = () => { if (held) meta.get("nextSeq").onsuccess = spin; };
+      spin();
+      resolve(() => { held = false; db.close(); });
+    };
+  });
+}
+export function kept(key) { return localStorage.getItem(key); }
+export function setKept(key, value) { localStorage.setItem(key, value); }
 export function deleteDb(name) {
   return new Promise((res) => { const r = indexedDB.deleteDatabase(name); r.onsuccess = r.onerror = r.onblocked = () => res(); });
 }
@@ -107,6 +129,15 @@ extern "C" {
     fn opts(db: &str, policy: JsValue) -> JsValue;
     #[wasm_bindgen(js_name = deleteDb)]
     fn delete_db(name: &str) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = closeGate)]
+    fn close_gate();
+    #[wasm_bindgen(js_name = openGate)]
+    fn open_gate();
+    #[wasm_bindgen(js_name = holdDb)]
+    fn hold_db(name: &str) -> js_sys::Promise;
+    fn kept(key: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = setKept)]
+    fn set_kept(key: &str, value: &str);
 }
 
 fn get(v: &JsValue, k: &str) -> JsValue {
@@ -266,6 +297,149 @@ async fn persists_across_a_new_client() {
     for id in &sent {
         assert!(got.contains(id));
     }
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// The journal's entries: ranges of seqs and the seq after them; damaged, foreign and
+/// oversized entries are refused rather than applied.
+#[wasm_bindgen_test]
+fn journal_entries_round_trip_and_refuse_damage() {
+    let seqs = vec![1, 2, 3, 7, 9, 10];
+    let text = journal::encode(&seqs);
+    assert_eq!(text, "1 11 1-3,7,9-10");
+    assert_eq!(journal::decode(&text), Some((seqs, 11)));
+    assert_eq!(journal::decode("1 5 4"), Some((vec![4], 5)));
+    for bad in [
+        "",
+        "1",
+        "1 5",
+        "2 5 1",
+        "1 5 0",
+        "1 5 4-2",
+        "1 5 5",
+        "1 5 1-3 x",
+        "1 x 1",
+        "1 5 1,,2",
+        "1 5 -1",
+        "1 0 ",
+    ] {
+        assert_eq!(journal::decode(bad), None, "{bad:?}");
+    }
+    let max = journal::MAX_OWED;
+    assert!(journal::decode(&format!("1 {} 1-{max}", max + 1)).is_some());
+    assert_eq!(
+        journal::decode(&format!("1 {} 1-{}", max + 2, max + 1)),
+        None,
+        "more than MAX_OWED seqs"
+    );
+    assert_eq!(
+        journal::decode("1 18446744073709551615 1-18446744073709551614"),
+        None
+    );
+}
+
+/// Three events queued by a page that is gone; `created` now.
+async fn queue_left_by_a_page(db: &str) {
+    let store = IdbStore::open(db).await.unwrap();
+    let now = js_sys::Date::now() as i64;
+    let events = (1..=3).map(|n| conformance::event(n, now, 200)).collect();
+    store.execute(&StoreOp::Insert(events)).await.unwrap();
+    store.close();
+}
+
+fn owed_key(db: &str) -> String {
+    format!("trailhound:{db}:owed")
+}
+
+/// A page gone before IndexedDB deleted what the collector acknowledged (its journal
+/// names events 1 and 2): the next page deletes them before reading the queue, and sends
+/// only event 3.
+#[wasm_bindgen_test]
+async fn deletes_owed_by_a_page_gone_are_done_by_the_next() {
+    let server = install_fake_server();
+    set_online(false);
+    let db = unique_name("owed");
+    queue_left_by_a_page(&db).await;
+    // What the page kept as it got the answer for events 1 and 2.
+    journal::Journal::new(&db, Vec::new()).keep(vec![1, 2]);
+    assert_eq!(kept(&owed_key(&db)).as_deref(), Some("1 3 1-2"));
+    let th = load(&db, JsValue::UNDEFINED).await;
+    until("the owed delete", 5_000.0, || {
+        kept(&owed_key(&db)).is_none()
+    })
+    .await;
+    assert_eq!(num(&th.stats(), "queued_events"), 1.0);
+    set_online(true);
+    until("delivery", 5_000.0, || num(&th.stats(), "delivered") == 1.0).await;
+    assert_eq!(
+        ids(&server),
+        vec!["m3".to_owned()],
+        "the acknowledged ones not again"
+    );
+    until("the delete", 5_000.0, || kept(&owed_key(&db)).is_none()).await;
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// An entry for a database created since (its counter has not reached the entry's seqs:
+/// IndexedDB evicted, `localStorage` kept) or a damaged one is dropped, and deletes
+/// nothing.
+#[wasm_bindgen_test]
+async fn a_journal_for_another_database_deletes_nothing() {
+    for entry in ["1 9 1-2", "1 3 1-2,x"] {
+        let server = install_fake_server();
+        set_online(false);
+        let db = unique_name("owed-other");
+        queue_left_by_a_page(&db).await;
+        set_kept(&owed_key(&db), entry);
+        let th = load(&db, JsValue::UNDEFINED).await;
+        assert_eq!(kept(&owed_key(&db)), None, "{entry}: dropped");
+        assert_eq!(num(&th.stats(), "queued_events"), 3.0, "{entry}");
+        set_online(true);
+        until("delivery", 5_000.0, || num(&th.stats(), "delivered") == 3.0).await;
+        let mut got = ids(&server);
+        got.sort();
+        assert_eq!(got, ["m1", "m2", "m3"], "{entry}");
+        th.close().await.map_err(JsValue::from).unwrap();
+        JsFuture::from(delete_db(&db)).await.unwrap();
+    }
+}
+
+/// From the collector's answer until IndexedDB has deleted the events (held up here by
+/// another transaction), the journal names them; once deleted, it is empty.
+#[wasm_bindgen_test]
+async fn acknowledged_events_are_kept_owed_until_deleted() {
+    let server = install_fake_server();
+    set_online(true);
+    let db = unique_name("owed-live");
+    let th = load(&db, JsValue::UNDEFINED).await;
+    close_gate();
+    for i in 0..2 {
+        let props = js_sys::JSON::parse(&format!("{{\"n\":{i}}}")).unwrap();
+        th.track("Song Played".into(), props)
+            .map_err(JsValue::from)
+            .unwrap();
+    }
+    until("the request", 5_000.0, || requests(&server).len() == 1).await;
+    assert_eq!(kept(&owed_key(&db)), None, "not acknowledged yet");
+    let release: js_sys::Function = JsFuture::from(hold_db(&db)).await.unwrap().into();
+    open_gate();
+    until("the answer", 5_000.0, || {
+        num(&th.stats(), "delivered") == 2.0
+    })
+    .await;
+    let entry = kept(&owed_key(&db)).expect("owed while the delete waits");
+    let (seqs, _) = journal::decode(&entry).unwrap();
+    assert_eq!(seqs.len(), 2, "{entry}");
+    wait_ms(50.0).await;
+    assert!(
+        kept(&owed_key(&db)).is_some(),
+        "the delete is still held up"
+    );
+    release.call0(&JsValue::NULL).unwrap();
+    until("the delete", 5_000.0, || kept(&owed_key(&db)).is_none()).await;
+    assert_eq!(num(&th.stats(), "queued_events"), 0.0);
     th.close().await.map_err(JsValue::from).unwrap();
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
