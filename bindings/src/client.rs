@@ -53,12 +53,20 @@ pub struct PolicyOverrides {
     /// Bytes of events that may wait for the background thread at once.
     #[uniffi(default = None)]
     pub call_queue_bytes: Option<i64>,
+    /// Longest uploads wait while more than `commit_max_events` calls wait for the
+    /// background thread (storage healthy): committing comes before sending.
+    #[uniffi(default = None)]
+    pub ingest_first_ms: Option<i64>,
     /// Events that make an upload worthwhile on an unconstrained link.
     #[uniffi(default = None)]
     pub flush_at: Option<i64>,
     /// How long an event waits on an unconstrained link before it is sent anyway.
     #[uniffi(default = None)]
     pub prompt_delay_ms: Option<i64>,
+    /// On an unconstrained link, how long the oldest event is held once `flush_at` are
+    /// queued, so that a burst goes out as a few full batches.
+    #[uniffi(default = None)]
+    pub prompt_gather_ms: Option<i64>,
     /// How long events wait on wifi while on battery.
     #[uniffi(default = None)]
     pub relaxed_delay_ms: Option<i64>,
@@ -97,6 +105,10 @@ pub struct PolicyOverrides {
     /// Most bytes of accepted events held in memory while storage fails.
     #[uniffi(default = None)]
     pub max_uncommitted_bytes: Option<i64>,
+    /// Whether batches may be taken from the events just committed instead of read back
+    /// from the queue.
+    #[uniffi(default = None)]
+    pub batches_from_memory: Option<bool>,
     /// Inactivity after which a new session starts.
     #[uniffi(default = None)]
     pub session_timeout_ms: Option<i64>,
@@ -222,8 +234,10 @@ impl PolicyOverrides {
             p.call_queue_capacity = usize_size("call_queue_capacity", v)?;
         }
         set!(call_queue_bytes, usize_size, call_queue_bytes);
+        set!(ingest_first_ms, duration, ingest_first);
         set!(flush_at, size, flush_at);
         set!(prompt_delay_ms, duration, prompt_delay);
+        set!(prompt_gather_ms, duration, prompt_gather);
         set!(relaxed_delay_ms, duration, relaxed_delay);
         set!(max_delay_ms, duration, max_delay);
         set!(upload_margin_ms, duration, upload_margin);
@@ -240,6 +254,9 @@ impl PolicyOverrides {
         set!(upload_timeout_ms, duration, upload_timeout);
         set!(max_uncommitted_events, usize_size, max_uncommitted_events);
         set!(max_uncommitted_bytes, usize_size, max_uncommitted_bytes);
+        if let Some(v) = self.batches_from_memory {
+            p.batches_from_memory = v;
+        }
         set!(session_timeout_ms, duration, session_timeout);
         set!(max_violation_kinds, usize_size, max_violation_kinds);
         set!(breaker_probe_events, usize_size, breaker_probe_events);
@@ -547,6 +564,9 @@ mod tests {
             call_queue_capacity: Some(7),
             max_endpoints: Some(2),
             breaker_probe_events: Some(5),
+            ingest_first_ms: Some(250),
+            prompt_gather_ms: Some(0),
+            batches_from_memory: Some(false),
             ..PolicyOverrides::default()
         };
         o.apply(&mut p).unwrap();
@@ -556,6 +576,9 @@ mod tests {
             call_queue_capacity: 7,
             max_endpoints: 2,
             breaker_probe_events: 5,
+            ingest_first: Duration::from_millis(250),
+            prompt_gather: Duration::ZERO,
+            batches_from_memory: false,
             ..Policy::default()
         };
         assert_eq!(p, expected);
