@@ -470,6 +470,19 @@ impl Engine {
             && matches!(self.next, Next::None)
     }
 
+    /// True when nothing waits to be polled before [`Engine::poll_timeout`]: no store
+    /// operation, request or notification to hand out, no state to save. A runtime may
+    /// then leave an input (an event within a commit interval) unpolled until that
+    /// timeout, instead of polling after each: the browser package spares each such
+    /// `track()` a task.
+    pub fn waits_for_timeout(&self) -> bool {
+        self.ops.is_empty()
+            && self.held_delete.is_empty()
+            && !self.state_dirty
+            && self.notifications.is_empty()
+            && !matches!(self.upload, Upload::Ready(_))
+    }
+
     /// The events settled (delivered, or dropped by the server's answer) whose delete the
     /// store has not confirmed yet, by `seq`, in order: still stored, and sent again by
     /// the next start if the program is gone before the delete completes. A runtime whose

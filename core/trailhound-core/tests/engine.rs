@@ -882,6 +882,37 @@ fn owed_deletes_go_first_and_are_never_sent() {
     );
 }
 
+/// An event within a commit interval leaves only the commit timer to wait for; an identity
+/// to save, or a batch ready to send, is work to poll now.
+#[test]
+fn waits_for_timeout_only_when_only_a_timer_is_due() {
+    let mut store = MemoryStore::new();
+    let mut engine = Engine::new(loads_only(), 1, store.snapshot().unwrap(), identity(1), T0);
+    let mut drain = |engine: &mut Engine| {
+        while let Some(op) = engine.poll_store(T0).cloned() {
+            let result = execute(&mut store, &op);
+            engine.handle_store(result, T0);
+        }
+        while engine.poll_notification().is_some() {}
+    };
+    drain(&mut engine);
+    assert!(engine.waits_for_timeout(), "settled");
+    engine.handle_event(conformance::event(0, T0, 300), T0);
+    assert!(engine.waits_for_timeout(), "the commit has its timer");
+    let commit_at = T0 + ms(Policy::default().commit_interval);
+    assert_eq!(engine.poll_timeout(), Some(commit_at));
+    engine.handle_event(conformance::event(0, T0 + 1, 300), T0 + 1);
+    assert!(engine.waits_for_timeout());
+    assert_eq!(engine.poll_timeout(), Some(commit_at), "the same timer");
+    engine.handle_identity(identity(2));
+    assert!(!engine.waits_for_timeout(), "an identity to save");
+    drain(&mut engine);
+    engine.handle_flush(T0);
+    drain(&mut engine);
+    assert!(!engine.waits_for_timeout(), "a batch ready to send");
+    assert!(engine.poll_transmit(T0).is_some());
+}
+
 // ----- scheduling -----
 
 /// Offline, nothing is ever sent: not on a schedule, not on `flush()`, not when going to the background.
