@@ -42,6 +42,15 @@ try {
   await page.evaluate(() => window.th.flush());
   await until("the first events", 10_000, async () => (await events()).length === total());
   check("online events delivered", true);
+  // The messageId track() returns (made by index.js from crypto.getRandomValues) is the one sent.
+  const returned = await page.evaluate(() => window.th.track("Song Shared", { via: "e2e" }));
+  expect("track Song Shared");
+  await page.evaluate(() => window.th.flush());
+  await until("the shared event", 10_000, async () => (await events()).length === total());
+  const shared = (await events()).find((e) => e.name === "Song Shared");
+  check("track() returns the messageId sent", shared?.messageId === returned
+    && /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(returned),
+    `returned ${returned}, sent ${shared?.messageId}`);
 
   // 2. Offline: events wait in IndexedDB; nothing reaches the collector.
   await context.setOffline(true);

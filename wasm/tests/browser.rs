@@ -107,6 +107,13 @@ export function holdDb(name) {
     };
   });
 }
+// Counts queueMicrotask calls (the tasks the client starts) until unwrapped.
+export function countMicrotasks() {
+  const original = globalThis.queueMicrotask;
+  const counter = { n: 0, stop: () => { globalThis.queueMicrotask = original; } };
+  globalThis.queueMicrotask = (f) => { counter.n++; original(f); };
+  return counter;
+}
 export function kept(key) { return localStorage.getItem(key); }
 export function setKept(key, value) { localStorage.setItem(key, value); }
 export function deleteDb(name) {
@@ -136,6 +143,8 @@ extern "C" {
     #[wasm_bindgen(js_name = holdDb)]
     fn hold_db(name: &str) -> js_sys::Promise;
     fn kept(key: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = countMicrotasks)]
+    fn count_microtasks() -> JsValue;
     #[wasm_bindgen(js_name = setKept)]
     fn set_kept(key: &str, value: &str);
 }
@@ -440,6 +449,92 @@ async fn acknowledged_events_are_kept_owed_until_deleted() {
     release.call0(&JsValue::NULL).unwrap();
     until("the delete", 5_000.0, || kept(&owed_key(&db)).is_none()).await;
     assert_eq!(num(&th.stats(), "queued_events"), 0.0);
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// `trackWithId` (what `index.js`'s `track` calls with a UUID it makes) sends the
+/// event with that messageId and says whether it was queued; an empty id is refused.
+#[wasm_bindgen_test]
+async fn track_with_id_sends_that_id() {
+    let server = install_fake_server();
+    set_online(true);
+    let db = unique_name("with-id");
+    let th = load(&db, JsValue::UNDEFINED).await;
+    let props = || js_sys::JSON::parse(r#"{"n":1}"#).unwrap();
+    let id = "0b7e3a52-93c5-4c1e-9d1b-6f0e8f3c2a11";
+    assert!(th
+        .track_with_id(id.into(), "Song Played".into(), props())
+        .map_err(JsValue::from)
+        .unwrap());
+    assert!(th
+        .track_with_id(String::new(), "Song Played".into(), props())
+        .is_err());
+    until("delivery", 5_000.0, || num(&th.stats(), "delivered") == 1.0).await;
+    assert_eq!(ids(&server), vec![id.to_owned()]);
+    th.opt_out().map_err(JsValue::from).unwrap();
+    assert!(!th
+        .track_with_id(
+            "1e5a7f00-93c5-4c1e-9d1b-6f0e8f3c2a12".into(),
+            "x".into(),
+            props()
+        )
+        .map_err(JsValue::from)
+        .unwrap());
+    th.close().await.map_err(JsValue::from).unwrap();
+    JsFuture::from(delete_db(&db)).await.unwrap();
+}
+
+/// Events within a commit interval start no task of their own: the commit timer already
+/// set commits them, together. The first after a quiet spell does start one (it sets the
+/// timer), and so does an `identify` (its identity is saved at once).
+#[wasm_bindgen_test]
+async fn events_within_a_commit_interval_start_no_task() {
+    install_fake_server();
+    set_online(false);
+    let db = unique_name("timed");
+    let policy = js_sys::JSON::parse(r#"{"commitIntervalMs":400}"#).unwrap();
+    let th = load(&db, policy).await;
+    let track = |n: u32| {
+        let props = js_sys::JSON::parse(&format!("{{\"n\":{n}}}")).unwrap();
+        th.track("Song Played".into(), props)
+            .map_err(JsValue::from)
+            .unwrap();
+    };
+    wait_ms(50.0).await;
+    let counter = count_microtasks();
+    track(0);
+    let first = num(&counter, "n");
+    assert!(first >= 1.0, "the first event sets the timer: {first}");
+    wait_ms(20.0).await;
+    let before = num(&counter, "n");
+    for n in 1..6 {
+        track(n);
+    }
+    assert_eq!(
+        num(&counter, "n"),
+        before,
+        "no task for events the timer commits"
+    );
+    th.identify("user-1".into(), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    assert!(num(&counter, "n") > before, "an identify is saved now");
+    js_sys::Reflect::get(&counter, &"stop".into())
+        .unwrap()
+        .unchecked_into::<js_sys::Function>()
+        .call0(&counter)
+        .unwrap();
+    let stats = th.stats();
+    assert!(
+        num(&stats, "uncommitted_events") > 0.0,
+        "the commit waits for its timer"
+    );
+    until("the commit", 2_000.0, || {
+        num(&th.stats(), "uncommitted_events") == 0.0
+    })
+    .await;
+    assert_eq!(num(&th.stats(), "queued_events"), 7.0);
     th.close().await.map_err(JsValue::from).unwrap();
     JsFuture::from(delete_db(&db)).await.unwrap();
 }
