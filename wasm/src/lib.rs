@@ -963,10 +963,14 @@ impl Trailhound {
         } else {
             Queue::open(&db_name).await
         };
-        // What an earlier page owed this queue is deleted before anything else.
-        let owed = match &queue {
-            Queue::Idb(_) => journal::take(&db_name, snapshot.max_seq),
-            Queue::Memory { .. } => Vec::new(),
+        // What an earlier page owed this queue is deleted before anything else; the journal
+        // keeps it until then.
+        let (owed, journal) = match &queue {
+            Queue::Idb(_) => {
+                let owed = journal::take(&db_name, snapshot.max_seq);
+                (owed.clone(), Some(journal::Journal::new(&db_name, owed)))
+            }
+            Queue::Memory { .. } => (Vec::new(), None),
         };
         let now = now_ms();
         let seed = u64::from_le_bytes(platform::random_bytes()[..8].try_into().unwrap_or_default());
@@ -977,7 +981,7 @@ impl Trailhound {
             Identity::new(platform::uuid_v4()),
             now,
         );
-        engine.handle_owed_deletes(owed.clone());
+        engine.handle_owed_deletes(owed);
         let bases: Vec<String> = endpoints.iter().map(|e| e.base().to_owned()).collect();
         engine.set_endpoints(&bases);
         let mut conditions = DeviceConditions::default();
@@ -1004,7 +1008,6 @@ impl Trailhound {
         } else {
             None
         };
-        let journal = matches!(queue, Queue::Idb(_)).then(|| journal::Journal::new(&db_name, owed));
         let sh: Shared = Rc::new(RefCell::new(Inner {
             engine,
             queue: Rc::new(queue),

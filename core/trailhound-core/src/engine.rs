@@ -721,16 +721,7 @@ impl Engine {
         let mut lost = std::mem::take(&mut self.stored);
         // Events whose delete is still to run were settled already (delivered or dropped,
         // and counted then): not lost again.
-        let settled: u64 = self
-            .ops
-            .iter()
-            .chain(self.in_flight_op.as_ref())
-            .map(|op| match op {
-                StoreOp::Delete(seqs) => seqs.len() as u64,
-                _ => 0,
-            })
-            .sum::<u64>()
-            + self.held_delete.len() as u64;
+        let settled = self.deletes_owed().len() as u64;
         lost.events = lost.events.saturating_sub(settled);
         self.ops.retain(|op| !matches!(op, StoreOp::Delete(_)));
         self.held_delete.clear();
