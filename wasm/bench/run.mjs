@@ -34,6 +34,11 @@ const CALLS = Number(opt("calls", "BENCH_CALLS", 1000));
 const RUNS = Math.max(2, Number(opt("runs", "BENCH_RUNS", 6)));
 const PKG = opt("pkg", "BENCH_PKG", join(root, "wasm", "pkg"));
 const PROFILE = opt("profile", "BENCH_PROFILE", false);
+// One cold load is one sample of a noisy figure: each variant's cold load is the median of
+// COLD first loads, each in a fresh profile (the first is the one `--runs` starts with).
+const COLD = Math.max(1, Number(opt("cold", "BENCH_COLD", 3)));
+// Only the loads (cold and warm), for comparing builds' load times quickly.
+const LOADS_ONLY = opt("loads-only", "BENCH_LOADS_ONLY", false);
 const PACE_MS = 10;
 const ACK_TIMEOUT_MS = 40_000;
 const OUT = join(root, "target", "bench", "last-run.json");
@@ -217,6 +222,15 @@ async function variant(sdk) {
     loads.push({ run: r + 1, navToReady: info.navToReady, scriptToReady: info.scriptToReady, moduleToReady: info.moduleToReady,
       filesServed: files.length, wasmTransferSize: wasm ? wasm.transferSize : null, navigation: info.navigation });
   }
+  // More cold loads, each the first load of a fresh profile.
+  for (let c = 1; c < COLD; c++) {
+    const fresh = await launch();
+    await fresh.page.goto(`${origin}/`);
+    await open(fresh.page, url);
+    const info = await fresh.page.evaluate(() => window.bench.loadInfo());
+    await fresh.close();
+    loads[0].more = [...(loads[0].more ?? []), { navToReady: info.navToReady, scriptToReady: info.scriptToReady }];
+  }
   // Where a warm load's time goes (Trailhound only): import, wasm init, Client.load.
   const split = [];
   if (sdk === "trailhound") {
@@ -228,6 +242,10 @@ async function variant(sdk) {
     await open(page, url);
   }
   const transfer = firstFiles.map((f) => ({ path: f.path, bytes: f.bytes, gzip9: gz(f.file) }));
+  if (LOADS_ONLY) {
+    await close();
+    return { sdk, loads, split, transfer };
+  }
 
   // The calls, on the last (warm) load's page.
   const cdp = await context.newCDPSession(page);
@@ -466,27 +484,30 @@ const chromeVersion = await (async () => { const b = await chromium.launch(chrom
 
 const base = await variant("none");
 const th = await variant("trailhound");
-const reloads = await scenarios();
-const prof = PROFILE ? await profile() : null;
+const reloads = LOADS_ONLY ? null : await scenarios();
+const prof = PROFILE && !LOADS_ONLY ? await profile() : null;
 
 const us = (ms) => (ms == null ? "–" : ms < 1 ? `${(ms * 1000).toFixed(1)} µs` : `${ms.toFixed(2)} ms`);
 const ms0 = (ms) => (ms == null ? "–" : `${ms.toFixed(0)} ms`);
 const kib = (b) => `${(b / 1024).toFixed(1)} KiB`;
 const gzTotal = (v) => v.transfer.reduce((a, f) => a + f.gzip9, 0);
+const colds = (v, key) => [v.loads[0][key], ...(v.loads[0].more ?? []).map((l) => l[key])];
 const loadCol = (v, key) => {
-  const cold = v.loads[0][key];
+  const cold = median(colds(v, key));
   const warm = v.loads.slice(1).map((l) => l[key]);
   return `${ms0(cold)} / ${ms0(median(warm))}`;
 };
 const callCol = (v, k) => { const s = v.phases[k].perCall; return `${us(s.p50)} / ${us(s.p99)} / ${us(s.max)}`; };
 const both = (f) => `${f(base)} | ${f(th)}`;
 const ph = (k) => (v) => v.phases[k];
-const rows = [
+const loadRows = [
   `| metric | baseline (no SDK) | trailhound |`,
   `|---|---|---|`,
   `| transfer, gzip -9 of what the page loaded (cold) | ${kib(gzTotal(base))} (${base.transfer.length} files) | ${kib(gzTotal(th))} (${th.transfer.length} files; SDK ${kib(gzTotal(th) - gzTotal(base))}) |`,
-  `| load to ready from navigation start, cold / warm median of ${RUNS - 1} | ${loadCol(base, "navToReady")} | ${loadCol(th, "navToReady")} |`,
+  `| load to ready from navigation start, cold median of ${COLD} / warm median of ${RUNS - 1} | ${loadCol(base, "navToReady")} | ${loadCol(th, "navToReady")} |`,
   `| load to ready from script start, cold / warm median | ${loadCol(base, "scriptToReady")} | ${loadCol(th, "scriptToReady")} |`,
+];
+const rows = LOADS_ONLY ? loadRows : [...loadRows,
   `| per call, burst of ${CALLS}: p50 / p99 / max | ${callCol(base, "burst")} | ${callCol(th, "burst")} |`,
   `| per call, burst: mean of the timed calls / loop time ÷ ${CALLS} (exact) | ${us(base.phases.burst.perCall.mean)} / ${us(base.phases.burst.loopMeanMs)} | ${us(th.phases.burst.perCall.mean)} / ${us(th.phases.burst.loopMeanMs)} |`,
   `| per call, paced ${1000 / PACE_MS} Hz: p50 / p99 / max | ${callCol(base, "paced")} | ${callCol(th, "paced")} |`,
@@ -511,9 +532,10 @@ const res = th.resolution;
 console.log(`\nTrailhound browser benchmark, ${new Date().toISOString().slice(0, 16)}Z, checkout at ${commit}, Chromium ${chromeVersion}, ${CALLS} calls, ${RUNS} loads`);
 console.log(`Package: ${PKG} (wasm sha256 ${wasmSha}; built from whatever wasm/ held when build.sh ran)\n`);
 console.log(rows.join("\n"));
-console.log(`\nTimer: crossOriginIsolated ${res.crossOriginIsolated}, performance.now() steps min ${us(res.min)}, median ${us(res.median)}.`);
+if (res) console.log(`\nTimer: crossOriginIsolated ${res.crossOriginIsolated}, performance.now() steps min ${us(res.min)}, median ${us(res.median)}.`);
 console.log(`Transfer (cold load, per file, served bytes -> gzip -9):`);
 for (const f of th.transfer) console.log(`  ${f.path}: ${f.bytes} B -> ${f.gzip9} B`);
+for (const v of [base, th]) console.log(`Cold loads (${v.sdk}), navigation start to ready: ${colds(v, "navToReady").map(ms0).join(", ")}`);
 console.log(`Loads (trailhound): ${th.loads.map((l) => `#${l.run} ${ms0(l.navToReady)} (script ${ms0(l.scriptToReady)}, ${l.filesServed} files served, wasm transferSize ${l.wasmTransferSize})`).join("; ")}`);
 if (th.split.length) {
   const m = (k) => ms0(median(th.split.map((x) => x[k])));
@@ -525,11 +547,13 @@ for (const v of [base, th]) {
   console.log(`Warm loads (${v.sdk}, median): navigation start to fetchStart ${m("fetchStart")}, to the page's response end ${m("responseEnd")}, to its first script ${m("scriptStart")}.`);
 }
 console.log(`Loads (baseline): ${base.loads.map((l) => `#${l.run} ${ms0(l.navToReady)}`).join("; ")}`);
+if (!LOADS_ONLY) {
 console.log(`Slowest burst calls (trailhound, call index: time): ${th.phases.burst.slowest.map(([i, t]) => `#${i} ${us(t)}`).join(", ")}`);
 console.log(`Slowest paced calls (trailhound): ${th.phases.paced.slowest.map(([i, t]) => `#${i} ${us(t)}`).join(", ")}`);
 console.log(`Reload (c): ${reloads.c.how}; received while offline ${reloads.c.receivedWhileOffline}.`);
 console.log(`Reload (a): the SDK's stats().delivered when each reload began: ${reloads.a.map((a) => `${a.sdkDeliveredAtReload} (${a.after} ms after)`).join(", ")}, of 20.`);
 console.log(`Reload (b) requests per try: ${reloads.b.map((b) => b.requests.join(", ")).join("; ")}.`);
+}
 if (prof) {
   for (const kind of ["burst", "paced"]) {
     const p = prof[kind];
