@@ -246,12 +246,10 @@ fn context_info(app: Option<AppInfo>) -> ContextInfo {
     let g = platform::global();
     let nav = get(&g, "navigator");
     let screen = get(&g, "screen");
-    let tz = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new())
-        .resolved_options();
     ContextInfo {
         app,
         locale: get(&nav, "language").as_string(),
-        timezone: get(&tz, "timeZone").as_string(),
+        timezone: platform::time_zone(),
         user_agent: get(&nav, "userAgent").as_string(),
         screen_width: get(&screen, "width").as_f64().map(|v| v as u32),
         screen_height: get(&screen, "height").as_f64().map(|v| v as u32),

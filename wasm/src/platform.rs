@@ -53,6 +53,8 @@ extern "C" {
     pub fn keep(key: &str, value: Option<&str>) -> bool;
     #[wasm_bindgen(js_name = thKept)]
     pub fn kept(key: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = thTimeZone)]
+    pub fn time_zone() -> Option<String>;
 }
 
 #[wasm_bindgen]
