@@ -277,11 +277,14 @@ export function thKept(key) {
 
 // The system's IANA time zone, for the context. `Temporal.Now.timeZoneId()` where the
 // browser has it: `Intl.DateTimeFormat` loads the locale's date formats to answer, 15-39 ms
-// of a first page load in Chromium (wasm/bench marks; under 0.1 ms for Temporal).
+// of a first page load in Chromium (wasm/bench marks; under 0.1 ms for Temporal). What a
+// page's own `Temporal` answers is taken only if it looks like a zone's name (IANA names
+// are at most about 30 characters): it is in every event's context.
 export function thTimeZone() {
   try {
     const t = globalThis.Temporal;
-    if (t && t.Now && typeof t.Now.timeZoneId === "function") return String(t.Now.timeZoneId());
+    const id = t && t.Now && typeof t.Now.timeZoneId === "function" ? t.Now.timeZoneId() : null;
+    if (typeof id === "string" && id.length > 0 && id.length <= 64) return id;
   } catch {}
   try {
     return new Intl.DateTimeFormat().resolvedOptions().timeZone;
